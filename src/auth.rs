@@ -1,0 +1,229 @@
+//! Agents' credentials and sessions: argon2 password hashes, server-side session tokens
+//! (cookie or Bearer), the `Origin` rule for cookie-carried mutations, and login throttling.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+use crate::model::Agent;
+use crate::AppState;
+
+pub const SESSION_COOKIE: &str = "smsdesk_session";
+pub const SESSION_DAYS: i64 = 30;
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing the password failed: {e}"))
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A hash to verify against when the email is unknown, so both cases take as long.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password").unwrap_or_default())
+}
+
+/// A new session token (given to the client) and its hash (kept in the database).
+pub fn new_token() -> (String, String) {
+    let bytes: [u8; 32] = rand::random();
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// The session token a request carries, and whether it came in the cookie.
+pub fn request_token(headers: &HeaderMap) -> Option<(String, bool)> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some((bearer.trim().to_owned(), false));
+    }
+    cookie_token(headers).map(|t| (t, true))
+}
+
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The `Set-Cookie` value that starts a session.
+pub fn session_cookie(token: &str, secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        SESSION_DAYS * 24 * 3600,
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// Whether `headers` carry an `Origin` we serve.
+pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| state.allowed_origins.iter().any(|a| a == o))
+}
+
+/// The signed-in agent of a request. Cookie-carried requests that change state must come
+/// from one of our own origins.
+pub struct CurrentAgent(pub Agent);
+
+impl FromRequestParts<AppState> for CurrentAgent {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let (token, from_cookie) = request_token(&parts.headers).ok_or(AppError::Unauthorized)?;
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if from_cookie && !safe && !origin_allowed(state, &parts.headers) {
+            return Err(AppError::Forbidden(
+                "cookie-authenticated requests must come from this site (Origin header)".into(),
+            ));
+        }
+        state
+            .store
+            .session_agent(&token_hash(&token))
+            .await?
+            .map(CurrentAgent)
+            .ok_or(AppError::Unauthorized)
+    }
+}
+
+/// Failed logins per client address: after [`SLOW_AFTER`] failures within the window each
+/// attempt waits a little longer, after [`BLOCK_AFTER`] the address gets `429` until the
+/// window ends.
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    window: Duration,
+}
+
+const SLOW_AFTER: u32 = 3;
+const BLOCK_AFTER: u32 = 10;
+const MAX_TRACKED: usize = 100_000;
+
+pub enum Throttle {
+    Go,
+    Wait(Duration),
+    Blocked,
+}
+
+impl LoginThrottle {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            failures: Mutex::new(HashMap::new()),
+            window,
+        }
+    }
+
+    pub fn check(&self, ip: IpAddr) -> Throttle {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&ip) {
+            Some((n, since)) if since.elapsed() < self.window => {
+                if *n >= BLOCK_AFTER {
+                    Throttle::Blocked
+                } else if *n >= SLOW_AFTER {
+                    Throttle::Wait(Duration::from_millis(250 * u64::from(n - SLOW_AFTER + 1)))
+                } else {
+                    Throttle::Go
+                }
+            }
+            _ => Throttle::Go,
+        }
+    }
+
+    pub fn failed(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_TRACKED {
+            let window = self.window;
+            map.retain(|_, (_, since)| since.elapsed() < window);
+        }
+        let entry = map.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= self.window {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    pub fn succeeded(&self, ip: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_round_trip() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn throttle_slows_then_blocks() {
+        let t = LoginThrottle::new(Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(matches!(t.check(ip), Throttle::Go));
+        for _ in 0..SLOW_AFTER {
+            t.failed(ip);
+        }
+        assert!(matches!(t.check(ip), Throttle::Wait(_)));
+        for _ in SLOW_AFTER..BLOCK_AFTER {
+            t.failed(ip);
+        }
+        assert!(matches!(t.check(ip), Throttle::Blocked));
+        t.succeeded(ip);
+        assert!(matches!(t.check(ip), Throttle::Go));
+    }
+
+    #[test]
+    fn cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, "a=1; smsdesk_session=tok; b=2".parse().unwrap());
+        assert_eq!(request_token(&h), Some(("tok".into(), true)));
+        h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
+        assert_eq!(request_token(&h), Some(("xyz".into(), false)));
+    }
+}

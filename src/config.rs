@@ -1,0 +1,297 @@
+//! Typed settings read from the environment (and `.env`), with defaults that make a bare
+//! `cargo run` work. Every problem is reported as one line naming the variable.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// A configuration problem, rendered as the one line printed before exiting.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+fn bad(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.into(),
+    }
+}
+
+/// Where the data lives. `Debug` and `Display` never show a password.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let lower = raw.to_ascii_lowercase();
+        if lower.starts_with("sqlite:") {
+            if raw.trim_start_matches("sqlite:").trim_start_matches("//").is_empty() {
+                return Err(bad("DATABASE_URL", "the sqlite URL names no file"));
+            }
+        } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            let url = Url::parse(raw)
+                .map_err(|e| bad("DATABASE_URL", format!("not a valid postgres URL ({e})")))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(bad("DATABASE_URL", "the postgres URL names no host"));
+            }
+        } else {
+            return Err(bad(
+                "DATABASE_URL",
+                "unknown scheme: use sqlite://path/to/file.db or postgres://user@host/db",
+            ));
+        }
+        Ok(Self(SecretString::from(raw.to_owned())))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        !self.expose().to_ascii_lowercase().starts_with("sqlite:")
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The URL with any password replaced, for logs and the banner.
+    pub fn redacted(&self) -> String {
+        match Url::parse(self.expose()) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            _ => self.expose().to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Credentials for the real Twilio.
+#[derive(Clone)]
+pub struct TwilioLive {
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    pub api_base: Url,
+    pub messaging_service_sid: Option<String>,
+}
+
+impl fmt::Debug for TwilioLive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioLive")
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"***")
+            .field("api_base", &self.api_base.as_str())
+            .field("messaging_service_sid", &self.messaging_service_sid)
+            .finish()
+    }
+}
+
+/// Live Twilio, or the in-process simulator when no credentials are set.
+#[derive(Clone, Debug)]
+pub enum TwilioMode {
+    Live(TwilioLive),
+    Simulated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub database_url: DatabaseUrl,
+    /// `None` means `http://localhost:<bound port>`, decided once the listener is bound.
+    pub public_url: Option<Url>,
+    pub twilio: TwilioMode,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads the process environment; `.env` must already be loaded.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get`, so tests can supply their own values.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let port = match get("PORT") {
+            None => 3000,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad("PORT", format!("`{p}` is not a port number (0-65535)")))?,
+        };
+        let host = match get("HOST") {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(h) if h == "localhost" => IpAddr::from([127, 0, 0, 1]),
+            Some(h) => h
+                .parse()
+                .map_err(|_| bad("HOST", format!("`{h}` is not an IP address")))?,
+        };
+        let database_url = DatabaseUrl::parse(
+            &get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/smsdesk.db".into()),
+        )?;
+        let public_url = get("PUBLIC_URL")
+            .map(|raw| parse_base_url("PUBLIC_URL", &raw))
+            .transpose()?;
+
+        let twilio = match (get("TWILIO_ACCOUNT_SID"), get("TWILIO_AUTH_TOKEN")) {
+            (None, None) => TwilioMode::Simulated,
+            (Some(_), None) => {
+                return Err(bad(
+                    "TWILIO_AUTH_TOKEN",
+                    "TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is not: set both for live mode, or neither for the simulator",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "TWILIO_ACCOUNT_SID",
+                    "TWILIO_AUTH_TOKEN is set but TWILIO_ACCOUNT_SID is not: set both for live mode, or neither for the simulator",
+                ));
+            }
+            (Some(account_sid), Some(token)) => {
+                if !account_sid.starts_with("AC") {
+                    return Err(bad(
+                        "TWILIO_ACCOUNT_SID",
+                        "an account SID starts with AC (find it on the Twilio console's home page)",
+                    ));
+                }
+                let api_base = parse_base_url(
+                    "TWILIO_API_BASE",
+                    &get("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
+                )?;
+                let messaging_service_sid = get("TWILIO_MESSAGING_SERVICE_SID");
+                if let Some(ms) = &messaging_service_sid
+                    && !ms.starts_with("MG")
+                {
+                    return Err(bad(
+                        "TWILIO_MESSAGING_SERVICE_SID",
+                        "a messaging service SID starts with MG",
+                    ));
+                }
+                TwilioMode::Live(TwilioLive {
+                    account_sid,
+                    auth_token: SecretString::from(token),
+                    api_base,
+                    messaging_service_sid,
+                })
+            }
+        };
+
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(bad(
+                    "LOG_FORMAT",
+                    format!("`{other}` is not a log format (text or json)"),
+                ));
+            }
+        };
+
+        Ok(Self {
+            host,
+            port,
+            database_url,
+            public_url,
+            twilio,
+            log_format,
+        })
+    }
+}
+
+/// An http(s) URL without a trailing slash, query or fragment, to which paths are appended.
+fn parse_base_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| bad(var, format!("`{raw}` is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad(var, format!("`{raw}` must be an http:// or https:// URL")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(var, "must not carry a query or fragment"));
+    }
+    let trimmed = url.as_str().trim_end_matches('/').to_owned();
+    Url::parse(&trimmed).map_err(|e| bad(var, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.port, 3000);
+        assert_eq!(s.host.to_string(), "127.0.0.1");
+        assert!(!s.database_url.is_postgres());
+        assert!(matches!(s.twilio, TwilioMode::Simulated));
+    }
+
+    #[test]
+    fn one_twilio_credential_alone_is_refused() {
+        let err = settings(&[("TWILIO_ACCOUNT_SID", "AC123")]).unwrap_err();
+        assert_eq!(err.var, "TWILIO_AUTH_TOKEN");
+        let err = settings(&[("TWILIO_AUTH_TOKEN", "x")]).unwrap_err();
+        assert_eq!(err.var, "TWILIO_ACCOUNT_SID");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(settings(&[("PORT", "http")]).unwrap_err().var, "PORT");
+        assert_eq!(
+            settings(&[("DATABASE_URL", "mysql://x/y")]).unwrap_err().var,
+            "DATABASE_URL"
+        );
+        assert_eq!(
+            settings(&[("PUBLIC_URL", "ftp://x")]).unwrap_err().var,
+            "PUBLIC_URL"
+        );
+    }
+
+    #[test]
+    fn database_password_is_never_shown() {
+        let url = DatabaseUrl::parse("postgres://bob:hunter2@db.example/app").unwrap();
+        assert!(!format!("{url:?} {url}").contains("hunter2"));
+        let s = settings(&[
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "topsecret"),
+        ])
+        .unwrap();
+        assert!(!format!("{s:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let s = settings(&[("PUBLIC_URL", "https://abc.ngrok.io/")]).unwrap();
+        assert_eq!(s.public_url.unwrap().as_str(), "https://abc.ngrok.io/");
+        let s = settings(&[("PUBLIC_URL", "https://abc.ngrok.io/crm/")]).unwrap();
+        assert_eq!(s.public_url.unwrap().as_str(), "https://abc.ngrok.io/crm");
+    }
+}

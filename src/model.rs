@@ -1,0 +1,293 @@
+//! The domain as the contract shows it: agents, conversations, messages and statuses.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A database id, shown to clients as a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(pub i64);
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(i64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Id(n)),
+            Raw::Text(t) => t
+                .parse()
+                .map_err(|_| serde::de::Error::custom("an id is a string of digits")),
+        }
+    }
+}
+
+impl FromStr for Id {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        s.parse().map(Id).map_err(|_| ())
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Times go out as RFC 3339 with milliseconds, in UTC.
+pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// Now, truncated to milliseconds so stored and compared times agree on every backend.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    pub id: Id,
+    pub email: String,
+    pub name: String,
+    pub numbers: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+}
+
+/// A message's status: ours (`pending`), Twilio's outbound ones, and `received` for inbound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Accepted,
+    Scheduled,
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Undelivered,
+    Failed,
+    Canceled,
+    Read,
+    Received,
+}
+
+impl Status {
+    pub const ALL: [Status; 12] = [
+        Self::Pending,
+        Self::Accepted,
+        Self::Scheduled,
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Delivered,
+        Self::Undelivered,
+        Self::Failed,
+        Self::Canceled,
+        Self::Read,
+        Self::Received,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Scheduled => "scheduled",
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Undelivered => "undelivered",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Read => "read",
+            Self::Received => "received",
+        }
+    }
+
+    /// How far along a message is; a stored status only ever moves to a higher rank
+    /// (see [`Status::may_replace`] for the one exception within the final rank).
+    pub fn rank(self) -> i64 {
+        match self {
+            Self::Pending => 0,
+            Self::Accepted | Self::Scheduled | Self::Queued => 1,
+            Self::Sending => 2,
+            Self::Sent => 3,
+            Self::Delivered | Self::Undelivered | Self::Failed | Self::Canceled => 4,
+            Self::Read => 5,
+            Self::Received => 4,
+        }
+    }
+
+    /// Whether a callback saying `self` should overwrite a stored `current`.
+    pub fn may_replace(self, current: Status) -> bool {
+        self.rank() > current.rank()
+            || (self == Self::Delivered && matches!(current, Self::Undelivered | Self::Failed))
+    }
+
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failed | Self::Undelivered)
+    }
+}
+
+impl FromStr for Status {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+            .ok_or(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Media {
+    pub url: String,
+    pub content_type: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: Id,
+    pub conversation_id: Id,
+    pub direction: Direction,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub media: Vec<Media>,
+    pub status: Status,
+    pub error_code: Option<i64>,
+    pub error_message: Option<String>,
+    pub twilio_sid: Option<String>,
+    pub client_id: Option<String>,
+    pub agent_id: Option<Id>,
+    pub segments: i64,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    pub seq: i64,
+}
+
+impl Message {
+    /// The payload of `message:status`.
+    pub fn status_event(&self) -> StatusEvent<'_> {
+        StatusEvent {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            status: self.status,
+            error_code: self.error_code,
+            error_message: self.error_message.as_deref(),
+            twilio_sid: self.twilio_sid.as_deref(),
+            updated_at: self.updated_at,
+            seq: self.seq,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusEvent<'a> {
+    pub id: Id,
+    pub conversation_id: Id,
+    pub status: Status,
+    pub error_code: Option<i64>,
+    pub error_message: Option<&'a str>,
+    pub twilio_sid: Option<&'a str>,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+    pub seq: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    pub phone: String,
+    pub name: Option<String>,
+    pub opted_out: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    pub id: Id,
+    pub our_number: String,
+    pub contact: Contact,
+    pub last_message: Option<Message>,
+    pub unread_count: i64,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct TypingEvent {
+    #[serde(rename = "conversationId")]
+    pub conversation_id: Id,
+    #[serde(rename = "agentId")]
+    pub agent_id: Id,
+    #[serde(rename = "agentName")]
+    pub agent_name: String,
+    #[serde(rename = "isTyping")]
+    pub is_typing: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_only_move_forward() {
+        use Status::*;
+        assert!(Sent.may_replace(Queued));
+        assert!(!Queued.may_replace(Sent));
+        assert!(!Sent.may_replace(Sent));
+        assert!(Delivered.may_replace(Undelivered));
+        assert!(Delivered.may_replace(Failed));
+        assert!(!Undelivered.may_replace(Delivered));
+        assert!(!Failed.may_replace(Undelivered));
+        assert!(Read.may_replace(Delivered));
+        assert!(Queued.may_replace(Pending));
+    }
+
+    #[test]
+    fn ids_are_strings_outside() {
+        assert_eq!(serde_json::to_string(&Id(42)).unwrap(), "\"42\"");
+        assert_eq!(serde_json::from_str::<Id>("\"42\"").unwrap(), Id(42));
+        assert!(serde_json::from_str::<Id>("\"4x\"").is_err());
+        assert!("".parse::<Id>().is_err());
+        assert!("99999999999999999999".parse::<Id>().is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! The sending queue's workers: claim a pending message with a lease, call the Messages
+//! API, and record what happened. Errors that prove nothing was sent are retried with
+//! backoff; answers that leave it open are reconciled against Twilio's Messages list before
+//! any second attempt, so a message is never sent twice.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+
+use crate::AppState;
+use crate::model::{Message, Status};
+use crate::realtime;
+use crate::store::{Changed, SendJob};
+use crate::twilio::errors::describe;
+use crate::twilio::{Outgoing, TwilioError};
+
+/// How long a claimed message stays with its worker before another may take it.
+const LEASE: Duration = Duration::from_secs(60);
+/// After this long of failing to reach Twilio, a message is given up.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
+/// The longest pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often idle workers look for retries that came due.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+pub const WORKERS: usize = 4;
+
+pub async fn worker(state: AppState) {
+    loop {
+        if state.shutdown.is_cancelled() {
+            return;
+        }
+        match state.store.claim_send(LEASE).await {
+            Ok(Some(job)) => process(&state, job).await,
+            Ok(None) => {
+                tokio::select! {
+                    _ = state.outbox.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = state.shutdown.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sending queue: cannot claim work");
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = state.shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Accepted { sid: String, status: Status },
+    Failed { code: Option<i64>, reason: String },
+    Retry { after: Duration, error: String, maybe_sent: bool },
+}
+
+async fn process(state: &AppState, job: SendJob) {
+    let message = &job.message;
+    let outcome = if job.conversation_opted_out {
+        Outcome::Failed {
+            code: Some(21610),
+            reason: describe(21610).into(),
+        }
+    } else if job.maybe_sent {
+        match reconcile(state, &job).await {
+            Ok(Some(found)) => found,
+            Ok(None) => attempt(state, &job).await,
+            Err(e) => Outcome::Retry {
+                after: backoff(job.attempts, None),
+                error: format!("looking the message up in Twilio failed: {e}"),
+                maybe_sent: true,
+            },
+        }
+    } else {
+        attempt(state, &job).await
+    };
+    let recorded = match outcome {
+        Outcome::Accepted { sid, status } => {
+            state.store.mark_accepted(message.id, &sid, status).await
+        }
+        Outcome::Failed { code, reason } => {
+            tracing::warn!(message = %message.id, ?code, "sending failed: {reason}");
+            state
+                .store
+                .mark_failed(message.id, code, &reason, code == Some(21610))
+                .await
+        }
+        Outcome::Retry {
+            after,
+            error,
+            maybe_sent,
+        } => {
+            let tried_for = (Utc::now() - job.first_tried_at).to_std().unwrap_or_default();
+            if tried_for >= GIVE_UP_AFTER && !maybe_sent {
+                state
+                    .store
+                    .mark_failed(message.id, None, &format!("Twilio could not be reached: {error}"), false)
+                    .await
+            } else {
+                tracing::info!(message = %message.id, ?after, "sending will be retried: {error}");
+                let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
+                if let Err(e) = state.store.reschedule(message.id, at, &error, maybe_sent).await {
+                    tracing::warn!(error = %e, "sending queue: could not reschedule; the lease will expire");
+                }
+                return;
+            }
+        }
+    };
+    match recorded {
+        Ok(changed) => announce(state, &changed).await,
+        Err(e) => tracing::warn!(
+            error = %e,
+            message = %message.id,
+            "sending queue: result not recorded; the message will be looked up in Twilio after its lease"
+        ),
+    }
+}
+
+async fn announce(state: &AppState, changed: &Changed) {
+    realtime::message_status(&state.io, &changed.audience, &changed.message).await;
+    if let Some(conversation) = &changed.conversation {
+        realtime::conversation_updated(&state.io, &changed.audience, conversation).await;
+    }
+}
+
+async fn attempt(state: &AppState, job: &SendJob) -> Outcome {
+    let message = &job.message;
+    let status_callback = state
+        .status_callbacks
+        .then(|| format!("{}/api/crm/sms/status-webhook?mid={}", state.public_url, message.id));
+    let out = Outgoing {
+        to: &message.to,
+        from: &message.from,
+        messaging_service_sid: state.messaging_service_sid.as_deref(),
+        body: &message.body,
+        status_callback,
+    };
+    match state.twilio.send(&out).await {
+        Ok(resource) => Outcome::Accepted {
+            status: resource.status.parse().unwrap_or(Status::Queued),
+            sid: resource.sid,
+        },
+        Err(TwilioError::Api {
+            status,
+            code,
+            message: text,
+            retry_after,
+        }) => match status {
+            429 => Outcome::Retry {
+                after: backoff(job.attempts, retry_after),
+                error: format!("Twilio is rate limiting ({text})"),
+                maybe_sent: false,
+            },
+            500.. => Outcome::Retry {
+                after: backoff(job.attempts, retry_after),
+                error: format!("Twilio answered {status} ({text})"),
+                maybe_sent: true,
+            },
+            _ => Outcome::Failed {
+                reason: match code {
+                    Some(c) if describe(c) != describe(0) => describe(c).to_owned(),
+                    _ => text,
+                },
+                code,
+            },
+        },
+        Err(e @ TwilioError::NotSent(_)) => Outcome::Retry {
+            after: backoff(job.attempts, None),
+            error: e.to_string(),
+            maybe_sent: false,
+        },
+        Err(e @ TwilioError::NoAnswer(_)) => Outcome::Retry {
+            after: backoff(job.attempts, None),
+            error: e.to_string(),
+            maybe_sent: true,
+        },
+    }
+}
+
+/// Looks in Twilio's Messages list for a message an earlier attempt may have sent.
+async fn reconcile(state: &AppState, job: &SendJob) -> Result<Option<Outcome>, TwilioError> {
+    let message: &Message = &job.message;
+    let from = state
+        .messaging_service_sid
+        .as_deref()
+        .map_or(message.from.as_str(), |_| "");
+    let since = job.first_tried_at - chrono::Duration::days(1);
+    let sent = state.twilio.list_sent(&message.to, from, since).await?;
+    // Clocks differ a little; an identical text sent well before our first try is another message.
+    let earliest = job.first_tried_at - chrono::Duration::minutes(5);
+    let found = sent.into_iter().find(|m| {
+        m.body.as_deref() == Some(message.body.as_str()) && m.created().is_none_or(|c| c >= earliest)
+    });
+    Ok(found.map(|m| {
+        tracing::info!(message = %message.id, sid = %m.sid, "reconciled: Twilio already had this message");
+        Outcome::Accepted {
+            status: m.status.parse().unwrap_or(Status::Queued),
+            sid: m.sid,
+        }
+    }))
+}
+
+/// Exponential backoff with full jitter, never shorter than Twilio's `Retry-After`.
+fn backoff(attempts: i64, retry_after: Option<Duration>) -> Duration {
+    let exp = attempts.clamp(1, 16) as u32 - 1;
+    let ceiling = Duration::from_millis(500u64.saturating_mul(1 << exp)).min(MAX_BACKOFF);
+    let jittered = ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
+    jittered.max(retry_after.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        assert!(backoff(1, None) <= Duration::from_millis(500));
+        assert!(backoff(4, None) >= Duration::from_secs(2));
+        assert!(backoff(40, None) <= MAX_BACKOFF);
+        assert!(backoff(1, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
+    }
+}

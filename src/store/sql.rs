@@ -1,0 +1,824 @@
+//! The SQL both backends run. The statements are written once, in the common dialect of
+//! PostgreSQL and SQLite (`$n` parameters, `ON CONFLICT`, `RETURNING`), and `impl_store!`
+//! stamps the [`Store`](super::Store) implementation out for each pool type; the few
+//! differences are passed in as fragments.
+//!
+//! Every write that changes a message first takes the next `seq` from `change_counter`, so
+//! writers are ordered by it and a change never becomes visible behind a later one.
+
+macro_rules! message_columns {
+    () => {
+        "m.id, m.conversation_id, m.direction, m.from_number, m.to_number, m.body, m.media, \
+         m.status, m.error_code, m.error_message, m.twilio_sid, m.client_id, m.agent_id, \
+         m.segments, m.created_at, m.updated_at, m.seq"
+    };
+}
+
+/// The same columns unqualified, for `RETURNING` (SQLite takes no table alias there).
+macro_rules! returning_columns {
+    () => {
+        "id, conversation_id, direction, from_number, to_number, body, media, status, \
+         error_code, error_message, twilio_sid, client_id, agent_id, segments, created_at, \
+         updated_at, seq"
+    };
+}
+
+macro_rules! conversation_select {
+    () => {
+        concat!(
+            "SELECT c.id AS c_id, c.our_number, c.contact_phone, c.contact_name, c.opted_out, \
+             c.unread_count, c.updated_at AS c_updated_at, c.activity, ",
+            message_columns!(),
+            " FROM conversations c LEFT JOIN messages m ON m.id = c.last_message_id "
+        )
+    };
+}
+
+macro_rules! agent_select {
+    ($agg:literal) => {
+        concat!(
+            "SELECT a.id, a.email, a.name, a.password_hash, \
+             (SELECT ",
+            $agg,
+            "(n.number, ',') FROM agent_numbers n WHERE n.agent_id = a.id) AS numbers \
+             FROM agents a "
+        )
+    };
+}
+
+/// `c.our_number` is one of agent `$n`'s numbers.
+macro_rules! visible_to {
+    ($n:literal) => {
+        concat!(
+            " c.our_number IN (SELECT number FROM agent_numbers WHERE agent_id = $",
+            $n,
+            ") "
+        )
+    };
+}
+
+macro_rules! impl_store {
+    ($store:ident, $db:ty, backend: $backend:literal, agg: $agg:literal, skip_locked: $skip:literal) => {
+        use std::time::Duration;
+
+        use async_trait::async_trait;
+        use chrono::{DateTime, Utc};
+        use sqlx::Transaction;
+
+        use crate::model::{now, Agent, Conversation, Id, Message, Status};
+        use crate::sms::OptChange;
+        use crate::store::{
+            error_text, AgentRow, Changed, ConversationRow, Inbound, MessageRow, NewInbound,
+            NewOutbound, Outbound, Page, QueueStats, SendJob, StatusOutcome, StatusReport,
+            Store, StoreResult,
+        };
+
+        type Tx = Transaction<'static, $db>;
+
+        async fn next_seq(tx: &mut Tx) -> StoreResult<i64> {
+            Ok(sqlx::query_scalar::<_, i64>(
+                "UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+            )
+            .fetch_one(&mut **tx)
+            .await?)
+        }
+
+        async fn conversation_by_id(tx: &mut Tx, id: i64) -> StoreResult<Conversation> {
+            let row: ConversationRow =
+                sqlx::query_as(concat!(conversation_select!(), "WHERE c.id = $1"))
+                    .bind(id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            Ok(row.into_conversation().0)
+        }
+
+        async fn message_by_id(tx: &mut Tx, id: i64) -> StoreResult<Message> {
+            let row: MessageRow = sqlx::query_as(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m WHERE m.id = $1"
+            ))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok(row.into())
+        }
+
+        async fn audience_of(tx: &mut Tx, conversation: i64) -> StoreResult<Vec<Id>> {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT an.agent_id FROM conversations c \
+                 JOIN agent_numbers an ON an.number = c.our_number \
+                 WHERE c.id = $1 ORDER BY an.agent_id",
+            )
+            .bind(conversation)
+            .fetch_all(&mut **tx)
+            .await?;
+            Ok(ids.into_iter().map(Id).collect())
+        }
+
+        async fn agent_by_id(tx: &mut Tx, id: i64) -> StoreResult<Agent> {
+            let row: AgentRow = sqlx::query_as(concat!(agent_select!($agg), "WHERE a.id = $1"))
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await?;
+            Ok(row.into_agent().0)
+        }
+
+        /// Moves a message to `status` if that is further along; `None` if it was not.
+        async fn advance_status(
+            tx: &mut Tx,
+            id: i64,
+            status: Status,
+            error_code: Option<i64>,
+            sid: Option<&str>,
+        ) -> StoreResult<Option<Message>> {
+            let seq = next_seq(tx).await?;
+            let code = if status.is_failure() { error_code } else { None };
+            let row: Option<MessageRow> = sqlx::query_as(concat!(
+                "UPDATE messages SET status = $2, status_rank = $3, error_code = $4, \
+                 error_message = $5, twilio_sid = COALESCE(twilio_sid, $6), updated_at = $7, \
+                 seq = $8 \
+                 WHERE id = $1 AND (status_rank < $3 \
+                   OR ($2 = 'delivered' AND status IN ('undelivered', 'failed'))) \
+                 RETURNING ",
+                returning_columns!()
+            ))
+            .bind(id)
+            .bind(status.as_str())
+            .bind(status.rank())
+            .bind(code)
+            .bind(error_text(code))
+            .bind(sid)
+            .bind(now())
+            .bind(seq)
+            .fetch_optional(&mut **tx)
+            .await?;
+            Ok(row.map(Into::into))
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.reader).await?;
+                Ok(())
+            }
+
+            async fn count_agents(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM agents")
+                    .fetch_one(&self.reader)
+                    .await?)
+            }
+
+            async fn create_agent(
+                &self,
+                email: &str,
+                name: &str,
+                password_hash: &str,
+                numbers: &[String],
+            ) -> StoreResult<Option<Agent>> {
+                let mut tx = self.writer.begin().await?;
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO agents (email, name, password_hash, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (email) DO NOTHING RETURNING id",
+                )
+                .bind(email)
+                .bind(name)
+                .bind(password_hash)
+                .bind(now())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(id) = id else { return Ok(None) };
+                for number in numbers {
+                    sqlx::query(
+                        "INSERT INTO agent_numbers (agent_id, number) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(number)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let agent = agent_by_id(&mut tx, id).await?;
+                tx.commit().await?;
+                Ok(Some(agent))
+            }
+
+            async fn agent_by_email(&self, email: &str) -> StoreResult<Option<(Agent, String)>> {
+                let row: Option<AgentRow> =
+                    sqlx::query_as(concat!(agent_select!($agg), "WHERE a.email = $1"))
+                        .bind(email)
+                        .fetch_optional(&self.reader)
+                        .await?;
+                Ok(row.map(AgentRow::into_agent))
+            }
+
+            async fn list_agents(&self) -> StoreResult<Vec<Agent>> {
+                let rows: Vec<AgentRow> =
+                    sqlx::query_as(concat!(agent_select!($agg), "ORDER BY a.id"))
+                        .fetch_all(&self.reader)
+                        .await?;
+                Ok(rows.into_iter().map(|r| r.into_agent().0).collect())
+            }
+
+            async fn change_numbers(
+                &self,
+                agent: Id,
+                add: &[String],
+                remove: &[String],
+            ) -> StoreResult<Agent> {
+                let mut tx = self.writer.begin().await?;
+                for number in add {
+                    sqlx::query(
+                        "INSERT INTO agent_numbers (agent_id, number) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(agent.0)
+                    .bind(number)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for number in remove {
+                    sqlx::query("DELETE FROM agent_numbers WHERE agent_id = $1 AND number = $2")
+                        .bind(agent.0)
+                        .bind(number)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let agent = agent_by_id(&mut tx, agent.0).await?;
+                tx.commit().await?;
+                Ok(agent)
+            }
+
+            async fn create_session(
+                &self,
+                token_hash: &str,
+                agent: Id,
+                expires_at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO sessions (token_hash, agent_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(agent.0)
+                .bind(now())
+                .bind(expires_at)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn session_agent(&self, token_hash: &str) -> StoreResult<Option<Agent>> {
+                let row: Option<AgentRow> = sqlx::query_as(concat!(
+                    agent_select!($agg),
+                    "JOIN sessions s ON s.agent_id = a.id \
+                     WHERE s.token_hash = $1 AND s.expires_at > $2"
+                ))
+                .bind(token_hash)
+                .bind(now())
+                .fetch_optional(&self.reader)
+                .await?;
+                Ok(row.map(|r| r.into_agent().0))
+            }
+
+            async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn list_conversations(
+                &self,
+                agent: Id,
+                page: Page,
+            ) -> StoreResult<(Vec<Conversation>, Option<i64>)> {
+                let rows: Vec<ConversationRow> = sqlx::query_as(concat!(
+                    conversation_select!(),
+                    "WHERE",
+                    visible_to!("1"),
+                    "AND c.activity < $2 ORDER BY c.activity DESC, c.id DESC LIMIT $3"
+                ))
+                .bind(agent.0)
+                .bind(page.cursor.unwrap_or(i64::MAX))
+                .bind(page.limit)
+                .fetch_all(&self.reader)
+                .await?;
+                let full = rows.len() as i64 == page.limit;
+                let mut next = None;
+                let conversations = rows
+                    .into_iter()
+                    .map(|r| {
+                        let (c, activity) = r.into_conversation();
+                        next = Some(activity);
+                        c
+                    })
+                    .collect();
+                Ok((conversations, next.filter(|_| full)))
+            }
+
+            async fn conversation(&self, agent: Id, id: Id) -> StoreResult<Option<Conversation>> {
+                let row: Option<ConversationRow> = sqlx::query_as(concat!(
+                    conversation_select!(),
+                    "WHERE c.id = $2 AND",
+                    visible_to!("1")
+                ))
+                .bind(agent.0)
+                .bind(id.0)
+                .fetch_optional(&self.reader)
+                .await?;
+                Ok(row.map(|r| r.into_conversation().0))
+            }
+
+            async fn list_messages(
+                &self,
+                conversation: Id,
+                page: Page,
+            ) -> StoreResult<(Vec<Message>, Option<i64>)> {
+                let rows: Vec<MessageRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    message_columns!(),
+                    " FROM messages m WHERE m.conversation_id = $1 AND m.id < $2 \
+                     ORDER BY m.id DESC LIMIT $3"
+                ))
+                .bind(conversation.0)
+                .bind(page.cursor.unwrap_or(i64::MAX))
+                .bind(page.limit)
+                .fetch_all(&self.reader)
+                .await?;
+                let next = (rows.len() as i64 == page.limit)
+                    .then(|| rows.last().map(|m| m.id))
+                    .flatten();
+                Ok((rows.into_iter().map(Into::into).collect(), next))
+            }
+
+            async fn message(&self, agent: Id, id: Id) -> StoreResult<Option<Message>> {
+                let row: Option<MessageRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    message_columns!(),
+                    " FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                     WHERE m.id = $2 AND",
+                    visible_to!("1")
+                ))
+                .bind(agent.0)
+                .bind(id.0)
+                .fetch_optional(&self.reader)
+                .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn changes(&self, agent: Id, since: i64, limit: i64) -> StoreResult<Vec<Message>> {
+                let rows: Vec<MessageRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    message_columns!(),
+                    " FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                     WHERE m.seq > $2 AND",
+                    visible_to!("1"),
+                    "ORDER BY m.seq LIMIT $3"
+                ))
+                .bind(agent.0)
+                .bind(since)
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn audience(&self, conversation: Id) -> StoreResult<Vec<Id>> {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT an.agent_id FROM conversations c \
+                     JOIN agent_numbers an ON an.number = c.our_number \
+                     WHERE c.id = $1 ORDER BY an.agent_id",
+                )
+                .bind(conversation.0)
+                .fetch_all(&self.reader)
+                .await?;
+                Ok(ids.into_iter().map(Id).collect())
+            }
+
+            async fn open_conversation(
+                &self,
+                our_number: &str,
+                contact: &str,
+                name: Option<&str>,
+            ) -> StoreResult<Conversation> {
+                let mut tx = self.writer.begin().await?;
+                let seq = next_seq(&mut tx).await?;
+                let t = now();
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO conversations \
+                       (our_number, contact_phone, contact_name, activity, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) \
+                     ON CONFLICT (our_number, contact_phone) DO UPDATE \
+                       SET contact_name = COALESCE(excluded.contact_name, conversations.contact_name) \
+                     RETURNING id",
+                )
+                .bind(our_number)
+                .bind(contact)
+                .bind(name)
+                .bind(seq)
+                .bind(t)
+                .fetch_one(&mut *tx)
+                .await?;
+                let conversation = conversation_by_id(&mut tx, id).await?;
+                tx.commit().await?;
+                Ok(conversation)
+            }
+
+            async fn mark_read(&self, conversation: Id) -> StoreResult<Option<Conversation>> {
+                let mut tx = self.writer.begin().await?;
+                let changed = sqlx::query(
+                    "UPDATE conversations SET unread_count = 0 WHERE id = $1 AND unread_count <> 0",
+                )
+                .bind(conversation.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let result = if changed > 0 {
+                    Some(conversation_by_id(&mut tx, conversation.0).await?)
+                } else {
+                    None
+                };
+                tx.commit().await?;
+                Ok(result)
+            }
+
+            async fn insert_inbound(&self, msg: &NewInbound) -> StoreResult<Option<Inbound>> {
+                let mut tx = self.writer.begin().await?;
+                let seq = next_seq(&mut tx).await?;
+                let known: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
+                        .bind(&msg.twilio_sid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if known.is_some() {
+                    return Ok(None);
+                }
+                let t = now();
+                let conversation_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO conversations \
+                       (our_number, contact_phone, activity, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4) \
+                     ON CONFLICT (our_number, contact_phone) DO UPDATE SET updated_at = excluded.updated_at \
+                     RETURNING id",
+                )
+                .bind(&msg.to)
+                .bind(&msg.from)
+                .bind(seq)
+                .bind(t)
+                .fetch_one(&mut *tx)
+                .await?;
+                let media = serde_json::to_string(&msg.media).unwrap_or_else(|_| "[]".into());
+                let row: Option<MessageRow> = sqlx::query_as(concat!(
+                    "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
+                       body, media, status, status_rank, twilio_sid, segments, created_at, \
+                       updated_at, seq) \
+                     VALUES ($1, 'inbound', $2, $3, $4, $5, 'received', $6, $7, $8, $9, $9, $10) \
+                     ON CONFLICT DO NOTHING RETURNING ",
+                    returning_columns!()
+                ))
+                .bind(conversation_id)
+                .bind(&msg.from)
+                .bind(&msg.to)
+                .bind(&msg.body)
+                .bind(media)
+                .bind(Status::Received.rank())
+                .bind(&msg.twilio_sid)
+                .bind(msg.segments)
+                .bind(t)
+                .bind(seq)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let opted_out = msg.opt_change.map(|c| c == OptChange::OptOut);
+                sqlx::query(
+                    "UPDATE conversations SET unread_count = unread_count + 1, \
+                       last_message_id = $2, activity = $3, updated_at = $4, \
+                       opted_out = COALESCE($5, opted_out) \
+                     WHERE id = $1",
+                )
+                .bind(conversation_id)
+                .bind(row.id)
+                .bind(seq)
+                .bind(t)
+                .bind(opted_out)
+                .execute(&mut *tx)
+                .await?;
+                let conversation = conversation_by_id(&mut tx, conversation_id).await?;
+                let audience = audience_of(&mut tx, conversation_id).await?;
+                tx.commit().await?;
+                Ok(Some(Inbound {
+                    message: row.into(),
+                    conversation,
+                    audience,
+                }))
+            }
+
+            async fn insert_outbound(&self, msg: &NewOutbound) -> StoreResult<Outbound> {
+                let mut tx = self.writer.begin().await?;
+                let seq = next_seq(&mut tx).await?;
+                let earlier: Option<MessageRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    message_columns!(),
+                    " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
+                ))
+                .bind(msg.agent_id.0)
+                .bind(&msg.client_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(earlier) = earlier {
+                    let same = earlier.body == msg.body
+                        && earlier.conversation_id == msg.conversation_id.0;
+                    return Ok(if same {
+                        Outbound::Existing(earlier.into())
+                    } else {
+                        Outbound::ClientIdReused
+                    });
+                }
+                let (our_number, contact, opted_out): (String, String, bool) = sqlx::query_as(
+                    "SELECT our_number, contact_phone, opted_out FROM conversations WHERE id = $1",
+                )
+                .bind(msg.conversation_id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                if opted_out {
+                    return Ok(Outbound::OptedOut);
+                }
+                let t = now();
+                let row: MessageRow = sqlx::query_as(concat!(
+                    "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
+                       body, media, status, status_rank, client_id, agent_id, segments, created_at, \
+                       updated_at, seq) \
+                     VALUES ($1, 'outbound', $2, $3, $4, '[]', 'pending', 0, $5, $6, $7, $8, $8, $9) \
+                     RETURNING ",
+                    returning_columns!()
+                ))
+                .bind(msg.conversation_id.0)
+                .bind(our_number)
+                .bind(contact)
+                .bind(&msg.body)
+                .bind(&msg.client_id)
+                .bind(msg.agent_id.0)
+                .bind(msg.segments)
+                .bind(t)
+                .bind(seq)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO send_jobs (message_id, run_at) VALUES ($1, $2)")
+                    .bind(row.id)
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE conversations SET last_message_id = $2, activity = $3, updated_at = $4 \
+                     WHERE id = $1",
+                )
+                .bind(msg.conversation_id.0)
+                .bind(row.id)
+                .bind(seq)
+                .bind(t)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Outbound::Created(row.into()))
+            }
+
+            async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
+                let mut tx = self.writer.begin().await?;
+                let found: Option<(i64, Option<String>, i64)> = match report.message_id {
+                    Some(id) => sqlx::query_as(
+                        "SELECT id, twilio_sid, conversation_id FROM messages \
+                         WHERE id = $1 AND direction = 'outbound'",
+                    )
+                    .bind(id.0)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                    None => sqlx::query_as(
+                        "SELECT id, twilio_sid, conversation_id FROM messages WHERE twilio_sid = $1",
+                    )
+                    .bind(&report.twilio_sid)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                };
+                let Some((id, sid, conversation)) = found else {
+                    if report.message_id.is_some() {
+                        return Ok(StatusOutcome::Stale);
+                    }
+                    sqlx::query(
+                        "INSERT INTO early_statuses (twilio_sid, status, error_code, received_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&report.twilio_sid)
+                    .bind(report.status.as_str())
+                    .bind(report.error_code)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(StatusOutcome::Deferred);
+                };
+                if sid.is_some_and(|s| s != report.twilio_sid) {
+                    tracing::warn!(
+                        message = id,
+                        sid = %report.twilio_sid,
+                        "status callback names another sid than the message has; ignored"
+                    );
+                    return Ok(StatusOutcome::Stale);
+                }
+                let updated = advance_status(
+                    &mut tx,
+                    id,
+                    report.status,
+                    report.error_code,
+                    Some(&report.twilio_sid),
+                )
+                .await?;
+                let Some(message) = updated else { return Ok(StatusOutcome::Stale) };
+                let audience = audience_of(&mut tx, conversation).await?;
+                tx.commit().await?;
+                Ok(StatusOutcome::Applied(Changed {
+                    message,
+                    audience,
+                    conversation: None,
+                }))
+            }
+
+            async fn claim_send(&self, lease: Duration) -> StoreResult<Option<SendJob>> {
+                let t = now();
+                let until = t + chrono::Duration::from_std(lease).unwrap_or_default();
+                let mut tx = self.writer.begin().await?;
+                let claimed: Option<(i64, i64, Option<DateTime<Utc>>, bool)> = sqlx::query_as(
+                    concat!(
+                        "UPDATE send_jobs SET lease_until = $1, attempts = attempts + 1, \
+                           first_tried_at = COALESCE(first_tried_at, $2), \
+                           maybe_sent = (maybe_sent OR lease_until IS NOT NULL) \
+                         WHERE message_id = (SELECT message_id FROM send_jobs \
+                             WHERE run_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
+                             ORDER BY run_at, message_id LIMIT 1",
+                        $skip,
+                        ") AND (lease_until IS NULL OR lease_until < $2) \
+                         RETURNING message_id, attempts, first_tried_at, maybe_sent"
+                    ),
+                )
+                .bind(until)
+                .bind(t)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((id, attempts, first_tried_at, maybe_sent)) = claimed else {
+                    return Ok(None);
+                };
+                let message = message_by_id(&mut tx, id).await?;
+                let opted_out: bool =
+                    sqlx::query_scalar("SELECT opted_out FROM conversations WHERE id = $1")
+                        .bind(message.conversation_id.0)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                Ok(Some(SendJob {
+                    message,
+                    conversation_opted_out: opted_out,
+                    attempts,
+                    first_tried_at: first_tried_at.unwrap_or(t),
+                    maybe_sent,
+                }))
+            }
+
+            async fn mark_accepted(&self, message: Id, sid: &str, status: Status) -> StoreResult<Changed> {
+                let mut tx = self.writer.begin().await?;
+                let seq = next_seq(&mut tx).await?;
+                sqlx::query(
+                    "UPDATE messages SET twilio_sid = $2, \
+                       status = CASE WHEN status_rank < $3 THEN $4 ELSE status END, \
+                       status_rank = CASE WHEN status_rank < $3 THEN $3 ELSE status_rank END, \
+                       updated_at = $5, seq = $6 \
+                     WHERE id = $1",
+                )
+                .bind(message.0)
+                .bind(sid)
+                .bind(status.rank())
+                .bind(status.as_str())
+                .bind(now())
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM send_jobs WHERE message_id = $1")
+                    .bind(message.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let early: Vec<(String, Option<i64>)> = sqlx::query_as(
+                    "SELECT status, error_code FROM early_statuses WHERE twilio_sid = $1",
+                )
+                .bind(sid)
+                .fetch_all(&mut *tx)
+                .await?;
+                if !early.is_empty() {
+                    sqlx::query("DELETE FROM early_statuses WHERE twilio_sid = $1")
+                        .bind(sid)
+                        .execute(&mut *tx)
+                        .await?;
+                    let mut best: Option<(Status, Option<i64>)> = None;
+                    for (s, code) in early {
+                        let Ok(s) = s.parse::<Status>() else { continue };
+                        if best.is_none_or(|(b, _)| s.may_replace(b)) {
+                            best = Some((s, code));
+                        }
+                    }
+                    if let Some((s, code)) = best {
+                        advance_status(&mut tx, message.0, s, code, Some(sid)).await?;
+                    }
+                }
+                let updated = message_by_id(&mut tx, message.0).await?;
+                let audience = audience_of(&mut tx, updated.conversation_id.0).await?;
+                tx.commit().await?;
+                Ok(Changed {
+                    message: updated,
+                    audience,
+                    conversation: None,
+                })
+            }
+
+            async fn mark_failed(
+                &self,
+                message: Id,
+                code: Option<i64>,
+                reason: &str,
+                opt_out: bool,
+            ) -> StoreResult<Changed> {
+                let mut tx = self.writer.begin().await?;
+                let seq = next_seq(&mut tx).await?;
+                sqlx::query(
+                    "UPDATE messages SET status = 'failed', status_rank = 4, error_code = $2, \
+                       error_message = $3, updated_at = $4, seq = $5 \
+                     WHERE id = $1 AND status_rank < 4",
+                )
+                .bind(message.0)
+                .bind(code)
+                .bind(reason)
+                .bind(now())
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM send_jobs WHERE message_id = $1")
+                    .bind(message.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let updated = message_by_id(&mut tx, message.0).await?;
+                let conversation = if opt_out {
+                    sqlx::query("UPDATE conversations SET opted_out = TRUE WHERE id = $1")
+                        .bind(updated.conversation_id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(conversation_by_id(&mut tx, updated.conversation_id.0).await?)
+                } else {
+                    None
+                };
+                let audience = audience_of(&mut tx, updated.conversation_id.0).await?;
+                tx.commit().await?;
+                Ok(Changed {
+                    message: updated,
+                    audience,
+                    conversation,
+                })
+            }
+
+            async fn reschedule(
+                &self,
+                message: Id,
+                at: DateTime<Utc>,
+                error: &str,
+                maybe_sent: bool,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE send_jobs SET run_at = $2, lease_until = NULL, maybe_sent = $3, \
+                       last_error = $4 WHERE message_id = $1",
+                )
+                .bind(message.0)
+                .bind(at)
+                .bind(maybe_sent)
+                .bind(error)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn queue_stats(&self) -> StoreResult<QueueStats> {
+                let (depth, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(m.created_at) FROM send_jobs j \
+                     JOIN messages m ON m.id = j.message_id",
+                )
+                .fetch_one(&self.reader)
+                .await?;
+                Ok(QueueStats { depth, oldest })
+            }
+        }
+    };
+}
+
+pub(crate) use {
+    agent_select, conversation_select, impl_store, message_columns, returning_columns, visible_to,
+};

@@ -1,0 +1,237 @@
+//! The Messages API client. The same code talks to the real Twilio and to the simulator.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// A message resource, as far as we read it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct MessageResource {
+    pub sid: String,
+    pub status: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub error_code: Option<i64>,
+    /// RFC 2822, as Twilio writes dates.
+    #[serde(default)]
+    pub date_created: Option<String>,
+}
+
+impl MessageResource {
+    pub fn created(&self) -> Option<DateTime<Utc>> {
+        self.date_created
+            .as_deref()
+            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.with_timezone(&Utc))
+    }
+}
+
+#[derive(Deserialize)]
+struct ListPage {
+    messages: Vec<MessageResource>,
+    #[serde(default)]
+    next_page_uri: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiErrorBody {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TwilioError {
+    /// Twilio answered with an error.
+    #[error("Twilio answered {status}: {message} (code {code:?})")]
+    Api {
+        status: u16,
+        code: Option<i64>,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The request never reached Twilio: nothing was sent.
+    #[error("could not reach Twilio: {0}")]
+    NotSent(String),
+    /// The request may have reached Twilio but no answer came back.
+    #[error("no answer from Twilio: {0}")]
+    NoAnswer(String),
+}
+
+impl TwilioError {
+    fn from_reqwest(e: reqwest::Error) -> Self {
+        if e.is_connect() || e.is_builder() {
+            Self::NotSent(e.to_string())
+        } else {
+            Self::NoAnswer(e.to_string())
+        }
+    }
+}
+
+/// What to send.
+#[derive(Clone, Debug)]
+pub struct Outgoing<'a> {
+    pub to: &'a str,
+    pub from: &'a str,
+    pub messaging_service_sid: Option<&'a str>,
+    pub body: &'a str,
+    pub status_callback: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct TwilioClient {
+    http: reqwest::Client,
+    account_url: String,
+    account_sid: String,
+    auth_token: SecretString,
+}
+
+impl TwilioClient {
+    /// `api_base` is `https://api.twilio.com` or the simulator's address.
+    pub fn new(api_base: &str, account_sid: &str, auth_token: SecretString) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .user_agent(concat!("smsdesk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the TLS backend is compiled in");
+        Self {
+            http,
+            account_url: format!(
+                "{}/2010-04-01/Accounts/{account_sid}",
+                api_base.trim_end_matches('/')
+            ),
+            account_sid: account_sid.to_owned(),
+            auth_token,
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+
+    pub fn auth_token(&self) -> &str {
+        self.auth_token.expose_secret()
+    }
+
+    /// `POST /Messages.json`.
+    pub async fn send(&self, msg: &Outgoing<'_>) -> Result<MessageResource, TwilioError> {
+        let mut form: Vec<(&str, &str)> = vec![("To", msg.to), ("Body", msg.body)];
+        match msg.messaging_service_sid {
+            Some(ms) => form.push(("MessagingServiceSid", ms)),
+            None => form.push(("From", msg.from)),
+        }
+        if let Some(cb) = &msg.status_callback {
+            form.push(("StatusCallback", cb));
+        }
+        let response = self
+            .http
+            .post(format!("{}/Messages.json", self.account_url))
+            .basic_auth(&self.account_sid, Some(self.auth_token()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(TwilioError::from_reqwest)?;
+        read(response).await
+    }
+
+    /// Messages sent from `from` to `to` on or after the day of `since` (Twilio filters by
+    /// date, not time), newest first, at most a few pages.
+    pub async fn list_sent(
+        &self,
+        to: &str,
+        from: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<MessageResource>, TwilioError> {
+        let date = since.format("%Y-%m-%d").to_string();
+        let mut url = format!("{}/Messages.json", self.account_url);
+        let mut query: Option<Vec<(&str, &str)>> = Some(vec![
+            ("To", to),
+            ("From", from),
+            ("DateSent>", &date),
+            ("PageSize", "100"),
+        ]);
+        let mut found = Vec::new();
+        for _ in 0..5 {
+            let mut req = self
+                .http
+                .get(&url)
+                .basic_auth(&self.account_sid, Some(self.auth_token()));
+            if let Some(q) = query.take() {
+                req = req.query(&q);
+            }
+            let response = req.send().await.map_err(TwilioError::from_reqwest)?;
+            let page: ListPage = read(response).await?;
+            found.extend(page.messages);
+            match page.next_page_uri {
+                Some(next) if !next.is_empty() => {
+                    let origin = self
+                        .account_url
+                        .split("/2010-04-01")
+                        .next()
+                        .unwrap_or_default();
+                    url = format!("{origin}{next}");
+                }
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// Fetches a media file, with the account's credentials when the URL is Twilio's.
+    pub async fn fetch_media(&self, url: &str) -> Result<reqwest::Response, TwilioError> {
+        let mut req = self.http.get(url);
+        if url.starts_with("https://api.twilio.com/") || url.starts_with(&self.account_url) {
+            req = req.basic_auth(&self.account_sid, Some(self.auth_token()));
+        }
+        let response = req.send().await.map_err(TwilioError::from_reqwest)?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(TwilioError::Api {
+                status: response.status().as_u16(),
+                code: None,
+                message: "media could not be fetched".into(),
+                retry_after: None,
+            })
+        }
+    }
+}
+
+async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, TwilioError> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| TwilioError::NoAnswer(e.to_string()))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| {
+            TwilioError::NoAnswer(format!("unreadable answer from Twilio ({e})"))
+        });
+    }
+    let body: Option<ApiErrorBody> = serde_json::from_slice(&bytes).ok();
+    Err(TwilioError::Api {
+        status: status.as_u16(),
+        code: body.as_ref().and_then(|b| b.code),
+        message: body
+            .and_then(|b| b.message)
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+        retry_after,
+    })
+}

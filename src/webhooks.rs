@@ -1,0 +1,245 @@
+//! Twilio's two webhooks: inbound messages and status callbacks. Both are checked against
+//! `X-Twilio-Signature` before anything is read, stored at most once, and pushed after the
+//! commit.
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::{AppError, AppResult};
+use crate::model::{Id, Media, Status};
+use crate::realtime;
+use crate::sms::{opt_change, segments};
+use crate::store::{NewInbound, StatusOutcome, StatusReport};
+use crate::twilio::signature;
+
+/// Twilio allows at most 10 media per message.
+const MAX_MEDIA: usize = 10;
+const MAX_FIELD: usize = 64;
+const MAX_BODY: usize = 16 * 1024;
+const MAX_URL: usize = 2048;
+
+/// The empty TwiML answer: no automatic reply.
+fn twiml() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>",
+    )
+        .into_response()
+}
+
+/// A webhook's form parameters, in the order received.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn required(&self, name: &'static str, max: usize) -> AppResult<&str> {
+        let value = self
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| AppError::BadRequest(format!("the webhook has no {name}")))?;
+        if value.len() > max {
+            return Err(AppError::BadRequest(format!("{name} is too long")));
+        }
+        Ok(value)
+    }
+}
+
+/// Parses a Twilio form post and checks its signature against `PUBLIC_URL` + path + query.
+fn verified(state: &AppState, uri: &OriginalUri, headers: &HeaderMap, body: &Bytes) -> AppResult<Params> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(AppError::UnsupportedMediaType(
+            "Twilio webhooks are application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| AppError::BadRequest(format!("the form body cannot be read: {e}")))?;
+    let path = uri.0.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{path}", state.public_url);
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if signature.is_empty() || !signature::verify(state.twilio.auth_token(), &url, &params, signature) {
+        tracing::warn!(
+            %url,
+            signed = !signature.is_empty(),
+            "rejected a webhook: X-Twilio-Signature does not match. Is PUBLIC_URL exactly the \
+             base URL Twilio calls (the ngrok URL in development), and the auth token right?"
+        );
+        return Err(AppError::Forbidden(
+            "the X-Twilio-Signature header is missing or wrong".into(),
+        ));
+    }
+    Ok(Params(params))
+}
+
+fn valid_sid(sid: &str) -> bool {
+    sid.len() == 34
+        && sid.as_bytes()[..2].iter().all(u8::is_ascii_uppercase)
+        && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `POST /api/crm/sms/webhook`: an SMS or MMS arrived.
+pub async fn inbound(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let p = verified(&state, &uri, &headers, &body)?;
+    let sid = p.required("MessageSid", MAX_FIELD)?;
+    if !valid_sid(sid) {
+        return Err(AppError::BadRequest("MessageSid is not a Twilio sid".into()));
+    }
+    let from = p.required("From", MAX_FIELD)?;
+    let to = p.required("To", MAX_FIELD)?;
+    let text = p.get("Body").unwrap_or_default();
+    if text.len() > MAX_BODY {
+        return Err(AppError::BadRequest("Body is too long".into()));
+    }
+    let num_media = match p.get("NumMedia").filter(|n| !n.is_empty()) {
+        None => 0,
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= MAX_MEDIA)
+            .ok_or_else(|| AppError::BadRequest("NumMedia must be a number from 0 to 10".into()))?,
+    };
+    let mut media = Vec::with_capacity(num_media);
+    for i in 0..num_media {
+        let Some(url) = p.get(&format!("MediaUrl{i}")).filter(|u| !u.is_empty()) else {
+            continue;
+        };
+        if url.len() > MAX_URL || !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(AppError::BadRequest(format!("MediaUrl{i} is not a URL")));
+        }
+        let content_type = p
+            .get(&format!("MediaContentType{i}"))
+            .filter(|c| !c.is_empty() && c.len() <= 255)
+            .unwrap_or("application/octet-stream");
+        media.push(Media {
+            url: url.to_owned(),
+            content_type: content_type.to_owned(),
+        });
+    }
+    let reported_segments = p.get("NumSegments").and_then(|n| n.parse::<i64>().ok());
+    let msg = NewInbound {
+        twilio_sid: sid.to_owned(),
+        from: from.to_owned(),
+        to: to.to_owned(),
+        body: text.to_owned(),
+        media,
+        segments: reported_segments
+            .filter(|n| (1..=100).contains(n))
+            .unwrap_or_else(|| segments(text).max(1)),
+        opt_change: opt_change(text, p.get("OptOutType")),
+    };
+    match state.store.insert_inbound(&msg).await? {
+        Some(stored) => {
+            tracing::info!(sid, conversation = %stored.conversation.id, "inbound message stored");
+            realtime::new_message(&state.io, &stored.audience, &stored.message).await;
+            realtime::conversation_updated(&state.io, &stored.audience, &stored.conversation).await;
+        }
+        None => tracing::info!(sid, "inbound message already stored; Twilio retried"),
+    }
+    Ok(twiml())
+}
+
+/// `POST /api/crm/sms/status-webhook`: Twilio tells how far a message got.
+pub async fn status(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let p = verified(&state, &uri, &headers, &body)?;
+    let sid = p.required("MessageSid", MAX_FIELD)?;
+    if !valid_sid(sid) {
+        return Err(AppError::BadRequest("MessageSid is not a Twilio sid".into()));
+    }
+    let reported = p.required("MessageStatus", MAX_FIELD)?;
+    let Ok(status) = reported.parse::<Status>() else {
+        tracing::info!(sid, status = reported, "ignored a status we do not track");
+        return Ok(twiml());
+    };
+    let message_id = uri
+        .0
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|q| q.into_iter().find(|(k, _)| k == "mid"))
+        .and_then(|(_, v)| v.parse::<Id>().ok());
+    let report = StatusReport {
+        message_id,
+        twilio_sid: sid.to_owned(),
+        status,
+        error_code: p.get("ErrorCode").and_then(|c| c.trim().parse().ok()),
+    };
+    match state.store.apply_status(&report).await? {
+        StatusOutcome::Applied(changed) => {
+            tracing::info!(sid, status = status.as_str(), "message status updated");
+            realtime::message_status(&state.io, &changed.audience, &changed.message).await;
+        }
+        StatusOutcome::Stale => {
+            tracing::debug!(sid, status = status.as_str(), "status not newer than stored")
+        }
+        StatusOutcome::Deferred => {
+            tracing::info!(sid, status = status.as_str(), "status for a sid not recorded yet; kept")
+        }
+    }
+    Ok(twiml())
+}
+
+pub async fn inbound_info() -> impl IntoResponse {
+    axum::Json(json!({
+        "success": true,
+        "message": "Twilio Incoming Message Webhook Endpoint",
+        "instructions": [
+            "In the Twilio Console open Phone Numbers → Manage → Active Numbers → your number.",
+            "Under Messaging Configuration set \"A message comes in\" to this URL (PUBLIC_URL + /api/crm/sms/webhook), method POST.",
+            "Requests must carry a valid X-Twilio-Signature; PUBLIC_URL must be the exact base URL Twilio calls.",
+        ],
+    }))
+}
+
+pub async fn status_info() -> impl IntoResponse {
+    axum::Json(json!({
+        "success": true,
+        "message": "Twilio Status Callback Webhook Endpoint",
+        "instructions": [
+            "smsdesk sets StatusCallback on every message it sends, so nothing needs configuring when PUBLIC_URL is public.",
+            "To receive statuses for messages sent elsewhere, set the number's Status Callback URL to PUBLIC_URL + /api/crm/sms/status-webhook, method POST.",
+            "Events: queued, sending, sent, delivered, undelivered, failed.",
+        ],
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sids_look_like_twilio_sids() {
+        assert!(valid_sid("SM0123456789abcdef0123456789abcdef"));
+        assert!(valid_sid("MM0123456789ABCDEF0123456789abcdef"));
+        assert!(!valid_sid("SM0123"));
+        assert!(!valid_sid("sm0123456789abcdef0123456789abcdef"));
+        assert!(!valid_sid("SM0123456789abcdef0123456789abcdeg"));
+    }
+}
