@@ -41,7 +41,9 @@ impl PageQuery {
                 .parse::<i64>()
                 .ok()
                 .filter(|l| (1..=max).contains(l))
-                .ok_or_else(|| AppError::invalid(format!("limit must be a number from 1 to {max}")))?,
+                .ok_or_else(|| {
+                    AppError::invalid(format!("limit must be a number from 1 to {max}"))
+                })?,
         };
         let cursor = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             None => None,
@@ -80,7 +82,12 @@ pub struct NewAgent {
 }
 
 /// Checks what a new agent needs; shared by the setup page and the CLI.
-pub fn validate_agent(email: &str, name: &str, password: &str, numbers: &[String]) -> AppResult<NewAgent> {
+pub fn validate_agent(
+    email: &str,
+    name: &str,
+    password: &str,
+    numbers: &[String],
+) -> AppResult<NewAgent> {
     let email = email.trim().to_lowercase();
     if email.len() > 254 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
         return Err(AppError::invalid("email is not an email address"));
@@ -93,7 +100,9 @@ pub fn validate_agent(email: &str, name: &str, password: &str, numbers: &[String
         return Err(AppError::invalid("password must be at least 8 characters"));
     }
     if numbers.is_empty() || numbers.len() > 50 {
-        return Err(AppError::invalid("numbers must list 1 to 50 Twilio numbers"));
+        return Err(AppError::invalid(
+            "numbers must list 1 to 50 Twilio numbers",
+        ));
     }
     let numbers = numbers
         .iter()
@@ -115,13 +124,19 @@ async fn start_session(state: &AppState, agent: Agent, status: StatusCode) -> Ap
     state.store.create_session(&hash, agent.id, expires).await?;
     Ok((
         status,
-        [(header::SET_COOKIE, session_cookie(&token, state.secure_cookies))],
+        [(
+            header::SET_COOKIE,
+            session_cookie(&token, state.secure_cookies),
+        )],
         axum::Json(json!({"agent": agent, "token": token})),
     )
         .into_response())
 }
 
-pub async fn setup(State(state): State<AppState>, Json(body): Json<SetupBody>) -> AppResult<Response> {
+pub async fn setup(
+    State(state): State<AppState>,
+    Json(body): Json<SetupBody>,
+) -> AppResult<Response> {
     if !state.setup_token_matches(&body.token) {
         return Err(AppError::NotFound("setup token"));
     }
@@ -211,8 +226,13 @@ pub async fn list_conversations(
     CurrentAgent(agent): CurrentAgent,
     Query(q): Query<PageQuery>,
 ) -> AppResult<Json<Value>> {
-    let (conversations, next) = state.store.list_conversations(agent.id, q.page(50, 200)?).await?;
-    Ok(Json(json!({"conversations": conversations, "nextCursor": cursor_string(next)})))
+    let (conversations, next) = state
+        .store
+        .list_conversations(agent.id, q.page(50, 200)?)
+        .await?;
+    Ok(Json(
+        json!({"conversations": conversations, "nextCursor": cursor_string(next)}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -226,7 +246,8 @@ pub struct OpenBody {
 fn our_number(agent: &Agent, from: Option<&str>) -> AppResult<String> {
     match from.filter(|f| !f.trim().is_empty()) {
         Some(f) => {
-            let n = normalize_phone(f).ok_or_else(|| AppError::invalid("from is not a phone number"))?;
+            let n = normalize_phone(f)
+                .ok_or_else(|| AppError::invalid("from is not a phone number"))?;
             if agent.numbers.contains(&n) {
                 Ok(n)
             } else {
@@ -246,9 +267,14 @@ pub async fn open_conversation(
     CurrentAgent(agent): CurrentAgent,
     Json(body): Json<OpenBody>,
 ) -> AppResult<Response> {
-    let phone = normalize_phone(&body.phone).ok_or_else(|| AppError::invalid("phone is not a phone number"))?;
+    let phone = normalize_phone(&body.phone)
+        .ok_or_else(|| AppError::invalid("phone is not a phone number"))?;
     let from = our_number(&agent, body.from.as_deref())?;
-    let name = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
     if name.is_some_and(|n| n.chars().count() > 100) {
         return Err(AppError::invalid("name must be at most 100 characters"));
     }
@@ -260,7 +286,11 @@ pub async fn open_conversation(
     Ok((StatusCode::OK, Json(conversation)).into_response())
 }
 
-async fn visible_conversation(state: &AppState, agent: &Agent, id: &str) -> AppResult<Conversation> {
+async fn visible_conversation(
+    state: &AppState,
+    agent: &Agent,
+    id: &str,
+) -> AppResult<Conversation> {
     let id = parse_id(id, "conversation")?;
     state
         .store
@@ -276,8 +306,13 @@ pub async fn list_messages(
     Query(q): Query<PageQuery>,
 ) -> AppResult<Json<Value>> {
     let conversation = visible_conversation(&state, &agent, &id).await?;
-    let (messages, next) = state.store.list_messages(conversation.id, q.page(50, 200)?).await?;
-    Ok(Json(json!({"messages": messages, "nextCursor": cursor_string(next)})))
+    let (messages, next) = state
+        .store
+        .list_messages(conversation.id, q.page(50, 200)?)
+        .await?;
+    Ok(Json(
+        json!({"messages": messages, "nextCursor": cursor_string(next)}),
+    ))
 }
 
 pub async fn mark_read(
@@ -340,7 +375,8 @@ pub async fn send(
     let conversation = match (body.conversation_id, body.to.as_deref()) {
         (Some(id), _) => visible_conversation(&state, &agent, &id.to_string()).await?,
         (None, Some(to)) => {
-            let to = normalize_phone(to).ok_or_else(|| AppError::invalid("to is not a phone number"))?;
+            let to =
+                normalize_phone(to).ok_or_else(|| AppError::invalid("to is not a phone number"))?;
             let from = our_number(&agent, body.from.as_deref())?;
             state.store.open_conversation(&from, &to, None).await?
         }
@@ -374,7 +410,9 @@ async fn queue_message(
             realtime::new_message(&state.io, &audience, &message).await;
             Ok((StatusCode::ACCEPTED, Json(json!({"message": message}))).into_response())
         }
-        Outbound::Existing(message) => Ok((StatusCode::OK, Json(json!({"message": message}))).into_response()),
+        Outbound::Existing(message) => {
+            Ok((StatusCode::OK, Json(json!({"message": message}))).into_response())
+        }
         Outbound::ClientIdReused => Err(AppError::conflict(
             "client_id_reused",
             "this clientId was already used for another message",
@@ -415,7 +453,8 @@ pub async fn retry(
             "only a failed or undelivered outbound message can be retried",
         ));
     }
-    let conversation = visible_conversation(&state, &agent, &original.conversation_id.to_string()).await?;
+    let conversation =
+        visible_conversation(&state, &agent, &original.conversation_id.to_string()).await?;
     queue_message(&state, &agent, &conversation, original.body, body.client_id).await
 }
 
@@ -448,7 +487,9 @@ pub async fn sync(
     let messages = state.store.changes(agent.id, since, page.limit).await?;
     let cursor = messages.last().map_or(since, |m| m.seq);
     let has_more = messages.len() as i64 == page.limit;
-    Ok(Json(json!({"messages": messages, "cursor": cursor, "hasMore": has_more})))
+    Ok(Json(
+        json!({"messages": messages, "cursor": cursor, "hasMore": has_more}),
+    ))
 }
 
 pub async fn media(
@@ -539,13 +580,19 @@ pub async fn simulate_inbound(
     let Some(sim) = state.simulator.clone() else {
         return Err(AppError::NotFound("route"));
     };
-    let from = normalize_phone(&body.from).ok_or_else(|| AppError::invalid("from is not a phone number"))?;
-    let to = normalize_phone(&body.to).ok_or_else(|| AppError::invalid("to is not a phone number"))?;
+    let from = normalize_phone(&body.from)
+        .ok_or_else(|| AppError::invalid("from is not a phone number"))?;
+    let to =
+        normalize_phone(&body.to).ok_or_else(|| AppError::invalid("to is not a phone number"))?;
     if !agent.numbers.contains(&to) {
         return Err(AppError::invalid("to must be one of your numbers"));
     }
-    if body.body.chars().count() > MAX_BODY_CHARS || (body.body.is_empty() && body.media_urls.is_empty()) {
-        return Err(AppError::invalid(format!("body must be 1 to {MAX_BODY_CHARS} characters")));
+    if body.body.chars().count() > MAX_BODY_CHARS
+        || (body.body.is_empty() && body.media_urls.is_empty())
+    {
+        return Err(AppError::invalid(format!(
+            "body must be 1 to {MAX_BODY_CHARS} characters"
+        )));
     }
     if body.media_urls.len() > 10
         || body

@@ -12,7 +12,11 @@ use crate::sms::normalize_phone;
 use crate::store::{self, Store};
 
 #[derive(Parser)]
-#[command(name = "smsdesk", version, about = "A real-time SMS inbox for CRM agents")]
+#[command(
+    name = "smsdesk",
+    version,
+    about = "A real-time SMS inbox for CRM agents"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -67,7 +71,12 @@ fn read_password() -> anyhow::Result<String> {
 async fn open(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     store::connect(&settings.database_url, std::time::Duration::from_secs(10))
         .await
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot use {} ({e:#})", settings.database_url.redacted()))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "DATABASE_URL: cannot use {} ({e:#})",
+                settings.database_url.redacted()
+            )
+        })
 }
 
 fn print_agent(a: &crate::model::Agent) {
@@ -77,15 +86,25 @@ fn print_agent(a: &crate::model::Agent) {
 pub async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> {
     let store = open(&settings).await?;
     match command {
-        AgentCommand::Add { email, name, numbers } => {
+        AgentCommand::Add {
+            email,
+            name,
+            numbers,
+        } => {
             let password = read_password()?;
-            let new = validate_agent(&email, &name, &password, &numbers).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let new = validate_agent(&email, &name, &password, &numbers)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let hash = hash_password(&password)?;
             let agent = store
                 .create_agent(&new.email, &new.name, &hash, &new.numbers)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("an agent with the email {} exists", new.email))?;
-            println!("created agent {} <{}> with {}", agent.name, agent.email, agent.numbers.join(", "));
+            println!(
+                "created agent {} <{}> with {}",
+                agent.name,
+                agent.email,
+                agent.numbers.join(", ")
+            );
         }
         AgentCommand::List => {
             let agents = store.list_agents().await?;
@@ -99,7 +118,10 @@ pub async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<
         AgentCommand::Numbers { email, add, remove } => {
             let normalize = |list: &[String]| {
                 list.iter()
-                    .map(|n| normalize_phone(n).ok_or_else(|| anyhow::anyhow!("`{n}` is not a phone number")))
+                    .map(|n| {
+                        normalize_phone(n)
+                            .ok_or_else(|| anyhow::anyhow!("`{n}` is not a phone number"))
+                    })
                     .collect::<anyhow::Result<Vec<_>>>()
             };
             let (add, remove) = (normalize(&add)?, normalize(&remove)?);

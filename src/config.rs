@@ -30,7 +30,11 @@ impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         let lower = raw.to_ascii_lowercase();
         if lower.starts_with("sqlite:") {
-            if raw.trim_start_matches("sqlite:").trim_start_matches("//").is_empty() {
+            if raw
+                .trim_start_matches("sqlite:")
+                .trim_start_matches("//")
+                .is_empty()
+            {
                 return Err(bad("DATABASE_URL", "the sqlite URL names no file"));
             }
         } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
@@ -132,7 +136,11 @@ impl Settings {
 
     /// Reads settings through `get`, so tests can supply their own values.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let port = match get("PORT") {
             None => 3000,
@@ -223,7 +231,10 @@ impl Settings {
 fn parse_base_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw).map_err(|e| bad(var, format!("`{raw}` is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(bad(var, format!("`{raw}` must be an http:// or https:// URL")));
+        return Err(bad(
+            var,
+            format!("`{raw}` must be an http:// or https:// URL"),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad(var, "must not carry a query or fragment"));
@@ -266,7 +277,9 @@ mod tests {
     fn bad_values_name_their_variable() {
         assert_eq!(settings(&[("PORT", "http")]).unwrap_err().var, "PORT");
         assert_eq!(
-            settings(&[("DATABASE_URL", "mysql://x/y")]).unwrap_err().var,
+            settings(&[("DATABASE_URL", "mysql://x/y")])
+                .unwrap_err()
+                .var,
             "DATABASE_URL"
         );
         assert_eq!(

@@ -103,7 +103,10 @@ pub fn build_router(state: AppState) -> Router {
         .route("/messages/{id}/retry", post(api::retry))
         .route("/messages/{id}/media/{n}", get(api::media))
         .route("/sync", get(api::sync))
-        .route("/webhook", post(webhooks::inbound).get(webhooks::inbound_info))
+        .route(
+            "/webhook",
+            post(webhooks::inbound).get(webhooks::inbound_info),
+        )
         .route(
             "/status-webhook",
             post(webhooks::status).get(webhooks::status_info),
@@ -183,10 +186,11 @@ impl Server {
                 )
             })?;
 
-        let public = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://localhost:{port}").parse().expect("a valid URL"));
+        let public = settings.public_url.clone().unwrap_or_else(|| {
+            format!("http://localhost:{port}")
+                .parse()
+                .expect("a valid URL")
+        });
         let public_url = public.as_str().trim_end_matches('/').to_owned();
         let mut allowed_origins = vec![
             public.origin().ascii_serialization(),
@@ -203,7 +207,11 @@ impl Server {
         };
         let (twilio, simulator, messaging_service_sid, status_callbacks) = match &settings.twilio {
             TwilioMode::Live(live) => (
-                TwilioClient::new(live.api_base.as_str(), &live.account_sid, live.auth_token.clone()),
+                TwilioClient::new(
+                    live.api_base.as_str(),
+                    &live.account_sid,
+                    live.auth_token.clone(),
+                ),
                 None,
                 live.messaging_service_sid.clone(),
                 !is_local(&public),
@@ -254,7 +262,11 @@ impl Server {
         let started = Started {
             port,
             public_url,
-            database: format!("{} ({})", state.store.backend(), settings.database_url.redacted()),
+            database: format!(
+                "{} ({})",
+                state.store.backend(),
+                settings.database_url.redacted()
+            ),
             simulated: state.simulator.is_some(),
             status_callbacks,
             setup_url,
@@ -280,7 +292,10 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then lets requests in flight finish, closes the
     /// sockets and stops the sending queue between two messages.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = self.state;
         let workers = TaskTracker::new();
         for _ in 0..outbox::WORKERS {
@@ -324,7 +339,12 @@ pub fn banner(s: &Started) -> String {
     let local = format!("http://localhost:{}", s.port);
     let line = format!("   ➜ Local:    {local}");
     let width = 39.max(line.chars().count() + 2);
-    let pad = |t: &str| format!("║{t}{}║", " ".repeat(width.saturating_sub(t.chars().count())));
+    let pad = |t: &str| {
+        format!(
+            "║{t}{}║",
+            " ".repeat(width.saturating_sub(t.chars().count()))
+        )
+    };
     let mut out = String::new();
     out.push_str(&format!("╔{}╗\n", "═".repeat(width)));
     out.push_str(&pad("   🚀 Server ready!"));
@@ -346,8 +366,14 @@ pub fn banner(s: &Started) -> String {
     ));
     out.push_str(&format!("Public URL: {}\n", s.public_url));
     out.push_str("Paste into Twilio (Phone Numbers → your number → Messaging):\n");
-    out.push_str(&format!("  A message comes in:  {}/api/crm/sms/webhook\n", s.public_url));
-    out.push_str(&format!("  Status callback URL: {}/api/crm/sms/status-webhook\n", s.public_url));
+    out.push_str(&format!(
+        "  A message comes in:  {}/api/crm/sms/webhook\n",
+        s.public_url
+    ));
+    out.push_str(&format!(
+        "  Status callback URL: {}/api/crm/sms/status-webhook\n",
+        s.public_url
+    ));
     if !s.status_callbacks {
         out.push_str(
             "Note: PUBLIC_URL is not reachable by Twilio, so messages are sent without a StatusCallback and \
@@ -355,7 +381,9 @@ pub fn banner(s: &Started) -> String {
         );
     }
     if let Some(url) = &s.setup_url {
-        out.push_str(&format!("\nNo agent yet. Create the first one here (link valid until restart):\n  {url}\n"));
+        out.push_str(&format!(
+            "\nNo agent yet. Create the first one here (link valid until restart):\n  {url}\n"
+        ));
     }
     out
 }

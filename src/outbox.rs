@@ -52,9 +52,19 @@ pub async fn worker(state: AppState) {
 }
 
 enum Outcome {
-    Accepted { sid: String, status: Status },
-    Failed { code: Option<i64>, reason: String },
-    Retry { after: Duration, error: String, maybe_sent: bool },
+    Accepted {
+        sid: String,
+        status: Status,
+    },
+    Failed {
+        code: Option<i64>,
+        reason: String,
+    },
+    Retry {
+        after: Duration,
+        error: String,
+        maybe_sent: bool,
+    },
 }
 
 async fn process(state: &AppState, job: SendJob) {
@@ -93,16 +103,27 @@ async fn process(state: &AppState, job: SendJob) {
             error,
             maybe_sent,
         } => {
-            let tried_for = (Utc::now() - job.first_tried_at).to_std().unwrap_or_default();
+            let tried_for = (Utc::now() - job.first_tried_at)
+                .to_std()
+                .unwrap_or_default();
             if tried_for >= GIVE_UP_AFTER && !maybe_sent {
                 state
                     .store
-                    .mark_failed(message.id, None, &format!("Twilio could not be reached: {error}"), false)
+                    .mark_failed(
+                        message.id,
+                        None,
+                        &format!("Twilio could not be reached: {error}"),
+                        false,
+                    )
                     .await
             } else {
                 tracing::info!(message = %message.id, ?after, "sending will be retried: {error}");
                 let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
-                if let Err(e) = state.store.reschedule(message.id, at, &error, maybe_sent).await {
+                if let Err(e) = state
+                    .store
+                    .reschedule(message.id, at, &error, maybe_sent)
+                    .await
+                {
                     tracing::warn!(error = %e, "sending queue: could not reschedule; the lease will expire");
                 }
                 return;
@@ -128,9 +149,12 @@ async fn announce(state: &AppState, changed: &Changed) {
 
 async fn attempt(state: &AppState, job: &SendJob) -> Outcome {
     let message = &job.message;
-    let status_callback = state
-        .status_callbacks
-        .then(|| format!("{}/api/crm/sms/status-webhook?mid={}", state.public_url, message.id));
+    let status_callback = state.status_callbacks.then(|| {
+        format!(
+            "{}/api/crm/sms/status-webhook?mid={}",
+            state.public_url, message.id
+        )
+    });
     let out = Outgoing {
         to: &message.to,
         from: &message.from,
@@ -192,7 +216,8 @@ async fn reconcile(state: &AppState, job: &SendJob) -> Result<Option<Outcome>, T
     // Clocks differ a little; an identical text sent well before our first try is another message.
     let earliest = job.first_tried_at - chrono::Duration::minutes(5);
     let found = sent.into_iter().find(|m| {
-        m.body.as_deref() == Some(message.body.as_str()) && m.created().is_none_or(|c| c >= earliest)
+        m.body.as_deref() == Some(message.body.as_str())
+            && m.created().is_none_or(|c| c >= earliest)
     });
     Ok(found.map(|m| {
         tracing::info!(message = %message.id, sid = %m.sid, "reconciled: Twilio already had this message");

@@ -46,7 +46,10 @@ fn page(name: &str) -> Response {
 
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> bool {
     match request_token(headers) {
-        Some((token, _)) => matches!(state.store.session_agent(&token_hash(&token)).await, Ok(Some(_))),
+        Some((token, _)) => matches!(
+            state.store.session_agent(&token_hash(&token)).await,
+            Ok(Some(_))
+        ),
         None => false,
     }
 }
@@ -79,7 +82,10 @@ pub struct SetupQuery {
 pub async fn setup(State(state): State<AppState>, Query(q): Query<SetupQuery>) -> Response {
     match q.token {
         Some(t) if state.setup_token_matches(&t) => page("setup.html"),
-        _ => (StatusCode::NOT_FOUND, "This setup link is not valid (wrong, used, or from an earlier run).")
+        _ => (
+            StatusCode::NOT_FOUND,
+            "This setup link is not valid (wrong, used, or from an earlier run).",
+        )
             .into_response(),
     }
 }
@@ -100,9 +106,18 @@ pub async fn security_headers(
 ) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }

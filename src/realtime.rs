@@ -109,7 +109,13 @@ async fn authenticate(state: &AppState, s: &SocketRef, auth: Option<Value>) -> R
 
 /// Pushes `payload` to every agent in `audience`. Never fails: a client that misses it
 /// catches up through `sync`.
-async fn emit<T: Serialize + ?Sized>(io: &SocketIo, audience: &[Id], event: &str, what: &str, payload: &T) {
+async fn emit<T: Serialize + ?Sized>(
+    io: &SocketIo,
+    audience: &[Id],
+    event: &str,
+    what: &str,
+    payload: &T,
+) {
     if audience.is_empty() {
         return;
     }
@@ -129,11 +135,25 @@ pub async fn new_message(io: &SocketIo, audience: &[Id], message: &Message) {
 }
 
 pub async fn message_status(io: &SocketIo, audience: &[Id], message: &Message) {
-    emit(io, audience, "message:status", "status update", &message.status_event()).await;
+    emit(
+        io,
+        audience,
+        "message:status",
+        "status update",
+        &message.status_event(),
+    )
+    .await;
 }
 
 pub async fn conversation_updated(io: &SocketIo, audience: &[Id], conversation: &Conversation) {
-    emit(io, audience, "conversation:updated", "conversation update", conversation).await;
+    emit(
+        io,
+        audience,
+        "conversation:updated",
+        "conversation update",
+        conversation,
+    )
+    .await;
 }
 
 #[derive(Deserialize)]
@@ -182,7 +202,11 @@ async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
         tokio::spawn(async move {
             tokio::time::sleep(TYPING_TTL).await;
             let expired = {
-                let mut active = state.typing.active.lock().unwrap_or_else(|p| p.into_inner());
+                let mut active = state
+                    .typing
+                    .active
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 let expired = active.get(&key) == Some(&generation);
                 if expired {
                     active.remove(&key);

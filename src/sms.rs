@@ -98,7 +98,11 @@ mod tests {
             "14158675309",
             "4158675309",
         ] {
-            assert_eq!(normalize_phone(raw).as_deref(), Some("+14158675309"), "{raw}");
+            assert_eq!(
+                normalize_phone(raw).as_deref(),
+                Some("+14158675309"),
+                "{raw}"
+            );
         }
         assert_eq!(
             normalize_phone("+44 20 7946 0958").as_deref(),

@@ -55,7 +55,12 @@ impl Params {
 }
 
 /// Parses a Twilio form post and checks its signature against `PUBLIC_URL` + path + query.
-fn verified(state: &AppState, uri: &OriginalUri, headers: &HeaderMap, body: &Bytes) -> AppResult<Params> {
+fn verified(
+    state: &AppState,
+    uri: &OriginalUri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> AppResult<Params> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -76,7 +81,9 @@ fn verified(state: &AppState, uri: &OriginalUri, headers: &HeaderMap, body: &Byt
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if signature.is_empty() || !signature::verify(state.twilio.auth_token(), &url, &params, signature) {
+    if signature.is_empty()
+        || !signature::verify(state.twilio.auth_token(), &url, &params, signature)
+    {
         tracing::warn!(
             %url,
             signed = !signature.is_empty(),
@@ -106,7 +113,9 @@ pub async fn inbound(
     let p = verified(&state, &uri, &headers, &body)?;
     let sid = p.required("MessageSid", MAX_FIELD)?;
     if !valid_sid(sid) {
-        return Err(AppError::BadRequest("MessageSid is not a Twilio sid".into()));
+        return Err(AppError::BadRequest(
+            "MessageSid is not a Twilio sid".into(),
+        ));
     }
     let from = p.required("From", MAX_FIELD)?;
     let to = p.required("To", MAX_FIELD)?;
@@ -172,7 +181,9 @@ pub async fn status(
     let p = verified(&state, &uri, &headers, &body)?;
     let sid = p.required("MessageSid", MAX_FIELD)?;
     if !valid_sid(sid) {
-        return Err(AppError::BadRequest("MessageSid is not a Twilio sid".into()));
+        return Err(AppError::BadRequest(
+            "MessageSid is not a Twilio sid".into(),
+        ));
     }
     let reported = p.required("MessageStatus", MAX_FIELD)?;
     let Ok(status) = reported.parse::<Status>() else {
@@ -197,10 +208,18 @@ pub async fn status(
             realtime::message_status(&state.io, &changed.audience, &changed.message).await;
         }
         StatusOutcome::Stale => {
-            tracing::debug!(sid, status = status.as_str(), "status not newer than stored")
+            tracing::debug!(
+                sid,
+                status = status.as_str(),
+                "status not newer than stored"
+            )
         }
         StatusOutcome::Deferred => {
-            tracing::info!(sid, status = status.as_str(), "status for a sid not recorded yet; kept")
+            tracing::info!(
+                sid,
+                status = status.as_str(),
+                "status for a sid not recorded yet; kept"
+            )
         }
     }
     Ok(twiml())

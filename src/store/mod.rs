@@ -125,7 +125,7 @@ pub struct StatusReport {
 
 #[derive(Clone, Debug)]
 pub enum StatusOutcome {
-    Applied(Changed),
+    Applied(Box<Changed>),
     /// Known message, but the report is not further along than what is stored.
     Stale,
     /// No message with that sid yet: kept, and applied when the sid is recorded.
@@ -245,7 +245,9 @@ pub async fn connect(url: &DatabaseUrl, patience: Duration) -> anyhow::Result<Ar
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         let attempt: anyhow::Result<Arc<dyn Store>> = if url.is_postgres() {
-            PgStore::connect(url.expose()).await.map(|s| Arc::new(s) as _)
+            PgStore::connect(url.expose())
+                .await
+                .map(|s| Arc::new(s) as _)
         } else {
             SqliteStore::connect(url.expose())
                 .await

@@ -641,11 +641,11 @@ macro_rules! impl_store {
                 let Some(message) = updated else { return Ok(StatusOutcome::Stale) };
                 let audience = audience_of(&mut tx, conversation).await?;
                 tx.commit().await?;
-                Ok(StatusOutcome::Applied(Changed {
+                Ok(StatusOutcome::Applied(Box::new(Changed {
                     message,
                     audience,
                     conversation: None,
-                }))
+                })))
             }
 
             async fn claim_send(&self, lease: Duration) -> StoreResult<Option<SendJob>> {

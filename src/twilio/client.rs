@@ -87,6 +87,7 @@ pub struct Outgoing<'a> {
 #[derive(Clone)]
 pub struct TwilioClient {
     http: reqwest::Client,
+    api_base: String,
     account_url: String,
     account_sid: String,
     auth_token: SecretString,
@@ -103,6 +104,7 @@ impl TwilioClient {
             .expect("the TLS backend is compiled in");
         Self {
             http,
+            api_base: format!("{}/", api_base.trim_end_matches('/')),
             account_url: format!(
                 "{}/2010-04-01/Accounts/{account_sid}",
                 api_base.trim_end_matches('/')
@@ -188,10 +190,11 @@ impl TwilioClient {
         Ok(found)
     }
 
-    /// Fetches a media file, with the account's credentials when the URL is Twilio's.
+    /// Fetches a media file, with the account's credentials when the URL is the API's own
+    /// (Twilio may require them; other hosts never see them).
     pub async fn fetch_media(&self, url: &str) -> Result<reqwest::Response, TwilioError> {
         let mut req = self.http.get(url);
-        if url.starts_with("https://api.twilio.com/") || url.starts_with(&self.account_url) {
+        if url.starts_with(&self.api_base) {
             req = req.basic_auth(&self.account_sid, Some(self.auth_token()));
         }
         let response = req.send().await.map_err(TwilioError::from_reqwest)?;
@@ -208,7 +211,9 @@ impl TwilioClient {
     }
 }
 
-async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, TwilioError> {
+async fn read<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, TwilioError> {
     let status = response.status();
     let retry_after = response
         .headers()
@@ -221,9 +226,8 @@ async fn read<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Re
         .await
         .map_err(|e| TwilioError::NoAnswer(e.to_string()))?;
     if status.is_success() {
-        return serde_json::from_slice(&bytes).map_err(|e| {
-            TwilioError::NoAnswer(format!("unreadable answer from Twilio ({e})"))
-        });
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| TwilioError::NoAnswer(format!("unreadable answer from Twilio ({e})")));
     }
     let body: Option<ApiErrorBody> = serde_json::from_slice(&bytes).ok();
     Err(TwilioError::Api {

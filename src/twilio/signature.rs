@@ -80,7 +80,10 @@ mod tests {
 
     #[test]
     fn matches_twilio_helper_library_vectors() {
-        assert_eq!(sign("12345", URL, &params()), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+        assert_eq!(
+            sign("12345", URL, &params()),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
         assert_eq!(
             sign(
                 "12345",
@@ -97,8 +100,18 @@ mod tests {
         assert!(verify("12345", URL, &p, "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
         assert!(verify("12345", URL, &p, "kvajT1Ptam85bY51eRf/AJRuM3w="));
         let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
-        assert!(verify("12345", with_port, &p, "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
-        assert!(verify("12345", with_port, &p, "kvajT1Ptam85bY51eRf/AJRuM3w="));
+        assert!(verify(
+            "12345",
+            with_port,
+            &p,
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        ));
+        assert!(verify(
+            "12345",
+            with_port,
+            &p,
+            "kvajT1Ptam85bY51eRf/AJRuM3w="
+        ));
         let http = "http://mycompany.com/myapp.php?foo=1&bar=2";
         let sig80 = sign("12345", "http://mycompany.com:80/myapp.php?foo=1&bar=2", &p);
         assert!(verify("12345", http, &p, &sig80));
@@ -130,7 +143,10 @@ mod tests {
             ("MediaUrl".to_string(), "a".to_string()),
             ("MediaUrl".to_string(), "b".to_string()),
         ];
-        assert_eq!(sign("t", "https://x.io/", &a), sign("t", "https://x.io/", &b));
+        assert_eq!(
+            sign("t", "https://x.io/", &a),
+            sign("t", "https://x.io/", &b)
+        );
         assert_ne!(
             sign("t", "https://x.io/", &a),
             sign("t", "https://x.io/", &a[..1])

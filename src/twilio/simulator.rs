@@ -137,7 +137,11 @@ impl Default for Simulator {
 }
 
 fn guess_type(url: &str) -> &'static str {
-    let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .to_ascii_lowercase();
     match path.rsplit('.').next() {
         Some("jpg" | "jpeg") => "image/jpeg",
         Some("png") => "image/png",
@@ -207,7 +211,11 @@ async fn create(
         return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
     let Some(to) = form.to.filter(|t| !t.is_empty()) else {
-        return twilio_error(StatusCode::BAD_REQUEST, 21604, "A 'To' phone number is required.");
+        return twilio_error(
+            StatusCode::BAD_REQUEST,
+            21604,
+            "A 'To' phone number is required.",
+        );
     };
     let body = form.body.unwrap_or_default();
     if body.is_empty() {
@@ -225,9 +233,18 @@ async fn create(
         }
     };
     let refusal = match to.as_str() {
-        "+15005550001" => Some((21211, format!("The 'To' number {to} is not a valid phone number."))),
-        "+15005550004" => Some((21610, "Attempt to send to unsubscribed recipient".to_owned())),
-        "+15005550009" => Some((21614, format!("'To' number {to} is not a valid mobile number"))),
+        "+15005550001" => Some((
+            21211,
+            format!("The 'To' number {to} is not a valid phone number."),
+        )),
+        "+15005550004" => Some((
+            21610,
+            "Attempt to send to unsubscribed recipient".to_owned(),
+        )),
+        "+15005550009" => Some((
+            21614,
+            format!("'To' number {to} is not a valid mobile number"),
+        )),
         _ => None,
     };
     if let Some((code, message)) = refusal {
@@ -245,7 +262,11 @@ async fn create(
     if let Some(callback) = form.status_callback {
         tokio::spawn(play_callbacks(sim.clone(), sent.clone(), callback));
     }
-    (StatusCode::CREATED, axum::Json(resource(&sim.account_sid, &sent))).into_response()
+    (
+        StatusCode::CREATED,
+        axum::Json(resource(&sim.account_sid, &sent)),
+    )
+        .into_response()
 }
 
 /// Posts `sent`, then `delivered` (or `undelivered` 30003 for +15005550007).

@@ -1,0 +1,707 @@
+//! Test harness: the real server on a random port against a fresh database (SQLite, or
+//! PostgreSQL when `TEST_DATABASE_URL` is set), a socket.io client, a signed-webhook poster,
+//! and a fake Twilio that is a real HTTP server on loopback.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Event, Payload};
+use serde_json::{Value, json};
+use smsdesk::config::Settings;
+use smsdesk::twilio::signature::sign;
+use tokio::sync::{mpsc, oneshot};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+/// In fake-Twilio mode the server believes it is reachable here, as behind ngrok.
+pub const PUBLIC_URL: &str = "https://smsdesk.test";
+pub const FAKE_ACCOUNT: &str = "ACfeedfacefeedfacefeedfacefeedface";
+pub const FAKE_TOKEN: &str = "fake-auth-token";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// No credentials: the built-in simulator.
+    Simulator,
+    /// Live mode against [`FakeTwilio`].
+    FakeTwilio,
+}
+
+pub fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// Runs `test` against a fresh server on `backend`; the database is dropped afterwards.
+pub async fn run<F, Fut>(backend: Backend, mode: Mode, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    init_logs();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (database_url, pg) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("smsdesk.db").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+                eprintln!(
+                    "skipped: TEST_DATABASE_URL is not set, so PostgreSQL is not tested here"
+                );
+                return;
+            };
+            let db = PgDatabase::create(&admin).await;
+            (db.url.clone(), Some(db))
+        }
+    };
+    let app = TestApp::spawn(&database_url, mode).await;
+    let outcome = AssertUnwindSafe(test(app)).catch_unwind().await;
+    if let Some(db) = pg {
+        db.drop().await;
+    }
+    drop(dir);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Declares `mod NAME { fn sqlite(); fn postgres(); }` for each `NAME: Mode`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident : $mode:ident),* $(,)?) => { $(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::helpers::run($crate::helpers::Backend::Sqlite, $crate::helpers::Mode::$mode, super::$test).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::helpers::run($crate::helpers::Backend::Postgres, $crate::helpers::Mode::$mode, super::$test).await
+            }
+        }
+    )* };
+}
+
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(admin: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("smsdesk_test_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .expect("TEST_DATABASE_URL must reach PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("create the test database");
+        let mut url = url::Url::parse(admin).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&name);
+        Self {
+            admin: admin.to_owned(),
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    async fn drop(self) {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub port: u16,
+    pub http: reqwest::Client,
+    /// The token Twilio (real or simulated) signs with.
+    pub twilio_token: String,
+    pub public_url: String,
+    pub fake: Option<FakeTwilio>,
+    store: Arc<dyn smsdesk::store::Store>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A signed-in agent.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    pub id: String,
+    pub token: String,
+}
+
+impl TestApp {
+    async fn spawn(database_url: &str, mode: Mode) -> Self {
+        let fake = match mode {
+            Mode::FakeTwilio => Some(FakeTwilio::start().await),
+            Mode::Simulator => None,
+        };
+        let mut env: HashMap<&str, String> = HashMap::from([
+            ("PORT", "0".to_string()),
+            ("DATABASE_URL", database_url.to_string()),
+        ]);
+        if let Some(f) = &fake {
+            env.insert("TWILIO_ACCOUNT_SID", FAKE_ACCOUNT.into());
+            env.insert("TWILIO_AUTH_TOKEN", FAKE_TOKEN.into());
+            env.insert("TWILIO_API_BASE", f.url.clone());
+            env.insert("PUBLIC_URL", PUBLIC_URL.into());
+        }
+        let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("valid settings");
+        let (server, started) = smsdesk::Server::build(settings)
+            .await
+            .expect("server starts");
+        let port = server.port();
+        let addr = format!("http://127.0.0.1:{port}");
+        let twilio_token = server.state().twilio.auth_token().to_owned();
+        let store = server.state().store.clone();
+        if let Some(f) = &fake {
+            let _ = f.state.app_addr.set(addr.clone());
+        }
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            port,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            twilio_token,
+            public_url: started.public_url,
+            fake,
+            store,
+            shutdown: Some(tx),
+            server: Some(handle),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.addr)
+    }
+
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server as SIGTERM would and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(15), h)
+                .await
+                .expect("the server stops within 15 s")
+                .expect("the server task did not panic")
+                .expect("the server stopped cleanly");
+        }
+    }
+
+    /// Creates an agent through the store and signs them in over HTTP.
+    pub async fn agent(&self, email: &str, numbers: &[&str]) -> Agent {
+        let hash = smsdesk::auth::hash_password("password123").unwrap();
+        let numbers: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+        self.store
+            .create_agent(email, email, &hash, &numbers)
+            .await
+            .unwrap()
+            .expect("a new email");
+        let (status, body) = self
+            .post_json(
+                "/api/auth/login",
+                None,
+                json!({"email": email, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(status, 200, "login: {body}");
+        Agent {
+            id: body["agent"]["id"].as_str().unwrap().to_owned(),
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn get(&self, path: &str, agent: Option<&Agent>) -> (u16, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(a) = agent {
+            req = req.bearer_auth(&a.token);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn post_json(&self, path: &str, agent: Option<&Agent>, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(a) = agent {
+            req = req.bearer_auth(&a.token);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    /// Posts a webhook signed as Twilio would for `PUBLIC_URL` + `path`.
+    pub async fn post_webhook(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let signature = sign(
+            &self.twilio_token,
+            &format!("{}{path}", self.public_url),
+            &params,
+        );
+        self.http
+            .post(self.url(path))
+            .header("X-Twilio-Signature", signature)
+            .form(&params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// An inbound SMS from `from` to `to`; returns its `MessageSid`.
+    pub async fn inbound(&self, from: &str, to: &str, body: &str) -> String {
+        let sid = new_sid();
+        let r = self
+            .post_webhook(
+                "/api/crm/sms/webhook",
+                &[
+                    ("MessageSid", &sid),
+                    ("AccountSid", FAKE_ACCOUNT),
+                    ("From", from),
+                    ("To", to),
+                    ("Body", body),
+                    ("NumMedia", "0"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 200, "webhook: {}", r.text().await.unwrap());
+        sid
+    }
+
+    /// Opens a conversation of `agent` with `phone` and returns its id.
+    pub async fn conversation(&self, agent: &Agent, phone: &str) -> String {
+        let (status, body) = self
+            .post_json(
+                "/api/crm/sms/conversations",
+                Some(agent),
+                json!({"phone": phone}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn send(
+        &self,
+        agent: &Agent,
+        conversation: &str,
+        body: &str,
+        client_id: &str,
+    ) -> (u16, Value) {
+        self.post_json(
+            "/api/crm/sms/send",
+            Some(agent),
+            json!({"conversationId": conversation, "body": body, "clientId": client_id}),
+        )
+        .await
+    }
+
+    /// The message as `sync` shows it now.
+    pub async fn message(&self, agent: &Agent, id: &str) -> Value {
+        let (status, body) = self
+            .get("/api/crm/sms/sync?since=0&limit=1000", Some(agent))
+            .await;
+        assert_eq!(status, 200);
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("message {id} not in sync"))
+    }
+
+    /// Waits until the message reaches `status` (polling the API, for tests that do not
+    /// hold a socket).
+    pub async fn wait_status(&self, agent: &Agent, id: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let m = self.message(agent, id).await;
+            if m["status"] == status {
+                return m;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "message {id} never became {status}: {m}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the sending queue has nothing left (as `/readyz` reports it).
+    pub async fn wait_queue_empty(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (_, ready) = self.get("/readyz", None).await;
+            if ready["queue"]["depth"] == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the queue never emptied: {ready}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn socket(&self, agent: &Agent) -> Socket {
+        Socket::connect(self, SocketAuth::Token(agent.token.clone()))
+            .await
+            .expect("the socket connects")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn new_sid() -> String {
+    format!("SM{:032x}", rand::random::<u128>())
+}
+
+pub async fn read(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
+}
+
+// ---- socket.io client ----
+
+pub enum SocketAuth {
+    None,
+    Token(String),
+    Cookie {
+        token: String,
+        origin: Option<String>,
+    },
+}
+
+pub struct Socket {
+    client: Client,
+    rx: mpsc::UnboundedReceiver<(String, Value)>,
+    buffered: HashMap<String, VecDeque<Value>>,
+}
+
+impl Socket {
+    /// Connects and waits for the server's answer: `Err(message)` on `connect_error`.
+    pub async fn connect(app: &TestApp, auth: SocketAuth) -> Result<Socket, String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (status_tx, mut status_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+        let on_connect = status_tx.clone();
+        let mut builder = ClientBuilder::new(app.addr.clone())
+            .namespace("/")
+            .reconnect(false)
+            .on(Event::Connect, move |_, _| {
+                let _ = on_connect.send(Ok(()));
+                async {}.boxed()
+            })
+            .on(Event::Error, move |payload, _| {
+                let text = match payload {
+                    Payload::Text(v) => v
+                        .iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    #[allow(deprecated)]
+                    Payload::String(s) => s,
+                    Payload::Binary(_) => String::new(),
+                };
+                let _ = status_tx.send(Err(text));
+                async {}.boxed()
+            })
+            .on_any(move |event, payload, _| {
+                if let (Event::Custom(name), Payload::Text(values)) = (event, payload) {
+                    let _ = tx.send((name, values.into_iter().next().unwrap_or(Value::Null)));
+                }
+                async {}.boxed()
+            });
+        match auth {
+            SocketAuth::None => {}
+            SocketAuth::Token(t) => builder = builder.auth(json!({"token": t})),
+            SocketAuth::Cookie { token, origin } => {
+                builder = builder.opening_header("Cookie", format!("smsdesk_session={token}"));
+                if let Some(o) = origin {
+                    builder = builder.opening_header("Origin", o);
+                }
+            }
+        }
+        let client = builder.connect().await.map_err(|e| e.to_string())?;
+        let answer = tokio::time::timeout(WAIT, status_rx.recv())
+            .await
+            .map_err(|_| "no answer to the handshake".to_string())?
+            .unwrap_or(Err("closed".into()));
+        match answer {
+            Ok(()) => Ok(Socket {
+                client,
+                rx,
+                buffered: HashMap::new(),
+            }),
+            Err(e) => {
+                let _ = client.disconnect().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The next `event` received, keeping other events for later calls.
+    pub async fn next(&mut self, event: &str) -> Value {
+        if let Some(v) = self.buffered.get_mut(event).and_then(VecDeque::pop_front) {
+            return v;
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no `{event}` event within {WAIT:?}"))
+                .expect("the socket is open");
+            if got.0 == event {
+                return got.1;
+            }
+            self.buffered.entry(got.0).or_default().push_back(got.1);
+        }
+    }
+
+    /// The next `event` that satisfies `pred`, dropping earlier ones of that name.
+    pub async fn next_where(&mut self, event: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let v = self.next(event).await;
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    pub async fn emit(&self, event: &str, data: Value) {
+        self.client.emit(event, data).await.expect("emit");
+    }
+}
+
+// ---- fake Twilio ----
+
+/// What the fake answers to the next send.
+#[derive(Clone, Debug)]
+pub enum Script {
+    Accept,
+    Error {
+        status: u16,
+        code: i64,
+        message: &'static str,
+    },
+    /// Posts the given status callback first, then answers.
+    CallbackFirst(&'static str),
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    pub sent: Mutex<Vec<HashMap<String, String>>>,
+    script: Mutex<VecDeque<Script>>,
+    app_addr: OnceLock<String>,
+    media: Mutex<HashMap<String, (String, Vec<u8>)>>,
+}
+
+pub struct FakeTwilio {
+    pub url: String,
+    pub state: Arc<FakeState>,
+}
+
+impl FakeTwilio {
+    async fn start() -> Self {
+        let state = Arc::new(FakeState::default());
+        let app = Router::new()
+            .route(
+                "/2010-04-01/Accounts/{account}/Messages.json",
+                post(fake_create).get(fake_list),
+            )
+            .route("/media/{name}", get(fake_media))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, state }
+    }
+
+    pub fn script(&self, s: Script) {
+        self.state.script.lock().unwrap().push_back(s);
+    }
+
+    pub fn sent_count(&self) -> usize {
+        self.state.sent.lock().unwrap().len()
+    }
+
+    /// Serves `bytes` at a URL that demands the account's credentials, like Twilio's media.
+    pub fn media_url(&self, name: &str, content_type: &str, bytes: &[u8]) -> String {
+        self.state
+            .media
+            .lock()
+            .unwrap()
+            .insert(name.into(), (content_type.into(), bytes.to_vec()));
+        format!("{}/media/{name}", self.url)
+    }
+}
+
+fn basic_ok(headers: &HeaderMap) -> bool {
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{FAKE_ACCOUNT}:{FAKE_TOKEN}"))
+    );
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == expected)
+}
+
+async fn fake_create(
+    State(state): State<Arc<FakeState>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if account != FAKE_ACCOUNT || !basic_ok(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        )
+            .into_response();
+    }
+    state.sent.lock().unwrap().push(form.clone());
+    let script = state
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Script::Accept);
+    let sid = new_sid();
+    match script {
+        Script::Error {
+            status,
+            code,
+            message,
+        } => (
+            StatusCode::from_u16(status).unwrap(),
+            axum::Json(json!({"code": code, "message": message, "status": status})),
+        )
+            .into_response(),
+        Script::CallbackFirst(status) => {
+            let callback = form
+                .get("StatusCallback")
+                .cloned()
+                .expect("a StatusCallback");
+            let params: Vec<(String, String)> = vec![
+                ("MessageSid".into(), sid.clone()),
+                ("MessageStatus".into(), status.into()),
+                ("AccountSid".into(), FAKE_ACCOUNT.into()),
+            ];
+            let signature = sign(FAKE_TOKEN, &callback, &params);
+            let target = callback.replace(PUBLIC_URL, state.app_addr.get().unwrap());
+            let r = reqwest::Client::new()
+                .post(target)
+                .header("X-Twilio-Signature", signature)
+                .form(&params)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "early callback accepted");
+            created(&sid, &form)
+        }
+        Script::Accept => created(&sid, &form),
+    }
+}
+
+fn created(sid: &str, form: &HashMap<String, String>) -> Response {
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "sid": sid,
+            "status": "queued",
+            "to": form.get("To"),
+            "from": form.get("From"),
+            "body": form.get("Body"),
+            "num_segments": "1",
+            "date_created": chrono::Utc::now().to_rfc2822(),
+        })),
+    )
+        .into_response()
+}
+
+async fn fake_list(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
+    if !basic_ok(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let sent = state.sent.lock().unwrap();
+    let messages: Vec<Value> = sent
+        .iter()
+        .map(|m| json!({"sid": new_sid(), "status": "sent", "to": m.get("To"), "from": m.get("From"), "body": m.get("Body")}))
+        .collect();
+    axum::Json(json!({"messages": messages, "next_page_uri": null})).into_response()
+}
+
+async fn fake_media(
+    State(state): State<Arc<FakeState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !basic_ok(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match state.media.lock().unwrap().get(&name) {
+        Some((ct, bytes)) => ([("content-type", ct.clone())], bytes.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

@@ -1,0 +1,254 @@
+//! Inbound webhooks: stored once, pushed to the right agents, opt-out keywords, MMS.
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, new_sid};
+use crate::on_both_backends;
+
+on_both_backends! {
+    inbound_reaches_its_agent_and_no_other: Simulator,
+    duplicate_message_sid_is_one_row_and_one_event: Simulator,
+    shared_number_reaches_every_agent_who_has_it: Simulator,
+    forged_or_missing_signature_is_403_and_stores_nothing: Simulator,
+    stop_opts_out_and_start_opts_back_in: FakeTwilio,
+    mms_media_is_kept_and_proxied_with_credentials: FakeTwilio,
+    messages_to_an_unassigned_number_wait_for_their_agent: Simulator,
+    webhook_get_describes_the_endpoint: Simulator,
+}
+
+async fn inbound_reaches_its_agent_and_no_other(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let bob = app.agent("bob@example.com", &["+15550002000"]).await;
+    let mut alice_socket = app.socket(&alice).await;
+    let mut bob_socket = app.socket(&bob).await;
+
+    app.inbound("+14155550123", "+15550001000", "Hi Alice")
+        .await;
+    let got = alice_socket.next("message:new").await;
+    assert_eq!(got["body"], "Hi Alice");
+    assert_eq!(got["direction"], "inbound");
+    assert_eq!(got["status"], "received");
+    assert_eq!(got["from"], "+14155550123");
+
+    // Bob's own message is the first one his socket sees: Alice's never reached him.
+    app.inbound("+14155550123", "+15550002000", "Hi Bob").await;
+    assert_eq!(bob_socket.next("message:new").await["body"], "Hi Bob");
+
+    let (_, list) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
+    let conversations = list["conversations"].as_array().unwrap();
+    assert_eq!(conversations.len(), 1);
+    assert_eq!(conversations[0]["unreadCount"], 1);
+    assert_eq!(conversations[0]["lastMessage"]["body"], "Hi Alice");
+}
+
+async fn duplicate_message_sid_is_one_row_and_one_event(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let mut socket = app.socket(&alice).await;
+    let sid = new_sid();
+    let params = [
+        ("MessageSid", sid.as_str()),
+        ("From", "+14155550123"),
+        ("To", "+15550001000"),
+        ("Body", "once"),
+    ];
+    for _ in 0..3 {
+        let r = app.post_webhook("/api/crm/sms/webhook", &params).await;
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/xml")
+        );
+        assert!(r.text().await.unwrap().contains("<Response/>"));
+    }
+    app.inbound("+14155550123", "+15550001000", "twice").await;
+    assert_eq!(socket.next("message:new").await["body"], "once");
+    assert_eq!(socket.next("message:new").await["body"], "twice");
+
+    let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
+    let bodies: Vec<_> = sync["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].clone())
+        .collect();
+    assert_eq!(bodies, vec![json!("once"), json!("twice")]);
+    let (_, list) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
+    assert_eq!(list["conversations"][0]["unreadCount"], 2);
+}
+
+async fn shared_number_reaches_every_agent_who_has_it(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let bob = app
+        .agent("bob@example.com", &["+15550001000", "+15550002000"])
+        .await;
+    let mut a = app.socket(&alice).await;
+    let mut b = app.socket(&bob).await;
+    app.inbound("+14155550123", "+15550001000", "for the team")
+        .await;
+    assert_eq!(a.next("message:new").await["body"], "for the team");
+    assert_eq!(b.next("message:new").await["body"], "for the team");
+}
+
+async fn forged_or_missing_signature_is_403_and_stores_nothing(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let form = [
+        ("MessageSid", new_sid()),
+        ("From", "+14155550123".to_string()),
+        ("To", "+15550001000".to_string()),
+        ("Body", "forged".to_string()),
+    ];
+    let unsigned = app
+        .http
+        .post(app.url("/api/crm/sms/webhook"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 403);
+    let forged = app
+        .http
+        .post(app.url("/api/crm/sms/webhook"))
+        .header("X-Twilio-Signature", "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let body: serde_json::Value = forged.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+
+    // Signed for another URL (replayed to us): refused too.
+    let params: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let sig = smsdesk::twilio::signature::sign(
+        &app.twilio_token,
+        &format!("{}/api/crm/sms/status-webhook", app.public_url),
+        &params,
+    );
+    let replayed = app
+        .http
+        .post(app.url("/api/crm/sms/webhook"))
+        .header("X-Twilio-Signature", sig)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 403);
+
+    let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
+    assert_eq!(sync["messages"], json!([]));
+}
+
+async fn stop_opts_out_and_start_opts_back_in(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let mut socket = app.socket(&alice).await;
+
+    app.inbound("+14155550123", "+15550001000", "Stop please")
+        .await;
+    let c = socket.next("conversation:updated").await;
+    assert_eq!(
+        c["contact"]["optedOut"], false,
+        "'Stop please' is not a keyword"
+    );
+    let conversation = c["id"].as_str().unwrap().to_owned();
+
+    app.inbound("+14155550123", "+15550001000", "  stop ").await;
+    let c = socket.next("conversation:updated").await;
+    assert_eq!(c["contact"]["optedOut"], true);
+
+    let (status, body) = app
+        .send(&alice, &conversation, "are you there?", "c-1")
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "opted_out");
+    assert_eq!(fake.sent_count(), 0, "nothing reached Twilio");
+
+    app.inbound("+14155550123", "+15550001000", "START").await;
+    let c = socket
+        .next_where("conversation:updated", |c| {
+            c["contact"]["optedOut"] == false
+        })
+        .await;
+    assert_eq!(c["id"], conversation.as_str());
+    let (status, _) = app.send(&alice, &conversation, "welcome back", "c-2").await;
+    assert_eq!(status, 202);
+}
+
+async fn mms_media_is_kept_and_proxied_with_credentials(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let bob = app.agent("bob@example.com", &["+15550002000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let png = b"\x89PNG\r\n\x1a\nfake image bytes";
+    let url0 = fake.media_url("cat.png", "image/png", png);
+    let url1 = fake.media_url("doc.pdf", "application/pdf", b"%PDF-1.4");
+    let sid = new_sid().replacen("SM", "MM", 1);
+    let r = app
+        .post_webhook(
+            "/api/crm/sms/webhook",
+            &[
+                ("MessageSid", &sid),
+                ("From", "+14155550123"),
+                ("To", "+15550001000"),
+                ("Body", ""),
+                ("NumMedia", "2"),
+                ("MediaUrl0", &url0),
+                ("MediaContentType0", "image/png"),
+                ("MediaUrl1", &url1),
+                ("MediaContentType1", "application/pdf"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
+    let m = &sync["messages"][0];
+    assert_eq!(m["media"].as_array().unwrap().len(), 2);
+    assert_eq!(m["media"][1]["contentType"], "application/pdf");
+    let id = m["id"].as_str().unwrap();
+
+    let r = app
+        .http
+        .get(app.url(&format!("/api/crm/sms/messages/{id}/media/0")))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), png);
+
+    let (status, _) = app
+        .get(&format!("/api/crm/sms/messages/{id}/media/2"), Some(&alice))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .get(&format!("/api/crm/sms/messages/{id}/media/0"), Some(&bob))
+        .await;
+    assert_eq!(status, 404, "another agent's media is not theirs to see");
+}
+
+async fn messages_to_an_unassigned_number_wait_for_their_agent(app: TestApp) {
+    app.inbound("+14155550123", "+15550009999", "anyone there?")
+        .await;
+    let late = app.agent("late@example.com", &["+15550009999"]).await;
+    let (_, list) = app.get("/api/crm/sms/conversations", Some(&late)).await;
+    assert_eq!(
+        list["conversations"][0]["lastMessage"]["body"],
+        "anyone there?"
+    );
+}
+
+async fn webhook_get_describes_the_endpoint(app: TestApp) {
+    let (status, body) = app.get("/api/crm/sms/status-webhook", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["success"], true);
+    assert_eq!(body["message"], "Twilio Status Callback Webhook Endpoint");
+    assert!(body["instructions"].is_array());
+    let (status, body) = app.get("/api/crm/sms/webhook", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["success"], true);
+}

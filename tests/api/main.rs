@@ -1,0 +1,12 @@
+//! Integration tests: the real server, a real database, real HTTP and socket.io clients,
+//! and Twilio replaced by a fake HTTP server (or the built-in simulator).
+
+mod helpers;
+
+mod auth;
+mod inbound;
+mod input;
+mod realtime;
+mod sending;
+mod status;
+mod sync;

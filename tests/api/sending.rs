@@ -1,0 +1,255 @@
+//! Sending: stored before the answer, one Twilio call per clientId, Twilio's refusals,
+//! the retry route, and the simulator's magic numbers.
+
+use crate::helpers::{Script, TestApp};
+use crate::on_both_backends;
+
+on_both_backends! {
+    send_is_stored_pending_then_goes_out_once: FakeTwilio,
+    same_client_id_twice_is_one_message_and_one_call: FakeTwilio,
+    twilio_21211_fails_the_message_with_its_code: FakeTwilio,
+    twilio_21610_fails_and_opts_the_contact_out: FakeTwilio,
+    retry_sends_a_failed_message_again_as_a_new_one: FakeTwilio,
+    simulator_walks_sent_then_delivered: Simulator,
+    simulator_magic_numbers_fail_like_twilio: Simulator,
+    send_to_a_new_number_opens_the_conversation: FakeTwilio,
+}
+
+async fn send_is_stored_pending_then_goes_out_once(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let mut socket = app.socket(&alice).await;
+    let conversation = app.conversation(&alice, "(415) 555-0123").await;
+
+    let (status, body) = app
+        .send(&alice, &conversation, "Hello from smsdesk", "client-1")
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let message = &body["message"];
+    assert_eq!(message["status"], "pending");
+    assert_eq!(message["clientId"], "client-1");
+    assert_eq!(message["to"], "+14155550123");
+    assert_eq!(message["from"], "+15550001000");
+    let id = message["id"].as_str().unwrap().to_owned();
+
+    assert_eq!(socket.next("message:new").await["id"], id.as_str());
+    let accepted = socket
+        .next_where("message:status", |s| s["status"] == "queued")
+        .await;
+    assert_eq!(accepted["id"], id.as_str());
+    assert!(accepted["twilioSid"].as_str().unwrap().starts_with("SM"));
+
+    let sent = fake.state.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["To"], "+14155550123");
+    assert_eq!(sent[0]["From"], "+15550001000");
+    assert_eq!(sent[0]["Body"], "Hello from smsdesk");
+    assert_eq!(
+        sent[0]["StatusCallback"],
+        format!("https://smsdesk.test/api/crm/sms/status-webhook?mid={id}")
+    );
+}
+
+async fn same_client_id_twice_is_one_message_and_one_call(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let conversation = app.conversation(&alice, "+14155550123").await;
+
+    let (first, a) = app.send(&alice, &conversation, "only once", "dup-1").await;
+    let (second, b) = app.send(&alice, &conversation, "only once", "dup-1").await;
+    assert_eq!((first, second), (202, 200));
+    assert_eq!(a["message"]["id"], b["message"]["id"]);
+    let id = a["message"]["id"].as_str().unwrap();
+    app.wait_status(&alice, id, "queued").await;
+
+    let (status, body) = app
+        .send(&alice, &conversation, "something else", "dup-1")
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "client_id_reused");
+    assert_eq!(fake.sent_count(), 1);
+
+    // Concurrent duplicates race to the database: still one message, one call.
+    let sends = (0..8).map(|_| app.send(&alice, &conversation, "raced", "race-1"));
+    let results = futures_util::future::join_all(sends).await;
+    let created = results.iter().filter(|(s, _)| *s == 202).count();
+    assert_eq!(created, 1, "{results:?}");
+    assert!(
+        results.iter().all(|(s, b)| (*s == 202 || *s == 200)
+            && b["message"]["id"] == results[0].1["message"]["id"])
+    );
+    let id = results[0].1["message"]["id"].as_str().unwrap();
+    app.wait_status(&alice, id, "queued").await;
+    assert_eq!(fake.sent_count(), 2);
+}
+
+async fn twilio_21211_fails_the_message_with_its_code(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    fake.script(Script::Error {
+        status: 400,
+        code: 21211,
+        message: "The 'To' number is not a valid phone number.",
+    });
+    let mut socket = app.socket(&alice).await;
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (status, body) = app.send(&alice, &conversation, "hello?", "c-1").await;
+    assert_eq!(status, 202);
+    let failed = socket
+        .next_where("message:status", |s| s["status"] == "failed")
+        .await;
+    assert_eq!(failed["id"], body["message"]["id"]);
+    assert_eq!(failed["errorCode"], 21211);
+    assert!(
+        failed["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid phone number")
+    );
+    assert_eq!(fake.sent_count(), 1, "a permanent error is not retried");
+}
+
+async fn twilio_21610_fails_and_opts_the_contact_out(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    fake.script(Script::Error {
+        status: 400,
+        code: 21610,
+        message: "Attempt to send to unsubscribed recipient",
+    });
+    let mut socket = app.socket(&alice).await;
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    app.send(&alice, &conversation, "hello?", "c-1").await;
+    let failed = socket
+        .next_where("message:status", |s| s["status"] == "failed")
+        .await;
+    assert_eq!(failed["errorCode"], 21610);
+    let updated = socket.next("conversation:updated").await;
+    assert_eq!(updated["contact"]["optedOut"], true);
+    let (status, _) = app.send(&alice, &conversation, "again?", "c-2").await;
+    assert_eq!(status, 409);
+    assert_eq!(fake.sent_count(), 1);
+}
+
+async fn retry_sends_a_failed_message_again_as_a_new_one(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    fake.script(Script::Error {
+        status: 400,
+        code: 21614,
+        message: "not a mobile number",
+    });
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "try me", "c-1").await;
+    let failed_id = body["message"]["id"].as_str().unwrap().to_owned();
+    app.wait_status(&alice, &failed_id, "failed").await;
+
+    let (status, retried) = app
+        .post_json(
+            &format!("/api/crm/sms/messages/{failed_id}/retry"),
+            Some(&alice),
+            serde_json::json!({"clientId": "c-2"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{retried}");
+    let new_id = retried["message"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, failed_id);
+    assert_eq!(retried["message"]["body"], "try me");
+    app.wait_status(&alice, &new_id, "queued").await;
+    assert_eq!(fake.sent_count(), 2);
+
+    let (status, body) = app
+        .post_json(
+            &format!("/api/crm/sms/messages/{new_id}/retry"),
+            Some(&alice),
+            serde_json::json!({"clientId": "c-3"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "not_retryable");
+}
+
+async fn simulator_walks_sent_then_delivered(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let mut socket = app.socket(&alice).await;
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app
+        .send(&alice, &conversation, "through the simulator", "c-1")
+        .await;
+    let id = body["message"]["id"].as_str().unwrap().to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let s = socket.next("message:status").await;
+        assert_eq!(s["id"], id.as_str());
+        seen.push(s["status"].as_str().unwrap().to_owned());
+        if s["status"] == "delivered" {
+            break;
+        }
+    }
+    assert_eq!(seen, ["queued", "sent", "delivered"]);
+
+    // The simulator answers the Messages list too.
+    let (status, _) = app.get("/dev/status", None).await;
+    assert_eq!(status, 200);
+}
+
+async fn simulator_magic_numbers_fail_like_twilio(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let invalid = app.conversation(&alice, "+15005550001").await;
+    let (_, body) = app.send(&alice, &invalid, "x", "c-1").await;
+    let m = app
+        .wait_status(&alice, body["message"]["id"].as_str().unwrap(), "failed")
+        .await;
+    assert_eq!(m["errorCode"], 21211);
+
+    let unreachable = app.conversation(&alice, "+15005550007").await;
+    let (_, body) = app.send(&alice, &unreachable, "x", "c-2").await;
+    let m = app
+        .wait_status(
+            &alice,
+            body["message"]["id"].as_str().unwrap(),
+            "undelivered",
+        )
+        .await;
+    assert_eq!(m["errorCode"], 30003);
+    assert!(m["errorMessage"].as_str().unwrap().contains("unreachable"));
+
+    let unsubscribed = app.conversation(&alice, "+15005550004").await;
+    let (_, body) = app.send(&alice, &unsubscribed, "x", "c-3").await;
+    app.wait_status(&alice, body["message"]["id"].as_str().unwrap(), "failed")
+        .await;
+    let (_, c) = app
+        .get("/api/crm/sms/conversations?limit=10", Some(&alice))
+        .await;
+    let opted = c["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == unsubscribed.as_str())
+        .unwrap();
+    assert_eq!(opted["contact"]["optedOut"], true);
+}
+
+async fn send_to_a_new_number_opens_the_conversation(app: TestApp) {
+    let alice = app
+        .agent("alice@example.com", &["+15550001000", "+15550001001"])
+        .await;
+    let (status, body) = app
+        .post_json(
+            "/api/crm/sms/send",
+            Some(&alice),
+            serde_json::json!({"to": "415-555-0123", "from": "+1 555 000 1001", "body": "hi", "clientId": "c-1"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["message"]["to"], "+14155550123");
+    assert_eq!(body["message"]["from"], "+15550001001");
+    let (status, body) = app
+        .post_json(
+            "/api/crm/sms/send",
+            Some(&alice),
+            serde_json::json!({"to": "415-555-0123", "from": "+15550009999", "body": "hi", "clientId": "c-2"}),
+        )
+        .await;
+    assert_eq!(status, 422, "a number that is not hers: {body}");
+}

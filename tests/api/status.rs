@@ -1,0 +1,108 @@
+//! Status callbacks: late, twice, out of order, or before the API call returned.
+
+use crate::helpers::{Script, TestApp};
+use crate::on_both_backends;
+
+on_both_backends! {
+    out_of_order_and_duplicate_callbacks_keep_the_furthest_status: FakeTwilio,
+    callback_before_the_api_response_is_not_lost: FakeTwilio,
+    racing_callbacks_end_at_the_furthest_status: FakeTwilio,
+    callback_for_an_unknown_sid_is_kept_until_the_sid_is: FakeTwilio,
+}
+
+async fn callback(app: &TestApp, mid: &str, sid: &str, status: &str, error: Option<&str>) {
+    let mut params = vec![("MessageSid", sid), ("MessageStatus", status)];
+    if let Some(code) = error {
+        params.push(("ErrorCode", code));
+    }
+    let r = app
+        .post_webhook(&format!("/api/crm/sms/status-webhook?mid={mid}"), &params)
+        .await;
+    assert_eq!(r.status(), 200, "{status}: {}", r.text().await.unwrap());
+}
+
+async fn sent_message(app: &TestApp, agent: &crate::helpers::Agent) -> (String, String) {
+    let conversation = app.conversation(agent, "+14155550123").await;
+    let (_, body) = app.send(agent, &conversation, "status test", "c-1").await;
+    let id = body["message"]["id"].as_str().unwrap().to_owned();
+    let m = app.wait_status(agent, &id, "queued").await;
+    (id, m["twilioSid"].as_str().unwrap().to_owned())
+}
+
+async fn out_of_order_and_duplicate_callbacks_keep_the_furthest_status(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let (id, sid) = sent_message(&app, &alice).await;
+    let mut socket = app.socket(&alice).await;
+
+    callback(&app, &id, &sid, "delivered", None).await;
+    let pushed = socket.next("message:status").await;
+    assert_eq!(pushed["status"], "delivered");
+    assert_eq!(pushed["id"], id.as_str());
+    for late in [
+        "sent",
+        "sending",
+        "queued",
+        "delivered",
+        "undelivered",
+        "failed",
+    ] {
+        callback(&app, &id, &sid, late, Some("30003")).await;
+    }
+    let m = app.message(&alice, &id).await;
+    assert_eq!(m["status"], "delivered");
+    assert_eq!(m["errorCode"], serde_json::Value::Null);
+
+    // A later push proves no status event was emitted for the stale callbacks.
+    app.inbound("+14155550123", "+15550001000", "thanks").await;
+    assert_eq!(socket.next("message:new").await["body"], "thanks");
+}
+
+async fn callback_before_the_api_response_is_not_lost(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    app.fake
+        .as_ref()
+        .unwrap()
+        .script(Script::CallbackFirst("sent"));
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "early bird", "c-1").await;
+    let id = body["message"]["id"].as_str().unwrap();
+    let m = app.wait_status(&alice, id, "sent").await;
+    assert!(m["twilioSid"].as_str().unwrap().starts_with("SM"));
+    // The API's own "queued" came after "sent" and must not have moved it back.
+    app.wait_queue_empty().await;
+    assert_eq!(app.message(&alice, id).await["status"], "sent");
+}
+
+async fn racing_callbacks_end_at_the_furthest_status(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let (id, sid) = sent_message(&app, &alice).await;
+    let statuses = ["sending", "sent", "delivered", "sent", "queued", "sending"];
+    let posts = statuses.iter().map(|s| callback(&app, &id, &sid, s, None));
+    futures_util::future::join_all(posts).await;
+    assert_eq!(app.message(&alice, &id).await["status"], "delivered");
+}
+
+async fn callback_for_an_unknown_sid_is_kept_until_the_sid_is(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    // A callback configured on the number in Twilio's console carries no message id of ours.
+    let sid = crate::helpers::new_sid();
+    let r = app
+        .post_webhook(
+            "/api/crm/sms/status-webhook",
+            &[("MessageSid", &sid), ("MessageStatus", "delivered")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post_webhook(
+            "/api/crm/sms/status-webhook",
+            &[
+                ("MessageSid", "SMnot-a-sid"),
+                ("MessageStatus", "delivered"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let (status, _) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
+    assert_eq!(status, 200);
+}
