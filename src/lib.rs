@@ -336,15 +336,13 @@ impl Server {
 
 /// The start-up banner of the seed, then what this instance is using.
 pub fn banner(s: &Started) -> String {
+    // Emoji take two terminal columns.
+    let columns =
+        |t: &str| -> usize { t.chars().map(|c| if c > '\u{1F000}' { 2 } else { 1 }).sum() };
     let local = format!("http://localhost:{}", s.port);
     let line = format!("   ➜ Local:    {local}");
-    let width = 39.max(line.chars().count() + 2);
-    let pad = |t: &str| {
-        format!(
-            "║{t}{}║",
-            " ".repeat(width.saturating_sub(t.chars().count()))
-        )
-    };
+    let width = 39.max(columns(&line) + 2);
+    let pad = |t: &str| format!("║{t}{}║", " ".repeat(width.saturating_sub(columns(t))));
     let mut out = String::new();
     out.push_str(&format!("╔{}╗\n", "═".repeat(width)));
     out.push_str(&pad("   🚀 Server ready!"));

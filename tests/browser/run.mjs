@@ -1,0 +1,919 @@
+// Browser tests of the smsdesk inbox: the seed's "Success Checklist", walked in a real Chromium
+// (driven by playwright-core) against the real server binary in simulator mode.
+//
+//   cd tests/browser && npm ci && cd ../.. && node tests/browser/run.mjs
+//
+// Environment:
+//   SMSDESK_BIN  server binary            (default /var/tmp/smsdesk-target/debug/smsdesk)
+//   CHROMIUM     Chromium executable      (default /usr/bin/chromium)
+//   TEST_OUTPUT  screenshots and logs     (default <repo>/test-output/browser/)
+//   CI           set: a missing Chromium fails the run instead of skipping it
+//
+// Every test starts its own server on a free port with a fresh SQLite database (agents created with
+// `smsdesk agent add`), opens its own browser context, and stops both at the end.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..', '..');
+const SMSDESK_BIN = process.env.SMSDESK_BIN || '/var/tmp/smsdesk-target/debug/smsdesk';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const OUT = path.resolve(process.env.TEST_OUTPUT || path.join(REPO, 'test-output', 'browser'));
+
+const PASSWORD = 'password123';
+const ALICE = { email: 'alice@example.com', name: 'Alice Agent', number: '+15550001000' };
+const STEP_TIMEOUT = 10_000; // default for every Playwright action / wait
+const FAILING_NUMBER = '+15005550001'; // simulator: Twilio error 21211
+
+// ---------------------------------------------------------------------------------------------
+// Preconditions: Chromium, the server binary, playwright-core.
+
+function isExecutable(p) {
+  try {
+    accessSync(p, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (!isExecutable(CHROMIUM)) {
+  console.log(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install chromium\` (or set CHROMIUM)`);
+  process.exit(process.env.CI ? 1 : 0);
+}
+if (!isExecutable(SMSDESK_BIN)) {
+  console.log(`smsdesk binary not found at ${SMSDESK_BIN}: build it with \`cargo build\` (or set SMSDESK_BIN)`);
+  process.exit(1);
+}
+
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  console.log(`playwright-core is not installed: run \`npm ci\` in ${path.relative(process.cwd(), HERE) || '.'}`);
+  process.exit(1);
+}
+
+mkdirSync(OUT, { recursive: true });
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(what, fn, { timeout = STEP_TIMEOUT, interval = 25 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
+    await sleep(interval);
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function slug(s) {
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 60);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server under test
+
+const liveChildren = new Set();
+process.on('exit', () => {
+  for (const child of liveChildren) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+/** Environment for the binary: simulator mode (no Twilio credentials), nothing inherited that matters. */
+function serverEnv(extra) {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) {
+    if (k.startsWith('TWILIO_') || k === 'PUBLIC_URL' || k === 'DATABASE_URL' || k === 'PORT' || k === 'HOST') delete env[k];
+  }
+  return { ...env, RUST_LOG: 'info', NO_COLOR: '1', ...extra };
+}
+
+function runCli(args, { env, cwd, input = '', timeout = 20_000 }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(SMSDESK_BIN, args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`smsdesk ${args.join(' ')} exited with ${code ?? signal}:\n${out}`));
+    });
+    child.stdin.end(input);
+  });
+}
+
+class Server {
+  constructor(name) {
+    this.name = name;
+    this.dir = mkdtempSync(path.join(os.tmpdir(), 'smsdesk-browser-'));
+    this.dbUrl = `sqlite://${path.join(this.dir, 'db.sqlite')}`;
+    this.logPath = path.join(this.dir, 'server.log');
+    this.log = createWriteStream(this.logPath, { flags: 'a' });
+    this.child = null;
+    this.port = null;
+    this.starts = 0;
+  }
+
+  get base() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  env() {
+    return serverEnv({ DATABASE_URL: this.dbUrl, PORT: String(this.port), HOST: '127.0.0.1' });
+  }
+
+  async addAgent({ email, name, number }) {
+    await runCli(['agent', 'add', '--email', email, '--name', name, '--number', number], {
+      env: serverEnv({ DATABASE_URL: this.dbUrl }),
+      cwd: this.dir,
+      input: `${PASSWORD}\n`,
+    });
+  }
+
+  /** Start (or restart, same port and database); resolves when /healthz answers 200. */
+  async start() {
+    if (this.port == null) this.port = await freePort();
+    this.starts += 1;
+    this.log.write(`\n===== start #${this.starts} on port ${this.port} =====\n`);
+    const child = spawn(SMSDESK_BIN, [], { env: this.env(), cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    liveChildren.add(child);
+    let exited = null;
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        exited = code ?? signal;
+        liveChildren.delete(child);
+        this.log.write(`===== exited: ${exited} =====\n`);
+        resolve(exited);
+      });
+    });
+    child.stdout.pipe(this.log, { end: false });
+    child.stderr.pipe(this.log, { end: false });
+    await waitUntil(
+      `the server on port ${this.port} (/healthz)`,
+      async () => {
+        if (exited !== null) throw new Error(`the server exited (${exited}) before answering; log: ${this.logPath}`);
+        const res = await fetch(`${this.base}/healthz`, { signal: AbortSignal.timeout(1000) });
+        return res.status === 200;
+      },
+      { timeout: 20_000, interval: 20 },
+    );
+    return Date.now();
+  }
+
+  /** Stop with `signal`, SIGKILL after 5 s; resolves when the process is gone. */
+  async stop(signal = 'SIGTERM') {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  logText() {
+    try {
+      return readFileSync(this.logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  async dispose(keepLogAs) {
+    await this.stop();
+    await new Promise((r) => this.log.end(r));
+    if (keepLogAs) writeFileSync(path.join(OUT, `${keepLogAs}.server.log`), this.logText());
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** POST /api/auth/login from the test itself: {agent, token}. */
+  async apiLogin(email = ALICE.email) {
+    const res = await fetch(`${this.base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email, password: PASSWORD }),
+    });
+    assert.equal(res.status, 200, `login of ${email}`);
+    return res.json();
+  }
+
+  /** POST /dev/simulate/inbound with a Bearer token: the simulator posts a signed inbound webhook. */
+  async simulateInbound(token, { from, to = ALICE.number, body, mediaUrls }) {
+    const res = await fetch(`${this.base}/dev/simulate/inbound`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ from, to, body, ...(mediaUrls ? { mediaUrls } : {}) }),
+    });
+    const text = await res.text();
+    assert.ok(res.status >= 200 && res.status < 300, `POST /dev/simulate/inbound → ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The browser
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A page with its console and errors recorded. */
+async function newPage({ viewport = { width: 1280, height: 800 } } = {}) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, locale: 'en-US', timezoneId: 'America/Los_Angeles' });
+  context.setDefaultTimeout(STEP_TIMEOUT);
+  context.setDefaultNavigationTimeout(STEP_TIMEOUT);
+  const page = await context.newPage();
+  const rec = { console: [], errors: [], dialogs: [] };
+  page.on('console', (m) => rec.console.push({ type: m.type(), text: m.text(), t: Date.now() }));
+  page.on('pageerror', (e) => rec.errors.push(String(e?.stack || e)));
+  page.on('dialog', (d) => {
+    rec.dialogs.push(`${d.type()}: ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  return { context, page, rec };
+}
+
+/**
+ * Run `fn` with a fresh server (agents created) and a fresh browser context; always cleaned up.
+ * The server log and the page console are kept in TEST_OUTPUT when the test fails.
+ */
+async function withServer(name, fn, { agents = [ALICE], viewport } = {}) {
+  const server = new Server(name);
+  let ctx = null;
+  let failed = true;
+  try {
+    for (const a of agents) await server.addAgent(a);
+    await server.start();
+    ctx = await newPage({ viewport });
+    await fn({ server, ...ctx });
+    failed = false;
+  } finally {
+    if (ctx) {
+      if (failed) {
+        writeFileSync(
+          path.join(OUT, `${slug(name)}.console.log`),
+          [...ctx.rec.console.map((c) => `[${c.type}] ${c.text}`), ...ctx.rec.errors.map((e) => `[pageerror] ${e}`)].join('\n'),
+        );
+        await ctx.page.screenshot({ path: path.join(OUT, `${slug(name)}.failure.png`) }).catch(() => {});
+      }
+      await ctx.context.close().catch(() => {});
+    }
+    await server.dispose(failed ? slug(name) : null);
+  }
+}
+
+async function shot(page, file, opts = {}) {
+  await page.screenshot({ path: path.join(OUT, file), ...opts });
+}
+
+/** No uncaught exceptions, no console errors (CSP violations, failed requests…) on a page whose server stayed up. */
+function assertCleanConsole(rec) {
+  assert.deepEqual(rec.errors, [], 'uncaught exceptions in the page');
+  const errors = rec.console.filter((c) => c.type === 'error').map((c) => c.text);
+  assert.deepEqual(errors, [], 'console errors in the page');
+  assert.deepEqual(rec.dialogs, [], 'dialogs opened by the page');
+}
+
+// Page helpers ----------------------------------------------------------------------------------
+
+async function loginThroughForm(page, server, { email = ALICE.email, password = PASSWORD } = {}) {
+  await page.goto(`${server.base}/login`);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.click('#login-button');
+}
+
+/** Log in with the API through the context (shares the cookie jar), then open the inbox. */
+async function openInbox(context, page, server) {
+  const res = await context.request.post(`${server.base}/api/auth/login`, { data: { email: ALICE.email, password: PASSWORD } });
+  assert.equal(res.status(), 200);
+  await page.goto(`${server.base}/agent/messages`);
+  await waitLive(page);
+  return res.json();
+}
+
+async function badge(page) {
+  return page.$eval('#live-badge', (el) => ({ state: el.dataset.state, text: el.textContent.trim() }));
+}
+
+async function waitLive(page, timeout = STEP_TIMEOUT) {
+  await page.waitForFunction(
+    () => {
+      const b = document.querySelector('#live-badge');
+      return b && b.dataset.state === 'live' && b.textContent.trim() === 'Live';
+    },
+    null,
+    { timeout, polling: 20 },
+  );
+}
+
+async function waitConnecting(page, timeout = STEP_TIMEOUT) {
+  await page.waitForFunction(
+    () => {
+      const b = document.querySelector('#live-badge');
+      return b && b.dataset.state === 'connecting' && b.textContent.trim() === 'Connecting...';
+    },
+    null,
+    { timeout, polling: 20 },
+  );
+}
+
+/** Record every change of the badge, with the browser's wall clock (same clock as the test's). */
+async function recordBadge(page) {
+  await page.evaluate(() => {
+    const b = document.querySelector('#live-badge');
+    window.__badge = [{ state: b.dataset.state, text: b.textContent.trim(), t: Date.now() }];
+    new MutationObserver(() => {
+      const last = window.__badge[window.__badge.length - 1];
+      const now = { state: b.dataset.state, text: b.textContent.trim(), t: Date.now() };
+      if (now.state !== last.state || now.text !== last.text) window.__badge.push(now);
+    }).observe(b, { attributes: true, childList: true, characterData: true, subtree: true });
+  });
+}
+
+async function badgeHistory(page) {
+  return page.evaluate(() => window.__badge || []);
+}
+
+/** Record, for every bubble in the thread, each distinct (status, indicator) it shows, with times. */
+async function recordBubbles(page) {
+  await page.evaluate(() => {
+    window.__bubbles = [];
+    const seen = new Map();
+    const scan = () => {
+      for (const el of document.querySelectorAll('#thread .bubble')) {
+        const st = el.querySelector('.status');
+        const snap = {
+          key: el.dataset.key,
+          id: el.dataset.id,
+          clientId: el.dataset.clientId,
+          direction: el.dataset.direction,
+          status: el.dataset.status,
+          body: el.querySelector('.body')?.textContent ?? '',
+          statusClass: st?.className ?? '',
+          statusText: st?.textContent ?? '',
+          spinner: Boolean(st?.querySelector('.spinner')),
+        };
+        const sig = JSON.stringify(snap);
+        if (seen.get(el) !== sig) {
+          seen.set(el, sig);
+          window.__bubbles.push({ ...snap, t: Date.now() });
+        }
+      }
+    };
+    scan();
+    new MutationObserver(scan).observe(document.querySelector('#thread'), {
+      attributes: true,
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
+  });
+}
+
+async function bubbleHistory(page) {
+  return page.evaluate(() => window.__bubbles || []);
+}
+
+/** The thread's bubbles as plain data. */
+async function bubbles(page) {
+  return page.$$eval('#thread .bubble', (els) =>
+    els.map((el) => {
+      const st = el.querySelector('.status');
+      const err = el.querySelector('.error-line');
+      const retry = el.querySelector('.retry-button');
+      return {
+        key: el.dataset.key,
+        id: el.dataset.id,
+        clientId: el.dataset.clientId,
+        direction: el.dataset.direction,
+        status: el.dataset.status,
+        body: el.querySelector('.body')?.textContent ?? '',
+        statusText: st?.textContent ?? '',
+        statusClass: st?.className ?? '',
+        spinner: Boolean(st?.querySelector('.spinner')),
+        errorShown: Boolean(err && !err.hidden),
+        errorText: el.querySelector('.error-text')?.textContent ?? '',
+        retryShown: Boolean(retry && !retry.hidden),
+      };
+    }),
+  );
+}
+
+async function startConversation(page, phone, name) {
+  await page.click('#new-conversation-button');
+  await page.fill('#new-conversation-form input[name=phone]', phone);
+  if (name) await page.fill('#new-conversation-form input[name=name]', name);
+  await page.click('#new-conversation-submit');
+  await page.waitForSelector('#new-conversation-dialog', { state: 'hidden' });
+  await page.waitForSelector('#thread-view', { state: 'visible' });
+}
+
+async function typeAndSend(page, text) {
+  await page.fill('#composer-input', text);
+  const t0 = Date.now();
+  await page.press('#composer-input', 'Enter');
+  return t0;
+}
+
+async function openConversationRow(page, phoneText) {
+  await page.locator('#conversation-list .conversation', { hasText: phoneText }).first().click();
+  await page.waitForSelector('#thread-view', { state: 'visible' });
+}
+
+async function listRows(page) {
+  return page.$$eval('#conversation-list .conversation', (els) =>
+    els.map((li) => ({
+      id: li.dataset.id,
+      name: li.querySelector('.conversation-name')?.textContent ?? '',
+      preview: li.querySelector('.conversation-preview')?.textContent ?? '',
+      unread: li.querySelector('.unread-badge')?.hidden ? 0 : Number(li.querySelector('.unread-badge')?.textContent || 0),
+      active: li.classList.contains('active'),
+    })),
+  );
+}
+
+function rgb(color) {
+  const m = /rgba?\((\d+),\s*(\d+),\s*(\d+)/.exec(color);
+  return m ? m.slice(1, 4).map(Number) : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests (the seed's Success Checklist)
+
+test('a. sign in through the form → /agent/messages, Live badge, the seed console lines', { timeout: 60_000 }, async () => {
+  await withServer('a login live badge', async ({ server, page, rec }) => {
+    // Without a session the inbox sends us to the sign-in page.
+    await page.goto(`${server.base}/agent/messages`);
+    await page.waitForURL(/\/login$/);
+
+    // A wrong password is refused with a readable message.
+    await loginThroughForm(page, server, { password: 'not-the-password' });
+    await page.waitForSelector('#login-error:not([hidden])');
+    assert.match(await page.textContent('#login-error'), /wrong email or password/i);
+    assert.equal(new URL(page.url()).pathname, '/login');
+    rec.console.length = 0; // the 401 of the refused sign-in is logged by Chromium on purpose
+    await shot(page, '01-login-error.png');
+
+    await loginThroughForm(page, server);
+    await page.waitForURL(/\/agent\/messages/);
+    await waitLive(page);
+    const b = await badge(page);
+    assert.deepEqual(b, { state: 'live', text: 'Live' });
+    const color = rgb(await page.$eval('#live-badge', (el) => getComputedStyle(el).color));
+    const bg = rgb(await page.$eval('#live-badge', (el) => getComputedStyle(el).backgroundColor));
+    const green = (c) => c && c[1] > c[0] && c[1] > c[2];
+    assert.ok(green(color) || green(bg), `the Live badge is green (color ${color}, background ${bg})`);
+
+    const { agent } = await server.apiLogin();
+    const lines = rec.console.map((c) => c.text);
+    for (const want of ['[useSocket] ✅ Connected to server', `[useSocket] Joined room: user:${agent.id}`, '[Messages] Setting up WebSocket listeners']) {
+      assert.ok(lines.includes(want), `console shows ${JSON.stringify(want)}; got:\n${lines.join('\n')}`);
+    }
+    assert.equal(await page.textContent('#agent-name'), ALICE.name);
+    await shot(page, '02-inbox-empty-live.png');
+    assertCleanConsole(rec);
+  });
+});
+
+test('b. new conversation, send: instant bubble with spinner → ✓ sent → ✓✓ delivered (blue), one bubble', { timeout: 60_000 }, async () => {
+  await withServer('b send delivered', async ({ server, context, page, rec }) => {
+    await openInbox(context, page, server);
+    await startConversation(page, '(415) 555-0123', 'Jane Doe');
+    assert.equal(await page.textContent('#thread-title'), 'Jane Doe');
+    assert.match(await page.textContent('#thread-subtitle'), /415/);
+
+    // The composer counts characters and segments.
+    await page.fill('#composer-input', 'Hello');
+    assert.match(await page.textContent('#segment-counter'), /5\s*\/\s*160/);
+
+    await recordBubbles(page);
+    const body = `Hello from the browser test ${Date.now()}`;
+    const sentAt = await typeAndSend(page, body);
+    const first = await page.waitForSelector('#thread .bubble.outbound .status .spinner', { timeout: 2000 });
+    assert.ok(first, 'the bubble shows a spinner at once');
+    assert.equal(await page.inputValue('#composer-input'), '', 'the composer is cleared');
+
+    await page.waitForSelector('#thread .bubble.outbound[data-status=delivered]', { timeout: 8000 });
+    const hist = (await bubbleHistory(page)).filter((h) => h.body === body);
+    assert.ok(hist.length > 0, 'the bubble was recorded');
+    const appearedMs = hist[0].t - sentAt;
+    assert.ok(appearedMs < 1000, `the bubble appeared ${appearedMs} ms after Enter (want < 1 s)`);
+    assert.ok(['pending', 'queued', 'sending'].includes(hist[0].status) && hist[0].spinner, `first state is a spinner: ${JSON.stringify(hist[0])}`);
+    const order = hist.map((h) => (h.spinner ? 'spinner' : h.statusText));
+    const iSpin = order.indexOf('spinner');
+    const iSent = order.indexOf('✓');
+    const iDelivered = order.indexOf('✓✓');
+    assert.ok(iSpin === 0 && iSent > iSpin && iDelivered > iSent, `spinner → ✓ → ✓✓, got ${JSON.stringify(hist.map((h) => [h.status, h.spinner ? 'spinner' : h.statusText, h.t - sentAt]))}`);
+    const sentRow = hist[iSent];
+    assert.equal(sentRow.status, 'sent');
+    assert.match(sentRow.statusClass, /status-sent/);
+    // Every snapshot of this message was the same element key (clientId), so it never became a second bubble.
+    assert.equal(new Set(hist.map((h) => h.key)).size, 1, 'one bubble key throughout');
+
+    const all = (await bubbles(page)).filter((b) => b.body === body);
+    assert.equal(all.length, 1, 'exactly one bubble for the message');
+    const [bub] = all;
+    assert.equal(bub.statusText, '✓✓');
+    assert.match(bub.statusClass, /status-delivered/);
+    assert.ok(bub.id, 'the bubble has the server id');
+    const c = rgb(await page.$eval('#thread .bubble.outbound[data-status=delivered] .status', (el) => getComputedStyle(el).color));
+    assert.ok(c && c[2] > c[0] + 40 && c[2] > c[1], `✓✓ is blue: rgb(${c})`);
+    await shot(page, '03-sent-delivered-thread.png');
+
+    // Still one bubble after a reload (the server has the same message, merged by clientId / id).
+    await page.reload();
+    await waitLive(page);
+    await openConversationRow(page, 'Jane Doe');
+    await page.waitForSelector('#thread .bubble.outbound');
+    const again = (await bubbles(page)).filter((b) => b.body === body);
+    assert.equal(again.length, 1, 'one bubble after reload');
+    assert.equal(again[0].status, 'delivered');
+    assertCleanConsole(rec);
+  });
+});
+
+test('c. an inbound SMS appears in the open thread without reload; the list updates', { timeout: 60_000 }, async () => {
+  await withServer('c inbound live', async ({ server, context, page, rec }) => {
+    const { token } = await openInbox(context, page, server);
+    await server.simulateInbound(token, { from: '+14155550123', body: 'First message from Jane' });
+    await server.simulateInbound(token, { from: '+12125550100', body: 'Hi from Bob' });
+    // Both arrive live: no reload.
+    await page.waitForFunction(() => document.querySelectorAll('#conversation-list .conversation').length === 2);
+    let rows = await listRows(page);
+    assert.equal(rows[0].preview, 'Hi from Bob', 'newest conversation first');
+    assert.equal(rows[0].unread, 1);
+    assert.equal(rows[1].preview, 'First message from Jane');
+    assert.equal(rows[1].unread, 1);
+    assert.equal(await page.title(), '(2) Messages · smsdesk');
+
+    await openConversationRow(page, '555-0123');
+    await page.waitForSelector('#thread .bubble.inbound');
+    await page.waitForFunction(() => !document.querySelector('#conversation-list .conversation.active .unread-badge:not([hidden])'));
+
+    await recordBubbles(page);
+    const t0 = Date.now();
+    await server.simulateInbound(token, { from: '+14155550123', body: 'Are you there? 👋' });
+    await page.waitForFunction(() => [...document.querySelectorAll('#thread .bubble.inbound .body')].some((b) => b.textContent === 'Are you there? 👋'), null, {
+      timeout: 3000,
+    });
+    const arrived = (await bubbleHistory(page)).find((h) => h.body === 'Are you there? 👋');
+    assert.ok(arrived.t - t0 < 2000, `shown ${arrived.t - t0} ms after the webhook`);
+    const inThread = (await bubbles(page)).filter((b) => b.direction === 'inbound');
+    assert.deepEqual(
+      inThread.map((b) => b.body),
+      ['First message from Jane', 'Are you there? 👋'],
+    );
+
+    // The list moved Jane's conversation to the top with the new preview, and it is not unread (open).
+    await page.waitForFunction(() => document.querySelector('#conversation-list .conversation .conversation-preview')?.textContent === 'Are you there? 👋');
+    rows = await listRows(page);
+    assert.equal(rows[0].preview, 'Are you there? 👋');
+    assert.equal(rows[0].active, true);
+    assert.equal(rows[0].unread, 0);
+    assert.equal(rows[1].preview, 'Hi from Bob');
+    assert.equal(rows[1].unread, 1);
+
+    // A reply from the thread to finish the picture, then the screenshot of an inbox with conversations.
+    await typeAndSend(page, 'Yes! How can I help?');
+    await page.waitForSelector('#thread .bubble.outbound[data-status=delivered]', { timeout: 8000 });
+    await shot(page, '04-inbox-with-conversations.png');
+
+    // An inbound SMS for a conversation that is not open raises its unread count live.
+    await server.simulateInbound(token, { from: '+12125550100', body: 'Bob again' });
+    await page.waitForFunction(() => {
+      const first = document.querySelector('#conversation-list .conversation');
+      return first?.querySelector('.conversation-preview')?.textContent === 'Bob again' && first.querySelector('.unread-badge')?.textContent === '2';
+    });
+    assertCleanConsole(rec);
+  });
+});
+
+test('d. server stopped → Connecting...; restarted → Live within 2 s, nothing missed', { timeout: 90_000 }, async () => {
+  await withServer('d server restart', async ({ server, context, page, rec }) => {
+    const { token } = await openInbox(context, page, server);
+    await server.simulateInbound(token, { from: '+14155550123', body: 'Before the restart' });
+    await page.waitForSelector('#conversation-list .conversation');
+    await openConversationRow(page, '555-0123');
+    await page.waitForSelector('#thread .bubble.inbound');
+    await recordBadge(page);
+
+    const stoppedAt = Date.now();
+    await server.stop('SIGTERM');
+    await waitConnecting(page, 5000);
+    const down = (await badgeHistory(page)).find((h) => h.state === 'connecting');
+    assert.ok(down, 'the badge went to Connecting...');
+    console.log(`# d: Connecting... shown ${down.t - stoppedAt} ms after SIGTERM`);
+    await shot(page, '05-connecting.png');
+
+    // While the server is down, an agent sends: the bubble waits with its spinner and is sent later.
+    await typeAndSend(page, 'Sent while the server was down');
+    await page.waitForSelector('#thread .bubble.outbound .status .spinner');
+    // Let socket.io back off to its maximum delay before the server comes back.
+    await sleep(3000);
+    assert.equal((await badge(page)).state, 'connecting');
+
+    const upAt = await server.start();
+    // Right after the restart, before (or while) the page reconnects: an inbound SMS.
+    await server.simulateInbound(token, { from: '+14155550123', body: 'Sent right after the restart' });
+    await waitLive(page, 5000);
+    const live = (await badgeHistory(page)).filter((h) => h.state === 'live').pop();
+    const reconnectMs = live.t - upAt;
+    console.log(`# d: Live again ${reconnectMs} ms after /healthz answered`);
+    // 2 s is the contract (reconnectionDelayMax); 250 ms of slack for /healthz polling and the handshake.
+    assert.ok(reconnectMs <= 2250, `Live ${reconnectMs} ms after the server was back (want ≤ 2 s)`);
+
+    await page.waitForFunction(() => [...document.querySelectorAll('#thread .bubble .body')].some((b) => b.textContent === 'Sent right after the restart'), null, {
+      timeout: 5000,
+    });
+    await page.waitForSelector('#thread .bubble.outbound[data-status=delivered]', { timeout: 10_000 });
+    const all = await bubbles(page);
+    assert.deepEqual(
+      all.map((b) => `${b.direction}: ${b.body}`).sort(),
+      ['inbound: Before the restart', 'inbound: Sent right after the restart', 'outbound: Sent while the server was down'],
+      'each message exactly once',
+    );
+    assert.equal(all.filter((b) => b.body === 'Sent while the server was down').length, 1);
+    assert.equal(all.filter((b) => b.body === 'Sent right after the restart').length, 1);
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.dialogs, []);
+  });
+});
+
+test('e. network offline → Connecting...; back online → Live again', { timeout: 90_000 }, async () => {
+  await withServer('e offline online', async ({ server, context, page, rec }) => {
+    const { token } = await openInbox(context, page, server);
+    await server.simulateInbound(token, { from: '+14155550123', body: 'Hello before going offline' });
+    await page.waitForSelector('#conversation-list .conversation');
+    await openConversationRow(page, '555-0123');
+    await recordBadge(page);
+
+    const offAt = Date.now();
+    await context.setOffline(true);
+    await waitConnecting(page, 25_000);
+    const down = (await badgeHistory(page)).find((h) => h.state === 'connecting');
+    console.log(`# e: Connecting... shown ${down.t - offAt} ms after going offline`);
+    assert.equal(await page.evaluate(() => navigator.onLine), false);
+
+    // Offline for a while: the page must not claim to be Live.
+    await server.simulateInbound(token, { from: '+14155550123', body: 'Sent while the browser was offline' });
+    await sleep(3000);
+    const during = (await badgeHistory(page)).filter((h) => h.t > down.t);
+    assert.ok(
+      during.every((h) => h.state === 'connecting'),
+      `stayed Connecting... while offline: ${JSON.stringify(during)}`,
+    );
+    await shot(page, '06-offline-connecting.png');
+
+    const onAt = Date.now();
+    await context.setOffline(false);
+    await waitLive(page, 10_000);
+    const live = (await badgeHistory(page)).filter((h) => h.state === 'live').pop();
+    console.log(`# e: Live again ${live.t - onAt} ms after going back online`);
+    assert.ok(live.t - onAt <= 3000, `Live ${live.t - onAt} ms after going online`);
+    // What arrived while offline comes through the sync.
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('#thread .bubble .body')].some((b) => b.textContent === 'Sent while the browser was offline'),
+      null,
+      { timeout: 5000 },
+    );
+    assert.deepEqual(rec.errors, []);
+  });
+});
+
+test('f. idle 30 s on the inbox: no HTTP requests at all (no polling)', { timeout: 90_000 }, async () => {
+  await withServer('f idle no polling', async ({ server, context, page, rec }) => {
+    const { token } = await openInbox(context, page, server);
+    await server.simulateInbound(token, { from: '+14155550123', body: 'Something to look at' });
+    await page.waitForSelector('#conversation-list .conversation');
+    await openConversationRow(page, '555-0123');
+    await page.waitForSelector('#thread .bubble.inbound');
+    // Let the page's own start-up requests (mark read…) finish.
+    await page.waitForLoadState('networkidle');
+
+    const requests = [];
+    const sockets = [];
+    const onRequest = (r) => {
+      if (r.resourceType() === 'websocket' || r.url().startsWith('data:')) return;
+      requests.push(`${r.method()} ${r.url()} (${r.resourceType()})`);
+    };
+    const onSocket = (ws) => sockets.push(ws.url());
+    page.on('request', onRequest);
+    page.on('websocket', onSocket);
+    let framesIn = 0;
+    // The socket stays open and alive (socket.io pings) while idle: count the frames it carries.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    cdp.on('Network.webSocketFrameReceived', () => (framesIn += 1));
+
+    const IDLE_MS = 30_000;
+    await sleep(IDLE_MS);
+    page.off('request', onRequest);
+    page.off('websocket', onSocket);
+    await cdp.detach();
+
+    assert.deepEqual(requests, [], `HTTP requests while idle for ${IDLE_MS / 1000} s`);
+    assert.deepEqual(sockets, [], 'no new WebSocket (no reconnect) while idle');
+    assert.deepEqual(await badge(page), { state: 'live', text: 'Live' });
+    console.log(`# f: 0 HTTP requests in ${IDLE_MS / 1000} s idle; ${framesIn} WebSocket frames received (heartbeats)`);
+    assertCleanConsole(rec);
+  });
+});
+
+test('g. message text is text: <img src=x onerror=alert(1)> is shown literally', { timeout: 60_000 }, async () => {
+  await withServer('g xss as text', async ({ server, context, page, rec }) => {
+    const { token } = await openInbox(context, page, server);
+    const evil = '<img src=x onerror=alert(1)>';
+    const evilName = '<b>Mallory</b>';
+    await server.simulateInbound(token, { from: '+14155550123', body: evil });
+    await page.waitForSelector('#conversation-list .conversation');
+    await openConversationRow(page, '555-0123');
+    await page.waitForSelector('#thread .bubble.inbound');
+    // The same from our side, typed in the composer.
+    await typeAndSend(page, `${evil} & <script>alert(2)</script>`);
+    await page.waitForSelector('#thread .bubble.outbound[data-status=delivered]', { timeout: 8000 });
+    // And as a contact name.
+    await startConversation(page, '+12125550100', evilName);
+    assert.equal(await page.textContent('#thread-title'), evilName);
+    await openConversationRow(page, '555-0123');
+    await page.waitForSelector('#thread .bubble.inbound');
+
+    const inbound = (await bubbles(page)).filter((b) => b.direction === 'inbound');
+    assert.equal(inbound.length, 1);
+    assert.equal(inbound[0].body, evil);
+    const outbound = (await bubbles(page)).filter((b) => b.direction === 'outbound');
+    assert.equal(outbound[0].body, `${evil} & <script>alert(2)</script>`);
+    assert.equal(await page.$$eval('img[src="x"], #thread img, #thread script, #conversation-list img, #conversation-list b', (els) => els.length), 0);
+    const rows = await listRows(page);
+    assert.ok(rows.some((r) => r.name === evilName), 'the name is shown as text in the list');
+    assert.ok(
+      rows.some((r) => r.preview.includes('<img src=x')),
+      'the preview is shown as text',
+    );
+    await sleep(500); // an onerror handler would have run by now
+    assert.equal(await page.evaluate(() => window.__xss === undefined), true);
+    assert.deepEqual(rec.dialogs, [], 'no alert() ran');
+    await shot(page, '07-html-as-text.png');
+    assertCleanConsole(rec);
+  });
+});
+
+test('h. Twilio refusal (21211): red bubble with the error in words, Retry → POST …/retry 202, a new attempt', { timeout: 60_000 }, async () => {
+  await withServer('h failed retry', async ({ server, context, page, rec }) => {
+    await openInbox(context, page, server);
+    await startConversation(page, FAILING_NUMBER);
+    await recordBubbles(page);
+    const body = 'This one cannot be delivered';
+    await typeAndSend(page, body);
+    await page.waitForSelector('#thread .bubble.outbound[data-status=failed]', { timeout: 8000 });
+    const firstHist = (await bubbleHistory(page)).filter((h) => h.body === body);
+    assert.ok(firstHist[0]?.spinner, `the bubble started with a spinner: ${JSON.stringify(firstHist)}`);
+    console.log(`# h: statuses shown: ${firstHist.map((h) => h.status).join(' → ')} (failed after ${firstHist.at(-1).t - firstHist[0].t} ms)`);
+
+    let all = await bubbles(page);
+    assert.equal(all.length, 1);
+    const [failed] = all;
+    assert.ok(failed.id, 'the failed message has its id');
+    assert.ok(failed.errorShown, 'the error line is shown');
+    assert.ok(failed.retryShown, 'a Retry button is shown');
+    assert.match(failed.statusClass, /status-failed/);
+    assert.ok(!/^error \d+$/i.test(failed.errorText.trim()) && failed.errorText.trim().length > 10, `the error is in words: ${JSON.stringify(failed.errorText)}`);
+    console.log(`# h: error shown: ${JSON.stringify(failed.errorText)}`);
+    const red = rgb(
+      await page.$eval('#thread .bubble.outbound[data-status=failed]', (el) => {
+        const s = getComputedStyle(el.querySelector('.error-text'));
+        return s.color;
+      }),
+    );
+    assert.ok(red && red[0] > red[1] + 60 && red[0] > red[2] + 60, `the error is red: rgb(${red})`);
+    const boxBorder = await page.$eval('#thread .bubble.outbound[data-status=failed] .bubble-box', (el) => {
+      const s = getComputedStyle(el);
+      return [s.backgroundColor, s.borderColor, s.borderTopColor];
+    });
+    console.log(`# h: failed bubble box colours: ${boxBorder.join(' / ')}`);
+    await shot(page, '08-failed-with-retry.png');
+
+    const retryResponse = page.waitForResponse((r) => r.request().method() === 'POST' && /\/api\/crm\/sms\/messages\/[^/]+\/retry$/.test(new URL(r.url()).pathname));
+    await page.click(`#thread .bubble[data-id="${failed.id}"] .retry-button`);
+    const res = await retryResponse;
+    assert.equal(new URL(res.url()).pathname, `/api/crm/sms/messages/${failed.id}/retry`);
+    assert.equal(res.status(), 202, 'POST …/retry → 202');
+    const retried = (await res.json()).message;
+    assert.ok(retried && retried.id && retried.id !== failed.id, `the retry is a new message: ${JSON.stringify(retried)}`);
+    assert.equal(retried.body, body);
+
+    // The new attempt gets its own bubble, which fails too (same number): two red bubbles.
+    await page.waitForFunction(() => document.querySelectorAll('#thread .bubble.outbound[data-status=failed]').length === 2, null, { timeout: 8000 });
+    all = await bubbles(page);
+    assert.equal(all.length, 2, 'exactly two bubbles: the first attempt and the retry');
+    assert.equal(all[0].id, failed.id);
+    assert.equal(all[1].id, String(retried.id));
+    assert.equal(all[0].retryShown, false, 'the retried message offers no second retry');
+    assert.equal(all[1].retryShown, true, 'the new failed attempt can be retried');
+    const hist = (await bubbleHistory(page)).filter((h) => h.key === all[1].key);
+    assert.ok(hist[0].spinner, 'the retry bubble started with a spinner');
+    await shot(page, '09-retry-failed-again.png');
+    assertCleanConsole(rec);
+  });
+});
+
+test('i. phone width (390×844): list, thread and back', { timeout: 60_000 }, async () => {
+  await withServer(
+    'i phone width',
+    async ({ server, context, page, rec }) => {
+      const { token } = await openInbox(context, page, server);
+      await server.simulateInbound(token, { from: '+14155550123', body: 'Hi! Is the apartment on 5th street still available? I would love to visit this weekend.' });
+      await server.simulateInbound(token, { from: '+12125550100', body: 'Thanks, see you tomorrow' });
+      await server.simulateInbound(token, { from: '+13105550199', body: 'STOP' });
+      await page.waitForFunction(() => document.querySelectorAll('#conversation-list .conversation').length === 3);
+      const noHorizontalScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+      assert.ok(await noHorizontalScroll(), 'no horizontal scroll on the list');
+      assert.ok(await page.isVisible('#new-conversation-button'));
+      await shot(page, '10-phone-list.png');
+
+      await openConversationRow(page, '555-0123');
+      await page.waitForSelector('#thread .bubble.inbound');
+      assert.equal(await page.getAttribute('#app', 'data-pane'), 'thread');
+      assert.ok(await page.isVisible('#back-button'), 'a back button on phones');
+      assert.equal(await page.isVisible('#conversation-list'), false, 'the list is hidden behind the thread');
+      await typeAndSend(page, 'Yes, it is! Saturday at 10 works.');
+      await page.waitForSelector('#thread .bubble.outbound[data-status=delivered]', { timeout: 8000 });
+      const composer = await page.$eval('#composer', (el) => el.getBoundingClientRect().toJSON());
+      assert.ok(composer.bottom <= 844 + 1 && composer.top > 0, `the composer is on screen: ${JSON.stringify(composer)}`);
+      assert.ok(await noHorizontalScroll(), 'no horizontal scroll in the thread');
+      await shot(page, '11-phone-thread.png');
+
+      await page.click('#back-button');
+      await page.waitForFunction(() => document.querySelector('#app').dataset.pane === 'list');
+      assert.ok(await page.isVisible('#conversation-list'));
+
+      await openConversationRow(page, '555-0199');
+      await page.waitForSelector('#opted-out-banner', { state: 'visible' });
+      assert.equal(await page.isDisabled('#composer-input'), true, 'cannot type to an opted-out contact');
+      await shot(page, '12-phone-opted-out.png');
+      assertCleanConsole(rec);
+    },
+    { viewport: { width: 390, height: 844 } },
+  );
+});
