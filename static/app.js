@@ -947,7 +947,7 @@ function renderThreadHeader(conv) {
   const optedOut = Boolean(conv.contact?.optedOut);
   els.optedOut.hidden = !optedOut;
   els.textarea.disabled = optedOut;
-  els.textarea.placeholder = optedOut ? "This contact has opted out: you can't message them" : 'Type a message…';
+  els.textarea.placeholder = optedOut ? 'Opted out: messaging is off' : 'Type a message…';
   updateComposerState();
 }
 

@@ -73,9 +73,14 @@ export function contactLabel(conv) {
 export function initials(conv) {
   const name = conv?.contact?.name && String(conv.contact.name).trim();
   if (name) {
-    const parts = name.split(/\s+/).filter(Boolean);
-    const letters = (parts[0]?.[0] || '') + (parts.length > 1 ? parts[parts.length - 1][0] : '');
-    return Array.from(letters).join('').toUpperCase() || '#';
+    // First letter (or digit) of the first and last words that have one: "<b>Jane</b> Doe" → "BD",
+    // never a stray "<" or half of an emoji's surrogate pair.
+    const firsts = name
+      .split(/\s+/)
+      .map((w) => w.match(/[\p{L}\p{N}]/u)?.[0])
+      .filter(Boolean);
+    const letters = (firsts[0] || '') + (firsts.length > 1 ? firsts[firsts.length - 1] : '');
+    return letters.toUpperCase() || '#';
   }
   return '#';
 }

@@ -15,7 +15,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,6 +62,10 @@ try {
 }
 
 mkdirSync(OUT, { recursive: true });
+// Artifacts of an earlier failed run would be mistaken for this run's.
+for (const f of readdirSync(OUT)) {
+  if (/\.(failure\.png|console\.log|server\.log)$/.test(f)) rmSync(path.join(OUT, f), { force: true });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
