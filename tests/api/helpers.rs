@@ -37,8 +37,10 @@ pub enum Backend {
 pub enum Mode {
     /// No credentials: the built-in simulator.
     Simulator,
-    /// Live mode against [`FakeTwilio`].
+    /// Live mode against [`FakeTwilio`], with a public `PUBLIC_URL`.
     FakeTwilio,
+    /// Live mode against [`FakeTwilio`] with the default, localhost `PUBLIC_URL`.
+    FakeTwilioLocal,
 }
 
 pub fn init_logs() {
@@ -170,7 +172,7 @@ pub struct Agent {
 impl TestApp {
     async fn spawn(database_url: &str, mode: Mode) -> Self {
         let fake = match mode {
-            Mode::FakeTwilio => Some(FakeTwilio::start().await),
+            Mode::FakeTwilio | Mode::FakeTwilioLocal => Some(FakeTwilio::start().await),
             Mode::Simulator => None,
         };
         let mut env: HashMap<&str, String> = HashMap::from([
@@ -181,7 +183,9 @@ impl TestApp {
             env.insert("TWILIO_ACCOUNT_SID", FAKE_ACCOUNT.into());
             env.insert("TWILIO_AUTH_TOKEN", FAKE_TOKEN.into());
             env.insert("TWILIO_API_BASE", f.url.clone());
-            env.insert("PUBLIC_URL", PUBLIC_URL.into());
+            if mode == Mode::FakeTwilio {
+                env.insert("PUBLIC_URL", PUBLIC_URL.into());
+            }
         }
         let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("valid settings");
         let (server, started) = smsdesk::Server::build(settings)

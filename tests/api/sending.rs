@@ -13,6 +13,38 @@ on_both_backends! {
     simulator_walks_sent_then_delivered: Simulator,
     simulator_magic_numbers_fail_like_twilio: Simulator,
     send_to_a_new_number_opens_the_conversation: FakeTwilio,
+    live_mode_has_no_simulator_and_no_localhost_status_callback: FakeTwilioLocal,
+}
+
+async fn live_mode_has_no_simulator_and_no_localhost_status_callback(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let (status, _) = app.get("/dev/status", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .post_json(
+            "/dev/simulate/inbound",
+            Some(&alice),
+            serde_json::json!({"from": "+14155550123", "to": "+15550001000", "body": "x"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Twilio rejects a localhost StatusCallback (21609): it is left out.
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "no callback", "c-1").await;
+    app.wait_status(&alice, body["message"]["id"].as_str().unwrap(), "queued")
+        .await;
+    let sent = app
+        .fake
+        .as_ref()
+        .unwrap()
+        .state
+        .sent
+        .lock()
+        .unwrap()
+        .clone();
+    assert_eq!(sent.len(), 1);
+    assert!(!sent[0].contains_key("StatusCallback"), "{:?}", sent[0]);
 }
 
 async fn send_is_stored_pending_then_goes_out_once(app: TestApp) {
