@@ -23,16 +23,12 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 fn asset(path: &str) -> Option<Response> {
     let file = Assets::get(path)?;
     let mime = file.metadata.mimetype().to_owned();
-    let cache = if path.ends_with(".html") {
-        "no-cache"
-    } else {
-        "public, max-age=300"
-    };
     Some(
         (
             [
                 (header::CONTENT_TYPE, mime),
-                (header::CACHE_CONTROL, cache.to_owned()),
+                // Revalidate every time: pages and their modules must never mix versions.
+                (header::CACHE_CONTROL, "no-cache".to_owned()),
             ],
             file.data.into_owned(),
         )

@@ -103,14 +103,8 @@ fn valid_sid(sid: &str) -> bool {
         && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// `POST /api/crm/sms/webhook`: an SMS or MMS arrived.
-pub async fn inbound(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<Response> {
-    let p = verified(&state, &uri, &headers, &body)?;
+/// Reads an inbound message webhook's parameters.
+fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
     let sid = p.required("MessageSid", MAX_FIELD)?;
     if !valid_sid(sid) {
         return Err(AppError::BadRequest(
@@ -149,7 +143,7 @@ pub async fn inbound(
         });
     }
     let reported_segments = p.get("NumSegments").and_then(|n| n.parse::<i64>().ok());
-    let msg = NewInbound {
+    Ok(NewInbound {
         twilio_sid: sid.to_owned(),
         from: from.to_owned(),
         to: to.to_owned(),
@@ -159,7 +153,18 @@ pub async fn inbound(
             .filter(|n| (1..=100).contains(n))
             .unwrap_or_else(|| segments(text).max(1)),
         opt_change: opt_change(text, p.get("OptOutType")),
-    };
+    })
+}
+
+/// `POST /api/crm/sms/webhook`: an SMS or MMS arrived.
+pub async fn inbound(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    let msg = parse_inbound(&verified(&state, &uri, &headers, &body)?)?;
+    let sid = msg.twilio_sid.as_str();
     match state.store.insert_inbound(&msg).await? {
         Some(stored) => {
             tracing::info!(sid, conversation = %stored.conversation.id, "inbound message stored");
@@ -252,6 +257,100 @@ pub async fn status_info() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn inbound_parameters_are_read_and_checked() {
+        let sid = "SM0123456789abcdef0123456789abcdef";
+        let ok = parse_inbound(&params(&[
+            ("MessageSid", sid),
+            ("From", "+14155550123"),
+            ("To", "+15550001000"),
+            ("Body", "STOP"),
+            ("NumMedia", "1"),
+            ("MediaUrl0", "https://api.twilio.com/m/1"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.media[0].content_type, "application/octet-stream");
+        assert_eq!(ok.segments, 1);
+        assert!(ok.opt_change.is_some());
+        for bad in [
+            vec![("From", "+1"), ("To", "+2")],
+            vec![("MessageSid", sid), ("To", "+2")],
+            vec![
+                ("MessageSid", sid),
+                ("From", "+1"),
+                ("To", "+2"),
+                ("NumMedia", "11"),
+            ],
+            vec![
+                ("MessageSid", sid),
+                ("From", "+1"),
+                ("To", "+2"),
+                ("NumMedia", "x"),
+            ],
+        ] {
+            assert!(matches!(
+                parse_inbound(&params(&bad)),
+                Err(AppError::BadRequest(_))
+            ));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever a client posts, parsing answers Ok or a 400, never panics.
+        #[test]
+        fn parsing_never_panics(raw in proptest::collection::vec((
+            prop_oneof![
+                Just("MessageSid".to_string()), Just("From".to_string()), Just("To".to_string()),
+                Just("Body".to_string()), Just("NumMedia".to_string()), Just("MediaUrl0".to_string()),
+                Just("MediaContentType0".to_string()), Just("NumSegments".to_string()),
+                Just("OptOutType".to_string()), ".{0,12}",
+            ],
+            prop_oneof![".{0,40}", "SM[0-9a-f]{32}", "[0-9]{1,3}", "https?://[a-z.]{1,10}/.{0,5}"],
+        ), 0..12)) {
+            match parse_inbound(&Params(raw)) {
+                Ok(_) | Err(AppError::BadRequest(_)) => {}
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        /// A form body of any bytes parses or is refused, never panics.
+        #[test]
+        fn form_decoding_never_panics(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body);
+        }
+
+        /// What Twilio signs verifies; changing any parameter or the URL does not.
+        #[test]
+        fn signatures_bind_url_and_every_parameter(
+            token in "[a-zA-Z0-9]{1,32}",
+            path in "/[a-z/]{0,20}",
+            raw in proptest::collection::vec(("[A-Za-z]{1,8}", ".{0,16}"), 1..8),
+            victim in any::<prop::sample::Index>(),
+        ) {
+            let url = format!("https://example.ngrok.io{path}");
+            let sig = signature::sign(&token, &url, &raw);
+            prop_assert!(signature::verify(&token, &url, &raw, &sig));
+            let other_url = format!("{url}x");
+            prop_assert!(!signature::verify(&token, &other_url, &raw, &sig));
+            let mut tampered = raw.clone();
+            let i = victim.index(tampered.len());
+            tampered[i].1.push('!');
+            prop_assert!(!signature::verify(&token, &url, &tampered, &sig));
+        }
+    }
 
     #[test]
     fn sids_look_like_twilio_sids() {

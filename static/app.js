@@ -1529,7 +1529,11 @@ function wireUi() {
 
   window.addEventListener('online', () => {
     const s = state.socket;
-    if (s && !s.connected) s.connect();
+    // connect() alone waits out socket.io's pending retry delay; restarting is immediate.
+    if (s && !s.connected) {
+      s.disconnect();
+      s.connect();
+    }
     wakeRetries();
   });
   window.addEventListener('offline', () => {
