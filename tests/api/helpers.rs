@@ -170,7 +170,8 @@ pub struct Agent {
 }
 
 impl TestApp {
-    async fn spawn(database_url: &str, mode: Mode) -> Self {
+    /// Starts the real server on a random port against `database_url`.
+    pub async fn spawn(database_url: &str, mode: Mode) -> Self {
         let fake = match mode {
             Mode::FakeTwilio | Mode::FakeTwilioLocal => Some(FakeTwilio::start().await),
             Mode::Simulator => None,
@@ -549,11 +550,18 @@ pub enum Script {
     },
     /// Posts the given status callback first, then answers.
     CallbackFirst(&'static str),
+    /// Sends the message, then answers 500 as if the answer was lost on the way.
+    LostAnswer,
+    /// Answers 429 with `Retry-After: 1`; nothing is sent.
+    RateLimited,
 }
 
 #[derive(Default)]
 pub struct FakeState {
+    /// Every create request received.
     pub sent: Mutex<Vec<HashMap<String, String>>>,
+    /// The messages Twilio really took (sid, request), as its Messages list shows them.
+    accepted: Mutex<Vec<(String, HashMap<String, String>)>>,
     script: Mutex<VecDeque<Script>>,
     app_addr: OnceLock<String>,
     media: Mutex<HashMap<String, (String, Vec<u8>)>>,
@@ -586,6 +594,11 @@ impl FakeTwilio {
 
     pub fn sent_count(&self) -> usize {
         self.state.sent.lock().unwrap().len()
+    }
+
+    /// How many messages Twilio took (what a phone would receive).
+    pub fn accepted_count(&self) -> usize {
+        self.state.accepted.lock().unwrap().len()
     }
 
     /// Serves `bytes` at a URL that demands the account's credentials, like Twilio's media.
@@ -632,7 +645,25 @@ async fn fake_create(
         .pop_front()
         .unwrap_or(Script::Accept);
     let sid = new_sid();
+    if !matches!(script, Script::Error { .. } | Script::RateLimited) {
+        state
+            .accepted
+            .lock()
+            .unwrap()
+            .push((sid.clone(), form.clone()));
+    }
     match script {
+        Script::LostAnswer => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"code": 20500, "message": "Internal Server Error", "status": 500})),
+        )
+            .into_response(),
+        Script::RateLimited => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            axum::Json(json!({"code": 20429, "message": "Too Many Requests", "status": 429})),
+        )
+            .into_response(),
         Script::Error {
             status,
             code,
@@ -684,14 +715,25 @@ fn created(sid: &str, form: &HashMap<String, String>) -> Response {
         .into_response()
 }
 
-async fn fake_list(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
+async fn fake_list(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
     if !basic_ok(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let sent = state.sent.lock().unwrap();
-    let messages: Vec<Value> = sent
+    let accepted = state.accepted.lock().unwrap();
+    let matches = |m: &HashMap<String, String>, key: &str| {
+        query
+            .get(key)
+            .is_none_or(|q| q.is_empty() || m.get(key) == Some(q))
+    };
+    let messages: Vec<Value> = accepted
         .iter()
-        .map(|m| json!({"sid": new_sid(), "status": "sent", "to": m.get("To"), "from": m.get("From"), "body": m.get("Body")}))
+        .rev()
+        .filter(|(_, m)| matches(m, "To") && matches(m, "From"))
+        .map(|(sid, m)| json!({"sid": sid, "status": "sent", "to": m.get("To"), "from": m.get("From"), "body": m.get("Body"), "date_created": chrono::Utc::now().to_rfc2822()}))
         .collect();
     axum::Json(json!({"messages": messages, "next_page_uri": null})).into_response()
 }

@@ -1,0 +1,243 @@
+//! The database goes away and comes back: 503s with the error JSON, nothing half-stored,
+//! sockets stay up, and everything works again without a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use sqlx::Connection;
+
+use crate::helpers::{Mode, Socket, SocketAuth, TestApp, new_sid};
+
+fn inbound_params(sid: &str) -> [(&'static str, String); 4] {
+    [
+        ("MessageSid", sid.to_owned()),
+        ("From", "+14155550123".into()),
+        ("To", "+15550001000".into()),
+        ("Body", "during the outage".into()),
+    ]
+}
+
+async fn post(app: &TestApp, sid: &str) -> u16 {
+    let params = inbound_params(sid);
+    let refs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    app.post_webhook("/api/crm/sms/webhook", &refs)
+        .await
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_locked_by_another_process() {
+    crate::helpers::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("smsdesk.db").display());
+    let app = TestApp::spawn(&url, Mode::Simulator).await;
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+
+    // Another process takes the write lock and keeps it.
+    let mut intruder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut intruder)
+        .await
+        .unwrap();
+
+    let sid = new_sid();
+    assert_eq!(post(&app, &sid).await, 503, "Twilio will retry");
+    let (status, body) = app.send(&alice, "1", "hello", "c-1").await;
+    assert!(status == 503 || status == 404, "{status} {body}");
+
+    sqlx::query("ROLLBACK")
+        .execute(&mut intruder)
+        .await
+        .unwrap();
+    assert_eq!(post(&app, &sid).await, 200, "Twilio's retry is stored");
+    assert_eq!(post(&app, &sid).await, 200);
+    let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
+    assert_eq!(sync["messages"].as_array().unwrap().len(), 1, "stored once");
+}
+
+/// A private PostgreSQL cluster that the test may stop and start.
+struct Cluster {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn pg_bin() -> Option<PathBuf> {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        versions.sort();
+        versions.pop()
+    }
+
+    fn as_postgres(bin: &Path, tool: &str, args: &[&str]) {
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+            c
+        } else {
+            Command::new(bin.join(tool))
+        };
+        let out = cmd.args(args).output().expect("run a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn create() -> Option<Self> {
+        let bin = Self::pg_bin()?;
+        let dir = tempfile::Builder::new()
+            .prefix("smsdesk-pg")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres", dir.path().to_str().unwrap()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+        }
+        Self::as_postgres(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Self {
+            bin,
+            data,
+            port,
+            _dir: dir,
+        };
+        cluster.start();
+        Some(cluster)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.data.display()
+        );
+        Self::as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-w",
+                "-l",
+                self.data.join("log").to_str().unwrap(),
+                "start",
+            ],
+        );
+    }
+
+    fn stop(&self) {
+        Self::as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", self.data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").is_ok_and(|u| u == "root")
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_and_started() {
+    crate::helpers::init_logs();
+    let Some(cluster) = Cluster::create() else {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+        assert!(!ci, "PostgreSQL's server binaries are needed in CI");
+        eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
+        return;
+    };
+    let app = TestApp::spawn(&cluster.url(), Mode::Simulator).await;
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let mut socket = app.socket(&alice).await;
+
+    cluster.stop();
+    let (status, body) = app.get("/readyz", None).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["code"], "unavailable");
+    let sid = new_sid();
+    assert_eq!(post(&app, &sid).await, 503);
+    let (status, body) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let refused = Socket::connect(&app, SocketAuth::Token(alice.token.clone())).await;
+    assert!(
+        refused
+            .err()
+            .expect("no new sockets")
+            .contains("unavailable")
+    );
+
+    cluster.start();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while app.get("/readyz", None).await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(post(&app, &sid).await, 200, "Twilio's retry is stored");
+    // The socket that was connected through the outage still receives.
+    assert_eq!(
+        socket.next("message:new").await["body"],
+        "during the outage"
+    );
+    let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
+    assert_eq!(sync["messages"].as_array().unwrap().len(), 1);
+}
