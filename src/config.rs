@@ -125,6 +125,8 @@ pub struct Settings {
     /// `None` means `http://localhost:<bound port>`, decided once the listener is bound.
     pub public_url: Option<Url>,
     pub twilio: TwilioMode,
+    /// Segments per second per sending number; `None`: no pacing (Twilio queues excess).
+    pub send_rate_per_number: Option<f64>,
     pub log_format: LogFormat,
 }
 
@@ -205,6 +207,20 @@ impl Settings {
             }
         };
 
+        let send_rate_per_number = match get("SEND_RATE_PER_NUMBER") {
+            None => None,
+            Some(r) => Some(
+                r.parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r > 0.0 && *r <= 10_000.0)
+                    .ok_or_else(|| {
+                        bad(
+                            "SEND_RATE_PER_NUMBER",
+                            format!("`{r}` is not a rate: give segments per second, e.g. 1 for a US long code"),
+                        )
+                    })?,
+            ),
+        };
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -222,6 +238,7 @@ impl Settings {
             database_url,
             public_url,
             twilio,
+            send_rate_per_number,
             log_format,
         })
     }
@@ -286,6 +303,14 @@ mod tests {
             settings(&[("PUBLIC_URL", "ftp://x")]).unwrap_err().var,
             "PUBLIC_URL"
         );
+        for rate in ["0", "-1", "fast", "NaN"] {
+            assert_eq!(
+                settings(&[("SEND_RATE_PER_NUMBER", rate)]).unwrap_err().var,
+                "SEND_RATE_PER_NUMBER"
+            );
+        }
+        let s = settings(&[("SEND_RATE_PER_NUMBER", "0.5")]).unwrap();
+        assert_eq!(s.send_rate_per_number, Some(0.5));
     }
 
     #[test]

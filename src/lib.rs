@@ -66,6 +66,8 @@ pub struct Inner {
     pub outbox: Notify,
     pub setup_token: Mutex<Option<String>>,
     pub login_throttle: LoginThrottle,
+    /// Per-number pacing of sends, when `SEND_RATE_PER_NUMBER` is set.
+    pub pacer: Option<outbox::Pacer>,
     pub typing: TypingStates,
     pub shutdown: CancellationToken,
 }
@@ -254,6 +256,7 @@ impl Server {
             outbox: Notify::new(),
             setup_token: Mutex::new(setup_token),
             login_throttle: LoginThrottle::new(Duration::from_secs(15 * 60)),
+            pacer: settings.send_rate_per_number.map(outbox::Pacer::new),
             typing: TypingStates::default(),
             shutdown: CancellationToken::new(),
         }));
@@ -301,6 +304,7 @@ impl Server {
         for _ in 0..outbox::WORKERS {
             workers.spawn(outbox::worker(state.clone()));
         }
+        workers.spawn(outbox::monitor(state.clone()));
         workers.close();
 
         let token = state.shutdown.clone();

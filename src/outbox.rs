@@ -3,7 +3,9 @@
 //! backoff; answers that leave it open are reconciled against Twilio's Messages list before
 //! any second attempt, so a message is never sent twice.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rand::Rng;
@@ -15,8 +17,9 @@ use crate::store::{Changed, SendJob};
 use crate::twilio::errors::describe;
 use crate::twilio::{Outgoing, TwilioError};
 
-/// How long a claimed message stays with its worker before another may take it.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed message stays with its worker before another may take it: longer
+/// than a Twilio call can take (20 s client timeout) plus the bookkeeping around it.
+const LEASE: Duration = Duration::from_secs(30);
 /// After this long of failing to reach Twilio, a message is given up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
 /// The longest pause between two attempts.
@@ -51,7 +54,79 @@ pub async fn worker(state: AppState) {
     }
 }
 
+/// Logs the queue's depth and oldest pending age while it is not empty.
+pub async fn monitor(state: AppState) {
+    let mut every = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = state.shutdown.cancelled() => return,
+        }
+        if let Ok(stats) = state.store.queue_stats().await
+            && stats.depth > 0
+        {
+            let oldest = stats.oldest.map(|t| (Utc::now() - t).num_seconds().max(0));
+            tracing::info!(depth = stats.depth, oldest_pending_seconds = ?oldest, "sending queue");
+        }
+    }
+}
+
+/// Paces sends per sending number (`SEND_RATE_PER_NUMBER` segments per second). Each message
+/// gets its own future slot, so a backlog from one number waits in our queue, each job
+/// waking once at its time, while other numbers go straight through.
+pub struct Pacer {
+    seconds_per_segment: f64,
+    state: Mutex<PacerState>,
+}
+
+#[derive(Default)]
+struct PacerState {
+    next_free: HashMap<String, Instant>,
+    reserved: HashMap<i64, Instant>,
+}
+
+/// A slot this close is taken as now.
+const SLOT_TOLERANCE: Duration = Duration::from_millis(20);
+
+impl Pacer {
+    pub fn new(segments_per_second: f64) -> Self {
+        Self {
+            seconds_per_segment: 1.0 / segments_per_second,
+            state: Mutex::new(PacerState::default()),
+        }
+    }
+
+    /// `Ok` to send now, or how long to wait for this message's slot.
+    pub fn admit(&self, number: &str, message: i64, segments: i64) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = st.reserved.get(&message).copied() {
+            if slot <= now + SLOT_TOLERANCE {
+                st.reserved.remove(&message);
+                return Ok(());
+            }
+            return Err(slot - now);
+        }
+        if st.next_free.len() > 10_000 {
+            st.next_free.retain(|_, t| *t > now);
+            st.reserved
+                .retain(|_, t| *t + Duration::from_secs(600) > now);
+        }
+        let cost = Duration::from_secs_f64(segments.max(1) as f64 * self.seconds_per_segment);
+        let slot = st.next_free.get(number).copied().unwrap_or(now).max(now);
+        st.next_free.insert(number.to_owned(), slot + cost);
+        if slot <= now + SLOT_TOLERANCE {
+            Ok(())
+        } else {
+            st.reserved.insert(message, slot);
+            Err(slot - now)
+        }
+    }
+}
+
 enum Outcome {
+    /// Not sent: this number's pace says to wait.
+    Defer(Duration),
     Accepted {
         sid: String,
         status: Status,
@@ -88,6 +163,13 @@ async fn process(state: &AppState, job: SendJob) {
         attempt(state, &job).await
     };
     let recorded = match outcome {
+        Outcome::Defer(wait) => {
+            let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            if let Err(e) = state.store.defer(message.id, at).await {
+                tracing::warn!(error = %e, "sending queue: could not defer; the lease will expire");
+            }
+            return;
+        }
         Outcome::Accepted { sid, status } => {
             state.store.mark_accepted(message.id, &sid, status).await
         }
@@ -149,6 +231,11 @@ async fn announce(state: &AppState, changed: &Changed) {
 
 async fn attempt(state: &AppState, job: &SendJob) -> Outcome {
     let message = &job.message;
+    if let Some(pacer) = &state.pacer
+        && let Err(wait) = pacer.admit(&message.from, message.id.0, message.segments)
+    {
+        return Outcome::Defer(wait);
+    }
     let status_callback = state.status_callbacks.then(|| {
         format!(
             "{}/api/crm/sms/status-webhook?mid={}",
@@ -239,6 +326,28 @@ fn backoff(attempts: i64, retry_after: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacer_gives_each_message_its_own_slot_per_number() {
+        let pacer = Pacer::new(2.0);
+        assert!(pacer.admit("+1A", 1, 1).is_ok());
+        let w2 = pacer.admit("+1A", 2, 1).unwrap_err();
+        let w3 = pacer.admit("+1A", 3, 2).unwrap_err();
+        assert!(w2 > Duration::from_millis(400) && w2 <= Duration::from_millis(500));
+        assert!(w3 > Duration::from_millis(900) && w3 <= Duration::from_secs(1));
+        // A second look at a reserved message keeps its slot instead of taking a new one.
+        let again = pacer.admit("+1A", 2, 1).unwrap_err();
+        assert!(again <= w2);
+        assert!(
+            pacer.admit("+1B", 4, 1).is_ok(),
+            "other numbers are not held up"
+        );
+        let w5 = pacer.admit("+1A", 5, 1).unwrap_err();
+        assert!(
+            w5 > Duration::from_millis(1900),
+            "after the two-segment message"
+        );
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {

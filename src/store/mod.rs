@@ -236,6 +236,10 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
         maybe_sent: bool,
     ) -> StoreResult<()>;
+    /// Puts a claimed message back without counting the claim as an attempt.
+    async fn defer(&self, message: Id, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Whether a message with this Twilio sid is stored.
+    async fn has_sid(&self, sid: &str) -> StoreResult<bool>;
     async fn queue_stats(&self) -> StoreResult<QueueStats>;
 }
 

@@ -806,6 +806,30 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn defer(&self, message: Id, at: DateTime<Utc>) -> StoreResult<()> {
+                // SET reads the old row: undo the claim's attempt, and its first try if it was one.
+                sqlx::query(
+                    "UPDATE send_jobs SET run_at = $2, lease_until = NULL, \
+                       attempts = attempts - 1, \
+                       first_tried_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_tried_at END \
+                     WHERE message_id = $1",
+                )
+                .bind(message.0)
+                .bind(at)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn has_sid(&self, sid: &str) -> StoreResult<bool> {
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
+                        .bind(sid)
+                        .fetch_optional(&self.reader)
+                        .await?;
+                Ok(found.is_some())
+            }
+
             async fn queue_stats(&self) -> StoreResult<QueueStats> {
                 let (depth, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
                     "SELECT COUNT(*), MIN(m.created_at) FROM send_jobs j \

@@ -41,6 +41,8 @@ pub enum Mode {
     FakeTwilio,
     /// Live mode against [`FakeTwilio`] with the default, localhost `PUBLIC_URL`.
     FakeTwilioLocal,
+    /// As `FakeTwilio`, with `SEND_RATE_PER_NUMBER=5`.
+    FakeTwilioPaced,
 }
 
 pub fn init_logs() {
@@ -173,7 +175,9 @@ impl TestApp {
     /// Starts the real server on a random port against `database_url`.
     pub async fn spawn(database_url: &str, mode: Mode) -> Self {
         let fake = match mode {
-            Mode::FakeTwilio | Mode::FakeTwilioLocal => Some(FakeTwilio::start().await),
+            Mode::FakeTwilio | Mode::FakeTwilioLocal | Mode::FakeTwilioPaced => {
+                Some(FakeTwilio::start().await)
+            }
             Mode::Simulator => None,
         };
         let mut env: HashMap<&str, String> = HashMap::from([
@@ -184,8 +188,11 @@ impl TestApp {
             env.insert("TWILIO_ACCOUNT_SID", FAKE_ACCOUNT.into());
             env.insert("TWILIO_AUTH_TOKEN", FAKE_TOKEN.into());
             env.insert("TWILIO_API_BASE", f.url.clone());
-            if mode == Mode::FakeTwilio {
+            if mode != Mode::FakeTwilioLocal {
                 env.insert("PUBLIC_URL", PUBLIC_URL.into());
+            }
+            if mode == Mode::FakeTwilioPaced {
+                env.insert("SEND_RATE_PER_NUMBER", "5".into());
             }
         }
         let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("valid settings");
@@ -449,8 +456,10 @@ impl Socket {
         let (tx, rx) = mpsc::unbounded_channel();
         let (status_tx, mut status_rx) = mpsc::unbounded_channel::<Result<(), String>>();
         let on_connect = status_tx.clone();
+        // Websocket only, as the page does: no polling-to-websocket upgrade to reorder packets.
         let mut builder = ClientBuilder::new(app.addr.clone())
             .namespace("/")
+            .transport_type(rust_socketio::TransportType::Websocket)
             .reconnect(false)
             .on(Event::Connect, move |_, _| {
                 let _ = on_connect.send(Ok(()));
@@ -558,8 +567,9 @@ pub enum Script {
 
 #[derive(Default)]
 pub struct FakeState {
-    /// Every create request received.
+    /// Every create request received, with when it came.
     pub sent: Mutex<Vec<HashMap<String, String>>>,
+    pub sent_at: Mutex<Vec<std::time::Instant>>,
     /// The messages Twilio really took (sid, request), as its Messages list shows them.
     accepted: Mutex<Vec<(String, HashMap<String, String>)>>,
     script: Mutex<VecDeque<Script>>,
@@ -638,6 +648,11 @@ async fn fake_create(
             .into_response();
     }
     state.sent.lock().unwrap().push(form.clone());
+    state
+        .sent_at
+        .lock()
+        .unwrap()
+        .push(std::time::Instant::now());
     let script = state
         .script
         .lock()

@@ -7,6 +7,46 @@ on_both_backends! {
     identical_webhooks_at_the_same_instant_are_one_row_and_one_event: Simulator,
     a_lost_answer_is_reconciled_not_resent: FakeTwilio,
     rate_limited_sends_are_retried_after_retry_after: FakeTwilio,
+    a_burst_from_one_number_is_paced_and_others_are_not_held_up: FakeTwilioPaced,
+}
+
+async fn a_burst_from_one_number_is_paced_and_others_are_not_held_up(app: TestApp) {
+    let alice = app
+        .agent("alice@example.com", &["+15550001000", "+15550002000"])
+        .await;
+    let busy = app.conversation(&alice, "+14155550123").await;
+    for i in 0..8 {
+        let (status, _) = app
+            .send(&alice, &busy, &format!("burst {i}"), &format!("b-{i}"))
+            .await;
+        assert_eq!(status, 202);
+    }
+    let (status, body) = app
+        .post_json(
+            "/api/crm/sms/send",
+            Some(&alice),
+            serde_json::json!({"to": "+14155550123", "from": "+15550002000", "body": "other number", "clientId": "o-1"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_queue_empty().await;
+
+    let fake = app.fake.as_ref().unwrap();
+    let sent = fake.state.sent.lock().unwrap().clone();
+    let at = fake.state.sent_at.lock().unwrap().clone();
+    assert_eq!(sent.len(), 9, "each message once");
+    let burst: Vec<_> = (0..9)
+        .filter(|i| sent[*i]["From"] == "+15550001000")
+        .map(|i| at[i])
+        .collect();
+    let other = (0..9).find(|i| sent[*i]["From"] == "+15550002000").unwrap();
+    // 5 segments a second: 8 messages span at least 7 intervals of 200 ms.
+    let span = *burst.last().unwrap() - burst[0];
+    assert!(span >= std::time::Duration::from_millis(1300), "{span:?}");
+    assert!(
+        at[other] < *burst.last().unwrap(),
+        "the other number did not wait behind the burst"
+    );
 }
 
 async fn identical_webhooks_at_the_same_instant_are_one_row_and_one_event(app: TestApp) {
