@@ -112,14 +112,15 @@ macro_rules! on_both_backends {
     )* };
 }
 
-struct PgDatabase {
+/// A fresh PostgreSQL database, dropped by [`PgDatabase::drop`].
+pub struct PgDatabase {
     admin: String,
     name: String,
-    url: String,
+    pub url: String,
 }
 
 impl PgDatabase {
-    async fn create(admin: &str) -> Self {
+    pub async fn create(admin: &str) -> Self {
         use sqlx::Connection;
         let name = format!("smsdesk_test_{:016x}", rand::random::<u64>());
         let mut conn = sqlx::PgConnection::connect(admin)
@@ -138,7 +139,7 @@ impl PgDatabase {
         }
     }
 
-    async fn drop(self) {
+    pub async fn drop(self) {
         use sqlx::Connection;
         if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -570,10 +571,12 @@ pub struct FakeState {
     /// Every create request received, with when it came.
     pub sent: Mutex<Vec<HashMap<String, String>>>,
     pub sent_at: Mutex<Vec<std::time::Instant>>,
+    /// How long each create takes to answer.
+    pub delay: Mutex<Duration>,
     /// The messages Twilio really took (sid, request), as its Messages list shows them.
-    accepted: Mutex<Vec<(String, HashMap<String, String>)>>,
+    pub accepted: Mutex<Vec<(String, HashMap<String, String>)>>,
     script: Mutex<VecDeque<Script>>,
-    app_addr: OnceLock<String>,
+    pub app_addr: OnceLock<String>,
     media: Mutex<HashMap<String, (String, Vec<u8>)>>,
 }
 
@@ -583,7 +586,7 @@ pub struct FakeTwilio {
 }
 
 impl FakeTwilio {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let state = Arc::new(FakeState::default());
         let app = Router::new()
             .route(
@@ -666,6 +669,11 @@ async fn fake_create(
             .lock()
             .unwrap()
             .push((sid.clone(), form.clone()));
+    }
+    // Twilio has the message; a process killed now never hears back.
+    let delay = *state.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     match script {
         Script::LostAnswer => (
