@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use crate::auth::{
     self, CurrentAgent, LoginThrottle, SESSION_DAYS, Throttle, clear_cookie, request_token,
     session_cookie, token_hash, verify_password,
 };
-use crate::error::{AppError, AppResult, Json};
+use crate::error::{AppError, AppResult, Json, Query};
 use crate::model::{Agent, Conversation, Id, now};
 use crate::realtime;
 use crate::sms::{normalize_phone, segments};

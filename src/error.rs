@@ -1,7 +1,7 @@
 //! The one error type of the HTTP surface, rendered as the contract's
 //! `{"error": {"code", "message"}}` body with a fitting status.
 
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -111,6 +111,17 @@ impl From<BytesRejection> for AppError {
         }
     }
 }
+
+impl From<QueryRejection> for AppError {
+    fn from(r: QueryRejection) -> Self {
+        Self::BadRequest(r.body_text())
+    }
+}
+
+/// Query-string extractor whose rejections use our error shape.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct Query<T>(pub T);
 
 /// JSON body extractor whose rejections use our error shape.
 #[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]

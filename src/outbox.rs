@@ -137,6 +137,8 @@ enum Outcome {
     },
     Retry {
         after: Duration,
+        /// Twilio's code for the failure, if it answered with one.
+        code: Option<i64>,
         error: String,
         maybe_sent: bool,
     },
@@ -155,6 +157,7 @@ async fn process(state: &AppState, job: SendJob) {
             Ok(None) => attempt(state, &job).await,
             Err(e) => Outcome::Retry {
                 after: backoff(job.attempts, None),
+                code: None,
                 error: format!("looking the message up in Twilio failed: {e}"),
                 maybe_sent: true,
             },
@@ -182,21 +185,17 @@ async fn process(state: &AppState, job: SendJob) {
         }
         Outcome::Retry {
             after,
+            code,
             error,
             maybe_sent,
         } => {
             let tried_for = (Utc::now() - job.first_tried_at)
                 .to_std()
                 .unwrap_or_default();
-            if tried_for >= GIVE_UP_AFTER && !maybe_sent {
+            if let Some(reason) = give_up(tried_for, maybe_sent, &error) {
                 state
                     .store
-                    .mark_failed(
-                        message.id,
-                        None,
-                        &format!("Twilio could not be reached: {error}"),
-                        false,
-                    )
+                    .mark_failed(message.id, code, &reason, false)
                     .await
             } else {
                 tracing::info!(message = %message.id, ?after, "sending will be retried: {error}");
@@ -262,11 +261,13 @@ async fn attempt(state: &AppState, job: &SendJob) -> Outcome {
         }) => match status {
             429 => Outcome::Retry {
                 after: backoff(job.attempts, retry_after),
+                code: code.or(Some(20429)),
                 error: format!("Twilio is rate limiting ({text})"),
                 maybe_sent: false,
             },
             500.. => Outcome::Retry {
                 after: backoff(job.attempts, retry_after),
+                code,
                 error: format!("Twilio answered {status} ({text})"),
                 maybe_sent: true,
             },
@@ -280,11 +281,13 @@ async fn attempt(state: &AppState, job: &SendJob) -> Outcome {
         },
         Err(e @ TwilioError::NotSent(_)) => Outcome::Retry {
             after: backoff(job.attempts, None),
+            code: None,
             error: e.to_string(),
             maybe_sent: false,
         },
         Err(e @ TwilioError::NoAnswer(_)) => Outcome::Retry {
             after: backoff(job.attempts, None),
+            code: None,
             error: e.to_string(),
             maybe_sent: true,
         },
@@ -315,6 +318,18 @@ async fn reconcile(state: &AppState, job: &SendJob) -> Result<Option<Outcome>, T
     }))
 }
 
+/// After [`GIVE_UP_AFTER`] of failing, the reason the message is marked failed. A late
+/// status callback can still move it on (a `delivered` replaces `failed`).
+fn give_up(tried_for: Duration, maybe_sent: bool, last_error: &str) -> Option<String> {
+    (tried_for >= GIVE_UP_AFTER).then(|| {
+        if maybe_sent {
+            format!("Twilio did not confirm the message in 10 minutes (it may have been sent): {last_error}")
+        } else {
+            format!("Twilio could not be reached for 10 minutes: {last_error}")
+        }
+    })
+}
+
 /// Exponential backoff with full jitter, never shorter than Twilio's `Retry-After`.
 fn backoff(attempts: i64, retry_after: Option<Duration>) -> Duration {
     let exp = attempts.clamp(1, 16) as u32 - 1;
@@ -326,6 +341,22 @@ fn backoff(attempts: i64, retry_after: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retrying_is_bounded() {
+        assert_eq!(give_up(Duration::from_secs(30), false, "x"), None);
+        assert_eq!(give_up(Duration::from_secs(30), true, "x"), None);
+        assert!(
+            give_up(GIVE_UP_AFTER, false, "refused")
+                .unwrap()
+                .contains("refused")
+        );
+        assert!(
+            give_up(GIVE_UP_AFTER, true, "timeout")
+                .unwrap()
+                .contains("may have been sent")
+        );
+    }
 
     #[test]
     fn pacer_gives_each_message_its_own_slot_per_number() {

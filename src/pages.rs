@@ -1,7 +1,7 @@
 //! The agent's pages and their static files, embedded in the binary (read from `static/`
 //! at run time in debug builds), served with a strict Content-Security-Policy.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use rust_embed::RustEmbed;
@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::{request_token, token_hash};
-use crate::error::AppError;
+use crate::error::{AppError, Query};
 
 #[derive(RustEmbed)]
 #[folder = "static/"]

@@ -3,6 +3,7 @@
 //! commit.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -161,8 +162,9 @@ pub async fn inbound(
     State(state): State<AppState>,
     uri: OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Response> {
+    let body = body?;
     let msg = parse_inbound(&verified(&state, &uri, &headers, &body)?)?;
     let sid = msg.twilio_sid.as_str();
     match state.store.insert_inbound(&msg).await? {
@@ -181,8 +183,9 @@ pub async fn status(
     State(state): State<AppState>,
     uri: OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> AppResult<Response> {
+    let body = body?;
     let p = verified(&state, &uri, &headers, &body)?;
     let sid = p.required("MessageSid", MAX_FIELD)?;
     if !valid_sid(sid) {

@@ -43,6 +43,8 @@ pub enum Mode {
     FakeTwilioLocal,
     /// As `FakeTwilio`, with `SEND_RATE_PER_NUMBER=5`.
     FakeTwilioPaced,
+    /// As `FakeTwilio`, but the fake answers only after `FakeTwilio::come_up`.
+    TwilioDown,
 }
 
 pub fn init_logs() {
@@ -179,6 +181,7 @@ impl TestApp {
             Mode::FakeTwilio | Mode::FakeTwilioLocal | Mode::FakeTwilioPaced => {
                 Some(FakeTwilio::start().await)
             }
+            Mode::TwilioDown => Some(FakeTwilio::reserve()),
             Mode::Simulator => None,
         };
         let mut env: HashMap<&str, String> = HashMap::from([
@@ -587,18 +590,36 @@ pub struct FakeTwilio {
 
 impl FakeTwilio {
     pub async fn start() -> Self {
-        let state = Arc::new(FakeState::default());
+        let fake = Self::reserve();
+        fake.come_up().await;
+        fake
+    }
+
+    /// A fake whose address is known but which does not answer yet: Twilio is unreachable.
+    pub fn reserve() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            state: Arc::new(FakeState::default()),
+        }
+    }
+
+    /// Starts answering at the reserved address.
+    pub async fn come_up(&self) {
         let app = Router::new()
             .route(
                 "/2010-04-01/Accounts/{account}/Messages.json",
                 post(fake_create).get(fake_list),
             )
             .route("/media/{name}", get(fake_media))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+            .with_state(self.state.clone());
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, state }
     }
 
     pub fn script(&self, s: Script) {

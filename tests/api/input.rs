@@ -194,6 +194,22 @@ async fn malformed_webhooks_are_4xx(app: TestApp) {
         .await
         .unwrap();
     assert!(r.status().is_client_error());
+    let huge = "x".repeat(300 * 1024);
+    let r = app
+        .post_webhook(
+            "/api/crm/sms/webhook",
+            &[
+                ("MessageSid", &new_sid()),
+                ("From", "+14155550123"),
+                ("To", "+15550001000"),
+                ("Body", &huge),
+            ],
+        )
+        .await;
+    let (status, body) = crate::helpers::read(r).await;
+    assert_error(status, &body, 413, "payload_too_large");
+    let (status, _) = app.get("/readyz", None).await;
+    assert_eq!(status, 200, "the server is fine after it");
     let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
     assert_eq!(sync["messages"].as_array().unwrap().len(), 1);
     assert_eq!(sync["messages"][0]["body"], "hi");

@@ -8,6 +8,7 @@ use crate::on_both_backends;
 on_both_backends! {
     unauthenticated_sockets_get_connect_error_unauthorized: Simulator,
     cookie_handshake_needs_our_origin: Simulator,
+    clients_cannot_choose_their_rooms: Simulator,
     typing_reaches_other_agents_of_the_number_and_expires: Simulator,
     sent_message_reaches_the_agents_other_tabs: Simulator,
     shutdown_is_graceful_with_sockets_connected: Simulator,
@@ -127,4 +128,23 @@ async fn shutdown_is_graceful_with_sockets_connected(mut app: TestApp) {
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let _socket = app.socket(&alice).await;
     app.stop().await;
+}
+
+async fn clients_cannot_choose_their_rooms(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let bob = app.agent("bob@example.com", &["+15550002000"]).await;
+    let mut mallory = app.socket(&alice).await;
+    for (event, data) in [
+        ("join", json!(format!("user:{}", bob.id))),
+        ("join", json!({"room": format!("user:{}", bob.id)})),
+        ("subscribe", json!(format!("user:{}", bob.id))),
+        ("typing", json!({"conversationId": "1", "isTyping": "yes"})),
+    ] {
+        mallory.emit(event, data).await;
+    }
+    app.inbound("+14155550123", "+15550002000", "for bob only")
+        .await;
+    app.inbound("+14155550123", "+15550001000", "for alice")
+        .await;
+    assert_eq!(mallory.next("message:new").await["body"], "for alice");
 }

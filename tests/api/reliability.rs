@@ -8,6 +8,27 @@ on_both_backends! {
     a_lost_answer_is_reconciled_not_resent: FakeTwilio,
     rate_limited_sends_are_retried_after_retry_after: FakeTwilio,
     a_burst_from_one_number_is_paced_and_others_are_not_held_up: FakeTwilioPaced,
+    sends_wait_out_an_unreachable_twilio_and_go_once: TwilioDown,
+}
+
+async fn sends_wait_out_an_unreachable_twilio_and_go_once(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (status, body) = app.send(&alice, &conversation, "when you can", "c-1").await;
+    assert_eq!(status, 202, "accepted while Twilio is unreachable");
+    let id = body["message"]["id"].as_str().unwrap().to_owned();
+    // A few attempts fail to connect; the message stays pending meanwhile.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(app.message(&alice, &id).await["status"], "pending");
+    fake.come_up().await;
+    let m = app.wait_status(&alice, &id, "queued").await;
+    assert!(m["twilioSid"].is_string());
+    assert_eq!(
+        fake.sent_count(),
+        1,
+        "nothing reached Twilio before, once after"
+    );
 }
 
 async fn a_burst_from_one_number_is_paced_and_others_are_not_held_up(app: TestApp) {
