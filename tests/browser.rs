@@ -1,5 +1,6 @@
-//! Runs the browser tests (`tests/browser/run.mjs`: Playwright driving Chromium through the
-//! seed's Success Checklist) against the binary this `cargo test` built.
+//! Runs the page's own unit tests (the segment counter) and the browser tests
+//! (`tests/browser/run.mjs`: Playwright driving Chromium through the seed's Success
+//! Checklist) against the binary this `cargo test` built.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +23,12 @@ fn success_checklist_in_chromium() {
             .expect("npm runs");
         assert!(status.success(), "npm ci in tests/browser failed");
     }
+    let units = Command::new("node")
+        .args(["--test"])
+        .arg(root.join("static/js/segments.test.mjs"))
+        .status()
+        .expect("node runs");
+    assert!(units.success(), "the page's segment counter tests failed");
     let output_dir = std::env::var("TEST_OUTPUT")
         .unwrap_or_else(|_| root.join("test-output/browser").display().to_string());
     let status = Command::new("node")

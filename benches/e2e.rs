@@ -1,0 +1,276 @@
+//! End-to-end benchmark: the release server as its own process, N idle socket.io clients,
+//! then signed inbound webhooks at a fixed rate; measures webhook-in → `message:new`-at-the-
+//! client latency, delivery, and the server's memory per idle socket.
+//!
+//! `cargo bench --bench e2e` (env: BENCH_SOCKETS=1000 BENCH_RPS=500 BENCH_SECONDS=10
+//! BENCH_AGENTS=100, BENCH_DATABASE_URL=postgres://… to use PostgreSQL instead of SQLite).
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use smsdesk::twilio::signature::sign;
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message as Ws;
+
+const TOKEN: &str = "bench-auth-token";
+const ACCOUNT: &str = "ACbenchbenchbenchbenchbenchbench00";
+const PUBLIC_URL: &str = "https://bench.smsdesk.test";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Sends of webhooks, by message number: when each was posted.
+type Posted = Arc<Mutex<HashMap<u64, Instant>>>;
+
+/// One raw socket.io v4 client over websocket: handshake with `auth: {token}`, answer
+/// pings, and report every `message:new` body's arrival time.
+async fn socket(
+    addr: String,
+    token: String,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+    posted: Posted,
+    delivered: Arc<AtomicU64>,
+) {
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket");
+    let open = ws.next().await.expect("open").expect("open");
+    assert!(open.to_text().unwrap().starts_with('0'));
+    ws.send(Ws::text(format!("40{{\"token\":\"{token}\"}}")))
+        .await
+        .unwrap();
+    let connected = ws.next().await.expect("connect").expect("connect");
+    assert!(
+        connected.to_text().unwrap().starts_with("40"),
+        "{connected}"
+    );
+    while let Some(Ok(frame)) = ws.next().await {
+        let Ok(text) = frame.to_text() else { continue };
+        if text == "2" {
+            let _ = ws.send(Ws::text("3")).await;
+        } else if let Some(event) = text.strip_prefix("42[\"message:new\",") {
+            let now = Instant::now();
+            if let Some(n) = event
+                .split("\"body\":\"bench ")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                && let Some(at) = posted.lock().await.get(&n).copied()
+            {
+                latencies.lock().await.push(now - at);
+                delivered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let sockets = env_or("BENCH_SOCKETS", 1000);
+    let rps = env_or("BENCH_RPS", 500);
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let agents = env_or("BENCH_AGENTS", 100).max(1);
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
+
+    // Agents and sessions straight into the database, before the server starts.
+    let store = smsdesk::store::connect(
+        &smsdesk::config::DatabaseUrl::parse(&database_url).unwrap(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("database");
+    let hash = smsdesk::auth::hash_password("bench-password").unwrap();
+    let mut tokens = Vec::new();
+    for a in 0..agents {
+        let number = format!("+1555{:07}", a);
+        let email = format!("agent{a}-{}@bench.test", rand::random::<u32>());
+        let agent = store
+            .create_agent(&email, &format!("Agent {a}"), &hash, &[number])
+            .await
+            .unwrap()
+            .unwrap();
+        let (token, token_hash) = smsdesk::auth::new_token();
+        store
+            .create_session(
+                &token_hash,
+                agent.id,
+                chrono::Utc::now() + chrono::Duration::days(1),
+            )
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    drop(store);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server: Child = Command::new(env!("CARGO_BIN_EXE_smsdesk"))
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", &database_url)
+        .env("PUBLIC_URL", PUBLIC_URL)
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT)
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("TWILIO_API_BASE", "http://127.0.0.1:9")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "server not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = rss_kib(server.id());
+
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let posted: Posted = Arc::new(Mutex::new(HashMap::new()));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for i in 0..sockets {
+        let token = tokens[(i % agents) as usize].clone();
+        clients.push(tokio::spawn(socket(
+            addr.clone(),
+            token,
+            latencies.clone(),
+            posted.clone(),
+            delivered.clone(),
+        )));
+        if i % 200 == 199 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Let the handshakes finish and memory settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_idle = rss_kib(server.id());
+
+    let total = rps * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rps as f64);
+    let started = Instant::now();
+    let webhook_url = format!("{PUBLIC_URL}/api/crm/sms/webhook");
+    let mut posts = Vec::new();
+    let failures = Arc::new(AtomicU64::new(0));
+    for n in 0..total {
+        let due = started + interval * n as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let agent = n % agents;
+        let params: Vec<(String, String)> = vec![
+            (
+                "MessageSid".into(),
+                format!("SM{:032x}", rand::random::<u128>()),
+            ),
+            ("From".into(), format!("+1415555{:04}", n % 10_000)),
+            ("To".into(), format!("+1555{agent:07}")),
+            ("Body".into(), format!("bench {n}")),
+        ];
+        let signature = sign(TOKEN, &webhook_url, &params);
+        let (http, addr, posted, failures) =
+            (http.clone(), addr.clone(), posted.clone(), failures.clone());
+        posts.push(tokio::spawn(async move {
+            posted.lock().await.insert(n, Instant::now());
+            let ok = http
+                .post(format!("http://{addr}/api/crm/sms/webhook"))
+                .header("X-Twilio-Signature", signature)
+                .form(&params)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if !ok {
+                failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for p in posts {
+        let _ = p.await;
+    }
+    let sent_for = started.elapsed();
+    let expected = total * (sockets / agents);
+    let wait_until = Instant::now() + Duration::from_secs(10);
+    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rss_after = rss_kib(server.id());
+
+    let mut lat = latencies.lock().await.clone();
+    lat.sort();
+    let got = delivered.load(Ordering::Relaxed);
+    println!(
+        "smsdesk e2e benchmark ({})",
+        if database_url.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        }
+    );
+    println!(
+        "  sockets: {sockets} across {agents} agents; webhooks: {total} at {rps}/s over {:.1} s",
+        sent_for.as_secs_f64()
+    );
+    println!("  webhook failures: {}", failures.load(Ordering::Relaxed));
+    println!(
+        "  message:new delivered: {got} of {expected} ({:.2} %)",
+        100.0 * got as f64 / expected.max(1) as f64
+    );
+    println!(
+        "  webhook in → message:new at client: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    println!(
+        "  server RSS: {} KiB before sockets, {} KiB with {sockets} idle sockets ({:.1} KiB per socket), {} KiB after the load",
+        rss_before,
+        rss_idle,
+        (rss_idle.saturating_sub(rss_before)) as f64 / sockets.max(1) as f64,
+        rss_after
+    );
+    for c in clients {
+        c.abort();
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
