@@ -67,11 +67,17 @@ async fn socket(
     ws.send(Ws::text(format!("40{{\"token\":\"{token}\"}}")))
         .await
         .unwrap();
-    let connected = ws.next().await.expect("connect").expect("connect");
-    assert!(
-        connected.to_text().unwrap().starts_with("40"),
-        "{connected}"
-    );
+    // Pings may come before the namespace's answer.
+    loop {
+        let frame = ws.next().await.expect("connect").expect("connect");
+        let text = frame.to_text().unwrap_or_default();
+        if text == "2" {
+            ws.send(Ws::text("3")).await.unwrap();
+            continue;
+        }
+        assert!(text.starts_with("40"), "handshake refused: {text}");
+        break;
+    }
     while let Some(Ok(frame)) = ws.next().await {
         let Ok(text) = frame.to_text() else { continue };
         if text == "2" {

@@ -242,6 +242,8 @@ impl Server {
             .max_payload(64 * 1024)
             .ping_interval(Duration::from_secs(20))
             .ping_timeout(Duration::from_secs(20))
+            .ws_read_buffer_size(1024)
+            .max_buffer_size(1024)
             .build_layer();
         let state = AppState(Arc::new(Inner {
             store,

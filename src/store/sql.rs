@@ -65,7 +65,7 @@ macro_rules! impl_store {
         use chrono::{DateTime, Utc};
         use sqlx::Transaction;
 
-        use crate::model::{now, Agent, Conversation, Id, Message, Status};
+        use crate::model::{now, Agent, Contact, Conversation, Id, Message, Status};
         use crate::sms::OptChange;
         use crate::store::{
             error_text, AgentRow, Changed, ConversationRow, Inbound, MessageRow, NewInbound,
@@ -450,7 +450,7 @@ macro_rules! impl_store {
 
             async fn insert_inbound(&self, msg: &NewInbound) -> StoreResult<Option<Inbound>> {
                 let mut tx = self.writer.begin().await?;
-                let seq = next_seq(&mut tx).await?;
+                // Reads first: a Twilio retry, and who to tell, need no lock.
                 let known: Option<i64> =
                     sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
                         .bind(&msg.twilio_sid)
@@ -459,6 +459,13 @@ macro_rules! impl_store {
                 if known.is_some() {
                     return Ok(None);
                 }
+                let audience: Vec<i64> = sqlx::query_scalar(
+                    "SELECT agent_id FROM agent_numbers WHERE number = $1 ORDER BY agent_id",
+                )
+                .bind(&msg.to)
+                .fetch_all(&mut *tx)
+                .await?;
+                let seq = next_seq(&mut tx).await?;
                 let t = now();
                 let conversation_id: i64 = sqlx::query_scalar(
                     "INSERT INTO conversations \
@@ -496,26 +503,38 @@ macro_rules! impl_store {
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let opted_out = msg.opt_change.map(|c| c == OptChange::OptOut);
-                sqlx::query(
-                    "UPDATE conversations SET unread_count = unread_count + 1, \
-                       last_message_id = $2, activity = $3, updated_at = $4, \
-                       opted_out = COALESCE($5, opted_out) \
-                     WHERE id = $1",
-                )
-                .bind(conversation_id)
-                .bind(row.id)
-                .bind(seq)
-                .bind(t)
-                .bind(opted_out)
-                .execute(&mut *tx)
-                .await?;
-                let conversation = conversation_by_id(&mut tx, conversation_id).await?;
-                let audience = audience_of(&mut tx, conversation_id).await?;
+                let (contact_name, opted_out, unread_count): (Option<String>, bool, i64) =
+                    sqlx::query_as(
+                        "UPDATE conversations SET unread_count = unread_count + 1, \
+                           last_message_id = $2, activity = $3, updated_at = $4, \
+                           opted_out = COALESCE($5, opted_out) \
+                         WHERE id = $1 RETURNING contact_name, opted_out, unread_count",
+                    )
+                    .bind(conversation_id)
+                    .bind(row.id)
+                    .bind(seq)
+                    .bind(t)
+                    .bind(opted_out)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 tx.commit().await?;
+                let message: Message = row.into();
+                let conversation = Conversation {
+                    id: Id(conversation_id),
+                    our_number: msg.to.clone(),
+                    contact: Contact {
+                        phone: msg.from.clone(),
+                        name: contact_name,
+                        opted_out,
+                    },
+                    last_message: Some(message.clone()),
+                    unread_count,
+                    updated_at: t,
+                };
                 Ok(Some(Inbound {
-                    message: row.into(),
+                    message,
                     conversation,
-                    audience,
+                    audience: audience.into_iter().map(Id).collect(),
                 }))
             }
 
