@@ -50,9 +50,11 @@ pub fn attach(io: &SocketIo, state: AppState) {
         authenticate(&for_auth, &s, auth.ok()).await
     };
     let on_connect = async move |s: SocketRef, Extension(agent): Extension<SocketAgent>| {
-        let r = room(agent.id);
-        s.join(r.clone());
-        tracing::info!("[Socket.io] ✅ {} connected, joined {r}", agent.name);
+        tracing::info!(
+            "[Socket.io] ✅ {} connected, joined {}",
+            agent.name,
+            room(agent.id)
+        );
         let state = state.clone();
         s.on(
             "typing",
@@ -92,6 +94,8 @@ async fn authenticate(state: &AppState, s: &SocketRef, auth: Option<Value>) -> R
     };
     match state.store.session_agent(&token_hash(&token)).await {
         Ok(Some(agent)) => {
+            // Joined before the client hears it is connected, so no event falls in between.
+            s.join(room(agent.id));
             s.extensions.insert(SocketAgent {
                 id: agent.id,
                 name: agent.name.into(),

@@ -3,9 +3,8 @@
 //! commit.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{FromRequest, OriginalUri, Request, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -32,15 +31,30 @@ fn twiml() -> Response {
         .into_response()
 }
 
-/// A webhook's form parameters, in the order received.
-struct Params(Vec<(String, String)>);
+/// A webhook's form parameters, in the order received, and the query of its URL.
+pub struct Params {
+    fields: Vec<(String, String)>,
+    query: Option<String>,
+}
 
 impl Params {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.fields
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// `MessageSid`, which must look like a Twilio sid.
+    fn sid(&self) -> AppResult<&str> {
+        let sid = self.required("MessageSid", MAX_FIELD)?;
+        if valid_sid(sid) {
+            Ok(sid)
+        } else {
+            Err(AppError::BadRequest(
+                "MessageSid is not a Twilio sid".into(),
+            ))
+        }
     }
 
     fn required(&self, name: &'static str, max: usize) -> AppResult<&str> {
@@ -55,47 +69,57 @@ impl Params {
     }
 }
 
-/// Parses a Twilio form post and checks its signature against `PUBLIC_URL` + path + query.
-fn verified(
-    state: &AppState,
-    uri: &OriginalUri,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> AppResult<Params> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
-        return Err(AppError::UnsupportedMediaType(
-            "Twilio webhooks are application/x-www-form-urlencoded".into(),
-        ));
+/// A Twilio form post whose `X-Twilio-Signature` matches `PUBLIC_URL` + path + query.
+impl FromRequest<AppState> for Params {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &AppState) -> AppResult<Self> {
+        let (parts, body) = request.into_parts();
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !content_type
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+        {
+            return Err(AppError::UnsupportedMediaType(
+                "Twilio webhooks are application/x-www-form-urlencoded".into(),
+            ));
+        }
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state).await?;
+        let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            .map_err(|e| AppError::BadRequest(format!("the form body cannot be read: {e}")))?;
+        let original = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(&parts.uri, |o| &o.0);
+        let path = original.path_and_query().map_or("/", |p| p.as_str());
+        let url = format!("{}{path}", state.public_url);
+        let signature = parts
+            .headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if signature.is_empty()
+            || !signature::verify(state.twilio.auth_token(), &url, &params, signature)
+        {
+            tracing::warn!(
+                %url,
+                signed = !signature.is_empty(),
+                "rejected a webhook: X-Twilio-Signature does not match. Is PUBLIC_URL exactly the \
+                 base URL Twilio calls (the ngrok URL in development), and the auth token right?"
+            );
+            return Err(AppError::Forbidden(
+                "the X-Twilio-Signature header is missing or wrong".into(),
+            ));
+        }
+        Ok(Params {
+            fields: params,
+            query: original.query().map(str::to_owned),
+        })
     }
-    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| AppError::BadRequest(format!("the form body cannot be read: {e}")))?;
-    let path = uri.0.path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("{}{path}", state.public_url);
-    let signature = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if signature.is_empty()
-        || !signature::verify(state.twilio.auth_token(), &url, &params, signature)
-    {
-        tracing::warn!(
-            %url,
-            signed = !signature.is_empty(),
-            "rejected a webhook: X-Twilio-Signature does not match. Is PUBLIC_URL exactly the \
-             base URL Twilio calls (the ngrok URL in development), and the auth token right?"
-        );
-        return Err(AppError::Forbidden(
-            "the X-Twilio-Signature header is missing or wrong".into(),
-        ));
-    }
-    Ok(Params(params))
 }
 
 fn valid_sid(sid: &str) -> bool {
@@ -106,12 +130,7 @@ fn valid_sid(sid: &str) -> bool {
 
 /// Reads an inbound message webhook's parameters.
 fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
-    let sid = p.required("MessageSid", MAX_FIELD)?;
-    if !valid_sid(sid) {
-        return Err(AppError::BadRequest(
-            "MessageSid is not a Twilio sid".into(),
-        ));
-    }
+    let sid = p.sid()?;
     let from = p.required("From", MAX_FIELD)?;
     let to = p.required("To", MAX_FIELD)?;
     let text = p.get("Body").unwrap_or_default();
@@ -158,14 +177,8 @@ fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
 }
 
 /// `POST /api/crm/sms/webhook`: an SMS or MMS arrived.
-pub async fn inbound(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> AppResult<Response> {
-    let body = body?;
-    let msg = parse_inbound(&verified(&state, &uri, &headers, &body)?)?;
+pub async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Response> {
+    let msg = parse_inbound(&p)?;
     let sid = msg.twilio_sid.as_str();
     match state.store.insert_inbound(&msg).await? {
         Some(stored) => {
@@ -179,28 +192,16 @@ pub async fn inbound(
 }
 
 /// `POST /api/crm/sms/status-webhook`: Twilio tells how far a message got.
-pub async fn status(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> AppResult<Response> {
-    let body = body?;
-    let p = verified(&state, &uri, &headers, &body)?;
-    let sid = p.required("MessageSid", MAX_FIELD)?;
-    if !valid_sid(sid) {
-        return Err(AppError::BadRequest(
-            "MessageSid is not a Twilio sid".into(),
-        ));
-    }
+pub async fn status(State(state): State<AppState>, p: Params) -> AppResult<Response> {
+    let sid = p.sid()?;
     let reported = p.required("MessageStatus", MAX_FIELD)?;
     let Ok(status) = reported.parse::<Status>() else {
         tracing::info!(sid, status = reported, "ignored a status we do not track");
         return Ok(twiml());
     };
-    let message_id = uri
-        .0
-        .query()
+    let message_id = p
+        .query
+        .as_deref()
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
         .and_then(|q| q.into_iter().find(|(k, _)| k == "mid"))
         .and_then(|(_, v)| v.parse::<Id>().ok());
@@ -263,12 +264,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        Params(
-            pairs
+        Params {
+            fields: pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        )
+            query: None,
+        }
     }
 
     #[test]
@@ -323,7 +325,7 @@ mod tests {
             ],
             prop_oneof![".{0,40}", "SM[0-9a-f]{32}", "[0-9]{1,3}", "https?://[a-z.]{1,10}/.{0,5}"],
         ), 0..12)) {
-            match parse_inbound(&Params(raw)) {
+            match parse_inbound(&Params { fields: raw, query: None }) {
                 Ok(_) | Err(AppError::BadRequest(_)) => {}
                 Err(other) => prop_assert!(false, "unexpected {other:?}"),
             }
