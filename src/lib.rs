@@ -306,7 +306,7 @@ impl Server {
         for _ in 0..outbox::WORKERS {
             workers.spawn(outbox::worker(state.clone()));
         }
-        workers.spawn(outbox::monitor(state.clone()));
+        workers.spawn(outbox::housekeeping(state.clone()));
         workers.close();
 
         let token = state.shutdown.clone();

@@ -54,8 +54,9 @@ pub async fn worker(state: AppState) {
     }
 }
 
-/// Logs the queue's depth and oldest pending age while it is not empty.
-pub async fn monitor(state: AppState) {
+/// Every 30 s: logs the queue's depth and oldest pending age while it is not empty, and
+/// prunes what has expired.
+pub async fn housekeeping(state: AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
@@ -67,6 +68,11 @@ pub async fn monitor(state: AppState) {
         {
             let oldest = stats.oldest.map(|t| (Utc::now() - t).num_seconds().max(0));
             tracing::info!(depth = stats.depth, oldest_pending_seconds = ?oldest, "sending queue");
+        }
+        match state.store.prune().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "pruned expired sessions and stale statuses"),
+            Err(e) => tracing::debug!(error = %e, "pruning skipped"),
         }
     }
 }

@@ -238,6 +238,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Puts a claimed message back without counting the claim as an attempt.
     async fn defer(&self, message: Id, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Deletes expired sessions, and early statuses whose message never showed up (kept
+    /// a day: Twilio's callbacks for messages sent elsewhere land there too).
+    async fn prune(&self) -> StoreResult<u64>;
     /// Whether a message with this Twilio sid is stored.
     async fn has_sid(&self, sid: &str) -> StoreResult<bool>;
     async fn queue_stats(&self) -> StoreResult<QueueStats>;

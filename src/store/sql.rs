@@ -840,6 +840,21 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn prune(&self) -> StoreResult<u64> {
+                let t = now();
+                let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+                    .bind(t)
+                    .execute(&self.writer)
+                    .await?
+                    .rows_affected();
+                let statuses = sqlx::query("DELETE FROM early_statuses WHERE received_at < $1")
+                    .bind(t - chrono::Duration::days(1))
+                    .execute(&self.writer)
+                    .await?
+                    .rows_affected();
+                Ok(sessions + statuses)
+            }
+
             async fn has_sid(&self, sid: &str) -> StoreResult<bool> {
                 let found: Option<i64> =
                     sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")

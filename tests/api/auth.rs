@@ -12,6 +12,33 @@ on_both_backends! {
     cookie_mutations_need_our_origin: Simulator,
     agent_a_cannot_touch_agent_bs_conversation: FakeTwilio,
     pages_redirect_without_a_session: Simulator,
+    expired_sessions_are_refused_and_pruned: Simulator,
+}
+
+async fn expired_sessions_are_refused_and_pruned(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let (token, hash) = smsdesk::auth::new_token();
+    let id = smsdesk::model::Id(alice.id.parse().unwrap());
+    let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+    app.store
+        .create_session(&hash, id, yesterday)
+        .await
+        .unwrap();
+    let r = app
+        .http
+        .get(app.url("/api/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        app.store.prune().await.unwrap(),
+        1,
+        "only the expired session goes"
+    );
+    let (status, _) = app.get("/api/auth/me", Some(&alice)).await;
+    assert_eq!(status, 200);
 }
 
 async fn first_agent_is_created_through_the_one_time_setup_link(app: TestApp) {
@@ -26,6 +53,53 @@ async fn first_agent_is_created_through_the_one_time_setup_link(app: TestApp) {
         .post_json("/api/setup", None, json!({"token": "wrong", "email": "a@x.io", "name": "A", "password": "password123", "numbers": ["+15550001000"]}))
         .await;
     assert_eq!(status, 404);
+
+    let link = app
+        .setup_url
+        .clone()
+        .expect("a setup link while there is no agent");
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let r = app
+        .http
+        .get(app.url(&format!("/setup?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = json!({"token": token, "email": "Boss@Example.com", "name": "Boss", "password": "password123", "numbers": ["(555) 000-1000"]});
+    let (status, invalid) = app
+        .post_json("/api/setup", None, json!({"token": token, "email": "boss@example.com", "name": "Boss", "password": "short", "numbers": ["+15550001000"]}))
+        .await;
+    assert_eq!(status, 422, "{invalid}");
+    let r = app
+        .http
+        .post(app.url("/api/setup"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("smsdesk_session=")
+    );
+    let created: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(created["agent"]["email"], "boss@example.com");
+    assert_eq!(created["agent"]["numbers"], json!(["+15550001000"]));
+    assert!(created["token"].is_string());
+
+    // The token died with its use.
+    let (status, _) = app.post_json("/api/setup", None, body).await;
+    assert_eq!(status, 404);
+    let r = app
+        .http
+        .get(app.url(&format!("/setup?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
 
 async fn login_logout_and_me(app: TestApp) {

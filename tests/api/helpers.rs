@@ -161,8 +161,10 @@ pub struct TestApp {
     /// The token Twilio (real or simulated) signs with.
     pub twilio_token: String,
     pub public_url: String,
+    /// The one-time setup link printed at start (there is no agent yet).
+    pub setup_url: Option<String>,
     pub fake: Option<FakeTwilio>,
-    store: Arc<dyn smsdesk::store::Store>,
+    pub store: Arc<dyn smsdesk::store::Store>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -223,6 +225,7 @@ impl TestApp {
                 .unwrap(),
             twilio_token,
             public_url: started.public_url,
+            setup_url: started.setup_url,
             fake,
             store,
             shutdown: Some(tx),
