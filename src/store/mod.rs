@@ -64,6 +64,68 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Which changes `sync` may show. Writers can commit out of `seq` order (on PostgreSQL
+/// `seq` comes from a sequence), so a change may only be shown once no write still in
+/// flight can commit a lower `seq`. Each write registers before taking a `seq`, with the
+/// highest `seq` seen so far as a lower bound of what it will get; `sync` shows nothing
+/// above the smallest bound in flight. Exact for one server process, which owns every write.
+#[derive(Default)]
+struct Watermark {
+    state: std::sync::Mutex<WatermarkState>,
+}
+
+#[derive(Default)]
+struct WatermarkState {
+    last_seen: i64,
+    next_id: u64,
+    in_flight: std::collections::HashMap<u64, i64>,
+}
+
+/// Held by a write from before it takes a `seq` until after it commits or rolls back.
+struct Writing<'a> {
+    watermark: &'a Watermark,
+    id: u64,
+}
+
+impl Watermark {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatermarkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enter(&self) -> Writing<'_> {
+        let mut st = self.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        let bound = st.last_seen;
+        st.in_flight.insert(id, bound);
+        Writing {
+            watermark: self,
+            id,
+        }
+    }
+
+    fn observe(&self, seq: i64) {
+        let mut st = self.lock();
+        st.last_seen = st.last_seen.max(seq);
+    }
+
+    /// The highest `seq` that `sync` may show now.
+    fn visible_up_to(&self) -> i64 {
+        self.lock()
+            .in_flight
+            .values()
+            .min()
+            .copied()
+            .unwrap_or(i64::MAX)
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.watermark.lock().in_flight.remove(&self.id);
+    }
+}
+
 /// An inbound SMS/MMS as Twilio reported it.
 #[derive(Clone, Debug)]
 pub struct NewInbound {
@@ -276,6 +338,31 @@ fn is_retryable(e: &anyhow::Error) -> bool {
         c.downcast_ref::<sqlx::Error>().is_some_and(is_unavailable)
             || c.downcast_ref::<std::io::Error>().is_some()
     })
+}
+
+#[cfg(test)]
+mod watermark_tests {
+    use super::Watermark;
+
+    #[test]
+    fn sync_sees_nothing_a_write_in_flight_could_still_commit_below() {
+        let wm = Watermark::default();
+        assert_eq!(wm.visible_up_to(), i64::MAX);
+        wm.observe(10);
+        let slow = wm.enter();
+        wm.observe(11);
+        let fast = wm.enter();
+        wm.observe(12);
+        assert_eq!(wm.visible_up_to(), 10, "the slow write may still commit 11");
+        drop(slow);
+        assert_eq!(
+            wm.visible_up_to(),
+            11,
+            "the fast write got 12, above its bound of 11"
+        );
+        drop(fast);
+        assert_eq!(wm.visible_up_to(), i64::MAX);
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -7,6 +7,7 @@ use super::sql::{
 };
 
 pub struct PgStore {
+    watermark: super::Watermark,
     reader: PgPool,
     writer: PgPool,
 }
@@ -21,10 +22,11 @@ impl PgStore {
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self {
+            watermark: super::Watermark::default(),
             reader: pool.clone(),
             writer: pool,
         })
     }
 }
 
-impl_store!(PgStore, sqlx::Postgres, backend: "postgres", agg: "string_agg", skip_locked: " FOR UPDATE SKIP LOCKED");
+impl_store!(PgStore, sqlx::Postgres, backend: "postgres", agg: "string_agg", skip_locked: " FOR UPDATE SKIP LOCKED", next_seq: "SELECT nextval('change_seq')");

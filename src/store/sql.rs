@@ -3,8 +3,10 @@
 //! stamps the [`Store`](super::Store) implementation out for each pool type; the few
 //! differences are passed in as fragments.
 //!
-//! Every write that changes a message first takes the next `seq` from `change_counter`, so
-//! writers are ordered by it and a change never becomes visible behind a later one.
+//! Every write that changes a message takes the next `seq` (a sequence on PostgreSQL, a
+//! counter row on SQLite, whose writers are serialised anyway) inside its transaction, while
+//! registered with the store's [`Watermark`](super::Watermark), so `sync` never shows a
+//! change that a lower `seq` could still commit behind.
 
 macro_rules! message_columns {
     () => {
@@ -58,7 +60,7 @@ macro_rules! visible_to {
 }
 
 macro_rules! impl_store {
-    ($store:ident, $db:ty, backend: $backend:literal, agg: $agg:literal, skip_locked: $skip:literal) => {
+    ($store:ident, $db:ty, backend: $backend:literal, agg: $agg:literal, skip_locked: $skip:literal, next_seq: $next_seq:literal) => {
         use std::time::Duration;
 
         use async_trait::async_trait;
@@ -70,17 +72,18 @@ macro_rules! impl_store {
         use crate::store::{
             error_text, AgentRow, Changed, ConversationRow, Inbound, MessageRow, NewInbound,
             NewOutbound, Outbound, Page, QueueStats, SendJob, StatusOutcome, StatusReport,
-            Store, StoreResult,
+            Store, StoreResult, Watermark,
         };
 
         type Tx = Transaction<'static, $db>;
 
-        async fn next_seq(tx: &mut Tx) -> StoreResult<i64> {
-            Ok(sqlx::query_scalar::<_, i64>(
-                "UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq",
-            )
-            .fetch_one(&mut **tx)
-            .await?)
+        /// The next `seq`; the caller must hold a [`Watermark::enter`] guard until it commits.
+        async fn next_seq(tx: &mut Tx, watermark: &Watermark) -> StoreResult<i64> {
+            let seq = sqlx::query_scalar::<_, i64>($next_seq)
+                .fetch_one(&mut **tx)
+                .await?;
+            watermark.observe(seq);
+            Ok(seq)
         }
 
         async fn conversation_by_id(tx: &mut Tx, id: i64) -> StoreResult<Conversation> {
@@ -124,15 +127,38 @@ macro_rules! impl_store {
             Ok(row.into_agent().0)
         }
 
+        /// What an earlier send with the same `clientId` from the same agent means for this one.
+        async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outbound>> {
+            let earlier: Option<MessageRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
+            ))
+            .bind(msg.agent_id.0)
+            .bind(&msg.client_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            Ok(earlier.map(|earlier| {
+                let same =
+                    earlier.body == msg.body && earlier.conversation_id == msg.conversation_id.0;
+                if same {
+                    Outbound::Existing(earlier.into())
+                } else {
+                    Outbound::ClientIdReused
+                }
+            }))
+        }
+
         /// Moves a message to `status` if that is further along; `None` if it was not.
         async fn advance_status(
             tx: &mut Tx,
+            watermark: &Watermark,
             id: i64,
             status: Status,
             error_code: Option<i64>,
             sid: Option<&str>,
         ) -> StoreResult<Option<Message>> {
-            let seq = next_seq(tx).await?;
+            let seq = next_seq(tx, watermark).await?;
             let code = if status.is_failure() { error_code } else { None };
             let row: Option<MessageRow> = sqlx::query_as(concat!(
                 "UPDATE messages SET status = $2, status_rank = $3, error_code = $4, \
@@ -377,13 +403,14 @@ macro_rules! impl_store {
                     "SELECT ",
                     message_columns!(),
                     " FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-                     WHERE m.seq > $2 AND",
+                     WHERE m.seq > $2 AND m.seq <= $4 AND",
                     visible_to!("1"),
                     "ORDER BY m.seq LIMIT $3"
                 ))
                 .bind(agent.0)
                 .bind(since)
                 .bind(limit)
+                .bind(self.watermark.visible_up_to())
                 .fetch_all(&self.reader)
                 .await?;
                 Ok(rows.into_iter().map(Into::into).collect())
@@ -407,8 +434,9 @@ macro_rules! impl_store {
                 contact: &str,
                 name: Option<&str>,
             ) -> StoreResult<Conversation> {
+                let _writing = self.watermark.enter();
                 let mut tx = self.writer.begin().await?;
-                let seq = next_seq(&mut tx).await?;
+                let seq = next_seq(&mut tx, &self.watermark).await?;
                 let t = now();
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO conversations \
@@ -449,6 +477,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_inbound(&self, msg: &NewInbound) -> StoreResult<Option<Inbound>> {
+                let _writing = self.watermark.enter();
                 let mut tx = self.writer.begin().await?;
                 // Reads first: a Twilio retry, and who to tell, need no lock.
                 let known: Option<i64> =
@@ -465,7 +494,7 @@ macro_rules! impl_store {
                 .bind(&msg.to)
                 .fetch_all(&mut *tx)
                 .await?;
-                let seq = next_seq(&mut tx).await?;
+                let seq = next_seq(&mut tx, &self.watermark).await?;
                 let t = now();
                 let conversation_id: i64 = sqlx::query_scalar(
                     "INSERT INTO conversations \
@@ -539,25 +568,10 @@ macro_rules! impl_store {
             }
 
             async fn insert_outbound(&self, msg: &NewOutbound) -> StoreResult<Outbound> {
+                let _writing = self.watermark.enter();
                 let mut tx = self.writer.begin().await?;
-                let seq = next_seq(&mut tx).await?;
-                let earlier: Option<MessageRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    message_columns!(),
-                    " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
-                ))
-                .bind(msg.agent_id.0)
-                .bind(&msg.client_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(earlier) = earlier {
-                    let same = earlier.body == msg.body
-                        && earlier.conversation_id == msg.conversation_id.0;
-                    return Ok(if same {
-                        Outbound::Existing(earlier.into())
-                    } else {
-                        Outbound::ClientIdReused
-                    });
+                if let Some(done) = earlier_send(&mut tx, msg).await? {
+                    return Ok(done);
                 }
                 let (our_number, contact, opted_out): (String, String, bool) = sqlx::query_as(
                     "SELECT our_number, contact_phone, opted_out FROM conversations WHERE id = $1",
@@ -568,13 +582,14 @@ macro_rules! impl_store {
                 if opted_out {
                     return Ok(Outbound::OptedOut);
                 }
+                let seq = next_seq(&mut tx, &self.watermark).await?;
                 let t = now();
-                let row: MessageRow = sqlx::query_as(concat!(
+                let row: Option<MessageRow> = sqlx::query_as(concat!(
                     "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
                        body, media, status, status_rank, client_id, agent_id, segments, created_at, \
                        updated_at, seq) \
                      VALUES ($1, 'outbound', $2, $3, $4, '[]', 'pending', 0, $5, $6, $7, $8, $8, $9) \
-                     RETURNING ",
+                     ON CONFLICT DO NOTHING RETURNING ",
                     returning_columns!()
                 ))
                 .bind(msg.conversation_id.0)
@@ -586,8 +601,14 @@ macro_rules! impl_store {
                 .bind(msg.segments)
                 .bind(t)
                 .bind(seq)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let Some(row) = row else {
+                    // The same clientId committed meanwhile by a concurrent request.
+                    return Ok(earlier_send(&mut tx, msg)
+                        .await?
+                        .unwrap_or(Outbound::ClientIdReused));
+                };
                 sqlx::query("INSERT INTO send_jobs (message_id, run_at) VALUES ($1, $2)")
                     .bind(row.id)
                     .bind(t)
@@ -608,6 +629,7 @@ macro_rules! impl_store {
             }
 
             async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
+                let _writing = self.watermark.enter();
                 let mut tx = self.writer.begin().await?;
                 let found: Option<(i64, Option<String>, i64)> = match report.message_id {
                     Some(id) => sqlx::query_as(
@@ -651,6 +673,7 @@ macro_rules! impl_store {
                 }
                 let updated = advance_status(
                     &mut tx,
+                    &self.watermark,
                     id,
                     report.status,
                     report.error_code,
@@ -708,8 +731,9 @@ macro_rules! impl_store {
             }
 
             async fn mark_accepted(&self, message: Id, sid: &str, status: Status) -> StoreResult<Changed> {
+                let _writing = self.watermark.enter();
                 let mut tx = self.writer.begin().await?;
-                let seq = next_seq(&mut tx).await?;
+                let seq = next_seq(&mut tx, &self.watermark).await?;
                 sqlx::query(
                     "UPDATE messages SET twilio_sid = $2, \
                        status = CASE WHEN status_rank < $3 THEN $4 ELSE status END, \
@@ -748,7 +772,7 @@ macro_rules! impl_store {
                         }
                     }
                     if let Some((s, code)) = best {
-                        advance_status(&mut tx, message.0, s, code, Some(sid)).await?;
+                        advance_status(&mut tx, &self.watermark, message.0, s, code, Some(sid)).await?;
                     }
                 }
                 let updated = message_by_id(&mut tx, message.0).await?;
@@ -768,8 +792,9 @@ macro_rules! impl_store {
                 reason: &str,
                 opt_out: bool,
             ) -> StoreResult<Changed> {
+                let _writing = self.watermark.enter();
                 let mut tx = self.writer.begin().await?;
-                let seq = next_seq(&mut tx).await?;
+                let seq = next_seq(&mut tx, &self.watermark).await?;
                 sqlx::query(
                     "UPDATE messages SET status = 'failed', status_rank = 4, error_code = $2, \
                        error_message = $3, updated_at = $4, seq = $5 \

@@ -12,6 +12,7 @@ use super::sql::{
 };
 
 pub struct SqliteStore {
+    watermark: super::Watermark,
     reader: SqlitePool,
     writer: SqlitePool,
 }
@@ -41,8 +42,12 @@ impl SqliteStore {
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { reader, writer })
+        Ok(Self {
+            watermark: super::Watermark::default(),
+            reader,
+            writer,
+        })
     }
 }
 
-impl_store!(SqliteStore, sqlx::Sqlite, backend: "sqlite", agg: "group_concat", skip_locked: "");
+impl_store!(SqliteStore, sqlx::Sqlite, backend: "sqlite", agg: "group_concat", skip_locked: "", next_seq: "UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq");

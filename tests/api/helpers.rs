@@ -362,19 +362,29 @@ impl TestApp {
         .await
     }
 
-    /// The message as `sync` shows it now.
+    /// The message as `sync` shows it: once no write still in flight could commit a change
+    /// before it, which takes milliseconds.
     pub async fn message(&self, agent: &Agent, id: &str) -> Value {
-        let (status, body) = self
-            .get("/api/crm/sms/sync?since=0&limit=1000", Some(agent))
-            .await;
-        assert_eq!(status, 200);
-        body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["id"] == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("message {id} not in sync"))
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (status, body) = self
+                .get("/api/crm/sms/sync?since=0&limit=1000", Some(agent))
+                .await;
+            assert_eq!(status, 200);
+            if let Some(m) = body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["id"] == id)
+            {
+                return m.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "message {id} never showed in sync"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until the message reaches `status` (polling the API, for tests that do not
