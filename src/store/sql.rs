@@ -107,14 +107,18 @@ macro_rules! impl_store {
             Ok(row.into())
         }
 
-        async fn audience_of(tx: &mut Tx, conversation: i64) -> StoreResult<Vec<Id>> {
+        /// The agents who hold the conversation's number.
+        async fn audience_of<'c>(
+            executor: impl sqlx::Executor<'c, Database = $db>,
+            conversation: i64,
+        ) -> StoreResult<Vec<Id>> {
             let ids: Vec<i64> = sqlx::query_scalar(
                 "SELECT an.agent_id FROM conversations c \
                  JOIN agent_numbers an ON an.number = c.our_number \
                  WHERE c.id = $1 ORDER BY an.agent_id",
             )
             .bind(conversation)
-            .fetch_all(&mut **tx)
+            .fetch_all(executor)
             .await?;
             Ok(ids.into_iter().map(Id).collect())
         }
@@ -417,15 +421,7 @@ macro_rules! impl_store {
             }
 
             async fn audience(&self, conversation: Id) -> StoreResult<Vec<Id>> {
-                let ids: Vec<i64> = sqlx::query_scalar(
-                    "SELECT an.agent_id FROM conversations c \
-                     JOIN agent_numbers an ON an.number = c.our_number \
-                     WHERE c.id = $1 ORDER BY an.agent_id",
-                )
-                .bind(conversation.0)
-                .fetch_all(&self.reader)
-                .await?;
-                Ok(ids.into_iter().map(Id).collect())
+                audience_of(&self.reader, conversation.0).await
             }
 
             async fn open_conversation(
@@ -681,7 +677,7 @@ macro_rules! impl_store {
                 )
                 .await?;
                 let Some(message) = updated else { return Ok(StatusOutcome::Stale) };
-                let audience = audience_of(&mut tx, conversation).await?;
+                let audience = audience_of(&mut *tx, conversation).await?;
                 tx.commit().await?;
                 Ok(StatusOutcome::Applied(Box::new(Changed {
                     message,
@@ -776,7 +772,7 @@ macro_rules! impl_store {
                     }
                 }
                 let updated = message_by_id(&mut tx, message.0).await?;
-                let audience = audience_of(&mut tx, updated.conversation_id.0).await?;
+                let audience = audience_of(&mut *tx, updated.conversation_id.0).await?;
                 tx.commit().await?;
                 Ok(Changed {
                     message: updated,
@@ -821,7 +817,7 @@ macro_rules! impl_store {
                 } else {
                     None
                 };
-                let audience = audience_of(&mut tx, updated.conversation_id.0).await?;
+                let audience = audience_of(&mut *tx, updated.conversation_id.0).await?;
                 tx.commit().await?;
                 Ok(Changed {
                     message: updated,
