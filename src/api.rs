@@ -20,6 +20,7 @@ use crate::model::{Agent, Conversation, Id, now};
 use crate::realtime;
 use crate::sms::{normalize_phone, segments};
 use crate::store::{NewOutbound, Outbound, Page};
+use crate::text::{self, Lines};
 
 const MAX_BODY_CHARS: usize = 1600;
 
@@ -88,12 +89,14 @@ pub fn validate_agent(
     password: &str,
     numbers: &[String],
 ) -> AppResult<NewAgent> {
+    text::check_clean("email", email, Lines::One)?;
+    text::check_clean("name", name, Lines::One)?;
     let email = email.trim().to_lowercase();
     if email.len() > 254 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
         return Err(AppError::invalid("email is not an email address"));
     }
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if !text::is_visible(name) || name.chars().count() > 100 {
         return Err(AppError::invalid("name must be 1 to 100 characters"));
     }
     if password.chars().count() < 8 || password.len() > 1024 {
@@ -270,11 +273,14 @@ pub async fn open_conversation(
     let phone = normalize_phone(&body.phone)
         .ok_or_else(|| AppError::invalid("phone is not a phone number"))?;
     let from = our_number(&agent, body.from.as_deref())?;
+    if let Some(name) = &body.name {
+        text::check_clean("name", name, Lines::One)?;
+    }
     let name = body
         .name
         .as_deref()
         .map(str::trim)
-        .filter(|n| !n.is_empty());
+        .filter(|n| text::is_visible(n));
     if name.is_some_and(|n| n.chars().count() > 100) {
         return Err(AppError::invalid("name must be at most 100 characters"));
     }
@@ -355,23 +361,13 @@ fn check_client_id(client_id: &str) -> AppResult<()> {
     }
 }
 
-fn check_body(body: &str) -> AppResult<()> {
-    let n = body.chars().count();
-    if body.trim().is_empty() || n > MAX_BODY_CHARS {
-        return Err(AppError::invalid(format!(
-            "body must be 1 to {MAX_BODY_CHARS} characters"
-        )));
-    }
-    Ok(())
-}
-
 pub async fn send(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
     Json(body): Json<SendBody>,
 ) -> AppResult<Response> {
     check_client_id(&body.client_id)?;
-    check_body(&body.body)?;
+    text::check_body("body", &body.body, MAX_BODY_CHARS)?;
     let conversation = match (body.conversation_id, body.to.as_deref()) {
         (Some(id), _) => visible_conversation(&state, &agent, &id.to_string()).await?,
         (None, Some(to)) => {
@@ -587,8 +583,9 @@ pub async fn simulate_inbound(
     if !agent.numbers.contains(&to) {
         return Err(AppError::invalid("to must be one of your numbers"));
     }
+    text::check_clean("body", &body.body, Lines::Many)?;
     if body.body.chars().count() > MAX_BODY_CHARS
-        || (body.body.is_empty() && body.media_urls.is_empty())
+        || (!text::is_visible(&body.body) && body.media_urls.is_empty())
     {
         return Err(AppError::invalid(format!(
             "body must be 1 to {MAX_BODY_CHARS} characters"

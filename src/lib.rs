@@ -15,6 +15,7 @@ pub mod pages;
 pub mod realtime;
 pub mod sms;
 pub mod store;
+pub mod text;
 pub mod twilio;
 pub mod webhooks;
 

@@ -3,11 +3,13 @@
 
 use phonenumber::{Mode, country};
 
+use crate::text::{self, Lines};
+
 /// Normalises a phone number written in any common format to E.164.
 /// Numbers without a country code are read as North American, as Twilio's console does.
 pub fn normalize_phone(raw: &str) -> Option<String> {
     let trimmed = raw.trim();
-    if trimmed.is_empty() || trimmed.len() > 40 {
+    if trimmed.is_empty() || trimmed.len() > 40 || !text::is_clean(trimmed, Lines::One) {
         return None;
     }
     let parsed = phonenumber::parse(Some(country::Id::US), trimmed).ok()?;
@@ -116,7 +118,15 @@ mod tests {
             normalize_phone("555-123-4567").as_deref(),
             Some("+15551234567")
         );
-        for bad in ["", "hello", "123", "+1 (000) 000-0000", &"9".repeat(60)] {
+        for bad in [
+            "",
+            "hello",
+            "123",
+            "+1 (000) 000-0000",
+            &"9".repeat(60),
+            "+14158675309\0",
+            "+1415\u{1b}8675309",
+        ] {
             assert_eq!(normalize_phone(bad), None, "{bad}");
         }
     }

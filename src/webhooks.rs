@@ -14,6 +14,7 @@ use crate::model::{Id, Media, Status};
 use crate::realtime;
 use crate::sms::{opt_change, segments};
 use crate::store::{NewInbound, StatusOutcome, StatusReport};
+use crate::text::storable;
 use crate::twilio::signature;
 
 /// Twilio allows at most 10 media per message.
@@ -128,12 +129,13 @@ fn valid_sid(sid: &str) -> bool {
         && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Reads an inbound message webhook's parameters.
+/// Reads an inbound message webhook's parameters. Whatever text Twilio delivers is kept
+/// (made storable), never refused.
 fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
     let sid = p.sid()?;
-    let from = p.required("From", MAX_FIELD)?;
-    let to = p.required("To", MAX_FIELD)?;
-    let text = p.get("Body").unwrap_or_default();
+    let from = storable(p.required("From", MAX_FIELD)?);
+    let to = storable(p.required("To", MAX_FIELD)?);
+    let text = storable(p.get("Body").unwrap_or_default());
     if text.len() > MAX_BODY {
         return Err(AppError::BadRequest("Body is too long".into()));
     }
@@ -158,21 +160,21 @@ fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
             .filter(|c| !c.is_empty() && c.len() <= 255)
             .unwrap_or("application/octet-stream");
         media.push(Media {
-            url: url.to_owned(),
-            content_type: content_type.to_owned(),
+            url: storable(url).into_owned(),
+            content_type: storable(content_type).into_owned(),
         });
     }
     let reported_segments = p.get("NumSegments").and_then(|n| n.parse::<i64>().ok());
     Ok(NewInbound {
         twilio_sid: sid.to_owned(),
-        from: from.to_owned(),
-        to: to.to_owned(),
-        body: text.to_owned(),
-        media,
+        from: from.into_owned(),
+        to: to.into_owned(),
         segments: reported_segments
             .filter(|n| (1..=100).contains(n))
-            .unwrap_or_else(|| segments(text).max(1)),
-        opt_change: opt_change(text, p.get("OptOutType")),
+            .unwrap_or_else(|| segments(&text).max(1)),
+        opt_change: opt_change(&text, p.get("OptOutType")),
+        body: text.into_owned(),
+        media,
     })
 }
 

@@ -1,0 +1,147 @@
+//! Text that comes from outside: the one rule for what a client's field may contain, and
+//! how a webhook's text is made storable whatever Twilio delivers.
+
+use std::borrow::Cow;
+
+use crate::error::{AppError, AppResult};
+
+/// Whether a field may span lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lines {
+    /// Names, emails, phone numbers: no control character at all.
+    One,
+    /// Message bodies: newlines and tabs, but no other control character.
+    Many,
+}
+
+/// Whether `value` holds no control character (NUL, escapes, C1 controls…) beyond the
+/// newlines and tabs that `lines` allows.
+pub fn is_clean(value: &str, lines: Lines) -> bool {
+    value
+        .chars()
+        .all(|c| !c.is_control() || (lines == Lines::Many && matches!(c, '\n' | '\r' | '\t')))
+}
+
+/// Refuses a field with a control character, naming the field.
+pub fn check_clean(field: &str, value: &str, lines: Lines) -> AppResult<()> {
+    if is_clean(value, lines) {
+        Ok(())
+    } else {
+        Err(AppError::invalid(format!(
+            "{field} must not contain control characters"
+        )))
+    }
+}
+
+/// Whether `value` shows anything: not only whitespace, zero-width, format or other
+/// invisible characters.
+pub fn is_visible(value: &str) -> bool {
+    value.chars().any(|c| !is_invisible(c))
+}
+
+/// A message body a client sends: 1 to `max` characters, at least one of them visible, no
+/// control character but newlines and tabs.
+pub fn check_body(field: &str, value: &str, max: usize) -> AppResult<()> {
+    check_clean(field, value, Lines::Many)?;
+    if !is_visible(value) || value.chars().count() > max {
+        return Err(AppError::invalid(format!(
+            "{field} must be 1 to {max} characters, at least one of them visible"
+        )));
+    }
+    Ok(())
+}
+
+/// Text from a webhook as it can be stored: PostgreSQL's `TEXT` refuses NUL, and a message
+/// Twilio delivers must never become unstorable, so NUL becomes U+FFFD.
+pub fn storable(value: &str) -> Cow<'_, str> {
+    if value.contains('\0') {
+        Cow::Owned(value.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// Whitespace, controls, and Unicode's default-ignorable code points (zero-width spaces
+/// and joiners, bidi and other format controls, variation selectors, fillers, tags), plus
+/// the blank braille pattern and the few format characters outside that set.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_refused_but_newlines_in_bodies() {
+        assert!(is_clean("Ana María ☺", Lines::One));
+        assert!(is_clean("line one\r\nline two\tend", Lines::Many));
+        for bad in ["a\0b", "\u{1b}[31m", "bell\u{7}", "\u{7f}", "c1\u{85}", "x\u{9b}"] {
+            assert!(!is_clean(bad, Lines::One), "{bad:?}");
+            assert!(!is_clean(bad, Lines::Many), "{bad:?}");
+        }
+        for multi in ["a\nb", "a\tb", "a\rb"] {
+            assert!(!is_clean(multi, Lines::One), "{multi:?}");
+        }
+    }
+
+    #[test]
+    fn a_body_needs_something_visible() {
+        for invisible in [
+            "",
+            "   ",
+            "\n\t",
+            "\u{200B}",
+            "\u{200B}\u{200D}\u{FEFF}\u{2060}",
+            "\u{00A0}\u{3000}",
+            "\u{202E}\u{2066}",
+            "\u{FE0F}",
+            "\u{3164}",
+            "\u{2800}",
+            "\u{E0041}",
+        ] {
+            assert!(!is_visible(invisible), "{invisible:?}");
+        }
+        for visible in ["ok", " . ", "😀", "👍🏽", "\u{200B}a", "é", "中", "١"] {
+            assert!(is_visible(visible), "{visible:?}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_checked_whole() {
+        assert!(check_body("body", "hello\nthere", 10).is_err());
+        assert!(check_body("body", "hello\nyou", 10).is_ok());
+        for bad in ["\u{200B}", "hi\0", "", "  "] {
+            let err = check_body("body", bad, 1600).unwrap_err().to_string();
+            assert!(err.starts_with("body "), "{err}");
+        }
+    }
+
+    #[test]
+    fn nul_is_replaced_for_storage() {
+        assert_eq!(storable("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+        assert!(matches!(storable("plain"), Cow::Borrowed("plain")));
+    }
+}
