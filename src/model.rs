@@ -85,7 +85,8 @@ impl Direction {
     }
 }
 
-/// A message's status: ours (`pending`), Twilio's outbound ones, and `received` for inbound.
+/// A message's status: ours (`pending`), Twilio's outbound ones, and `receiving`/`received`
+/// for inbound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -100,11 +101,12 @@ pub enum Status {
     Failed,
     Canceled,
     Read,
+    Receiving,
     Received,
 }
 
 impl Status {
-    pub const ALL: [Status; 12] = [
+    pub const ALL: [Status; 13] = [
         Self::Pending,
         Self::Accepted,
         Self::Scheduled,
@@ -116,6 +118,7 @@ impl Status {
         Self::Failed,
         Self::Canceled,
         Self::Read,
+        Self::Receiving,
         Self::Received,
     ];
 
@@ -132,6 +135,7 @@ impl Status {
             Self::Failed => "failed",
             Self::Canceled => "canceled",
             Self::Read => "read",
+            Self::Receiving => "receiving",
             Self::Received => "received",
         }
     }
@@ -146,7 +150,28 @@ impl Status {
             Self::Sent => 3,
             Self::Delivered | Self::Undelivered | Self::Failed | Self::Canceled => 4,
             Self::Read => 5,
+            Self::Receiving => 3,
             Self::Received => 4,
+        }
+    }
+
+    /// Whether Twilio reports this status for a message of `direction`: outbound messages
+    /// go through §7's statuses, inbound ones are `receiving` then `received`. A status
+    /// callback with any other applies to nothing (`pending` is ours, never Twilio's).
+    pub fn reported_for(self, direction: Direction) -> bool {
+        match self {
+            Self::Pending => false,
+            Self::Receiving | Self::Received => direction == Direction::Inbound,
+            Self::Accepted
+            | Self::Scheduled
+            | Self::Queued
+            | Self::Sending
+            | Self::Sent
+            | Self::Delivered
+            | Self::Undelivered
+            | Self::Failed
+            | Self::Canceled
+            | Self::Read => direction == Direction::Outbound,
         }
     }
 
@@ -280,6 +305,30 @@ mod tests {
         assert!(!Failed.may_replace(Undelivered));
         assert!(Read.may_replace(Delivered));
         assert!(Queued.may_replace(Pending));
+    }
+
+    #[test]
+    fn statuses_apply_only_to_their_direction() {
+        use Direction::*;
+        use Status::*;
+        // As §7 and §14 list them; `pending` is ours and no callback's.
+        let outbound = [
+            Accepted,
+            Scheduled,
+            Queued,
+            Sending,
+            Sent,
+            Delivered,
+            Undelivered,
+            Failed,
+            Canceled,
+            Read,
+        ];
+        let inbound = [Receiving, Received];
+        for s in Status::ALL {
+            assert_eq!(s.reported_for(Outbound), outbound.contains(&s), "{s:?}");
+            assert_eq!(s.reported_for(Inbound), inbound.contains(&s), "{s:?}");
+        }
     }
 
     #[test]

@@ -2,30 +2,46 @@
 //! API, and record what happened. Errors that prove nothing was sent are retried with
 //! backoff; answers that leave it open are reconciled against Twilio's Messages list before
 //! any second attempt, so a message is never sent twice.
+//!
+//! A claim's lease outlives the longest attempt and is renewed while the attempt runs; the
+//! claim's token fences the renewal right before the create and every outcome write, so a
+//! worker that lost its claim neither sends nor records.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use crate::AppState;
 use crate::model::{Message, Status};
 use crate::realtime;
-use crate::store::{Changed, SendJob};
+use crate::store::{Accepted, Changed, Claim, SendJob};
+use crate::twilio::client::{LIST_PAGE_TIMEOUT, LIST_PAGES, MessageResource, SEND_TIMEOUT};
 use crate::twilio::errors::describe;
 use crate::twilio::{Outgoing, TwilioError};
 
-/// How long a claimed message stays with its worker before another may take it: longer
-/// than a Twilio call can take (20 s client timeout) plus the bookkeeping around it.
-const LEASE: Duration = Duration::from_secs(30);
+/// The longest one claim's calls to Twilio can take: a lookup of at most [`LIST_PAGES`]
+/// pages, then a create, each cut off at its timeout.
+const ATTEMPT_WORST_CASE: Duration =
+    Duration::from_secs(LIST_PAGES as u64 * LIST_PAGE_TIMEOUT.as_secs() + SEND_TIMEOUT.as_secs());
+/// How long a claimed message stays with its worker before another may take it: the worst
+/// case of an attempt plus room for the database writes around it, so that even a worker
+/// whose renewals fail is out of its Twilio calls before anyone else can start theirs.
+const LEASE: Duration = Duration::from_secs(ATTEMPT_WORST_CASE.as_secs() + 15);
+/// How often a running attempt renews its lease.
+const HEARTBEAT: Duration = Duration::from_secs(LEASE.as_secs() / 4);
 /// After this long of failing to reach Twilio, a message is given up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
 /// The longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often idle workers look for retries that came due.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How far Twilio's clock may be behind ours: a message it dates this much before our
+/// first attempt may still be ours.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 pub const WORKERS: usize = 4;
 
@@ -148,83 +164,165 @@ enum Outcome {
         error: String,
         maybe_sent: bool,
     },
+    /// Not sent and nothing to record: the claim is gone, or could not be checked.
+    Dropped(String),
 }
 
 async fn process(state: &AppState, job: SendJob) {
-    let message = &job.message;
-    let outcome = if job.conversation_opted_out {
-        Outcome::Failed {
+    let outcome = with_heartbeat(state, job.claim, decide(state, &job)).await;
+    record(state, &job, outcome).await;
+}
+
+/// Runs `work` while renewing the claim's lease. Losing the lease does not stop the work:
+/// the renewal before a create and every outcome write are fenced by the claim anyway.
+async fn with_heartbeat<T>(state: &AppState, claim: Claim, work: impl Future<Output = T>) -> T {
+    let mut work = std::pin::pin!(work);
+    let beat = async {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            match state.store.renew_lease(claim, LEASE).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(error = %e, message = %claim.message, "sending queue: could not renew a lease"),
+            }
+        }
+    };
+    tokio::select! {
+        out = &mut work => return out,
+        () = beat => tracing::warn!(message = %claim.message, "sending queue: lost the lease mid-attempt"),
+    }
+    work.await
+}
+
+async fn decide(state: &AppState, job: &SendJob) -> Outcome {
+    if job.conversation_opted_out {
+        return Outcome::Failed {
             code: Some(21610),
             reason: describe(21610).into(),
+        };
+    }
+    // A status callback carrying our id recorded the sid already: it was sent.
+    if let Some(sid) = &job.message.twilio_sid {
+        return Outcome::Accepted {
+            sid: sid.clone(),
+            status: job.message.status,
+        };
+    }
+    if job.maybe_sent {
+        let last_error = job.last_error.as_deref().unwrap_or("no answer");
+        match reconcile(state, job).await {
+            Ok(Some(found)) => return found,
+            Ok(None) => {
+                // Past the deadline nothing is sent any more, however the claims before
+                // ended (a lease that ran out, a result not recorded).
+                if let Some(reason) = give_up(tried_for(job), true, last_error) {
+                    return Outcome::Failed { code: None, reason };
+                }
+            }
+            Err(e) => {
+                return Outcome::Retry {
+                    after: backoff(job.attempts, None),
+                    code: None,
+                    error: format!("looking the message up in Twilio failed: {e}"),
+                    maybe_sent: true,
+                };
+            }
         }
-    } else if job.maybe_sent {
-        match reconcile(state, &job).await {
-            Ok(Some(found)) => found,
-            Ok(None) => attempt(state, &job).await,
-            Err(e) => Outcome::Retry {
-                after: backoff(job.attempts, None),
-                code: None,
-                error: format!("looking the message up in Twilio failed: {e}"),
-                maybe_sent: true,
-            },
+    }
+    attempt(state, job).await
+}
+
+fn tried_for(job: &SendJob) -> Duration {
+    (Utc::now() - job.first_tried_at)
+        .to_std()
+        .unwrap_or_default()
+}
+
+async fn record(state: &AppState, job: &SendJob, outcome: Outcome) {
+    let claim = job.claim;
+    match outcome {
+        Outcome::Dropped(why) => {
+            tracing::info!(message = %claim.message, "sending queue: attempt dropped: {why}");
         }
-    } else {
-        attempt(state, &job).await
-    };
-    let recorded = match outcome {
         Outcome::Defer(wait) => {
             let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-            if let Err(e) = state.store.defer(message.id, at).await {
-                tracing::warn!(error = %e, "sending queue: could not defer; the lease will expire");
+            match state.store.defer(claim, at).await {
+                Ok(true) => {}
+                Ok(false) => lost(claim),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sending queue: could not defer; the lease will expire")
+                }
             }
-            return;
         }
         Outcome::Accepted { sid, status } => {
-            state.store.mark_accepted(message.id, &sid, status).await
+            match state.store.mark_accepted(claim, &sid, status).await {
+                Ok(Accepted::Recorded(changed)) => announce(state, &changed).await,
+                Ok(Accepted::SidTaken) => {
+                    let error = format!("Twilio's message {sid} is another message's");
+                    retry(state, job, backoff(job.attempts, None), None, error, true).await;
+                }
+                Ok(Accepted::LostClaim) => lost(claim),
+                Err(e) => not_recorded(claim, &e),
+            }
         }
         Outcome::Failed { code, reason } => {
-            tracing::warn!(message = %message.id, ?code, "sending failed: {reason}");
-            state
-                .store
-                .mark_failed(message.id, code, &reason, code == Some(21610))
-                .await
+            tracing::warn!(message = %claim.message, ?code, "sending failed: {reason}");
+            fail(state, claim, code, &reason, code == Some(21610)).await;
         }
         Outcome::Retry {
             after,
             code,
             error,
             maybe_sent,
-        } => {
-            let tried_for = (Utc::now() - job.first_tried_at)
-                .to_std()
-                .unwrap_or_default();
-            if let Some(reason) = give_up(tried_for, maybe_sent, &error) {
-                state
-                    .store
-                    .mark_failed(message.id, code, &reason, false)
-                    .await
-            } else {
-                tracing::info!(message = %message.id, ?after, "sending will be retried: {error}");
-                let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
-                if let Err(e) = state
-                    .store
-                    .reschedule(message.id, at, &error, maybe_sent)
-                    .await
-                {
-                    tracing::warn!(error = %e, "sending queue: could not reschedule; the lease will expire");
-                }
-                return;
-            }
-        }
-    };
-    match recorded {
-        Ok(changed) => announce(state, &changed).await,
-        Err(e) => tracing::warn!(
-            error = %e,
-            message = %message.id,
-            "sending queue: result not recorded; the message will be looked up in Twilio after its lease"
-        ),
+        } => retry(state, job, after, code, error, maybe_sent).await,
     }
+}
+
+/// Schedules another attempt, or fails the message once it has been tried for too long.
+async fn retry(
+    state: &AppState,
+    job: &SendJob,
+    after: Duration,
+    code: Option<i64>,
+    error: String,
+    maybe_sent: bool,
+) {
+    let claim = job.claim;
+    if let Some(reason) = give_up(tried_for(job), maybe_sent, &error) {
+        return fail(state, claim, code, &reason, false).await;
+    }
+    tracing::info!(message = %claim.message, ?after, "sending will be retried: {error}");
+    let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
+    match state.store.reschedule(claim, at, &error, maybe_sent).await {
+        Ok(true) => {}
+        Ok(false) => lost(claim),
+        Err(e) => {
+            tracing::warn!(error = %e, "sending queue: could not reschedule; the lease will expire")
+        }
+    }
+}
+
+async fn fail(state: &AppState, claim: Claim, code: Option<i64>, reason: &str, opt_out: bool) {
+    match state.store.mark_failed(claim, code, reason, opt_out).await {
+        Ok(Some(changed)) => announce(state, &changed).await,
+        Ok(None) => lost(claim),
+        Err(e) => not_recorded(claim, &e),
+    }
+}
+
+fn lost(claim: Claim) {
+    tracing::warn!(
+        message = %claim.message,
+        "sending queue: another worker took this message over; its outcome is left to that worker"
+    );
+}
+
+fn not_recorded(claim: Claim, e: &dyn std::fmt::Display) {
+    tracing::warn!(
+        error = %e,
+        message = %claim.message,
+        "sending queue: result not recorded; the message will be looked up in Twilio after its lease"
+    );
 }
 
 async fn announce(state: &AppState, changed: &Changed) {
@@ -240,6 +338,12 @@ async fn attempt(state: &AppState, job: &SendJob) -> Outcome {
         && let Err(wait) = pacer.admit(&message.from, message.id.0, message.segments)
     {
         return Outcome::Defer(wait);
+    }
+    // The create starts with a whole lease ahead, and only while the claim is still ours.
+    match state.store.renew_lease(job.claim, LEASE).await {
+        Ok(true) => {}
+        Ok(false) => return Outcome::Dropped("another worker took the message over".into()),
+        Err(e) => return Outcome::Dropped(format!("the lease could not be renewed ({e})")),
     }
     let status_callback = state.status_callbacks.then(|| {
         format!(
@@ -300,28 +404,53 @@ async fn attempt(state: &AppState, job: &SendJob) -> Outcome {
     }
 }
 
-/// Looks in Twilio's Messages list for a message an earlier attempt may have sent.
-async fn reconcile(state: &AppState, job: &SendJob) -> Result<Option<Outcome>, TwilioError> {
+/// Looks in Twilio's Messages list for a message an earlier attempt may have sent. A sid
+/// that one of our messages already holds is that message's, however alike the two are.
+async fn reconcile(state: &AppState, job: &SendJob) -> Result<Option<Outcome>, String> {
     let message: &Message = &job.message;
-    let from = state
-        .messaging_service_sid
-        .as_deref()
-        .map_or(message.from.as_str(), |_| "");
-    let since = job.first_tried_at - chrono::Duration::days(1);
-    let sent = state.twilio.list_sent(&message.to, from, since).await?;
-    // Clocks differ a little; an identical text sent well before our first try is another message.
-    let earliest = job.first_tried_at - chrono::Duration::minutes(5);
-    let found = sent.into_iter().find(|m| {
-        m.body.as_deref() == Some(message.body.as_str())
-            && m.created().is_none_or(|c| c >= earliest)
-    });
-    Ok(found.map(|m| {
+    let service = state.messaging_service_sid.as_deref();
+    let from = service.map_or(message.from.as_str(), |_| "");
+    let skew = chrono::Duration::from_std(CLOCK_SKEW).unwrap_or_default();
+    let window = (job.first_tried_at - skew, Utc::now() + skew);
+    let sent = state
+        .twilio
+        .list_sent(&message.to, from, window.0)
+        .await
+        .map_err(|e| e.to_string())?;
+    for m in sent {
+        if !is_our_send(&m, message, service, window) {
+            continue;
+        }
+        if state.store.has_sid(&m.sid).await.map_err(|e| e.to_string())? {
+            tracing::info!(message = %message.id, sid = %m.sid, "reconcile: a look-alike that another message holds; not ours");
+            continue;
+        }
         tracing::info!(message = %message.id, sid = %m.sid, "reconciled: Twilio already had this message");
-        Outcome::Accepted {
+        return Ok(Some(Outcome::Accepted {
             status: m.status.parse().unwrap_or(Status::Queued),
             sid: m.sid,
-        }
-    }))
+        }));
+    }
+    Ok(None)
+}
+
+/// Whether `m`, from Twilio's list, can be what an attempt at `message` sent: the same
+/// text, to the same number, from the same number (or Messaging Service), created within
+/// `window` (from our first attempt, less clock skew, to now).
+fn is_our_send(
+    m: &MessageResource,
+    message: &Message,
+    service: Option<&str>,
+    window: (DateTime<Utc>, DateTime<Utc>),
+) -> bool {
+    let sender = match service {
+        Some(service) => m.messaging_service_sid.as_deref() == Some(service),
+        None => m.from.as_deref() == Some(message.from.as_str()),
+    };
+    sender
+        && m.to.as_deref() == Some(message.to.as_str())
+        && m.body.as_deref() == Some(message.body.as_str())
+        && m.created().is_some_and(|c| window.0 <= c && c <= window.1)
 }
 
 /// After [`GIVE_UP_AFTER`] of failing, the reason the message is marked failed. A late

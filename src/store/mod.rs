@@ -194,14 +194,36 @@ pub enum StatusOutcome {
     Deferred,
 }
 
+/// One claim of a queued message. `token` grows with every claim of the job, and every
+/// renewal and outcome write carries it: a worker whose lease ran out and was taken over
+/// changes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub message: Id,
+    pub token: i64,
+}
+
+/// What recording a Twilio sid for a claimed message did.
+#[derive(Clone, Debug)]
+pub enum Accepted {
+    Recorded(Box<Changed>),
+    /// Another message holds this sid: nothing changed, the job stays queued.
+    SidTaken,
+    /// The claim is no longer the job's: nothing changed.
+    LostClaim,
+}
+
 /// A claimed entry of the sending queue.
 #[derive(Clone, Debug)]
 pub struct SendJob {
+    pub claim: Claim,
     pub message: Message,
     pub conversation_opted_out: bool,
     pub attempts: i64,
     pub first_tried_at: DateTime<Utc>,
     pub maybe_sent: bool,
+    /// Why the previous attempt did not go through.
+    pub last_error: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,24 +304,34 @@ pub trait Store: Send + Sync + 'static {
     async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome>;
 
     // The sending queue.
+    //
+    // Every write below names the claim it belongs to and changes nothing (answering
+    // `false`, `None` or `LostClaim`) once that claim is no longer the job's.
     async fn claim_send(&self, lease: Duration) -> StoreResult<Option<SendJob>>;
-    async fn mark_accepted(&self, message: Id, sid: &str, status: Status) -> StoreResult<Changed>;
+    /// Extends the claim's lease to `lease` from now.
+    async fn renew_lease(&self, claim: Claim, lease: Duration) -> StoreResult<bool>;
+    async fn mark_accepted(
+        &self,
+        claim: Claim,
+        sid: &str,
+        status: Status,
+    ) -> StoreResult<Accepted>;
     async fn mark_failed(
         &self,
-        message: Id,
+        claim: Claim,
         code: Option<i64>,
         reason: &str,
         opt_out: bool,
-    ) -> StoreResult<Changed>;
+    ) -> StoreResult<Option<Changed>>;
     async fn reschedule(
         &self,
-        message: Id,
+        claim: Claim,
         at: DateTime<Utc>,
         error: &str,
         maybe_sent: bool,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Puts a claimed message back without counting the claim as an attempt.
-    async fn defer(&self, message: Id, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn defer(&self, claim: Claim, at: DateTime<Utc>) -> StoreResult<bool>;
     /// Deletes expired sessions, and early statuses whose message never showed up (kept
     /// a day: Twilio's callbacks for messages sent elsewhere land there too).
     async fn prune(&self) -> StoreResult<u64>;

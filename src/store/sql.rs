@@ -67,12 +67,12 @@ macro_rules! impl_store {
         use chrono::{DateTime, Utc};
         use sqlx::Transaction;
 
-        use crate::model::{now, Agent, Contact, Conversation, Id, Message, Status};
+        use crate::model::{now, Agent, Contact, Conversation, Direction, Id, Message, Status};
         use crate::sms::OptChange;
         use crate::store::{
-            error_text, AgentRow, Changed, ConversationRow, Inbound, MessageRow, NewInbound,
-            NewOutbound, Outbound, Page, QueueStats, SendJob, StatusOutcome, StatusReport,
-            Store, StoreResult, Watermark,
+            error_text, Accepted, AgentRow, Changed, Claim, ConversationRow, Inbound, MessageRow,
+            NewInbound, NewOutbound, Outbound, Page, QueueStats, SendJob, StatusOutcome,
+            StatusReport, Store, StoreResult, Watermark,
         };
 
         type Tx = Transaction<'static, $db>;
@@ -627,23 +627,28 @@ macro_rules! impl_store {
             async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
                 let _writing = self.watermark.enter();
                 let mut tx = self.writer.begin().await?;
-                let found: Option<(i64, Option<String>, i64)> = match report.message_id {
+                let found: Option<(i64, Option<String>, i64, String)> = match report.message_id {
                     Some(id) => sqlx::query_as(
-                        "SELECT id, twilio_sid, conversation_id FROM messages \
+                        "SELECT id, twilio_sid, conversation_id, direction FROM messages \
                          WHERE id = $1 AND direction = 'outbound'",
                     )
                     .bind(id.0)
                     .fetch_optional(&mut *tx)
                     .await?,
                     None => sqlx::query_as(
-                        "SELECT id, twilio_sid, conversation_id FROM messages WHERE twilio_sid = $1",
+                        "SELECT id, twilio_sid, conversation_id, direction FROM messages \
+                         WHERE twilio_sid = $1",
                     )
                     .bind(&report.twilio_sid)
                     .fetch_optional(&mut *tx)
                     .await?,
                 };
-                let Some((id, sid, conversation)) = found else {
-                    if report.message_id.is_some() {
+                let Some((id, sid, conversation, direction)) = found else {
+                    // Only an outbound message can still be given this sid (when its send is
+                    // recorded), so a status of the other direction will never apply.
+                    if report.message_id.is_some()
+                        || !report.status.reported_for(Direction::Outbound)
+                    {
                         return Ok(StatusOutcome::Stale);
                     }
                     sqlx::query(
@@ -659,6 +664,20 @@ macro_rules! impl_store {
                     tx.commit().await?;
                     return Ok(StatusOutcome::Deferred);
                 };
+                let direction = if direction == "inbound" {
+                    Direction::Inbound
+                } else {
+                    Direction::Outbound
+                };
+                if !report.status.reported_for(direction) {
+                    tracing::info!(
+                        message = id,
+                        status = report.status.as_str(),
+                        direction = direction.as_str(),
+                        "status callback of the other direction; ignored"
+                    );
+                    return Ok(StatusOutcome::Stale);
+                }
                 if sid.is_some_and(|s| s != report.twilio_sid) {
                     tracing::warn!(
                         message = id,
@@ -690,9 +709,11 @@ macro_rules! impl_store {
                 let t = now();
                 let until = t + chrono::Duration::from_std(lease).unwrap_or_default();
                 let mut tx = self.writer.begin().await?;
-                let claimed: Option<(i64, i64, Option<DateTime<Utc>>, bool)> = sqlx::query_as(
+                let claimed: Option<(i64, i64, i64, Option<DateTime<Utc>>, bool, Option<String>)> =
+                    sqlx::query_as(
                     concat!(
                         "UPDATE send_jobs SET lease_until = $1, attempts = attempts + 1, \
+                           claim = claim + 1, \
                            first_tried_at = COALESCE(first_tried_at, $2), \
                            maybe_sent = (maybe_sent OR lease_until IS NOT NULL) \
                          WHERE message_id = (SELECT message_id FROM send_jobs \
@@ -700,14 +721,14 @@ macro_rules! impl_store {
                              ORDER BY run_at, message_id LIMIT 1",
                         $skip,
                         ") AND (lease_until IS NULL OR lease_until < $2) \
-                         RETURNING message_id, attempts, first_tried_at, maybe_sent"
+                         RETURNING message_id, claim, attempts, first_tried_at, maybe_sent, last_error"
                     ),
                 )
                 .bind(until)
                 .bind(t)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some((id, attempts, first_tried_at, maybe_sent)) = claimed else {
+                let Some((id, token, attempts, first_tried_at, maybe_sent, last_error)) = claimed else {
                     return Ok(None);
                 };
                 let message = message_by_id(&mut tx, id).await?;
@@ -718,19 +739,64 @@ macro_rules! impl_store {
                         .await?;
                 tx.commit().await?;
                 Ok(Some(SendJob {
+                    claim: Claim {
+                        message: Id(id),
+                        token,
+                    },
                     message,
                     conversation_opted_out: opted_out,
                     attempts,
                     first_tried_at: first_tried_at.unwrap_or(t),
                     maybe_sent,
+                    last_error,
                 }))
             }
 
-            async fn mark_accepted(&self, message: Id, sid: &str, status: Status) -> StoreResult<Changed> {
+            async fn renew_lease(&self, claim: Claim, lease: Duration) -> StoreResult<bool> {
+                let until = now() + chrono::Duration::from_std(lease).unwrap_or_default();
+                let renewed = sqlx::query(
+                    "UPDATE send_jobs SET lease_until = $3 WHERE message_id = $1 AND claim = $2",
+                )
+                .bind(claim.message.0)
+                .bind(claim.token)
+                .bind(until)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+                Ok(renewed > 0)
+            }
+
+            async fn mark_accepted(
+                &self,
+                claim: Claim,
+                sid: &str,
+                status: Status,
+            ) -> StoreResult<Accepted> {
+                let message = claim.message;
                 let _writing = self.watermark.enter();
                 let mut tx = self.writer.begin().await?;
+                // Returning early drops the transaction, which puts the job back.
+                let ours = sqlx::query("DELETE FROM send_jobs WHERE message_id = $1 AND claim = $2")
+                    .bind(message.0)
+                    .bind(claim.token)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if ours == 0 {
+                    return Ok(Accepted::LostClaim);
+                }
+                let holder: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM messages WHERE twilio_sid = $1 AND id <> $2",
+                )
+                .bind(sid)
+                .bind(message.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if holder.is_some() {
+                    return Ok(Accepted::SidTaken);
+                }
                 let seq = next_seq(&mut tx, &self.watermark).await?;
-                sqlx::query(
+                let recorded = sqlx::query(
                     "UPDATE messages SET twilio_sid = $2, \
                        status = CASE WHEN status_rank < $3 THEN $4 ELSE status END, \
                        status_rank = CASE WHEN status_rank < $3 THEN $3 ELSE status_rank END, \
@@ -744,11 +810,15 @@ macro_rules! impl_store {
                 .bind(now())
                 .bind(seq)
                 .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM send_jobs WHERE message_id = $1")
-                    .bind(message.0)
-                    .execute(&mut *tx)
-                    .await?;
+                .await;
+                match recorded {
+                    // Another message took the sid since the check above.
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Ok(Accepted::SidTaken);
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => {}
+                }
                 let early: Vec<(String, Option<i64>)> = sqlx::query_as(
                     "SELECT status, error_code FROM early_statuses WHERE twilio_sid = $1",
                 )
@@ -763,6 +833,9 @@ macro_rules! impl_store {
                     let mut best: Option<(Status, Option<i64>)> = None;
                     for (s, code) in early {
                         let Ok(s) = s.parse::<Status>() else { continue };
+                        if !s.reported_for(Direction::Outbound) {
+                            continue;
+                        }
                         if best.is_none_or(|(b, _)| s.may_replace(b)) {
                             best = Some((s, code));
                         }
@@ -774,22 +847,32 @@ macro_rules! impl_store {
                 let updated = message_by_id(&mut tx, message.0).await?;
                 let audience = audience_of(&mut *tx, updated.conversation_id.0).await?;
                 tx.commit().await?;
-                Ok(Changed {
+                Ok(Accepted::Recorded(Box::new(Changed {
                     message: updated,
                     audience,
                     conversation: None,
-                })
+                })))
             }
 
             async fn mark_failed(
                 &self,
-                message: Id,
+                claim: Claim,
                 code: Option<i64>,
                 reason: &str,
                 opt_out: bool,
-            ) -> StoreResult<Changed> {
+            ) -> StoreResult<Option<Changed>> {
+                let message = claim.message;
                 let _writing = self.watermark.enter();
                 let mut tx = self.writer.begin().await?;
+                let ours = sqlx::query("DELETE FROM send_jobs WHERE message_id = $1 AND claim = $2")
+                    .bind(message.0)
+                    .bind(claim.token)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if ours == 0 {
+                    return Ok(None);
+                }
                 let seq = next_seq(&mut tx, &self.watermark).await?;
                 sqlx::query(
                     "UPDATE messages SET status = 'failed', status_rank = 4, error_code = $2, \
@@ -803,10 +886,6 @@ macro_rules! impl_store {
                 .bind(seq)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM send_jobs WHERE message_id = $1")
-                    .bind(message.0)
-                    .execute(&mut *tx)
-                    .await?;
                 let updated = message_by_id(&mut tx, message.0).await?;
                 let conversation = if opt_out {
                     sqlx::query("UPDATE conversations SET opted_out = TRUE WHERE id = $1")
@@ -819,46 +898,50 @@ macro_rules! impl_store {
                 };
                 let audience = audience_of(&mut *tx, updated.conversation_id.0).await?;
                 tx.commit().await?;
-                Ok(Changed {
+                Ok(Some(Changed {
                     message: updated,
                     audience,
                     conversation,
-                })
+                }))
             }
 
             async fn reschedule(
                 &self,
-                message: Id,
+                claim: Claim,
                 at: DateTime<Utc>,
                 error: &str,
                 maybe_sent: bool,
-            ) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE send_jobs SET run_at = $2, lease_until = NULL, maybe_sent = $3, \
-                       last_error = $4 WHERE message_id = $1",
+            ) -> StoreResult<bool> {
+                let ours = sqlx::query(
+                    "UPDATE send_jobs SET run_at = $3, lease_until = NULL, maybe_sent = $4, \
+                       last_error = $5 WHERE message_id = $1 AND claim = $2",
                 )
-                .bind(message.0)
+                .bind(claim.message.0)
+                .bind(claim.token)
                 .bind(at)
                 .bind(maybe_sent)
                 .bind(error)
                 .execute(&self.writer)
-                .await?;
-                Ok(())
+                .await?
+                .rows_affected();
+                Ok(ours > 0)
             }
 
-            async fn defer(&self, message: Id, at: DateTime<Utc>) -> StoreResult<()> {
+            async fn defer(&self, claim: Claim, at: DateTime<Utc>) -> StoreResult<bool> {
                 // SET reads the old row: undo the claim's attempt, and its first try if it was one.
-                sqlx::query(
-                    "UPDATE send_jobs SET run_at = $2, lease_until = NULL, \
+                let ours = sqlx::query(
+                    "UPDATE send_jobs SET run_at = $3, lease_until = NULL, \
                        attempts = attempts - 1, \
                        first_tried_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_tried_at END \
-                     WHERE message_id = $1",
+                     WHERE message_id = $1 AND claim = $2",
                 )
-                .bind(message.0)
+                .bind(claim.message.0)
+                .bind(claim.token)
                 .bind(at)
                 .execute(&self.writer)
-                .await?;
-                Ok(())
+                .await?
+                .rows_affected();
+                Ok(ours > 0)
             }
 
             async fn prune(&self) -> StoreResult<u64> {

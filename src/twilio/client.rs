@@ -6,6 +6,13 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+/// How long a create may take before its answer counts as lost.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one page of the Messages list may take.
+pub const LIST_PAGE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How many pages of the Messages list a lookup reads at most.
+pub const LIST_PAGES: u32 = 3;
+
 /// A message resource, as far as we read it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct MessageResource {
@@ -17,6 +24,8 @@ pub struct MessageResource {
     pub to: Option<String>,
     #[serde(default)]
     pub from: Option<String>,
+    #[serde(default)]
+    pub messaging_service_sid: Option<String>,
     #[serde(default)]
     pub error_code: Option<i64>,
     /// RFC 2822, as Twilio writes dates.
@@ -98,7 +107,7 @@ impl TwilioClient {
     pub fn new(api_base: &str, account_sid: &str, auth_token: SecretString) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20))
+            .timeout(SEND_TIMEOUT)
             .user_agent(concat!("smsdesk/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the TLS backend is compiled in");
@@ -147,8 +156,10 @@ impl TwilioClient {
         read(response).await
     }
 
-    /// Messages sent from `from` to `to` on or after the day of `since` (Twilio filters by
-    /// date, not time), newest first, at most a few pages.
+    /// Messages to `to` (and from `from`, unless empty) created since `since`, newest
+    /// first: at most [`LIST_PAGES`] pages of [`LIST_PAGE_TIMEOUT`] each, so a lookup
+    /// never takes longer than their product. Twilio filters by day, so the list may
+    /// also hold older messages of that day.
     pub async fn list_sent(
         &self,
         to: &str,
@@ -157,24 +168,33 @@ impl TwilioClient {
     ) -> Result<Vec<MessageResource>, TwilioError> {
         let date = since.format("%Y-%m-%d").to_string();
         let mut url = format!("{}/Messages.json", self.account_url);
-        let mut query: Option<Vec<(&str, &str)>> = Some(vec![
-            ("To", to),
-            ("From", from),
-            ("DateSent>", &date),
-            ("PageSize", "100"),
-        ]);
+        let mut first: Vec<(&str, &str)> = vec![("To", to)];
+        if !from.is_empty() {
+            first.push(("From", from));
+        }
+        first.extend([("DateSent>", date.as_str()), ("PageSize", "100")]);
+        let mut query = Some(first);
         let mut found = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..LIST_PAGES {
             let mut req = self
                 .http
                 .get(&url)
+                .timeout(LIST_PAGE_TIMEOUT)
                 .basic_auth(&self.account_sid, Some(self.auth_token()));
             if let Some(q) = query.take() {
                 req = req.query(&q);
             }
             let response = req.send().await.map_err(TwilioError::from_reqwest)?;
             let page: ListPage = read(response).await?;
+            let reached_since = page
+                .messages
+                .last()
+                .and_then(MessageResource::created)
+                .is_some_and(|c| c < since);
             found.extend(page.messages);
+            if reached_since {
+                break;
+            }
             match page.next_page_uri {
                 Some(next) if !next.is_empty() => {
                     let origin = self

@@ -165,6 +165,7 @@ pub struct TestApp {
     pub setup_url: Option<String>,
     pub fake: Option<FakeTwilio>,
     pub store: Arc<dyn smsdesk::store::Store>,
+    pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -228,6 +229,7 @@ impl TestApp {
             setup_url: started.setup_url,
             fake,
             store,
+            database_url: database_url.to_owned(),
             shutdown: Some(tx),
             server: Some(handle),
         }
@@ -576,10 +578,16 @@ pub enum Script {
     },
     /// Posts the given status callback first, then answers.
     CallbackFirst(&'static str),
+    /// As `CallbackFirst`, to the status URL without our message id (as a callback URL
+    /// configured on the number in Twilio's console would).
+    CallbackFirstWithoutId(&'static str),
     /// Sends the message, then answers 500 as if the answer was lost on the way.
     LostAnswer,
     /// Answers 429 with `Retry-After: 1`; nothing is sent.
     RateLimited,
+    /// Hangs this long before Twilio takes the message (it is not in the list meanwhile),
+    /// then accepts.
+    Slow(Duration),
 }
 
 #[derive(Default)]
@@ -591,6 +599,14 @@ pub struct FakeState {
     pub delay: Mutex<Duration>,
     /// The messages Twilio really took (sid, request), as its Messages list shows them.
     pub accepted: Mutex<Vec<(String, HashMap<String, String>)>>,
+    /// When Twilio took each of them, by sid.
+    pub accepted_at: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+    /// Messages sent some other way that the Messages list also shows, whatever its filters.
+    pub listed: Mutex<Vec<Value>>,
+    /// How long the Messages list takes to answer (with what it held when asked).
+    pub list_delay: Mutex<Duration>,
+    /// How many times the Messages list was read.
+    pub lists: Mutex<usize>,
     script: Mutex<VecDeque<Script>>,
     pub app_addr: OnceLock<String>,
     media: Mutex<HashMap<String, (String, Vec<u8>)>>,
@@ -697,7 +713,15 @@ async fn fake_create(
         .pop_front()
         .unwrap_or(Script::Accept);
     let sid = new_sid();
+    if let Script::Slow(hang) = script {
+        tokio::time::sleep(hang).await;
+    }
     if !matches!(script, Script::Error { .. } | Script::RateLimited) {
+        state
+            .accepted_at
+            .lock()
+            .unwrap()
+            .insert(sid.clone(), chrono::Utc::now());
         state
             .accepted
             .lock()
@@ -730,11 +754,14 @@ async fn fake_create(
             axum::Json(json!({"code": code, "message": message, "status": status})),
         )
             .into_response(),
-        Script::CallbackFirst(status) => {
-            let callback = form
+        Script::CallbackFirst(status) | Script::CallbackFirstWithoutId(status) => {
+            let mut callback = form
                 .get("StatusCallback")
                 .cloned()
                 .expect("a StatusCallback");
+            if matches!(script, Script::CallbackFirstWithoutId(_)) {
+                callback.truncate(callback.find('?').unwrap_or(callback.len()));
+            }
             let params: Vec<(String, String)> = vec![
                 ("MessageSid".into(), sid.clone()),
                 ("MessageStatus".into(), status.into()),
@@ -752,7 +779,7 @@ async fn fake_create(
             assert_eq!(r.status(), 200, "early callback accepted");
             created(&sid, &form)
         }
-        Script::Accept => created(&sid, &form),
+        Script::Accept | Script::Slow(_) => created(&sid, &form),
     }
 }
 
@@ -780,18 +807,27 @@ async fn fake_list(
     if !basic_ok(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let accepted = state.accepted.lock().unwrap();
-    let matches = |m: &HashMap<String, String>, key: &str| {
-        query
-            .get(key)
-            .is_none_or(|q| q.is_empty() || m.get(key) == Some(q))
+    *state.lists.lock().unwrap() += 1;
+    let mut messages: Vec<Value> = {
+        let accepted = state.accepted.lock().unwrap();
+        let accepted_at = state.accepted_at.lock().unwrap();
+        let matches = |m: &HashMap<String, String>, key: &str| {
+            query
+                .get(key)
+                .is_none_or(|q| q.is_empty() || m.get(key) == Some(q))
+        };
+        accepted
+            .iter()
+            .rev()
+            .filter(|(_, m)| matches(m, "To") && matches(m, "From"))
+            .map(|(sid, m)| json!({"sid": sid, "status": "sent", "to": m.get("To"), "from": m.get("From"), "messaging_service_sid": m.get("MessagingServiceSid"), "body": m.get("Body"), "date_created": accepted_at[sid].to_rfc2822()}))
+            .collect()
     };
-    let messages: Vec<Value> = accepted
-        .iter()
-        .rev()
-        .filter(|(_, m)| matches(m, "To") && matches(m, "From"))
-        .map(|(sid, m)| json!({"sid": sid, "status": "sent", "to": m.get("To"), "from": m.get("From"), "body": m.get("Body"), "date_created": chrono::Utc::now().to_rfc2822()}))
-        .collect();
+    messages.extend(state.listed.lock().unwrap().iter().cloned());
+    let delay = *state.list_delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     axum::Json(json!({"messages": messages, "next_page_uri": null})).into_response()
 }
 

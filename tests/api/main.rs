@@ -8,6 +8,7 @@ mod crash;
 mod inbound;
 mod input;
 mod outage;
+mod queue;
 mod realtime;
 mod reliability;
 mod sending;

@@ -1,6 +1,8 @@
 //! Twilio retries, races and half-answers: nothing lost, nothing sent or stored twice.
 
-use crate::helpers::{Script, TestApp, new_sid};
+use std::time::Duration;
+
+use crate::helpers::{Script, TestApp, WAIT, new_sid};
 use crate::on_both_backends;
 
 on_both_backends! {
@@ -9,6 +11,156 @@ on_both_backends! {
     rate_limited_sends_are_retried_after_retry_after: FakeTwilio,
     a_burst_from_one_number_is_paced_and_others_are_not_held_up: FakeTwilioPaced,
     sends_wait_out_an_unreachable_twilio_and_go_once: TwilioDown,
+    the_same_text_again_is_sent_not_matched_to_the_first: FakeTwilio,
+    a_lookup_adopts_only_a_message_that_can_be_ours: FakeTwilio,
+    a_lookup_and_create_slower_than_the_old_lease_send_once: FakeTwilio,
+    a_send_unconfirmed_for_ten_minutes_fails_at_its_next_claim: FakeTwilio,
+}
+
+/// Twilio answered 500 and did not create the message.
+fn server_error() -> Script {
+    Script::Error {
+        status: 500,
+        code: 20500,
+        message: "Internal Server Error",
+    }
+}
+
+async fn the_same_text_again_is_sent_not_matched_to_the_first(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "ok", "c-1").await;
+    let first = body["message"]["id"].as_str().unwrap().to_owned();
+    let first_sid = app.wait_status(&alice, &first, "queued").await["twilioSid"].clone();
+
+    // Minutes later the same text again; Twilio's create fails without creating it.
+    fake.script(server_error());
+    let (_, body) = app.send(&alice, &conversation, "ok", "c-2").await;
+    let second = body["message"]["id"].as_str().unwrap().to_owned();
+    let m = app.wait_status(&alice, &second, "queued").await;
+    assert!(m["twilioSid"].is_string());
+    assert_ne!(m["twilioSid"], first_sid, "the first message's sid is not adopted");
+    assert_eq!(fake.sent_count(), 3, "created, failed, created");
+    assert_eq!(fake.accepted_count(), 2, "the contact gets both messages");
+    assert_eq!(app.message(&alice, &first).await["twilioSid"], first_sid);
+    app.wait_queue_empty().await;
+}
+
+async fn a_lookup_adopts_only_a_message_that_can_be_ours(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let now = chrono::Utc::now();
+    let look_alike = |to: &str, from: &str, ago: chrono::Duration| {
+        serde_json::json!({
+            "sid": new_sid(), "status": "delivered", "to": to, "from": from, "body": "on my way",
+            "date_created": (now - ago).to_rfc2822(),
+        })
+    };
+    let strangers = vec![
+        // The same text sent from the console a few minutes before.
+        look_alike("+14155550123", "+15550001000", chrono::Duration::minutes(3)),
+        // To someone else, or from another number: a Messages list is not always filtered.
+        look_alike("+14155550999", "+15550001000", chrono::Duration::zero()),
+        look_alike("+14155550123", "+15550009999", chrono::Duration::zero()),
+        // Not dated: it cannot be placed after our first attempt.
+        serde_json::json!({"sid": new_sid(), "status": "sent", "to": "+14155550123", "from": "+15550001000", "body": "on my way"}),
+    ];
+    let stranger_sids: Vec<_> = strangers.iter().map(|m| m["sid"].clone()).collect();
+    *fake.state.listed.lock().unwrap() = strangers;
+    fake.script(server_error());
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "on my way", "c-1").await;
+    let id = body["message"]["id"].as_str().unwrap();
+    let m = app.wait_status(&alice, id, "queued").await;
+    assert!(
+        !stranger_sids.contains(&m["twilioSid"]),
+        "adopted a message that was not ours: {m}"
+    );
+    assert_eq!(fake.sent_count(), 2, "looked up, found nothing of ours, sent");
+    assert_eq!(fake.accepted_count(), 1);
+}
+
+async fn a_lookup_and_create_slower_than_the_old_lease_send_once(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    // The first create fails without sending, so the next claim looks the message up:
+    // 12 s of list and a create that hangs 19.5 s (under the client's 20 s) before Twilio
+    // takes it, 31.5 s in all. A 30 s lease ran out in the middle, and a second worker that
+    // found nothing in the list sent a second copy.
+    fake.script(server_error());
+    fake.script(Script::Slow(Duration::from_millis(19_500)));
+    *fake.state.list_delay.lock().unwrap() = Duration::from_secs(12);
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "slow but once", "c-1").await;
+    let id = body["message"]["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if app.message(&alice, &id).await["status"] == "queued" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never sent");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A second copy would go out 12 s after the second worker's claim; nothing can be
+    // awaited for "no second create", so wait past that point.
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    assert_eq!(fake.sent_count(), 2, "the failed create and one real one");
+    assert_eq!(fake.accepted_count(), 1, "Twilio has exactly one copy");
+    assert_eq!(*fake.state.lists.lock().unwrap(), 1, "one lookup");
+}
+
+async fn a_send_unconfirmed_for_ten_minutes_fails_at_its_next_claim(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    fake.script(server_error());
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "too late", "c-1").await;
+    let id = body["message"]["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fake.sent_count() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never tried");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The retry is at least 250 ms away: move its first attempt 11 minutes back, as if
+    // every claim since had ended without recording anything.
+    backdate_first_try(&app, &id, chrono::Duration::minutes(11)).await;
+    let m = app.wait_status(&alice, &id, "failed").await;
+    assert!(
+        m["errorMessage"].as_str().unwrap().contains("10 minutes"),
+        "{m}"
+    );
+    assert_eq!(fake.sent_count(), 1, "nothing is sent after the deadline");
+    app.wait_queue_empty().await;
+}
+
+async fn backdate_first_try(app: &TestApp, id: &str, by: chrono::Duration) {
+    use sqlx::Connection;
+    let id: i64 = id.parse().unwrap();
+    let at = chrono::Utc::now() - by;
+    let sql = "UPDATE send_jobs SET first_tried_at = $1 WHERE message_id = $2";
+    let updated = if app.database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query(sql)
+            .bind(at)
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .map(|r| r.rows_affected())
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query(sql)
+            .bind(at)
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .map(|r| r.rows_affected())
+    };
+    assert_eq!(updated.unwrap(), 1, "the job is queued");
 }
 
 async fn sends_wait_out_an_unreachable_twilio_and_go_once(app: TestApp) {

@@ -8,6 +8,8 @@ on_both_backends! {
     callback_before_the_api_response_is_not_lost: FakeTwilio,
     racing_callbacks_end_at_the_furthest_status: FakeTwilio,
     callback_for_an_unknown_sid_is_kept_until_the_sid_is: FakeTwilio,
+    statuses_of_the_other_direction_are_ignored: FakeTwilio,
+    early_statuses_of_the_other_direction_are_ignored: FakeTwilio,
 }
 
 async fn callback(app: &TestApp, mid: &str, sid: &str, status: &str, error: Option<&str>) {
@@ -105,4 +107,60 @@ async fn callback_for_an_unknown_sid_is_kept_until_the_sid_is(app: TestApp) {
     assert_eq!(r.status(), 400);
     let (status, _) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
     assert_eq!(status, 200);
+}
+
+async fn statuses_of_the_other_direction_are_ignored(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let (id, sid) = sent_message(&app, &alice).await;
+    callback(&app, &id, &sid, "sent", None).await;
+    for inbound_status in ["received", "receiving"] {
+        callback(&app, &id, &sid, inbound_status, None).await;
+        let r = app
+            .post_webhook(
+                "/api/crm/sms/status-webhook",
+                &[("MessageSid", &sid), ("MessageStatus", inbound_status)],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(app.message(&alice, &id).await["status"], "sent");
+    callback(&app, &id, &sid, "delivered", None).await;
+    assert_eq!(app.message(&alice, &id).await["status"], "delivered");
+
+    // And an inbound message takes no outbound status.
+    let inbound_sid = app.inbound("+14155550123", "+15550001000", "hi").await;
+    for outbound_status in ["read", "delivered", "failed", "sent"] {
+        let r = app
+            .post_webhook(
+                "/api/crm/sms/status-webhook",
+                &[("MessageSid", &inbound_sid), ("MessageStatus", outbound_status)],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
+    let inbound = sync["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["twilioSid"] == inbound_sid.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(inbound["status"], "received", "{inbound}");
+}
+
+async fn early_statuses_of_the_other_direction_are_ignored(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    // Kept for a sid not known yet, then met when the send is recorded.
+    fake.script(Script::CallbackFirstWithoutId("received"));
+    let (_, body) = app.send(&alice, &conversation, "first", "c-1").await;
+    let first = body["message"]["id"].as_str().unwrap().to_owned();
+    fake.script(Script::CallbackFirstWithoutId("sent"));
+    let (_, body) = app.send(&alice, &conversation, "second", "c-2").await;
+    let second = body["message"]["id"].as_str().unwrap().to_owned();
+    app.wait_status(&alice, &second, "sent").await;
+    app.wait_queue_empty().await;
+    assert_eq!(app.message(&alice, &first).await["status"], "queued");
 }

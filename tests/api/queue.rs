@@ -1,0 +1,174 @@
+//! The sending queue's claims, straight on the store (no workers racing the test): a
+//! worker whose claim was taken over changes nothing, and a sid that one message holds is
+//! never recorded for another.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smsdesk::config::DatabaseUrl;
+use smsdesk::model::{Id, Status};
+use smsdesk::store::{Accepted, NewOutbound, Outbound, SendJob, Store};
+
+use crate::helpers::{WAIT, new_sid};
+
+/// Runs `test` on a fresh store of each backend (PostgreSQL when `TEST_DATABASE_URL` is set).
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => { $(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("q.db").display());
+                super::$test(super::open(&url).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+                    eprintln!("skipped: TEST_DATABASE_URL is not set");
+                    return;
+                };
+                let db = crate::helpers::PgDatabase::create(&admin).await;
+                let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+                    super::$test(super::open(&db.url).await),
+                ))
+                .await;
+                db.drop().await;
+                if let Err(panic) = outcome {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        }
+    )* };
+}
+
+on_both_stores! {
+    a_claim_that_was_taken_over_changes_nothing,
+    a_sid_another_message_holds_is_refused_and_the_job_stays,
+}
+
+async fn open(url: &str) -> Arc<dyn Store> {
+    smsdesk::store::connect(&DatabaseUrl::parse(url).unwrap(), Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
+/// An agent on +15550001000 and `n` queued messages to one contact, all saying "ok".
+async fn queued(store: &dyn Store, n: usize) -> (Id, Vec<Id>) {
+    let agent = store
+        .create_agent("a@x.io", "A", "hash", &["+15550001000".into()])
+        .await
+        .unwrap()
+        .unwrap();
+    let conversation = store
+        .open_conversation("+15550001000", "+14155550123", None)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let new = NewOutbound {
+            conversation_id: conversation.id,
+            agent_id: agent.id,
+            client_id: format!("c-{i}"),
+            body: "ok".into(),
+            segments: 1,
+        };
+        match store.insert_outbound(&new).await.unwrap() {
+            Outbound::Created(m) => ids.push(m.id),
+            other => panic!("not queued: {other:?}"),
+        }
+    }
+    (agent.id, ids)
+}
+
+/// Claims the next job, waiting for a lease that is running out.
+async fn claim(store: &dyn Store, lease: Duration) -> SendJob {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(job) = store.claim_send(lease).await.unwrap() {
+            return job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing to claim");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn a_claim_that_was_taken_over_changes_nothing(store: Arc<dyn Store>) {
+    let (agent, ids) = queued(&*store, 1).await;
+    let before = store.message(agent, ids[0]).await.unwrap().unwrap();
+    let stale = claim(&*store, Duration::ZERO).await;
+    // Its lease ran out at once: another worker takes the message over.
+    let current = claim(&*store, Duration::from_secs(60)).await;
+    assert_eq!(current.claim.message, stale.claim.message);
+    assert!(current.claim.token > stale.claim.token);
+    assert!(current.maybe_sent, "the first worker may have sent it");
+
+    let stale = stale.claim;
+    let now = chrono::Utc::now();
+    assert!(!store.renew_lease(stale, Duration::from_secs(60)).await.unwrap());
+    let accepted = store.mark_accepted(stale, &new_sid(), Status::Queued).await;
+    assert!(matches!(accepted.unwrap(), Accepted::LostClaim));
+    let failed = store.mark_failed(stale, Some(21610), "x", true).await;
+    assert!(failed.unwrap().is_none());
+    assert!(!store.reschedule(stale, now, "x", false).await.unwrap());
+    assert!(!store.defer(stale, now).await.unwrap());
+
+    let after = store.message(agent, ids[0]).await.unwrap().unwrap();
+    assert_eq!(after.status, Status::Pending);
+    assert_eq!(after.twilio_sid, None);
+    assert_eq!(after.seq, before.seq, "no change at all");
+    let conversation = store.conversation(agent, after.conversation_id).await;
+    assert!(!conversation.unwrap().unwrap().contact.opted_out);
+    assert_eq!(store.queue_stats().await.unwrap().depth, 1);
+    assert!(
+        store.claim_send(Duration::from_secs(60)).await.unwrap().is_none(),
+        "still leased to the current worker"
+    );
+
+    // The current holder renews and records.
+    let current = current.claim;
+    assert!(store.renew_lease(current, Duration::from_secs(60)).await.unwrap());
+    let sid = new_sid();
+    match store.mark_accepted(current, &sid, Status::Queued).await.unwrap() {
+        Accepted::Recorded(changed) => {
+            assert_eq!(changed.message.twilio_sid.as_deref(), Some(sid.as_str()));
+            assert_eq!(changed.message.status, Status::Queued);
+        }
+        other => panic!("not recorded: {other:?}"),
+    }
+    assert_eq!(store.queue_stats().await.unwrap().depth, 0);
+}
+
+async fn a_sid_another_message_holds_is_refused_and_the_job_stays(store: Arc<dyn Store>) {
+    let (agent, ids) = queued(&*store, 2).await;
+    let first = claim(&*store, Duration::from_secs(60)).await;
+    assert_eq!(first.claim.message, ids[0]);
+    let sid = new_sid();
+    let recorded = store.mark_accepted(first.claim, &sid, Status::Queued).await;
+    assert!(matches!(recorded.unwrap(), Accepted::Recorded(_)));
+
+    let second = claim(&*store, Duration::from_secs(60)).await;
+    assert_eq!(second.claim.message, ids[1]);
+    let refused = store.mark_accepted(second.claim, &sid, Status::Sent).await;
+    assert!(matches!(refused.unwrap(), Accepted::SidTaken));
+    let held = store.message(agent, ids[0]).await.unwrap().unwrap();
+    assert_eq!(held.twilio_sid.as_deref(), Some(sid.as_str()));
+    assert_eq!(held.status, Status::Queued);
+    let waiting = store.message(agent, ids[1]).await.unwrap().unwrap();
+    assert_eq!(waiting.twilio_sid, None);
+    assert_eq!(waiting.status, Status::Pending);
+
+    // Not wedged: the claim still holds the job, which goes back to the queue.
+    assert_eq!(store.queue_stats().await.unwrap().depth, 1);
+    let back = store
+        .reschedule(second.claim, chrono::Utc::now(), "sid taken", true)
+        .await
+        .unwrap();
+    assert!(back);
+    let again = claim(&*store, Duration::from_secs(60)).await;
+    assert_eq!(again.claim.message, ids[1]);
+    assert!(again.maybe_sent);
+    let other = new_sid();
+    let recorded = store.mark_accepted(again.claim, &other, Status::Queued).await;
+    assert!(matches!(recorded.unwrap(), Accepted::Recorded(_)));
+    assert_eq!(store.queue_stats().await.unwrap().depth, 0);
+}
