@@ -183,7 +183,9 @@ async fn with_heartbeat<T>(state: &AppState, claim: Claim, work: impl Future<Out
             match state.store.renew_lease(claim, LEASE).await {
                 Ok(true) => {}
                 Ok(false) => return,
-                Err(e) => tracing::warn!(error = %e, message = %claim.message, "sending queue: could not renew a lease"),
+                Err(e) => {
+                    tracing::warn!(error = %e, message = %claim.message, "sending queue: could not renew a lease")
+                }
             }
         }
     };
@@ -421,7 +423,12 @@ async fn reconcile(state: &AppState, job: &SendJob) -> Result<Option<Outcome>, S
         if !is_our_send(&m, message, service, window) {
             continue;
         }
-        if state.store.has_sid(&m.sid).await.map_err(|e| e.to_string())? {
+        if state
+            .store
+            .has_sid(&m.sid)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             tracing::info!(message = %message.id, sid = %m.sid, "reconcile: a look-alike that another message holds; not ours");
             continue;
         }
@@ -513,6 +520,125 @@ mod tests {
             w5 > Duration::from_millis(1900),
             "after the two-segment message"
         );
+    }
+
+    #[test]
+    fn a_lease_outlives_the_worst_attempt_and_is_renewed_within_it() {
+        assert_eq!(
+            ATTEMPT_WORST_CASE,
+            LIST_PAGES * LIST_PAGE_TIMEOUT + SEND_TIMEOUT
+        );
+        assert!(LEASE > ATTEMPT_WORST_CASE);
+        assert!(
+            HEARTBEAT * 2 < LEASE,
+            "a missed renewal does not lose the lease"
+        );
+    }
+
+    fn outbound(body: &str) -> Message {
+        let t = Utc::now();
+        Message {
+            id: crate::model::Id(1),
+            conversation_id: crate::model::Id(1),
+            direction: crate::model::Direction::Outbound,
+            from: "+15550001000".into(),
+            to: "+14155550123".into(),
+            body: body.into(),
+            media: Vec::new(),
+            status: Status::Pending,
+            error_code: None,
+            error_message: None,
+            twilio_sid: None,
+            client_id: Some("c-1".into()),
+            agent_id: Some(crate::model::Id(1)),
+            segments: 1,
+            created_at: t,
+            updated_at: t,
+            seq: 1,
+        }
+    }
+
+    fn listed(
+        to: &str,
+        from: &str,
+        service: Option<&str>,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> MessageResource {
+        MessageResource {
+            sid: "SM0123456789abcdef0123456789abcdef".into(),
+            status: "sent".into(),
+            body: Some(body.into()),
+            to: Some(to.into()),
+            from: Some(from.into()),
+            messaging_service_sid: service.map(Into::into),
+            error_code: None,
+            date_created: Some(at.to_rfc2822()),
+        }
+    }
+
+    #[test]
+    fn a_lookup_matches_text_recipient_sender_and_time() {
+        let msg = outbound("ok");
+        let now = Utc::now();
+        let window = (
+            now - chrono::Duration::minutes(2),
+            now + chrono::Duration::minutes(1),
+        );
+        let (to, from) = ("+14155550123", "+15550001000");
+        assert!(is_our_send(
+            &listed(to, from, None, "ok", now),
+            &msg,
+            None,
+            window
+        ));
+        assert!(!is_our_send(
+            &listed(to, from, None, "ok!", now),
+            &msg,
+            None,
+            window
+        ));
+        assert!(!is_our_send(
+            &listed("+14155550999", from, None, "ok", now),
+            &msg,
+            None,
+            window
+        ));
+        assert!(!is_our_send(
+            &listed(to, "+15550009999", None, "ok", now),
+            &msg,
+            None,
+            window
+        ));
+        let before = now - chrono::Duration::minutes(3);
+        assert!(!is_our_send(
+            &listed(to, from, None, "ok", before),
+            &msg,
+            None,
+            window
+        ));
+        let after = now + chrono::Duration::minutes(2);
+        assert!(!is_our_send(
+            &listed(to, from, None, "ok", after),
+            &msg,
+            None,
+            window
+        ));
+        let mut undated = listed(to, from, None, "ok", now);
+        undated.date_created = None;
+        assert!(!is_our_send(&undated, &msg, None, window));
+        // Through a Messaging Service, Twilio picks the sender: the service must match.
+        let service = Some("MG0123456789abcdef0123456789abcdef");
+        let pooled = listed(to, "+15550007777", service, "ok", now);
+        assert!(is_our_send(&pooled, &msg, service, window));
+        let other_service = Some("MGffffffffffffffffffffffffffffffff");
+        assert!(!is_our_send(&pooled, &msg, other_service, window));
+        assert!(!is_our_send(
+            &listed(to, from, None, "ok", now),
+            &msg,
+            service,
+            window
+        ));
     }
 
     #[test]

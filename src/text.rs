@@ -98,7 +98,14 @@ mod tests {
     fn control_characters_are_refused_but_newlines_in_bodies() {
         assert!(is_clean("Ana María ☺", Lines::One));
         assert!(is_clean("line one\r\nline two\tend", Lines::Many));
-        for bad in ["a\0b", "\u{1b}[31m", "bell\u{7}", "\u{7f}", "c1\u{85}", "x\u{9b}"] {
+        for bad in [
+            "a\0b",
+            "\u{1b}[31m",
+            "bell\u{7}",
+            "\u{7f}",
+            "c1\u{85}",
+            "x\u{9b}",
+        ] {
             assert!(!is_clean(bad, Lines::One), "{bad:?}");
             assert!(!is_clean(bad, Lines::Many), "{bad:?}");
         }

@@ -310,12 +310,8 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_send(&self, lease: Duration) -> StoreResult<Option<SendJob>>;
     /// Extends the claim's lease to `lease` from now.
     async fn renew_lease(&self, claim: Claim, lease: Duration) -> StoreResult<bool>;
-    async fn mark_accepted(
-        &self,
-        claim: Claim,
-        sid: &str,
-        status: Status,
-    ) -> StoreResult<Accepted>;
+    async fn mark_accepted(&self, claim: Claim, sid: &str, status: Status)
+    -> StoreResult<Accepted>;
     async fn mark_failed(
         &self,
         claim: Claim,

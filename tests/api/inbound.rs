@@ -20,7 +20,8 @@ on_both_backends! {
 async fn a_nul_in_an_inbound_body_is_stored_replaced(app: TestApp) {
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     // PostgreSQL's TEXT refuses NUL: refusing it would make Twilio retry a 500 forever.
-    app.inbound("+14155550123", "+15550001000", "nul\0here\0").await;
+    app.inbound("+14155550123", "+15550001000", "nul\0here\0")
+        .await;
     let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
     assert_eq!(sync["messages"][0]["body"], "nul\u{FFFD}here\u{FFFD}");
 }

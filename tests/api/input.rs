@@ -25,41 +25,58 @@ async fn control_and_invisible_text_is_refused_naming_the_field(app: TestApp) {
         .and_then(|u| u.split("token=").nth(1))
         .unwrap()
         .to_owned();
-    let setup = |email: &str, name: &str| {
-        json!({"token": token, "email": email, "name": name, "password": "password123", "numbers": ["+15550001000"]})
-    };
+    let setup = |email: &str, name: &str| json!({"token": token, "email": email, "name": name, "password": "password123", "numbers": ["+15550001000"]});
     refused(
-        app.post_json("/api/setup", None, setup("a\0@x.io", "Ann")).await,
+        app.post_json("/api/setup", None, setup("a\0@x.io", "Ann"))
+            .await,
         "email",
     );
     refused(
-        app.post_json("/api/setup", None, setup("a@x.io", "Ann\u{1b}[2J")).await,
+        app.post_json("/api/setup", None, setup("a@x.io", "Ann\u{1b}[2J"))
+            .await,
         "name",
     );
     refused(
-        app.post_json("/api/setup", None, setup("a@x.io", "\u{200B}")).await,
+        app.post_json("/api/setup", None, setup("a@x.io", "\u{200B}"))
+            .await,
         "name",
     );
 
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let conversation = app.conversation(&alice, "+14155550123").await;
-    for body in ["\u{200B}", "\u{200B}\u{200D}\u{FEFF}", " \n\t ", "hi\0", "a\u{7}", "x\u{9b}"] {
+    for body in [
+        "\u{200B}",
+        "\u{200B}\u{200D}\u{FEFF}",
+        " \n\t ",
+        "hi\0",
+        "a\u{7}",
+        "x\u{9b}",
+    ] {
         refused(app.send(&alice, &conversation, body, "c-x").await, "body");
     }
-    let (status, sent) = app.send(&alice, &conversation, "line\n\tnext ☺", "c-1").await;
+    let (status, sent) = app
+        .send(&alice, &conversation, "line\n\tnext ☺", "c-1")
+        .await;
     assert_eq!(status, 202, "{sent}");
     assert_eq!(sent["message"]["body"], "line\n\tnext ☺");
 
     let open = |body: Value| app.post_json("/api/crm/sms/conversations", Some(&alice), body);
     refused(open(json!({"phone": "+14155550124\0"})).await, "phone");
-    refused(open(json!({"phone": "+14155550124", "name": "Bob\0"})).await, "name");
+    refused(
+        open(json!({"phone": "+14155550124", "name": "Bob\0"})).await,
+        "name",
+    );
     refused(
         open(json!({"phone": "+14155550124", "from": "+1555000\u{0}1000"})).await,
         "from",
     );
     let (status, opened) = open(json!({"phone": "+14155550124", "name": "\u{200B}"})).await;
     assert_eq!(status, 200, "{opened}");
-    assert_eq!(opened["contact"]["name"], Value::Null, "an invisible name is no name");
+    assert_eq!(
+        opened["contact"]["name"],
+        Value::Null,
+        "an invisible name is no name"
+    );
 
     let send_to = |to: &str| {
         app.post_json(

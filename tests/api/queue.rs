@@ -104,7 +104,12 @@ async fn a_claim_that_was_taken_over_changes_nothing(store: Arc<dyn Store>) {
 
     let stale = stale.claim;
     let now = chrono::Utc::now();
-    assert!(!store.renew_lease(stale, Duration::from_secs(60)).await.unwrap());
+    assert!(
+        !store
+            .renew_lease(stale, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
     let accepted = store.mark_accepted(stale, &new_sid(), Status::Queued).await;
     assert!(matches!(accepted.unwrap(), Accepted::LostClaim));
     let failed = store.mark_failed(stale, Some(21610), "x", true).await;
@@ -120,15 +125,28 @@ async fn a_claim_that_was_taken_over_changes_nothing(store: Arc<dyn Store>) {
     assert!(!conversation.unwrap().unwrap().contact.opted_out);
     assert_eq!(store.queue_stats().await.unwrap().depth, 1);
     assert!(
-        store.claim_send(Duration::from_secs(60)).await.unwrap().is_none(),
+        store
+            .claim_send(Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
         "still leased to the current worker"
     );
 
     // The current holder renews and records.
     let current = current.claim;
-    assert!(store.renew_lease(current, Duration::from_secs(60)).await.unwrap());
+    assert!(
+        store
+            .renew_lease(current, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
     let sid = new_sid();
-    match store.mark_accepted(current, &sid, Status::Queued).await.unwrap() {
+    match store
+        .mark_accepted(current, &sid, Status::Queued)
+        .await
+        .unwrap()
+    {
         Accepted::Recorded(changed) => {
             assert_eq!(changed.message.twilio_sid.as_deref(), Some(sid.as_str()));
             assert_eq!(changed.message.status, Status::Queued);
@@ -168,7 +186,9 @@ async fn a_sid_another_message_holds_is_refused_and_the_job_stays(store: Arc<dyn
     assert_eq!(again.claim.message, ids[1]);
     assert!(again.maybe_sent);
     let other = new_sid();
-    let recorded = store.mark_accepted(again.claim, &other, Status::Queued).await;
+    let recorded = store
+        .mark_accepted(again.claim, &other, Status::Queued)
+        .await;
     assert!(matches!(recorded.unwrap(), Accepted::Recorded(_)));
     assert_eq!(store.queue_stats().await.unwrap().depth, 0);
 }

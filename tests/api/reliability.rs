@@ -40,7 +40,10 @@ async fn the_same_text_again_is_sent_not_matched_to_the_first(app: TestApp) {
     let second = body["message"]["id"].as_str().unwrap().to_owned();
     let m = app.wait_status(&alice, &second, "queued").await;
     assert!(m["twilioSid"].is_string());
-    assert_ne!(m["twilioSid"], first_sid, "the first message's sid is not adopted");
+    assert_ne!(
+        m["twilioSid"], first_sid,
+        "the first message's sid is not adopted"
+    );
     assert_eq!(fake.sent_count(), 3, "created, failed, created");
     assert_eq!(fake.accepted_count(), 2, "the contact gets both messages");
     assert_eq!(app.message(&alice, &first).await["twilioSid"], first_sid);
@@ -77,7 +80,11 @@ async fn a_lookup_adopts_only_a_message_that_can_be_ours(app: TestApp) {
         !stranger_sids.contains(&m["twilioSid"]),
         "adopted a message that was not ours: {m}"
     );
-    assert_eq!(fake.sent_count(), 2, "looked up, found nothing of ours, sent");
+    assert_eq!(
+        fake.sent_count(),
+        2,
+        "looked up, found nothing of ours, sent"
+    );
     assert_eq!(fake.accepted_count(), 1);
 }
 
@@ -92,7 +99,9 @@ async fn a_lookup_and_create_slower_than_the_old_lease_send_once(app: TestApp) {
     fake.script(Script::Slow(Duration::from_millis(19_500)));
     *fake.state.list_delay.lock().unwrap() = Duration::from_secs(12);
     let conversation = app.conversation(&alice, "+14155550123").await;
-    let (_, body) = app.send(&alice, &conversation, "slow but once", "c-1").await;
+    let (_, body) = app
+        .send(&alice, &conversation, "slow but once", "c-1")
+        .await;
     let id = body["message"]["id"].as_str().unwrap().to_owned();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {

@@ -133,7 +133,10 @@ async fn statuses_of_the_other_direction_are_ignored(app: TestApp) {
         let r = app
             .post_webhook(
                 "/api/crm/sms/status-webhook",
-                &[("MessageSid", &inbound_sid), ("MessageStatus", outbound_status)],
+                &[
+                    ("MessageSid", &inbound_sid),
+                    ("MessageStatus", outbound_status),
+                ],
             )
             .await;
         assert_eq!(r.status(), 200);
