@@ -188,6 +188,46 @@ fn agent_add_list_and_numbers() {
 }
 
 #[test]
+fn agent_add_refuses_control_and_invisible_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    for (email, name, field) in [
+        ("a@x.io", "Ann\u{1b}[2J", "name"),
+        ("a@x.io", "\u{200B}", "name"),
+        ("a\u{7}@x.io", "Ann", "email"),
+    ] {
+        let mut add = smsdesk(dir.path())
+            .args([
+                "agent",
+                "add",
+                "--email",
+                email,
+                "--name",
+                name,
+                "--number",
+                "+14155550100",
+            ])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        add.stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"correct horse\n")
+            .unwrap();
+        let out = add.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{name:?} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(field), "{stderr}");
+    }
+    let list = smsdesk(dir.path())
+        .args(["agent", "list"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&list.stdout).contains("x.io"));
+}
+
+#[test]
 fn bad_configuration_stops_with_one_line_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     for (var, value) in [
