@@ -129,16 +129,17 @@ fn valid_sid(sid: &str) -> bool {
         && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Reads an inbound message webhook's parameters. Whatever text Twilio delivers is kept
-/// (made storable), never refused.
+/// Reads an inbound message webhook's parameters. Text is never refused for the characters
+/// in it: a message Twilio delivers must be stored, so it is made storable instead.
 fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
     let sid = p.sid()?;
     let from = storable(p.required("From", MAX_FIELD)?);
     let to = storable(p.required("To", MAX_FIELD)?);
-    let text = storable(p.get("Body").unwrap_or_default());
-    if text.len() > MAX_BODY {
+    let raw_text = p.get("Body").unwrap_or_default();
+    if raw_text.len() > MAX_BODY {
         return Err(AppError::BadRequest("Body is too long".into()));
     }
+    let text = storable(raw_text);
     let num_media = match p.get("NumMedia").filter(|n| !n.is_empty()) {
         None => 0,
         Some(n) => n

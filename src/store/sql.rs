@@ -709,26 +709,25 @@ macro_rules! impl_store {
                 let t = now();
                 let until = t + chrono::Duration::from_std(lease).unwrap_or_default();
                 let mut tx = self.writer.begin().await?;
-                let claimed: Option<(i64, i64, i64, Option<DateTime<Utc>>, bool, Option<String>)> =
-                    sqlx::query_as(
-                    concat!(
-                        "UPDATE send_jobs SET lease_until = $1, attempts = attempts + 1, \
-                           claim = claim + 1, \
-                           first_tried_at = COALESCE(first_tried_at, $2), \
-                           maybe_sent = (maybe_sent OR lease_until IS NOT NULL) \
-                         WHERE message_id = (SELECT message_id FROM send_jobs \
-                             WHERE run_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
-                             ORDER BY run_at, message_id LIMIT 1",
-                        $skip,
-                        ") AND (lease_until IS NULL OR lease_until < $2) \
-                         RETURNING message_id, claim, attempts, first_tried_at, maybe_sent, last_error"
-                    ),
-                )
+                type ClaimRow = (i64, i64, i64, Option<DateTime<Utc>>, bool, Option<String>);
+                let claimed: Option<ClaimRow> = sqlx::query_as(concat!(
+                    "UPDATE send_jobs SET lease_until = $1, attempts = attempts + 1, \
+                       claim = claim + 1, \
+                       first_tried_at = COALESCE(first_tried_at, $2), \
+                       maybe_sent = (maybe_sent OR lease_until IS NOT NULL) \
+                     WHERE message_id = (SELECT message_id FROM send_jobs \
+                         WHERE run_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
+                         ORDER BY run_at, message_id LIMIT 1",
+                    $skip,
+                    ") AND (lease_until IS NULL OR lease_until < $2) \
+                     RETURNING message_id, claim, attempts, first_tried_at, maybe_sent, last_error"
+                ))
                 .bind(until)
                 .bind(t)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some((id, token, attempts, first_tried_at, maybe_sent, last_error)) = claimed else {
+                let Some((id, token, attempts, first_tried_at, maybe_sent, last_error)) = claimed
+                else {
                     return Ok(None);
                 };
                 let message = message_by_id(&mut tx, id).await?;
