@@ -85,8 +85,7 @@ impl Direction {
     }
 }
 
-/// A message's status: ours (`pending`), Twilio's outbound ones, and `receiving`/`received`
-/// for inbound.
+/// A message's status: ours (`pending`), Twilio's outbound ones, and `received` for inbound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -101,12 +100,11 @@ pub enum Status {
     Failed,
     Canceled,
     Read,
-    Receiving,
     Received,
 }
 
 impl Status {
-    pub const ALL: [Status; 13] = [
+    pub const ALL: [Status; 12] = [
         Self::Pending,
         Self::Accepted,
         Self::Scheduled,
@@ -118,7 +116,6 @@ impl Status {
         Self::Failed,
         Self::Canceled,
         Self::Read,
-        Self::Receiving,
         Self::Received,
     ];
 
@@ -135,7 +132,6 @@ impl Status {
             Self::Failed => "failed",
             Self::Canceled => "canceled",
             Self::Read => "read",
-            Self::Receiving => "receiving",
             Self::Received => "received",
         }
     }
@@ -150,18 +146,18 @@ impl Status {
             Self::Sent => 3,
             Self::Delivered | Self::Undelivered | Self::Failed | Self::Canceled => 4,
             Self::Read => 5,
-            Self::Receiving => 3,
             Self::Received => 4,
         }
     }
 
     /// Whether Twilio reports this status for a message of `direction`: outbound messages
-    /// go through §7's statuses, inbound ones are `receiving` then `received`. A status
-    /// callback with any other applies to nothing (`pending` is ours, never Twilio's).
+    /// go through §7's statuses, inbound ones through `receiving` (not tracked: it never
+    /// moves a stored message) and `received`. A status callback of the other direction
+    /// applies to nothing, and `pending` is ours, never Twilio's.
     pub fn reported_for(self, direction: Direction) -> bool {
         match self {
             Self::Pending => false,
-            Self::Receiving | Self::Received => direction == Direction::Inbound,
+            Self::Received => direction == Direction::Inbound,
             Self::Accepted
             | Self::Scheduled
             | Self::Queued
@@ -324,7 +320,7 @@ mod tests {
             Canceled,
             Read,
         ];
-        let inbound = [Receiving, Received];
+        let inbound = [Received];
         for s in Status::ALL {
             assert_eq!(s.reported_for(Outbound), outbound.contains(&s), "{s:?}");
             assert_eq!(s.reported_for(Inbound), inbound.contains(&s), "{s:?}");
