@@ -127,15 +127,6 @@ export class Store {
     return this.messages.get(key);
   }
 
-  getMessageById(id) {
-    const key = this.idToKey.get(String(id));
-    return key ? this.messages.get(key) : undefined;
-  }
-
-  keyForId(id) {
-    return this.idToKey.get(String(id));
-  }
-
   /**
    * Insert or merge a message. Returns {key, msg, isNew, changed} (changed false when the update was
    * stale and ignored), or null for garbage.
