@@ -978,3 +978,73 @@ test('i. phone width (390×844): list, thread and back', { timeout: 45_000 }, as
     { viewport: { width: 390, height: 844 } },
   );
 });
+
+test('j. logging out, or losing the session, leaves no queued send in localStorage; a reload while signed in keeps it', { timeout: 60_000 }, async () => {
+  await withServer('j sign-out forgets queued sends', async ({ server, context, page, rec }) => {
+    const { agent } = await openInbox(context, page, server);
+    await startConversation(page, '+14155550123', 'Jane Doe');
+    const stored = () =>
+      page.evaluate(() => Object.fromEntries(Object.keys(localStorage).filter((k) => k.startsWith('smsdesk.')).map((k) => [k, localStorage.getItem(k)])));
+    const queued = async () => JSON.parse((await stored())[`smsdesk.outbox.${agent.id}`] ?? '[]').map((e) => e.payload.body);
+    // Sends cannot get through (the rest of the page can): each message waits in the queue.
+    const unreachable = (route) => route.abort('internetdisconnected');
+    const queue = async (body) => {
+      await page.route('**/api/crm/sms/send', unreachable);
+      await typeAndSend(page, body);
+      await waitUntil(`"${body}" queued in localStorage`, async () => (await queued()).includes(body));
+    };
+
+    // Signed in: a reload keeps the queued send, shows it, and sends it once it can.
+    await queue('Queued across a reload');
+    await page.reload();
+    await waitLive(page);
+    await page.waitForSelector('#thread .bubble.outbound .status .spinner');
+    assert.deepEqual(await queued(), ['Queued across a reload']);
+    await page.unroute('**/api/crm/sms/send', unreachable);
+    await page.waitForSelector('#thread .bubble.outbound[data-status=delivered]', { timeout: 10_000 });
+    await waitUntil('the delivered send to leave the queue', async () => (await queued()).length === 0);
+
+    // Log out with a send still queued: nothing of ours stays in localStorage.
+    await queue('Queued at logout');
+    await page.click('#logout-button');
+    await page.waitForURL(/\/login$/);
+    assert.deepEqual(await stored(), {}, 'localStorage after logout');
+
+    // Signed in again, the session ends elsewhere: the queued send's next attempt gets 401, and the page
+    // leaves for /login the same way.
+    const { token } = await openInbox(context, page, server);
+    await openConversationRow(page, 'Jane Doe');
+    await queue('Queued when the session ends');
+    const res = await fetch(`${server.base}/api/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 204);
+    await page.unroute('**/api/crm/sms/send', unreachable);
+    await page.waitForURL(/\/login$/, { timeout: 20_000 });
+    assert.deepEqual(await stored(), {}, 'localStorage after the 401');
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.dialogs, []);
+  });
+});
+
+test('k. the page\'s modules are preloaded and fetched once; a reload revalidates them (304)', { timeout: 45_000 }, async () => {
+  await withServer('k modules revalidate', async ({ server, context, page, rec }) => {
+    const fetched = [];
+    page.on('response', (r) => {
+      const url = new URL(r.url());
+      if (url.origin === server.base && /\.(js|css)$/.test(url.pathname)) fetched.push({ path: url.pathname, status: r.status() });
+    });
+    await openInbox(context, page, server);
+    const preloaded = await page.$$eval('link[rel=modulepreload]', (links) => links.map((l) => new URL(l.href).pathname));
+    assert.ok(preloaded.includes('/js/store.js') && preloaded.includes('/vendor/socket.io.esm.min.js'), `preloaded: ${preloaded}`);
+    const files = ['/app.css', '/app.js', ...preloaded].sort();
+    const first = fetched.splice(0);
+    assert.deepEqual(first.map((f) => f.path).sort(), files, 'each file fetched once (the preloads are the imports)');
+    assert.ok(first.every((f) => f.status === 200), JSON.stringify(first));
+
+    await page.reload();
+    await waitLive(page);
+    const again = fetched.splice(0);
+    assert.deepEqual(again.map((f) => f.path).sort(), files);
+    assert.deepEqual(again.filter((f) => f.status !== 304), [], 'revalidated, not downloaded again');
+    assertCleanConsole(rec);
+  });
+});
