@@ -11,7 +11,7 @@ import { io } from '/vendor/socket.io.esm.min.js';
 import { get, post, describeError } from '/js/api.js';
 import { $, toast } from '/js/dom.js';
 import { Store } from '/js/store.js';
-import { init as initStorage } from '/js/storage.js';
+import { init as initStorage, browserStorage } from '/js/storage.js';
 import { init as initSession } from '/js/session.js';
 import { init as initRender } from '/js/render.js';
 import { init as initSocket } from '/js/socket.js';
@@ -37,7 +37,7 @@ function agentNumbers() {
 
 // Modules that need a module made further down get a function that looks it up when called: every
 // module is made before boot() runs, and none calls another while it is being made.
-const storage = initStorage({ backend: localStorage, agentId });
+const storage = initStorage({ backend: browserStorage(), agentId });
 const session = initSession({
   post,
   storage,

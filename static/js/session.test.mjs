@@ -147,3 +147,11 @@ test('other errors are not a sign-out', () => {
   assert.deepEqual(p.went, []);
   assert.deepEqual(ours(backend), ['smsdesk.outbox.7']);
 });
+
+test('where the browser refuses storage, sends and sign-out still work (the queue lives in memory)', async () => {
+  const p = page(null, (path, body) => (path === '/api/auth/logout' ? null : { message: { id: '5', conversationId: '1', clientId: body.clientId, status: 'pending', seq: 1 } }));
+  await p.outbox.send(p.store.conversations.get('1'), 'Hello');
+  assert.deepEqual(Array.from(p.store.messages.values(), (m) => m.id), ['5']);
+  await p.session.logout();
+  assert.deepEqual(p.went, ['/login']);
+});

@@ -5,6 +5,15 @@
 
 export const PREFIX = 'smsdesk.';
 
+/** The browser's localStorage, or null where it is refused (then the queue lives in memory only). */
+export function browserStorage() {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
+
 /** init({backend, agentId}) → {read, write, forget}; `agentId()` is the signed-in agent's id. */
 export function init({ backend, agentId }) {
   let forgotten = false;
