@@ -4,34 +4,13 @@ import assert from 'node:assert/strict';
 import { ApiError } from './api.js';
 import { Store } from './store.js';
 import { init as initStorage } from './storage.js';
+import { MemoryStorage } from '../../tests/fixtures/memory-storage.mjs';
 import { init as initOutbox } from './outbox.js';
-
-/** localStorage's interface over a Map. */
-class MemoryStorage {
-  constructor() {
-    this.map = new Map();
-  }
-  get length() {
-    return this.map.size;
-  }
-  key(i) {
-    return Array.from(this.map.keys())[i] ?? null;
-  }
-  getItem(k) {
-    return this.map.has(k) ? this.map.get(k) : null;
-  }
-  setItem(k, v) {
-    this.map.set(k, String(v));
-  }
-  removeItem(k) {
-    this.map.delete(k);
-  }
-}
 
 const tick = () => new Promise(setImmediate);
 const CONV = { id: '1', ourNumber: '+15550001000', contact: { phone: '+14155550123' }, unreadCount: 0 };
 
-/** A queue over a fresh Store and `backend`, with `post` answering from `answers` (a function). */
+/** A queue over a fresh Store and `backend`; `answer(path, body, n)` answers the n-th POST. */
 function setup({ backend = new MemoryStorage(), answer, now = () => Date.parse('2026-01-12T10:00:00Z') } = {}) {
   const store = new Store();
   store.upsertConversation(structuredClone(CONV));

@@ -6,29 +6,9 @@ import assert from 'node:assert/strict';
 import { ApiError } from './api.js';
 import { Store } from './store.js';
 import { init as initStorage } from './storage.js';
+import { MemoryStorage } from '../../tests/fixtures/memory-storage.mjs';
 import { init as initOutbox } from './outbox.js';
 import { init as initSession } from './session.js';
-
-class MemoryStorage {
-  constructor() {
-    this.map = new Map();
-  }
-  get length() {
-    return this.map.size;
-  }
-  key(i) {
-    return Array.from(this.map.keys())[i] ?? null;
-  }
-  getItem(k) {
-    return this.map.has(k) ? this.map.get(k) : null;
-  }
-  setItem(k, v) {
-    this.map.set(k, String(v));
-  }
-  removeItem(k) {
-    this.map.delete(k);
-  }
-}
 
 const tick = () => new Promise(setImmediate);
 
