@@ -97,6 +97,7 @@ export function shouldApply(existing, incoming) {
   const a = seqOf(existing);
   const b = seqOf(incoming);
   if (a != null && b != null) return b >= a;
+  // The same status again is no status change: its other fields (error text, sid) still merge.
   if (incoming.status == null || existing.status == null || incoming.status === existing.status) return true;
   return mayReplace(incoming.status, existing.status);
 }
