@@ -611,12 +611,14 @@ pub async fn simulate_inbound(
     let params = sim.inbound_params(&from, &to, &body.body, &body.media_urls);
     let sid = params[0].1.clone();
     let url = format!("{}/api/crm/sms/webhook", state.public_url);
-    let status = sim.post_signed(&url, &params).await.map_err(|e| {
-        AppError::Internal(anyhow::anyhow!("the simulator could not reach {url}: {e}"))
-    })?;
+    let delivery = sim.deliver(url, params, state.shutdown.clone()).await;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"messageSid": sid, "webhookStatus": status})),
+        Json(json!({
+            "messageSid": sid,
+            "webhookStatus": delivery.status,
+            "retrying": delivery.retrying,
+        })),
     )
         .into_response())
 }
