@@ -66,7 +66,7 @@ try {
 
 // A hard bound on the whole run, whatever hangs: the exit handler below kills our servers and
 // playwright-core kills the browser it launched.
-const RUN_LIMIT_MS = 270_000;
+const RUN_LIMIT_MS = 240_000;
 setTimeout(() => {
   console.error(`browser tests: the run took more than ${RUN_LIMIT_MS / 1000} s; giving up`);
   process.exit(1);
