@@ -17,7 +17,7 @@ use crate::error::{AppError, Query};
 struct Assets;
 
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data: blob:; connect-src 'self' ws: wss:; object-src 'none'; \
+    img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// A static file with a strong `ETag` (from the SHA-256 rust-embed keeps for every file);
@@ -120,17 +120,16 @@ pub async fn fallback(uri: Uri, headers: HeaderMap) -> Response {
     asset(path, &headers).unwrap_or_else(|| AppError::NotFound("route").into_response())
 }
 
-/// Security headers for every response.
+/// Security headers for every response; a handler that sets its own, stricter CSP (the
+/// media proxy's `sandbox`) keeps it.
 pub async fn security_headers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
