@@ -21,6 +21,7 @@ use crate::realtime;
 use crate::sms::{normalize_phone, segments};
 use crate::store::{NewOutbound, Outbound, Page};
 use crate::text::{self, Lines};
+use crate::twilio::media::{OCTET_STREAM, normalize_content_type, presentation};
 
 const MAX_BODY_CHARS: usize = 1600;
 
@@ -505,20 +506,25 @@ pub async fn media(
         .and_then(|n| message.media.get(n))
         .ok_or(AppError::NotFound("media"))?;
     let upstream = state.twilio.fetch_media(&item.url).await.map_err(|e| {
-        tracing::warn!(error = %e, "media could not be fetched");
+        tracing::warn!(error = %e, message = %message.id, n = %n, "media not served");
         AppError::NotFound("media")
     })?;
     let content_type = upstream
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or(&item.content_type)
-        .to_owned();
+        .and_then(normalize_content_type)
+        .or_else(|| normalize_content_type(&item.content_type))
+        .unwrap_or_else(|| OCTET_STREAM.to_owned());
+    let shown = presentation(&content_type, &format!("media-{}-{n}", message.id));
     Ok((
         [
-            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_TYPE, shown.content_type),
+            (header::CONTENT_DISPOSITION, shown.disposition),
             (header::CACHE_CONTROL, "private, max-age=86400".to_owned()),
-            (header::CONTENT_DISPOSITION, "inline".to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            // Even a media response opened as a page gets a unique origin and no script.
+            (header::CONTENT_SECURITY_POLICY, "sandbox".to_owned()),
         ],
         Body::from_stream(upstream.bytes_stream()),
     )
@@ -602,12 +608,14 @@ pub async fn simulate_inbound(
     let params = sim.inbound_params(&from, &to, &body.body, &body.media_urls);
     let sid = params[0].1.clone();
     let url = format!("{}/api/crm/sms/webhook", state.public_url);
-    let status = sim.post_signed(&url, &params).await.map_err(|e| {
-        AppError::Internal(anyhow::anyhow!("the simulator could not reach {url}: {e}"))
-    })?;
+    let delivery = sim.deliver(url, params, state.shutdown.clone()).await;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"messageSid": sid, "webhookStatus": status})),
+        Json(json!({
+            "messageSid": sid,
+            "webhookStatus": delivery.status,
+            "retrying": delivery.retrying,
+        })),
     )
         .into_response())
 }

@@ -235,7 +235,8 @@ impl Server {
                     &format!("http://{loopback}:{port}/dev/twilio"),
                     &sim.account_sid,
                     SecretString::from(sim.auth_token.clone()),
-                );
+                )
+                .with_media_policy(twilio::media::MediaPolicy::PublicAddresses);
                 (client, Some(sim), None, true)
             }
         };

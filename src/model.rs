@@ -303,6 +303,36 @@ mod tests {
         assert!(Queued.may_replace(Pending));
     }
 
+    /// The page's copy of the rule (`static/js/store.js`) is tested against the same file.
+    #[test]
+    fn precedence_matches_the_shared_fixture() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/status_precedence.json"))
+                .expect("the fixture is JSON");
+        let ranks = fixture["ranks"].as_object().expect("ranks");
+        let table = fixture["mayReplace"].as_object().expect("mayReplace");
+        assert_eq!(ranks.len(), Status::ALL.len(), "every status, once");
+        assert_eq!(table.len(), Status::ALL.len(), "every status, once");
+        for new in Status::ALL {
+            let name = new.as_str();
+            assert_eq!(
+                ranks.get(name).and_then(|r| r.as_i64()),
+                Some(new.rank()),
+                "rank of {name}"
+            );
+            let row = table.get(name).and_then(|r| r.as_object()).expect(name);
+            assert_eq!(row.len(), Status::ALL.len(), "a full row for {name}");
+            for current in Status::ALL {
+                assert_eq!(
+                    row.get(current.as_str()).and_then(|v| v.as_bool()),
+                    Some(new.may_replace(current)),
+                    "may {name} replace {}?",
+                    current.as_str()
+                );
+            }
+        }
+    }
+
     #[test]
     fn statuses_apply_only_to_their_direction() {
         use Direction::*;

@@ -17,27 +17,52 @@ use crate::error::{AppError, Query};
 struct Assets;
 
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data: blob:; connect-src 'self' ws: wss:; object-src 'none'; \
+    img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-fn asset(path: &str) -> Option<Response> {
+/// A static file with a strong `ETag` (from the SHA-256 rust-embed keeps for every file);
+/// `304 Not Modified` when `request` already holds it, so a reload revalidates the page's
+/// modules without downloading them again.
+fn asset(path: &str, request: &HeaderMap) -> Option<Response> {
     let file = Assets::get(path)?;
+    let etag = etag(&file.metadata.sha256_hash());
+    let validators = [
+        (header::ETAG, etag.clone()),
+        // Revalidate every time: pages and their modules must never mix versions.
+        (header::CACHE_CONTROL, "no-cache".to_owned()),
+    ];
+    if holds(request, &etag) {
+        return Some((StatusCode::NOT_MODIFIED, validators).into_response());
+    }
     let mime = file.metadata.mimetype().to_owned();
     Some(
         (
-            [
-                (header::CONTENT_TYPE, mime),
-                // Revalidate every time: pages and their modules must never mix versions.
-                (header::CACHE_CONTROL, "no-cache".to_owned()),
-            ],
+            [(header::CONTENT_TYPE, mime)],
+            validators,
             file.data.into_owned(),
         )
             .into_response(),
     )
 }
 
+fn etag(sha256: &[u8; 32]) -> String {
+    let hex: String = sha256[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether `If-None-Match` names `etag` (compared weakly, RFC 9110 §13.1.2) or is `*`.
+fn holds(request: &HeaderMap, etag: &str) -> bool {
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
 fn page(name: &str) -> Response {
-    asset(name).unwrap_or_else(|| AppError::NotFound("page").into_response())
+    asset(name, &HeaderMap::new()).unwrap_or_else(|| AppError::NotFound("page").into_response())
 }
 
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> bool {
@@ -87,25 +112,24 @@ pub async fn setup(State(state): State<AppState>, Query(q): Query<SetupQuery>) -
 }
 
 /// Any other path: a static file, or the contract's 404.
-pub async fn fallback(uri: Uri) -> Response {
+pub async fn fallback(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path.is_empty() || path.ends_with(".html") {
         return AppError::NotFound("route").into_response();
     }
-    asset(path).unwrap_or_else(|| AppError::NotFound("route").into_response())
+    asset(path, &headers).unwrap_or_else(|| AppError::NotFound("route").into_response())
 }
 
-/// Security headers for every response.
+/// Security headers for every response; a handler that sets its own, stricter CSP (the
+/// media proxy's `sandbox`) keeps it.
 pub async fn security_headers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -116,4 +140,65 @@ pub async fn security_headers(
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str, if_none_match: Option<&str>) -> Response {
+        let mut headers = HeaderMap::new();
+        if let Some(v) = if_none_match {
+            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+        }
+        asset(path, &headers).expect("the file exists")
+    }
+
+    fn etag_of(response: &Response) -> String {
+        response.headers()[header::ETAG]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn static_files_revalidate_with_their_etag() {
+        let first = get("app.js", None);
+        assert_eq!(first.status(), StatusCode::OK);
+        let etag = etag_of(&first);
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34,
+            "{etag}"
+        );
+        assert_ne!(
+            etag,
+            etag_of(&get("js/store.js", None)),
+            "one tag per content"
+        );
+
+        for held in [
+            etag.clone(),
+            format!("W/{etag}"),
+            format!("\"other\", {etag}"),
+            "*".to_owned(),
+        ] {
+            let again = get("app.js", Some(&held));
+            assert_eq!(
+                again.status(),
+                StatusCode::NOT_MODIFIED,
+                "If-None-Match: {held}"
+            );
+            assert_eq!(etag_of(&again), etag);
+            assert_eq!(again.headers()[header::CACHE_CONTROL], "no-cache");
+            let body = axum::body::to_bytes(again.into_body(), 1024).await.unwrap();
+            assert!(body.is_empty());
+        }
+        for stale in ["\"other\"", "", &etag[1..]] {
+            assert_eq!(
+                get("app.js", Some(stale)).status(),
+                StatusCode::OK,
+                "If-None-Match: {stale}"
+            );
+        }
+    }
 }

@@ -15,6 +15,7 @@ use crate::realtime;
 use crate::sms::{opt_change, segments};
 use crate::store::{NewInbound, StatusOutcome, StatusReport};
 use crate::text::storable;
+use crate::twilio::media::{OCTET_STREAM, normalize_content_type};
 use crate::twilio::signature;
 
 /// Twilio allows at most 10 media per message.
@@ -158,11 +159,11 @@ fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
         }
         let content_type = p
             .get(&format!("MediaContentType{i}"))
-            .filter(|c| !c.is_empty() && c.len() <= 255)
-            .unwrap_or("application/octet-stream");
+            .and_then(normalize_content_type)
+            .unwrap_or_else(|| OCTET_STREAM.to_owned());
         media.push(Media {
             url: storable(url).into_owned(),
-            content_type: storable(content_type).into_owned(),
+            content_type,
         });
     }
     let reported_segments = p.get("NumSegments").and_then(|n| n.parse::<i64>().ok());
@@ -289,6 +290,23 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(ok.media[0].content_type, "application/octet-stream");
+        for (given, stored) in [
+            ("image/PNG", "image/png"),
+            ("image/jpeg; name=cat.jpg", "image/jpeg"),
+            ("text/html\r\nSet-Cookie: a=b", "application/octet-stream"),
+            ("not a type", "application/octet-stream"),
+        ] {
+            let m = parse_inbound(&params(&[
+                ("MessageSid", sid),
+                ("From", "+14155550123"),
+                ("To", "+15550001000"),
+                ("NumMedia", "1"),
+                ("MediaUrl0", "https://api.twilio.com/m/1"),
+                ("MediaContentType0", given),
+            ]))
+            .unwrap();
+            assert_eq!(m.media[0].content_type, stored, "{given:?}");
+        }
         assert_eq!(ok.segments, 1);
         assert!(ok.opt_change.is_some());
         for bad in [

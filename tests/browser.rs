@@ -1,6 +1,6 @@
-//! Runs the page's own unit tests (the segment counter) and the browser tests
-//! (`tests/browser/run.mjs`: Playwright driving Chromium through the seed's Success
-//! Checklist) against the binary this `cargo test` built.
+//! Runs the page's unit tests (every `static/js/*.test.mjs`, with `node --test`), then the
+//! browser tests (`tests/browser/run.mjs`: Playwright driving Chromium through the seed's
+//! Success Checklist) against the binary this `cargo test` built.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +15,22 @@ fn success_checklist_in_chromium() {
         eprintln!("skipped: Node.js not found, so the browser tests did not run");
         return;
     }
+    let mut units: Vec<_> = std::fs::read_dir(root.join("static/js"))
+        .expect("static/js is readable")
+        .map(|entry| entry.expect("static/js is readable").path())
+        .filter(|p| p.to_str().is_some_and(|p| p.ends_with(".test.mjs")))
+        .collect();
+    units.sort();
+    assert!(!units.is_empty(), "no static/js/*.test.mjs found");
+    let status = Command::new("node")
+        .arg("--test")
+        .args(&units)
+        .status()
+        .expect("node runs");
+    assert!(
+        status.success(),
+        "the page's unit tests failed (node --test static/js/*.test.mjs; see the output above)"
+    );
     if !suite.join("node_modules/playwright-core").exists() {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
@@ -23,12 +39,6 @@ fn success_checklist_in_chromium() {
             .expect("npm runs");
         assert!(status.success(), "npm ci in tests/browser failed");
     }
-    let units = Command::new("node")
-        .args(["--test"])
-        .arg(root.join("static/js/segments.test.mjs"))
-        .status()
-        .expect("node runs");
-    assert!(units.success(), "the page's segment counter tests failed");
     let output_dir = std::env::var("TEST_OUTPUT")
         .unwrap_or_else(|_| root.join("test-output/browser").display().to_string());
     let status = Command::new("node")

@@ -1,10 +1,20 @@
 //! SQLite, the embedded default: one writer connection (SQLite serialises writers anyway,
 //! and a single one never meets `SQLITE_BUSY`) and a pool of readers over WAL.
+//!
+//! The store stays bound to the file it opened: open connections would go on writing to a
+//! file deleted or replaced under the running server, where nothing will ever read it, so
+//! every connection handed out first checks (one `stat`) that the file at the path is still
+//! that one. Once it is not, the store is unavailable (`/readyz` 503, webhooks 503 so that
+//! Twilio retries) until a restart opens the new file.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
+use sqlx::Connection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 use super::sql::{
@@ -15,6 +25,65 @@ pub struct SqliteStore {
     watermark: super::Watermark,
     reader: SqlitePool,
     writer: SqlitePool,
+}
+
+/// The database file as it was when opened: its path and its identity on disk.
+struct DbFile {
+    path: PathBuf,
+    identity: (u64, u64),
+}
+
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+impl DbFile {
+    /// `None` for a database that is not a file (in memory).
+    fn watch(path: &Path) -> Option<Arc<Self>> {
+        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+        Some(Arc::new(Self {
+            path: path.to_owned(),
+            identity: identity(&meta),
+        }))
+    }
+
+    fn check(&self) -> Result<(), sqlx::Error> {
+        let what = match std::fs::metadata(&self.path) {
+            Ok(meta) if identity(&meta) == self.identity => return Ok(()),
+            Ok(_) => "was replaced by another file",
+            Err(_) => "was deleted",
+        };
+        Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "the database file {} {what} while smsdesk was running; restart smsdesk",
+                self.path.display()
+            ),
+        )))
+    }
+}
+
+/// Makes every connection of the pool check the file before use.
+fn watched(pool: SqlitePoolOptions, file: Option<&Arc<DbFile>>) -> SqlitePoolOptions {
+    let Some(file) = file else {
+        return pool;
+    };
+    let (on_acquire, on_connect) = (file.clone(), file.clone());
+    pool.before_acquire(move |_, _| {
+        let file = on_acquire.clone();
+        Box::pin(async move { file.check().map(|()| true) })
+    })
+    .after_connect(move |_, _| {
+        let file = on_connect.clone();
+        Box::pin(async move { file.check() })
+    })
 }
 
 impl SqliteStore {
@@ -31,13 +100,21 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
-        let writer = SqlitePoolOptions::new()
+        // Create the file first, then never again: a connection opened after it is gone
+        // must fail, not start an empty database.
+        SqliteConnection::connect_with(&options)
+            .await?
+            .close()
+            .await?;
+        let file = DbFile::watch(options.get_filename());
+        let options = options.create_if_missing(false);
+        let writer = watched(SqlitePoolOptions::new(), file.as_ref())
             .max_connections(1)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
+        let reader = watched(SqlitePoolOptions::new(), file.as_ref())
             .max_connections(8)
             .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(options.read_only(true))

@@ -5,6 +5,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use url::Url;
+
+use super::media::{MediaError, MediaFetcher, MediaPolicy};
 
 /// How long a create may take before its answer counts as lost.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
@@ -96,10 +99,11 @@ pub struct Outgoing<'a> {
 #[derive(Clone)]
 pub struct TwilioClient {
     http: reqwest::Client,
-    api_base: String,
     account_url: String,
     account_sid: String,
     auth_token: SecretString,
+    api_url: Url,
+    media: MediaFetcher,
 }
 
 impl TwilioClient {
@@ -111,9 +115,17 @@ impl TwilioClient {
             .user_agent(concat!("smsdesk/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the TLS backend is compiled in");
+        let api_url = Url::parse(api_base).expect("the API base is a URL (checked by config)");
+        let media = MediaFetcher::new(
+            MediaPolicy::Twilio,
+            &api_url,
+            account_sid,
+            auth_token.clone(),
+        );
         Self {
             http,
-            api_base: format!("{}/", api_base.trim_end_matches('/')),
+            api_url,
+            media,
             account_url: format!(
                 "{}/2010-04-01/Accounts/{account_sid}",
                 api_base.trim_end_matches('/')
@@ -210,24 +222,20 @@ impl TwilioClient {
         Ok(found)
     }
 
-    /// Fetches a media file, with the account's credentials when the URL is the API's own
-    /// (Twilio may require them; other hosts never see them).
-    pub async fn fetch_media(&self, url: &str) -> Result<reqwest::Response, TwilioError> {
-        let mut req = self.http.get(url);
-        if url.starts_with(&self.api_base) {
-            req = req.basic_auth(&self.account_sid, Some(self.auth_token()));
-        }
-        let response = req.send().await.map_err(TwilioError::from_reqwest)?;
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(TwilioError::Api {
-                status: response.status().as_u16(),
-                code: None,
-                message: "media could not be fetched".into(),
-                retry_after: None,
-            })
-        }
+    /// Fetches a media file under the client's [`MediaPolicy`].
+    pub async fn fetch_media(&self, url: &str) -> Result<reqwest::Response, MediaError> {
+        self.media.fetch(url).await
+    }
+
+    /// Where media may come from: Twilio's hosts (the default), or any public address.
+    pub fn with_media_policy(mut self, policy: MediaPolicy) -> Self {
+        self.media = MediaFetcher::new(
+            policy,
+            &self.api_url,
+            &self.account_sid,
+            self.auth_token.clone(),
+        );
+        self
     }
 }
 

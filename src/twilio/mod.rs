@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod errors;
+pub mod media;
 pub mod signature;
 pub mod simulator;
 

@@ -1,13 +1,13 @@
 //! `X-Twilio-Signature`: HMAC-SHA1 over the URL followed by every POST parameter, sorted by
 //! name (and values of a repeated name sorted too), then base64 — as Twilio's helper
-//! libraries compute it, including their tolerance of an explicit or missing default port.
+//! libraries compute it and accept it: over the URL as written, without its port, or with
+//! the default port.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
-use url::Url;
 
 /// The signature Twilio sends for `url` and `params`.
 pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
@@ -23,38 +23,42 @@ pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String 
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// Whether `signature` is valid for `url` as written, with its default port removed, or
-/// with it added (Twilio signs whichever form the number's webhook URL was saved in).
+/// Whether `signature` is valid for `url` as written, with its port removed (any port:
+/// Twilio drops the port of some https callbacks), or with the scheme's default port added
+/// when it has none — the URLs Twilio's helper libraries accept.
 pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
-    let candidates = url_variants(url);
-    candidates.iter().any(|u| {
+    url_variants(url).iter().any(|u| {
         let expected = sign(auth_token, u, params);
         bool::from(expected.as_bytes().ct_eq(signature.trim().as_bytes()))
     })
 }
 
+/// `url`, then without its port, then with the default port; rebuilt from the string
+/// itself, since a parsed and reserialised URL may be encoded differently from what Twilio
+/// signed.
 fn url_variants(url: &str) -> Vec<String> {
     let mut out = vec![url.to_owned()];
-    let Ok(parsed) = Url::parse(url) else {
+    let Some((scheme, rest)) = url.split_once("://") else {
         return out;
     };
-    let Some(default) = parsed.port_or_known_default() else {
-        return out;
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return out,
     };
-    // `Url` drops a port equal to the scheme's default, so rebuild both forms by hand.
-    let host = parsed.host_str().unwrap_or_default();
-    let after_host = &url[url.find(host).map_or(0, |i| i + host.len())..];
-    let rest = after_host
-        .strip_prefix(':')
-        .map(|p| p.trim_start_matches(|c: char| c.is_ascii_digit()))
-        .unwrap_or(after_host);
-    let explicit_port = parsed.port();
-    let prefix = &url[..url.find(host).map_or(0, |i| i + host.len())];
-    if explicit_port.is_none() && after_host.starts_with(':') {
-        // The URL spelled out the default port: also try without it.
-        out.push(format!("{prefix}{rest}"));
-    } else if explicit_port.is_none() {
-        out.push(format!("{prefix}:{default}{rest}"));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    // The port follows the last `:` that is after any userinfo and outside IPv6 brackets.
+    let host_start = authority.rfind('@').map_or(0, |i| i + 1);
+    let host_port = &authority[host_start..];
+    let port_at = host_port
+        .rfind(':')
+        .filter(|&i| !host_port[i..].contains(']'))
+        .filter(|&i| host_port[i + 1..].bytes().all(|b| b.is_ascii_digit()));
+    let head = &authority[..host_start];
+    match port_at {
+        Some(i) => out.push(format!("{scheme}://{head}{}{tail}", &host_port[..i])),
+        None => out.push(format!("{scheme}://{authority}:{default_port}{tail}")),
     }
     out
 }
@@ -115,6 +119,68 @@ mod tests {
         let http = "http://mycompany.com/myapp.php?foo=1&bar=2";
         let sig80 = sign("12345", "http://mycompany.com:80/myapp.php?foo=1&bar=2", &p);
         assert!(verify("12345", http, &p, &sig80));
+    }
+
+    /// twilio-python's `tests/unit/test_request_validator.py`: the same token, URL and
+    /// parameters as above, with a port in the URL.
+    #[test]
+    fn accepts_twilio_python_vectors_for_urls_with_ports() {
+        let p = params();
+        // test_validation_removes_port_on_https: signed without the port.
+        assert!(verify(
+            "12345",
+            "https://mycompany.com:1234/myapp.php?foo=1&bar=2",
+            &p,
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        ));
+        // test_validation_removes_port_on_http: signed over the URL with its port.
+        assert!(verify(
+            "12345",
+            "http://mycompany.com:1234/myapp.php?foo=1&bar=2",
+            &p,
+            "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="
+        ));
+        // test_validation_adds_port_on_https / _on_http: signed with the default port.
+        assert!(verify("12345", URL, &p, "kvajT1Ptam85bY51eRf/AJRuM3w="));
+        assert!(verify(
+            "12345",
+            "http://mycompany.com/myapp.php?foo=1&bar=2",
+            &p,
+            "0ZXoZLH/DfblKGATFgpif+LLRf4="
+        ));
+        // A port other than the configured one is still another URL.
+        let other_port = sign(
+            "12345",
+            "https://mycompany.com:8443/myapp.php?foo=1&bar=2",
+            &p,
+        );
+        assert!(!verify(
+            "12345",
+            "https://mycompany.com:1234/myapp.php?foo=1&bar=2",
+            &p,
+            &other_port
+        ));
+    }
+
+    #[test]
+    fn url_variants_touch_only_the_port() {
+        assert_eq!(
+            url_variants("https://h.io:8443/a:1/b?c=d:2"),
+            ["https://h.io:8443/a:1/b?c=d:2", "https://h.io/a:1/b?c=d:2"]
+        );
+        assert_eq!(
+            url_variants("https://h.io?x=1"),
+            ["https://h.io?x=1", "https://h.io:443?x=1"]
+        );
+        assert_eq!(
+            url_variants("http://u:p@[::1]:8080/x"),
+            ["http://u:p@[::1]:8080/x", "http://u:p@[::1]/x"]
+        );
+        assert_eq!(
+            url_variants("http://[::1]/x"),
+            ["http://[::1]/x", "http://[::1]:80/x"]
+        );
+        assert_eq!(url_variants("not a url"), ["not a url"]);
     }
 
     #[test]

@@ -16,12 +16,33 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::new_sid;
 use super::signature::sign;
 
 /// How many sent messages the simulator remembers for the Messages list.
 const MEMORY: usize = 10_000;
+
+/// An inbound webhook answered with a 5xx, or not at all, is retried as Twilio would: with
+/// growing gaps, for about ten minutes.
+const RETRY_FOR: Duration = Duration::from_secs(10 * 60);
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY_GAP: Duration = Duration::from_secs(60);
+
+/// What became of an inbound webhook's first attempt.
+#[derive(Clone, Copy, Debug)]
+pub struct Delivery {
+    /// The status our webhook answered, if it answered.
+    pub status: Option<u16>,
+    /// Whether it is being retried in the background.
+    pub retrying: bool,
+}
+
+fn worth_retrying(outcome: &Result<u16, String>) -> bool {
+    outcome.as_ref().map_or(true, |status| *status >= 500)
+}
 
 #[derive(Clone, Debug)]
 struct Sent {
@@ -38,6 +59,7 @@ pub struct Simulator {
     pub auth_token: String,
     http: reqwest::Client,
     sent: Mutex<VecDeque<Sent>>,
+    retries: TaskTracker,
     /// Delay before the `sent` and the final callback.
     pub timings: (Duration, Duration),
 }
@@ -52,6 +74,7 @@ impl Simulator {
                 .build()
                 .expect("the TLS backend is compiled in"),
             sent: Mutex::new(VecDeque::new()),
+            retries: TaskTracker::new(),
             timings: (Duration::from_millis(500), Duration::from_millis(1500)),
         }
     }
@@ -69,6 +92,57 @@ impl Simulator {
             .await
             .map_err(|e| e.to_string())?;
         Ok(response.status().as_u16())
+    }
+
+    /// Posts a signed inbound webhook to `url`; if it fails with a 5xx or no answer, keeps
+    /// retrying in the background until it is answered otherwise, about ten minutes pass,
+    /// or `shutdown` is cancelled.
+    pub async fn deliver(
+        self: &Arc<Self>,
+        url: String,
+        params: Vec<(String, String)>,
+        shutdown: CancellationToken,
+    ) -> Delivery {
+        let first = self.post_signed(&url, &params).await;
+        let retrying = worth_retrying(&first);
+        if retrying {
+            tracing::warn!(outcome = ?first, "simulator: inbound webhook failed; retrying as Twilio would");
+            let sim = self.clone();
+            self.retries
+                .spawn(async move { sim.retry(&url, &params, shutdown).await });
+        }
+        Delivery {
+            status: first.ok(),
+            retrying,
+        }
+    }
+
+    async fn retry(&self, url: &str, params: &[(String, String)], shutdown: CancellationToken) {
+        let give_up = tokio::time::Instant::now() + RETRY_FOR;
+        let mut gap = FIRST_RETRY;
+        loop {
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                o = async {
+                    tokio::time::sleep(gap).await;
+                    self.post_signed(url, params).await
+                } => o,
+            };
+            if !worth_retrying(&outcome) {
+                tracing::info!(outcome = ?outcome, "simulator: inbound webhook delivered on retry");
+                return;
+            }
+            if tokio::time::Instant::now() + gap >= give_up {
+                tracing::warn!(outcome = ?outcome, "simulator: inbound webhook given up after retrying for 10 minutes");
+                return;
+            }
+            gap = (gap * 2).min(MAX_RETRY_GAP);
+        }
+    }
+
+    /// How many inbound webhooks are being retried.
+    pub fn retrying(&self) -> usize {
+        self.retries.len()
     }
 
     /// The parameters of an inbound message webhook.

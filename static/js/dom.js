@@ -47,3 +47,11 @@ export function setAlert(el, text) {
   el.textContent = text || '';
   el.hidden = !text;
 }
+
+/** A short notice in the corner (`#toasts`) that goes away by itself. */
+export function toast(text, kind = 'info') {
+  const el = h('div', { class: `toast toast-${kind}` }, text);
+  $('#toasts').append(el);
+  setTimeout(() => el.classList.add('leaving'), 4000);
+  setTimeout(() => el.remove(), 4400);
+}

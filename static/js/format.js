@@ -97,3 +97,10 @@ export function messagePreview(m) {
   if (m.direction === 'outbound') text = `You: ${text}`;
   return text;
 }
+
+/** One of six avatar colours, always the same for the same phone number. */
+export function toneFor(s) {
+  let x = 0;
+  for (const ch of String(s)) x = (x * 31 + ch.codePointAt(0)) >>> 0;
+  return x % 6;
+}

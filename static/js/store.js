@@ -1,6 +1,7 @@
 // In-memory state of the inbox: conversations and messages, merged by id (and by clientId for our own
 // optimistic bubbles). Pure logic, no DOM, so it can be tested with node.
 
+/** Contract §7; the same table as Rust's `Status::rank` (both tested against tests/fixtures/status_precedence.json). */
 export const STATUS_RANK = {
   pending: 0,
   accepted: 1,
@@ -13,7 +14,20 @@ export const STATUS_RANK = {
   failed: 4,
   canceled: 4,
   read: 5,
+  received: 4,
 };
+
+export function statusRank(status) {
+  return STATUS_RANK[status] ?? 0;
+}
+
+/** May a status reported later replace the one we hold? Rust's `Status::may_replace`, stated the same way. */
+export function mayReplace(next, current) {
+  return (
+    statusRank(next) > statusRank(current) ||
+    (next === 'delivered' && (current === 'undelivered' || current === 'failed'))
+  );
+}
 
 /** What the page shows for a status: pending (spinner), sent (✓), delivered (✓✓), failed (!), received. */
 export function statusGroup(status) {
@@ -83,12 +97,9 @@ export function shouldApply(existing, incoming) {
   const a = seqOf(existing);
   const b = seqOf(incoming);
   if (a != null && b != null) return b >= a;
-  if (incoming.status == null || existing.status == null) return true;
-  const ra = STATUS_RANK[existing.status] ?? 0;
-  const rb = STATUS_RANK[incoming.status] ?? 0;
-  if (rb !== ra) return rb > ra;
-  if (ra === 4) return incoming.status === existing.status || incoming.status === 'delivered';
-  return true;
+  // The same status again is no status change: its other fields (error text, sid) still merge.
+  if (incoming.status == null || existing.status == null || incoming.status === existing.status) return true;
+  return mayReplace(incoming.status, existing.status);
 }
 
 function normalizeMessage(m) {
@@ -101,26 +112,20 @@ function normalizeMessage(m) {
   return out;
 }
 
+const EARLY_STATUS_LIMIT = 200;
+
 export class Store {
   constructor() {
     this.conversations = new Map(); // id -> Conversation
     this.messages = new Map(); // key -> Message
     this.byConversation = new Map(); // conversationId -> Set<key>
     this.idToKey = new Map(); // message id -> key
+    this.earlyStatus = new Map(); // message id -> a message:status that came before its message
     this.maxSeq = 0;
   }
 
   getMessage(key) {
     return this.messages.get(key);
-  }
-
-  getMessageById(id) {
-    const key = this.idToKey.get(String(id));
-    return key ? this.messages.get(key) : undefined;
-  }
-
-  keyForId(id) {
-    return this.idToKey.get(String(id));
   }
 
   /**
@@ -153,16 +158,30 @@ export class Store {
     const s = seqOf(msg);
     if (s != null && s > this.maxSeq) this.maxSeq = s;
     this.touchConversation(msg);
-    return { key, msg, isNew: !existing, changed: true };
+    const early = msg.id != null && this.earlyStatus.get(msg.id);
+    if (early) {
+      this.earlyStatus.delete(msg.id);
+      this.applyStatus(early);
+    }
+    return { key, msg: this.messages.get(key), isNew: !existing, changed: true };
   }
 
-  /** Apply a `message:status` payload to the message with that id. Returns the result or null. */
+  /**
+   * Apply a `message:status` payload to the message with that id. Returns the result, or null when
+   * the message is not here yet: its `message:new` or the send's answer is still on the way, so the
+   * status is kept (a bounded number of them) and applied when the message arrives.
+   */
   applyStatus(update) {
     if (!update || update.id == null) return null;
-    const key = this.idToKey.get(String(update.id));
-    if (!key) return null;
+    const id = String(update.id);
+    const key = this.idToKey.get(id);
+    if (!key) {
+      this.earlyStatus.set(id, update);
+      if (this.earlyStatus.size > EARLY_STATUS_LIMIT) this.earlyStatus.delete(this.earlyStatus.keys().next().value);
+      return null;
+    }
     const existing = this.messages.get(key);
-    const patch = { ...update, id: String(update.id) };
+    const patch = { ...update, id };
     patch.conversationId = existing.conversationId;
     return this.upsertMessage({ ...existing, ...patch, _local: undefined });
   }

@@ -24,6 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 pub const WAIT: Duration = Duration::from_secs(10);
 /// In fake-Twilio mode the server believes it is reachable here, as behind ngrok.
 pub const PUBLIC_URL: &str = "https://smsdesk.test";
+/// A `PUBLIC_URL` with an explicit port, which Twilio may leave out when it signs.
+pub const PUBLIC_URL_WITH_PORT: &str = "https://smsdesk.test:8443";
 pub const FAKE_ACCOUNT: &str = "ACfeedfacefeedfacefeedfacefeedface";
 pub const FAKE_TOKEN: &str = "fake-auth-token";
 
@@ -45,6 +47,8 @@ pub enum Mode {
     FakeTwilioPaced,
     /// As `FakeTwilio`, but the fake answers only after `FakeTwilio::come_up`.
     TwilioDown,
+    /// As `FakeTwilio`, with [`PUBLIC_URL_WITH_PORT`] as `PUBLIC_URL`.
+    PublicUrlWithPort,
 }
 
 pub fn init_logs() {
@@ -166,6 +170,7 @@ pub struct TestApp {
     pub fake: Option<FakeTwilio>,
     pub store: Arc<dyn smsdesk::store::Store>,
     pub database_url: String,
+    pub simulator: Option<Arc<smsdesk::twilio::simulator::Simulator>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -181,9 +186,10 @@ impl TestApp {
     /// Starts the real server on a random port against `database_url`.
     pub async fn spawn(database_url: &str, mode: Mode) -> Self {
         let fake = match mode {
-            Mode::FakeTwilio | Mode::FakeTwilioLocal | Mode::FakeTwilioPaced => {
-                Some(FakeTwilio::start().await)
-            }
+            Mode::FakeTwilio
+            | Mode::FakeTwilioLocal
+            | Mode::FakeTwilioPaced
+            | Mode::PublicUrlWithPort => Some(FakeTwilio::start().await),
             Mode::TwilioDown => Some(FakeTwilio::reserve()),
             Mode::Simulator => None,
         };
@@ -195,8 +201,14 @@ impl TestApp {
             env.insert("TWILIO_ACCOUNT_SID", FAKE_ACCOUNT.into());
             env.insert("TWILIO_AUTH_TOKEN", FAKE_TOKEN.into());
             env.insert("TWILIO_API_BASE", f.url.clone());
-            if mode != Mode::FakeTwilioLocal {
-                env.insert("PUBLIC_URL", PUBLIC_URL.into());
+            match mode {
+                Mode::FakeTwilioLocal => {}
+                Mode::PublicUrlWithPort => {
+                    env.insert("PUBLIC_URL", PUBLIC_URL_WITH_PORT.into());
+                }
+                _ => {
+                    env.insert("PUBLIC_URL", PUBLIC_URL.into());
+                }
             }
             if mode == Mode::FakeTwilioPaced {
                 env.insert("SEND_RATE_PER_NUMBER", "5".into());
@@ -210,6 +222,7 @@ impl TestApp {
         let addr = format!("http://127.0.0.1:{port}");
         let twilio_token = server.state().twilio.auth_token().to_owned();
         let store = server.state().store.clone();
+        let simulator = server.state().simulator.clone();
         if let Some(f) = &fake {
             let _ = f.state.app_addr.set(addr.clone());
         }
@@ -230,6 +243,7 @@ impl TestApp {
             fake,
             store,
             database_url: database_url.to_owned(),
+            simulator,
             shutdown: Some(tx),
             server: Some(handle),
         }
@@ -610,6 +624,7 @@ pub struct FakeState {
     script: Mutex<VecDeque<Script>>,
     pub app_addr: OnceLock<String>,
     media: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    redirects: Mutex<HashMap<String, String>>,
 }
 
 pub struct FakeTwilio {
@@ -645,6 +660,7 @@ impl FakeTwilio {
                 post(fake_create).get(fake_list),
             )
             .route("/media/{name}", get(fake_media))
+            .route("/redirect/{name}", get(fake_redirect))
             .with_state(self.state.clone());
         let addr = self.url.trim_start_matches("http://").to_owned();
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -664,7 +680,8 @@ impl FakeTwilio {
         self.state.accepted.lock().unwrap().len()
     }
 
-    /// Serves `bytes` at a URL that demands the account's credentials, like Twilio's media.
+    /// Serves `bytes` at a URL that demands the account's credentials, like Twilio's media;
+    /// an empty `content_type` sends none.
     pub fn media_url(&self, name: &str, content_type: &str, bytes: &[u8]) -> String {
         self.state
             .media
@@ -672,6 +689,17 @@ impl FakeTwilio {
             .unwrap()
             .insert(name.into(), (content_type.into(), bytes.to_vec()));
         format!("{}/media/{name}", self.url)
+    }
+
+    /// A URL that demands the account's credentials and redirects to `location`, as
+    /// Twilio's media URLs redirect to its CDN.
+    pub fn redirect_url(&self, name: &str, location: &str) -> String {
+        self.state
+            .redirects
+            .lock()
+            .unwrap()
+            .insert(name.into(), location.into());
+        format!("{}/redirect/{name}", self.url)
     }
 }
 
@@ -839,8 +867,29 @@ async fn fake_media(
     if !basic_ok(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    match state.media.lock().unwrap().get(&name) {
-        Some((ct, bytes)) => ([("content-type", ct.clone())], bytes.clone()).into_response(),
+    let Some((ct, bytes)) = state.media.lock().unwrap().get(&name).cloned() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = bytes.into_response();
+    response.headers_mut().remove("content-type");
+    if !ct.is_empty() {
+        response
+            .headers_mut()
+            .insert("content-type", ct.parse().unwrap());
+    }
+    response
+}
+
+async fn fake_redirect(
+    State(state): State<Arc<FakeState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !basic_ok(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match state.redirects.lock().unwrap().get(&name) {
+        Some(location) => (StatusCode::FOUND, [("location", location.clone())]).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

