@@ -1,13 +1,15 @@
-//! Agents' credentials and sessions: argon2 password hashes, server-side session tokens
-//! (cookie or Bearer), the `Origin` rule for cookie-carried mutations, and login throttling.
+//! Agents' credentials and sessions: argon2 password hashes (computed by the bounded
+//! [`PasswordHasher`]), server-side session tokens (cookie or Bearer), the `Origin` rule for
+//! cookie-carried mutations, and login throttling ([`LoginThrottle`]).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod hasher;
+mod throttle;
+
+pub use hasher::{HashError, PasswordHasher};
+pub use throttle::{Attempt, Blocked, LoginThrottle, client_address, describe_wait};
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
@@ -39,6 +41,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// A hash to verify against when the email is unknown, so both cases take as long.
+/// Computed on first use, which blocks: call it where hashing runs.
 pub fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| hash_password("decoy password").unwrap_or_default())
@@ -129,69 +132,6 @@ impl FromRequestParts<AppState> for CurrentAgent {
     }
 }
 
-/// Failed logins per client address: after [`SLOW_AFTER`] failures within the window each
-/// attempt waits a little longer, after [`BLOCK_AFTER`] the address gets `429` until the
-/// window ends.
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    window: Duration,
-}
-
-const SLOW_AFTER: u32 = 3;
-const BLOCK_AFTER: u32 = 10;
-const MAX_TRACKED: usize = 100_000;
-
-pub enum Throttle {
-    Go,
-    Wait(Duration),
-    Blocked,
-}
-
-impl LoginThrottle {
-    pub fn new(window: Duration) -> Self {
-        Self {
-            failures: Mutex::new(HashMap::new()),
-            window,
-        }
-    }
-
-    pub fn check(&self, ip: IpAddr) -> Throttle {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&ip) {
-            Some((n, since)) if since.elapsed() < self.window => {
-                if *n >= BLOCK_AFTER {
-                    Throttle::Blocked
-                } else if *n >= SLOW_AFTER {
-                    Throttle::Wait(Duration::from_millis(250 * u64::from(n - SLOW_AFTER + 1)))
-                } else {
-                    Throttle::Go
-                }
-            }
-            _ => Throttle::Go,
-        }
-    }
-
-    pub fn failed(&self, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED {
-            let window = self.window;
-            map.retain(|_, (_, since)| since.elapsed() < window);
-        }
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= self.window {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    pub fn succeeded(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ip);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,23 +142,6 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a hash"));
-    }
-
-    #[test]
-    fn throttle_slows_then_blocks() {
-        let t = LoginThrottle::new(Duration::from_secs(60));
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert!(matches!(t.check(ip), Throttle::Go));
-        for _ in 0..SLOW_AFTER {
-            t.failed(ip);
-        }
-        assert!(matches!(t.check(ip), Throttle::Wait(_)));
-        for _ in SLOW_AFTER..BLOCK_AFTER {
-            t.failed(ip);
-        }
-        assert!(matches!(t.check(ip), Throttle::Blocked));
-        t.succeeded(ip);
-        assert!(matches!(t.check(ip), Throttle::Go));
     }
 
     #[test]
