@@ -1,15 +1,17 @@
 //! Password hashing and checking with bounded concurrency. argon2 with its default (OWASP)
 //! parameters takes about 19 MiB and tens of milliseconds of a core per call, so calls run
 //! on the blocking pool, at most one per core at a time, and only [`QUEUE`] more may wait
-//! for a turn: a flood gets a quick `503` instead of the server's memory.
+//! for a turn: a flood gets a quick `503` instead of the server's memory. Checks reuse
+//! their working memory, so what a flood leaves behind is one buffer per permit.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use argon2::Block;
 use tokio::sync::Semaphore;
 
-use super::{decoy_hash, hash_password, verify_password};
+use super::{decoy_hash, hash_password, verify_password_in};
 
 /// How many callers may wait for a turn beyond those running.
 pub const QUEUE: usize = 64;
@@ -32,6 +34,12 @@ pub struct PasswordHasher {
     admitted: AtomicUsize,
     running: Arc<AtomicUsize>,
     high_water: Arc<AtomicUsize>,
+    /// argon2's working memory (~19 MiB each), kept between checks.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A caller's place among the admitted ones.
@@ -53,6 +61,7 @@ impl PasswordHasher {
             admitted: AtomicUsize::new(0),
             running: Arc::new(AtomicUsize::new(0)),
             high_water: Arc::new(AtomicUsize::new(0)),
+            memory: Arc::default(),
         }
     }
 
@@ -81,9 +90,14 @@ impl PasswordHasher {
     /// Checks `password` against `hash`, or against a decoy when there is none (an unknown
     /// email), so both take as long.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, HashError> {
-        self.run(move || match hash {
-            Some(hash) => verify_password(&password, &hash),
-            None => verify_password(&password, decoy_hash()),
+        let memory = self.memory.clone();
+        self.run(move || {
+            // Each running check holds one buffer, so there are never more than permits.
+            let mut blocks = lock(&memory).pop().unwrap_or_default();
+            let hash = hash.as_deref().unwrap_or_else(|| decoy_hash());
+            let ok = verify_password_in(&mut blocks, &password, hash);
+            lock(&memory).push(blocks);
+            ok
         })
         .await
     }
