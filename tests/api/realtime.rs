@@ -205,7 +205,8 @@ async fn expired_sessions_disconnect_their_sockets(app: TestApp) {
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let (token, hash) = smsdesk::auth::new_token();
     let id = smsdesk::model::Id(alice.id.parse().unwrap());
-    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    // Whole milliseconds, as the server stores times.
+    let soon = smsdesk::model::now() + chrono::Duration::milliseconds(1500);
     app.store.create_session(&hash, id, soon).await.unwrap();
     let short = crate::helpers::Agent {
         id: alice.id.clone(),
