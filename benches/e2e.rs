@@ -152,6 +152,10 @@ async fn main() {
         .env("TWILIO_AUTH_TOKEN", TOKEN)
         .env("TWILIO_API_BASE", "http://127.0.0.1:9")
         .env("RUST_LOG", "warn")
+        .env(
+            "MAX_SOCKETS_PER_AGENT",
+            sockets.div_ceil(agents).to_string(),
+        )
         .stdout(Stdio::null())
         .spawn()
         .expect("start the server");

@@ -12,10 +12,9 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{
-    self, CurrentAgent, LoginThrottle, SESSION_DAYS, Throttle, clear_cookie, request_token,
-    session_cookie, token_hash, verify_password,
+    self, CurrentAgent, SESSION_DAYS, clear_cookie, request_token, session_cookie, token_hash,
 };
-use crate::error::{AppError, AppResult, Json, Query};
+use crate::error::{AppError, AppResult, Json, PASSWORDS_BUSY, Query};
 use crate::model::{Agent, Conversation, Id, now};
 use crate::realtime;
 use crate::sms::{normalize_phone, segments};
@@ -145,15 +144,32 @@ pub async fn setup(
         return Err(AppError::NotFound("setup token"));
     }
     let new = validate_agent(&body.email, &body.name, &body.password, &body.numbers)?;
-    let hash = auth::hash_password(&body.password).map_err(AppError::Internal)?;
-    let agent = state
-        .store
-        .create_agent(&new.email, &new.name, &hash, &new.numbers)
-        .await?
-        .ok_or_else(|| AppError::conflict("email_taken", "an agent with this email exists"))?;
-    state.consume_setup_token();
-    tracing::info!(agent = %agent.id, "first agent created through setup");
-    start_session(&state, agent, StatusCode::CREATED).await
+    // Checked and taken in one step: of concurrent requests, one goes on.
+    if !state.take_setup_token(&body.token) {
+        return Err(AppError::NotFound("setup token"));
+    }
+    let created = async {
+        let hash = state.hasher.hash(body.password).await?;
+        state
+            .store
+            .create_first_agent(&new.email, &new.name, &hash, &new.numbers)
+            .await?
+            .ok_or(AppError::NotFound("setup token"))
+    }
+    .await;
+    match created {
+        Ok(agent) => {
+            tracing::info!(agent = %agent.id, "first agent created through setup");
+            start_session(&state, agent, StatusCode::CREATED).await
+        }
+        // An agent exists (made elsewhere): the token stays dead.
+        Err(e @ AppError::NotFound(_)) => Err(e),
+        // Our failure, not the user's: the link keeps working.
+        Err(e) => {
+            state.restore_setup_token(body.token);
+            Err(e)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -171,38 +187,49 @@ pub async fn login(
     if headers.contains_key(header::ORIGIN) && !auth::origin_allowed(&state, &headers) {
         return Err(AppError::Forbidden("sign in from this site".into()));
     }
-    let ip = peer.ip();
-    let throttle: &LoginThrottle = &state.login_throttle;
-    match throttle.check(ip) {
-        Throttle::Blocked => return Err(AppError::TooManyRequests),
-        Throttle::Wait(d) => tokio::time::sleep(d).await,
-        Throttle::Go => {}
-    }
+    let address = auth::client_address(peer.ip(), &headers, &state.trusted_proxies);
     let email = body.email.trim().to_lowercase();
-    if email.len() > 254 || body.password.len() > 1024 {
-        throttle.failed(ip);
-        return Err(AppError::Unauthorized);
+    let throttle = &state.login_throttle;
+    let attempt = throttle.reserve(address, &email)?;
+    if !attempt.delay.is_zero() {
+        tokio::time::sleep(attempt.delay).await;
     }
-    let found = state.store.agent_by_email(&email).await?;
-    let (agent, hash) = match found {
-        Some((agent, hash)) => (Some(agent), hash),
-        None => (None, auth::decoy_hash().to_owned()),
-    };
-    let password = body.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    match agent.filter(|_| ok) {
-        Some(agent) => {
-            throttle.succeeded(ip);
+    match check_password(&state, &email, body.password).await {
+        Ok(Some(agent)) => {
+            throttle.succeeded(attempt);
             start_session(&state, agent, StatusCode::OK).await
         }
-        None => {
-            throttle.failed(ip);
-            tracing::info!(%ip, "failed login");
+        Ok(None) => {
+            tracing::info!(%address, "failed login");
             Err(AppError::Unauthorized)
         }
+        // The password was not checked: the attempt does not count.
+        Err(e) => {
+            throttle.cancel(attempt);
+            Err(e)
+        }
     }
+}
+
+/// The agent whose email and password these are, if any.
+async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> AppResult<Option<Agent>> {
+    if email.len() > 254 || password.len() > 1024 {
+        return Ok(None);
+    }
+    // Refused before reading the database when the hasher's queue is full anyway.
+    if !state.hasher.has_room() {
+        return Err(AppError::Busy(PASSWORDS_BUSY));
+    }
+    let (agent, hash) = match state.store.agent_by_email(email).await? {
+        Some((agent, hash)) => (Some(agent), Some(hash)),
+        None => (None, None),
+    };
+    let ok = state.hasher.verify(password, hash).await?;
+    Ok(agent.filter(|_| ok))
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
@@ -210,7 +237,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> AppRes
         if from_cookie && !auth::origin_allowed(&state, &headers) {
             return Err(AppError::Forbidden("sign out from this site".into()));
         }
-        state.store.delete_session(&token_hash(&token)).await?;
+        let hash = token_hash(&token);
+        state.store.delete_session(&hash).await?;
+        realtime::end_sessions(&state.io, &[hash]).await;
     }
     Ok((
         StatusCode::NO_CONTENT,

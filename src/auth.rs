@@ -1,19 +1,22 @@
-//! Agents' credentials and sessions: argon2 password hashes, server-side session tokens
-//! (cookie or Bearer), the `Origin` rule for cookie-carried mutations, and login throttling.
+//! Agents' credentials and sessions: argon2 password hashes (computed by the bounded
+//! [`PasswordHasher`]), server-side session tokens (cookie or Bearer), the `Origin` rule for
+//! cookie-carried mutations, and login throttling ([`LoginThrottle`]).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod hasher;
+mod throttle;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+pub use hasher::{HashError, PasswordHasher};
+pub use throttle::{Attempt, Blocked, LoginThrottle, client_address, describe_wait};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::error::AppError;
@@ -31,14 +34,38 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    verify_password_in(&mut Vec::new(), password, hash)
+}
+
+/// [`verify_password`] in the caller's working memory, grown to what the hash's parameters
+/// need and kept for the next call: allocating ~19 MiB per call leaves much of it resident
+/// in the allocator's per-thread arenas.
+pub fn verify_password_in(memory: &mut Vec<Block>, password: &str, hash: &str) -> bool {
+    let mut check = || -> Option<bool> {
+        let hash = PasswordHash::new(hash).ok()?;
+        let (salt, expected) = (hash.salt?, hash.hash?);
+        let algorithm = Algorithm::try_from(hash.algorithm).ok()?;
+        let version = match hash.version {
+            Some(v) => Version::try_from(v).ok()?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&hash).ok()?;
+        let mut salt_bytes = [0u8; 64];
+        let salt = salt.decode_b64(&mut salt_bytes).ok()?;
+        if memory.len() < params.block_count() {
+            memory.resize(params.block_count(), Block::default());
+        }
+        let mut out = vec![0u8; expected.len()];
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..])
+            .ok()?;
+        Some(bool::from(out.ct_eq(expected.as_bytes())))
+    };
+    check().unwrap_or(false)
 }
 
 /// A hash to verify against when the email is unknown, so both cases take as long.
+/// Computed on first use, which blocks: call it where hashing runs.
 pub fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| hash_password("decoy password").unwrap_or_default())
@@ -129,69 +156,6 @@ impl FromRequestParts<AppState> for CurrentAgent {
     }
 }
 
-/// Failed logins per client address: after [`SLOW_AFTER`] failures within the window each
-/// attempt waits a little longer, after [`BLOCK_AFTER`] the address gets `429` until the
-/// window ends.
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    window: Duration,
-}
-
-const SLOW_AFTER: u32 = 3;
-const BLOCK_AFTER: u32 = 10;
-const MAX_TRACKED: usize = 100_000;
-
-pub enum Throttle {
-    Go,
-    Wait(Duration),
-    Blocked,
-}
-
-impl LoginThrottle {
-    pub fn new(window: Duration) -> Self {
-        Self {
-            failures: Mutex::new(HashMap::new()),
-            window,
-        }
-    }
-
-    pub fn check(&self, ip: IpAddr) -> Throttle {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&ip) {
-            Some((n, since)) if since.elapsed() < self.window => {
-                if *n >= BLOCK_AFTER {
-                    Throttle::Blocked
-                } else if *n >= SLOW_AFTER {
-                    Throttle::Wait(Duration::from_millis(250 * u64::from(n - SLOW_AFTER + 1)))
-                } else {
-                    Throttle::Go
-                }
-            }
-            _ => Throttle::Go,
-        }
-    }
-
-    pub fn failed(&self, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_TRACKED {
-            let window = self.window;
-            map.retain(|_, (_, since)| since.elapsed() < window);
-        }
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= self.window {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    pub fn succeeded(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ip);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,23 +166,53 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a hash"));
+        assert!(!verify_password(
+            "x",
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ"
+        ));
     }
 
     #[test]
-    fn throttle_slows_then_blocks() {
-        let t = LoginThrottle::new(Duration::from_secs(60));
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert!(matches!(t.check(ip), Throttle::Go));
-        for _ in 0..SLOW_AFTER {
-            t.failed(ip);
+    fn checking_in_reused_memory_agrees_with_argon2() {
+        use argon2::password_hash::PasswordVerifier;
+        // Other parameters and algorithms than ours, as another tool may have stored them.
+        let small = Params::new(64, 1, 1, None).unwrap();
+        let hashes = [
+            hash_password("correct horse").unwrap(),
+            Argon2::new(Algorithm::Argon2i, Version::V0x10, small.clone())
+                .hash_password(
+                    b"correct horse",
+                    &SaltString::from_b64("c2FsdHNhbHQ").unwrap(),
+                )
+                .unwrap()
+                .to_string(),
+            Argon2::from(Params::new(128, 2, 2, Some(16)).unwrap())
+                .hash_password(
+                    b"correct horse",
+                    &SaltString::from_b64("c2FsdHNhbHQ").unwrap(),
+                )
+                .unwrap()
+                .to_string(),
+        ];
+        let mut memory = Vec::new();
+        for hash in &hashes {
+            let parsed = PasswordHash::new(hash).unwrap();
+            for password in ["correct horse", "correct horsf", ""] {
+                let expected = Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok();
+                assert_eq!(
+                    verify_password_in(&mut memory, password, hash),
+                    expected,
+                    "{password:?} against {hash}"
+                );
+            }
         }
-        assert!(matches!(t.check(ip), Throttle::Wait(_)));
-        for _ in SLOW_AFTER..BLOCK_AFTER {
-            t.failed(ip);
-        }
-        assert!(matches!(t.check(ip), Throttle::Blocked));
-        t.succeeded(ip);
-        assert!(matches!(t.check(ip), Throttle::Go));
+        assert_eq!(
+            memory.len(),
+            Params::DEFAULT.block_count(),
+            "grown once, kept"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -111,6 +112,41 @@ pub enum TwilioMode {
     Simulated,
 }
 
+/// The proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`): addresses or CIDRs.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// A comma-separated list such as `127.0.0.1, ::1, 10.0.0.0/8`; the message names the bad entry.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        raw.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        format!(
+                            "`{entry}` is not an IP address or CIDR (e.g. 127.0.0.1 or 10.0.0.0/8)"
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Sockets an agent may hold at once unless `MAX_SOCKETS_PER_AGENT` says otherwise.
+pub const DEFAULT_MAX_SOCKETS_PER_AGENT: usize = 50;
+/// engine.io sessions that have not yet joined the namespace, at most, at once.
+pub const DEFAULT_MAX_UNCONNECTED_SESSIONS: usize = 10_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -128,6 +164,10 @@ pub struct Settings {
     /// Segments per second per sending number; `None`: no pacing (Twilio queues excess).
     pub send_rate_per_number: Option<f64>,
     pub log_format: LogFormat,
+    pub trusted_proxies: TrustedProxies,
+    pub max_sockets_per_agent: usize,
+    /// Not read from the environment: [`DEFAULT_MAX_UNCONNECTED_SESSIONS`] (tests lower it).
+    pub max_unconnected_sessions: usize,
 }
 
 impl Settings {
@@ -221,6 +261,25 @@ impl Settings {
                     })?,
             ),
         };
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => TrustedProxies::default(),
+            Some(raw) => {
+                TrustedProxies::parse(&raw).map_err(|message| bad("TRUSTED_PROXIES", message))?
+            }
+        };
+        let max_sockets_per_agent = match get("MAX_SOCKETS_PER_AGENT") {
+            None => DEFAULT_MAX_SOCKETS_PER_AGENT,
+            Some(n) => n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "MAX_SOCKETS_PER_AGENT",
+                        format!("`{n}` is not a number of sockets from 1 to 100000"),
+                    )
+                })?,
+        };
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -240,6 +299,9 @@ impl Settings {
             twilio,
             send_rate_per_number,
             log_format,
+            trusted_proxies,
+            max_sockets_per_agent,
+            max_unconnected_sessions: DEFAULT_MAX_UNCONNECTED_SESSIONS,
         })
     }
 }
@@ -311,6 +373,38 @@ mod tests {
         }
         let s = settings(&[("SEND_RATE_PER_NUMBER", "0.5")]).unwrap();
         assert_eq!(s.send_rate_per_number, Some(0.5));
+        for proxies in ["localhost", "10.0.0.0/33", "127.0.0.1, nope", "1.2.3"] {
+            let err = settings(&[("TRUSTED_PROXIES", proxies)]).unwrap_err();
+            assert_eq!(err.var, "TRUSTED_PROXIES", "{proxies}");
+        }
+        for n in ["0", "-1", "many", "100001"] {
+            assert_eq!(
+                settings(&[("MAX_SOCKETS_PER_AGENT", n)]).unwrap_err().var,
+                "MAX_SOCKETS_PER_AGENT"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_limits_have_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.max_sockets_per_agent, 50);
+        assert_eq!(s.max_unconnected_sessions, 10_000);
+        assert!(!s.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        let s = settings(&[("MAX_SOCKETS_PER_AGENT", "200")]).unwrap();
+        assert_eq!(s.max_sockets_per_agent, 200);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_cidrs() {
+        let s = settings(&[("TRUSTED_PROXIES", " 127.0.0.1, ::1 ,10.0.0.0/8,")]).unwrap();
+        let t = &s.trusted_proxies;
+        for yes in ["127.0.0.1", "::1", "10.200.3.4", "::ffff:127.0.0.1"] {
+            assert!(t.contains(yes.parse().unwrap()), "{yes}");
+        }
+        for no in ["127.0.0.2", "11.0.0.1", "::2"] {
+            assert!(!t.contains(no.parse().unwrap()), "{no}");
+        }
     }
 
     #[test]

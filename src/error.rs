@@ -1,11 +1,14 @@
 //! The one error type of the HTTP surface, rendered as the contract's
 //! `{"error": {"code", "message"}}` body with a fitting status.
 
+use std::time::Duration;
+
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::{Blocked, HashError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +30,14 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("too many attempts: wait a minute and try again")]
-    TooManyRequests,
+    /// Too many failed attempts; the message and `Retry-After` give the same wait.
+    #[error("too many failed attempts: try again in {}", crate::auth::describe_wait(*retry_after).1)]
+    TooManyRequests { retry_after: Duration },
     #[error("the database is not answering; try again shortly")]
     Unavailable,
+    /// The server has more of this work than it takes at once (`503` with `Retry-After: 1`).
+    #[error("{0}")]
+    Busy(&'static str),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -59,8 +66,9 @@ impl AppError {
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -75,7 +83,20 @@ impl IntoResponse for AppError {
             _ => {}
         }
         let body = json!({"error": {"code": code, "message": self.to_string()}});
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after } => {
+                Some(crate::auth::describe_wait(*retry_after).0)
+            }
+            Self::Busy(_) => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -84,6 +105,26 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Unavailable(_) => Self::Unavailable,
             StoreError::Other(e) => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<HashError> for AppError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Self::Busy(PASSWORDS_BUSY),
+            HashError::Failed(e) => Self::Internal(e),
+        }
+    }
+}
+
+/// What a client hears when too many passwords are already being checked.
+pub const PASSWORDS_BUSY: &str = "too many sign-ins are being checked; try again in a second";
+
+impl From<Blocked> for AppError {
+    fn from(b: Blocked) -> Self {
+        Self::TooManyRequests {
+            retry_after: b.retry_after,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod model;
 pub mod outbox;
 pub mod pages;
 pub mod realtime;
+pub mod serve;
 pub mod sms;
 pub mod store;
 pub mod text;
@@ -37,9 +38,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::LoginThrottle;
-use crate::config::{Settings, TwilioMode};
-use crate::realtime::TypingStates;
+use crate::auth::{LoginThrottle, PasswordHasher};
+use crate::config::{Settings, TrustedProxies, TwilioMode};
+use crate::realtime::{Connections, TypingStates, UnjoinedSessions};
 use crate::store::Store;
 use crate::twilio::TwilioClient;
 use crate::twilio::simulator::Simulator;
@@ -67,6 +68,11 @@ pub struct Inner {
     pub outbox: Notify,
     pub setup_token: Mutex<Option<String>>,
     pub login_throttle: LoginThrottle,
+    /// Every password hash and check goes through it.
+    pub hasher: PasswordHasher,
+    pub trusted_proxies: TrustedProxies,
+    /// The sockets connected here, per agent and by session expiry.
+    pub connections: Arc<Connections>,
     /// Per-number pacing of sends, when `SEND_RATE_PER_NUMBER` is set.
     pub pacer: Option<outbox::Pacer>,
     pub typing: TypingStates,
@@ -90,6 +96,42 @@ impl AppState {
 
     pub fn consume_setup_token(&self) {
         *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Takes the setup token if `candidate` is it: of concurrent requests, one gets it.
+    pub fn take_setup_token(&self, candidate: &str) -> bool {
+        let mut token = self.setup_token.lock().unwrap_or_else(|p| p.into_inner());
+        let matches = token
+            .as_deref()
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(candidate.as_bytes())));
+        if matches {
+            *token = None;
+        }
+        matches
+    }
+
+    /// Puts a taken token back, when setup failed on our side.
+    pub fn restore_setup_token(&self, token: String) {
+        self.setup_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(token);
+    }
+
+    /// Whether the setup link with `candidate` may still be used: the token matches and no
+    /// agent exists, wherever it was made. Once one does, the token dies.
+    pub async fn setup_open(&self, candidate: &str) -> bool {
+        if !self.setup_token_matches(candidate) {
+            return false;
+        }
+        match self.store.count_agents().await {
+            Ok(0) => true,
+            Ok(_) => {
+                self.consume_setup_token();
+                false
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -251,6 +293,7 @@ impl Server {
             .map(|t| format!("http://localhost:{port}/setup?token={t}"));
 
         let (layer, io) = SocketIo::builder()
+            .connect_timeout(realtime::CONNECT_TIMEOUT)
             .max_payload(64 * 1024)
             .ping_interval(Duration::from_secs(20))
             .ping_timeout(Duration::from_secs(20))
@@ -269,13 +312,21 @@ impl Server {
             status_callbacks,
             outbox: Notify::new(),
             setup_token: Mutex::new(setup_token),
-            login_throttle: LoginThrottle::new(Duration::from_secs(15 * 60)),
+            login_throttle: LoginThrottle::default(),
+            hasher: PasswordHasher::for_this_machine(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            connections: Connections::new(settings.max_sockets_per_agent),
             pacer: settings.send_rate_per_number.map(outbox::Pacer::new),
             typing: TypingStates::default(),
             shutdown: CancellationToken::new(),
         }));
         realtime::attach(&io, state.clone());
-        let router = build_router(state.clone()).layer(layer);
+        // In front of socket.io, so a handshake over the limit never opens a session.
+        let handshakes = axum::middleware::from_fn_with_state(
+            UnjoinedSessions::new(settings.max_unconnected_sessions),
+            realtime::admit_handshakes,
+        );
+        let router = build_router(state.clone()).layer(layer).layer(handshakes);
         let started = Started {
             port,
             public_url,
@@ -329,20 +380,13 @@ impl Server {
             token.cancel();
             io.close().await;
         };
-        let serve = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
         let drained = async {
-            serve.await?;
+            serve::serve(self.listener, self.router, signal).await;
             workers.wait().await;
-            Ok::<_, anyhow::Error>(())
         };
         let token = state.shutdown.clone();
         tokio::select! {
-            r = drained => r?,
+            () = drained => {}
             _ = async { token.cancelled().await; tokio::time::sleep(Duration::from_secs(10)).await } => {
                 tracing::warn!("shutdown took over 10 s; stopping anyway");
             }

@@ -71,13 +71,26 @@ pub async fn worker(state: AppState) {
 }
 
 /// Every 30 s: logs the queue's depth and oldest pending age while it is not empty, and
-/// prunes what has expired.
+/// prunes what has expired. Also wakes when the first session with a socket here expires,
+/// to end it and disconnect its sockets at once.
 pub async fn housekeeping(state: AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(30));
     loop {
+        let next_expiry = state.connections.next_expiry();
+        let until_expiry = async {
+            match next_expiry {
+                Some(t) => tokio::time::sleep((t - Utc::now()).to_std().unwrap_or_default()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = every.tick() => {}
-            _ = state.shutdown.cancelled() => return,
+            () = until_expiry => {
+                realtime::end_expired_sessions(&state).await;
+                continue;
+            }
+            () = state.connections.expiries_changed.notified() => continue,
+            () = state.shutdown.cancelled() => return,
         }
         if let Ok(stats) = state.store.queue_stats().await
             && stats.depth > 0
@@ -85,9 +98,10 @@ pub async fn housekeeping(state: AppState) {
             let oldest = stats.oldest.map(|t| (Utc::now() - t).num_seconds().max(0));
             tracing::info!(depth = stats.depth, oldest_pending_seconds = ?oldest, "sending queue");
         }
+        realtime::end_expired_sessions(&state).await;
         match state.store.prune().await {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "pruned expired sessions and stale statuses"),
+            Ok(n) => tracing::debug!(rows = n, "pruned stale statuses"),
             Err(e) => tracing::debug!(error = %e, "pruning skipped"),
         }
     }

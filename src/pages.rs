@@ -102,7 +102,7 @@ pub struct SetupQuery {
 
 pub async fn setup(State(state): State<AppState>, Query(q): Query<SetupQuery>) -> Response {
     match q.token {
-        Some(t) if state.setup_token_matches(&t) => page("setup.html"),
+        Some(t) if state.setup_open(&t).await => page("setup.html"),
         _ => (
             StatusCode::NOT_FOUND,
             "This setup link is not valid (wrong, used, or from an earlier run).",

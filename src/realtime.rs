@@ -1,15 +1,27 @@
 //! socket.io on the same port: handshakes authenticated by session (cookie from one of our
-//! origins, or `auth: {token}`), one server-chosen room per agent, the events we push, and
-//! the typing relay.
+//! origins, or `auth: {token}`), server-chosen rooms (one per agent, one per session), the
+//! events we push, and the typing relay with its rate limits. What clients may hold (sockets
+//! per agent, engine.io sessions not yet in the namespace) is counted in `connections`.
+//!
+//! Ending a session (logout, expiry) is `io.to(session_room).disconnect()`: whoever ends a
+//! session only has to say which one.
 
-use std::collections::HashMap;
+mod connections;
+
+pub use connections::{Connections, UnjoinedSessions, admit_handshakes};
+
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -19,18 +31,35 @@ use crate::auth::{cookie_token, origin_allowed, token_hash};
 use crate::model::{Conversation, Id, Message, TypingEvent};
 use crate::store::StoreError;
 
+use self::connections::Unjoined;
+
 /// A typing state that is not renewed within this time ends by itself.
 const TYPING_TTL: Duration = Duration::from_secs(6);
+/// `typing: true` is relayed at most once per this time per agent and conversation.
+const TYPING_INTERVAL: Duration = Duration::from_millis(500);
+/// And at most this many times a second per agent, whatever the conversations: each relay
+/// reads the database.
+const TYPING_PER_AGENT_PER_SECOND: usize = 10;
+/// engine.io sessions that have not joined the namespace are closed after this.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn room(agent: Id) -> String {
     format!("user:{}", agent.0)
 }
 
-/// What a connected socket remembers: who it is.
+/// The room of one session's sockets. Named after a digest of the token's hash, so room
+/// names (which may be logged) show neither the token nor the database key.
+pub fn session_room(token_hash: &str) -> String {
+    let digest = Sha256::digest(format!("session room {token_hash}"));
+    format!("session:{}", URL_SAFE_NO_PAD.encode(&digest[..12]))
+}
+
+/// What a connected socket remembers: who it is, and for which session.
 #[derive(Clone)]
 struct SocketAgent {
     id: Id,
     name: Arc<str>,
+    token_hash: Arc<str>,
 }
 
 /// Why a handshake was refused; the client sees exactly this text as `err.message`.
@@ -50,6 +79,12 @@ pub fn attach(io: &SocketIo, state: AppState) {
         authenticate(&for_auth, &s, auth.ok()).await
     };
     let on_connect = async move |s: SocketRef, Extension(agent): Extension<SocketAgent>| {
+        // A session ended while this socket was between its check and joining the
+        // namespace was missed by the disconnect; look once more now that it is in.
+        if let Ok(None) = state.store.session(&agent.token_hash).await {
+            s.disconnect().ok();
+            return;
+        }
         tracing::info!(
             "[Socket.io] ✅ {} connected, joined {}",
             agent.name,
@@ -92,14 +127,29 @@ async fn authenticate(state: &AppState, s: &SocketRef, auth: Option<Value>) -> R
             token
         }
     };
-    match state.store.session_agent(&token_hash(&token)).await {
-        Ok(Some(agent)) => {
+    let hash = token_hash(&token);
+    match state.store.session(&hash).await {
+        Ok(Some(session)) => {
+            let agent = session.agent;
+            let session_room = session_room(&hash);
+            let place = state
+                .connections
+                .take(agent.id, session_room.as_str().into(), session.expires_at)
+                .ok_or_else(|| {
+                    tracing::warn!(agent = %agent.id, "[Socket.io] refused a socket over MAX_SOCKETS_PER_AGENT");
+                    Refusal("too_many_connections")
+                })?;
             // Joined before the client hears it is connected, so no event falls in between.
-            s.join(room(agent.id));
+            s.join([room(agent.id), session_room]);
             s.extensions.insert(SocketAgent {
                 id: agent.id,
                 name: agent.name.into(),
+                token_hash: hash.into(),
             });
+            s.extensions.insert(Arc::new(place));
+            if let Some(pending) = s.req_parts().extensions.get::<Unjoined>() {
+                pending.joined();
+            }
             Ok(())
         }
         Ok(None) => Err(Refusal("unauthorized")),
@@ -109,6 +159,50 @@ async fn authenticate(state: &AppState, s: &SocketRef, auth: Option<Value>) -> R
             Err(Refusal("unavailable"))
         }
     }
+}
+
+/// Ends sessions: disconnects every socket opened with them, at once. The sessions
+/// themselves are already deleted.
+pub async fn end_sessions(io: &SocketIo, token_hashes: &[String]) {
+    let rooms: Vec<String> = token_hashes.iter().map(|h| session_room(h)).collect();
+    disconnect_rooms(io, rooms).await;
+}
+
+async fn disconnect_rooms(io: &SocketIo, rooms: Vec<String>) {
+    if rooms.is_empty() {
+        return;
+    }
+    let sessions = rooms.len();
+    match io.to(rooms).disconnect().await {
+        Ok(()) => tracing::debug!(
+            sessions,
+            "[Socket.io] disconnected the sockets of ended sessions"
+        ),
+        Err(e) => tracing::warn!(error = %e, "[Socket.io] could not disconnect ended sessions"),
+    }
+}
+
+/// Ends the sessions that have expired: deletes them, and disconnects their sockets (also
+/// those whose session another process deleted first).
+pub async fn end_expired_sessions(state: &AppState) {
+    let mut rooms: Vec<String> = state
+        .connections
+        .take_expired(Utc::now())
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    match state.store.end_expired_sessions().await {
+        Ok(hashes) => {
+            if !hashes.is_empty() {
+                tracing::debug!(sessions = hashes.len(), "expired sessions ended");
+            }
+            rooms.extend(hashes.iter().map(|h| session_room(h)));
+        }
+        Err(e) => tracing::debug!(error = %e, "expired sessions not deleted this time"),
+    }
+    rooms.sort();
+    rooms.dedup();
+    disconnect_rooms(&state.io, rooms).await;
 }
 
 /// Pushes `payload` to every agent in `audience`. Never fails: a client that misses it
@@ -167,57 +261,124 @@ struct TypingIn {
     is_typing: bool,
 }
 
-/// Who is typing where, with a generation number so an expiry only ends the state it saw.
+/// Who is typing where (with a generation number, so an expiry only ends the state it
+/// saw), and how often each agent's typing was relayed lately.
 #[derive(Default)]
 pub struct TypingStates {
     generation: AtomicU64,
-    active: Mutex<HashMap<(Id, Id), u64>>,
+    state: Mutex<Typing>,
 }
 
+#[derive(Default)]
+struct Typing {
+    /// (conversation, agent) → generation of the state being shown.
+    active: HashMap<(Id, Id), u64>,
+    /// Per agent: the `true`s relayed in the last second, oldest first.
+    recent: HashMap<Id, VecDeque<(Id, Instant)>>,
+}
+
+/// What becomes of a typing event.
+#[derive(Debug, PartialEq, Eq)]
+enum Relay {
+    /// Relay `true`; the state it starts has this generation.
+    Start(u64),
+    /// Relay `false`.
+    Stop,
+}
+
+impl TypingStates {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Typing> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a typing event of `agent` in `conversation` is relayed. A `false` that ends a
+    /// state being shown always is; anything else at most once per [`TYPING_INTERVAL`] per
+    /// conversation, and [`TYPING_PER_AGENT_PER_SECOND`] times in all.
+    fn admit(&self, conversation: Id, agent: Id, is_typing: bool, now: Instant) -> Option<Relay> {
+        let mut typing = self.lock();
+        if !is_typing && typing.active.remove(&(conversation, agent)).is_some() {
+            return Some(Relay::Stop);
+        }
+        let recent = typing.recent.entry(agent).or_default();
+        while recent
+            .front()
+            .is_some_and(|(_, at)| now.duration_since(*at) >= Duration::from_secs(1))
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= TYPING_PER_AGENT_PER_SECOND
+            || recent
+                .iter()
+                .any(|(c, at)| *c == conversation && now.duration_since(*at) < TYPING_INTERVAL)
+        {
+            return None;
+        }
+        recent.push_back((conversation, now));
+        if typing.recent.len() > 1024 {
+            typing.recent.retain(|_, r| {
+                r.back()
+                    .is_some_and(|(_, at)| now.duration_since(*at) < Duration::from_secs(1))
+            });
+        }
+        if !is_typing {
+            return Some(Relay::Stop);
+        }
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        typing.active.insert((conversation, agent), generation);
+        Some(Relay::Start(generation))
+    }
+
+    /// Ends the state if it is still `generation`; whether it did.
+    fn expire(&self, conversation: Id, agent: Id, generation: u64) -> bool {
+        let mut typing = self.lock();
+        let key = (conversation, agent);
+        let current = typing.active.get(&key) == Some(&generation);
+        if current {
+            typing.active.remove(&key);
+        }
+        current
+    }
+}
+
+/// Relays a typing event to the conversation's other agents. The rate limits come first,
+/// so a flood costs no database query.
 async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
-    let audience = match state.store.audience(data.conversation_id).await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::debug!(error = %e, "typing not relayed");
-            return;
+    let conversation = data.conversation_id;
+    let Some(relay) = state
+        .typing
+        .admit(conversation, agent.id, data.is_typing, Instant::now())
+    else {
+        return;
+    };
+    let forget = || {
+        if let Relay::Start(generation) = relay {
+            state.typing.expire(conversation, agent.id, generation);
         }
     };
-    if !audience.contains(&agent.id) {
-        return;
-    }
+    let audience = match state.store.audience(conversation).await {
+        Ok(a) if a.contains(&agent.id) => a,
+        Ok(_) => return forget(),
+        Err(e) => {
+            tracing::debug!(error = %e, "typing not relayed");
+            return forget();
+        }
+    };
     let others: Vec<Id> = audience.into_iter().filter(|a| *a != agent.id).collect();
-    let key = (data.conversation_id, agent.id);
     let event = TypingEvent {
-        conversation_id: data.conversation_id,
+        conversation_id: conversation,
         agent_id: agent.id,
         agent_name: agent.name.to_string(),
         is_typing: data.is_typing,
     };
-    let typing = &state.typing;
-    if data.is_typing {
-        let generation = typing.generation.fetch_add(1, Ordering::Relaxed);
-        typing
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, generation);
-        emit(&state.io, &others, "typing", "typing", &event).await;
+    emit(&state.io, &others, "typing", "typing", &event).await;
+    if let Relay::Start(generation) = relay {
         let state = state.clone();
         tokio::spawn(async move {
             tokio::time::sleep(TYPING_TTL).await;
-            let expired = {
-                let mut active = state
-                    .typing
-                    .active
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                let expired = active.get(&key) == Some(&generation);
-                if expired {
-                    active.remove(&key);
-                }
-                expired
-            };
-            if expired {
+            if state
+                .typing
+                .expire(conversation, event.agent_id, generation)
+            {
                 let stopped = TypingEvent {
                     is_typing: false,
                     ..event
@@ -225,12 +386,87 @@ async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
                 emit(&state.io, &others, "typing", "typing", &stopped).await;
             }
         });
-    } else {
-        typing
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
-        emit(&state.io, &others, "typing", "typing", &event).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typing_is_relayed_twice_a_second_per_conversation() {
+        let t = TypingStates::default();
+        let (c, d, a) = (Id(1), Id(2), Id(7));
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert!(matches!(t.admit(c, a, true, t0), Some(Relay::Start(_))));
+        assert_eq!(t.admit(c, a, true, ms(499)), None);
+        assert!(
+            t.admit(d, a, true, ms(499)).is_some(),
+            "another conversation"
+        );
+        assert!(t.admit(c, Id(8), true, t0).is_some(), "another agent");
+        assert!(t.admit(c, a, true, ms(500)).is_some());
+    }
+
+    #[test]
+    fn an_agent_relays_at_most_ten_a_second_in_all() {
+        let t = TypingStates::default();
+        let t0 = Instant::now();
+        let allowed = (0..50)
+            .filter(|i| t.admit(Id(*i), Id(7), true, t0).is_some())
+            .count();
+        assert_eq!(allowed, TYPING_PER_AGENT_PER_SECOND);
+        assert!(
+            t.admit(Id(99), Id(7), true, t0 + Duration::from_secs(1))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn false_that_ends_a_shown_state_is_always_relayed() {
+        let t = TypingStates::default();
+        let (c, a) = (Id(1), Id(7));
+        let t0 = Instant::now();
+        let Some(Relay::Start(g)) = t.admit(c, a, true, t0) else {
+            panic!("the first true is relayed")
+        };
+        assert_eq!(
+            t.admit(c, a, false, t0),
+            Some(Relay::Stop),
+            "right after the true"
+        );
+        assert!(!t.expire(c, a, g), "already ended");
+        // Other falses are limited like trues.
+        assert_eq!(t.admit(c, a, false, t0), None);
+        assert_eq!(
+            t.admit(c, a, false, t0 + TYPING_INTERVAL),
+            Some(Relay::Stop)
+        );
+    }
+
+    #[test]
+    fn an_expiry_ends_only_the_state_it_saw() {
+        let t = TypingStates::default();
+        let (c, a) = (Id(1), Id(7));
+        let t0 = Instant::now();
+        let Some(Relay::Start(old)) = t.admit(c, a, true, t0) else {
+            panic!("relayed")
+        };
+        let Some(Relay::Start(new)) = t.admit(c, a, true, t0 + TYPING_INTERVAL) else {
+            panic!("relayed")
+        };
+        assert!(!t.expire(c, a, old), "renewed since");
+        assert!(t.expire(c, a, new));
+    }
+
+    #[test]
+    fn session_rooms_hide_the_token_hash() {
+        let hash = token_hash("a token");
+        let room = session_room(&hash);
+        assert!(room.starts_with("session:"));
+        assert!(!room.contains(&hash) && !room.contains("a token"));
+        assert_eq!(room, session_room(&hash));
+        assert_ne!(room, session_room(&token_hash("another token")));
     }
 }

@@ -235,6 +235,8 @@ fn bad_configuration_stops_with_one_line_naming_the_variable() {
         ("DATABASE_URL", "mysql://db/app"),
         ("PUBLIC_URL", "not a url"),
         ("TWILIO_ACCOUNT_SID", "AC123"),
+        ("TRUSTED_PROXIES", "localhost"),
+        ("MAX_SOCKETS_PER_AGENT", "0"),
     ] {
         let out = smsdesk(dir.path()).env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}={value} must not start");

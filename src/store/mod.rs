@@ -226,6 +226,13 @@ pub struct SendJob {
     pub last_error: Option<String>,
 }
 
+/// A signed-in session: whose it is, and until when.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub agent: Agent,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
     pub limit: i64,
@@ -253,6 +260,15 @@ pub trait Store: Send + Sync + 'static {
         password_hash: &str,
         numbers: &[String],
     ) -> StoreResult<Option<Agent>>;
+    /// The first agent, made by the setup link: `None` when any agent exists, whoever made
+    /// it (this process, the CLI, another instance), decided in the write itself.
+    async fn create_first_agent(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        numbers: &[String],
+    ) -> StoreResult<Option<Agent>>;
     async fn agent_by_email(&self, email: &str) -> StoreResult<Option<(Agent, String)>>;
     async fn list_agents(&self) -> StoreResult<Vec<Agent>>;
     async fn change_numbers(
@@ -267,8 +283,14 @@ pub trait Store: Send + Sync + 'static {
         agent: Id,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
-    async fn session_agent(&self, token_hash: &str) -> StoreResult<Option<Agent>>;
+    /// The session with this token hash, if it has not expired.
+    async fn session(&self, token_hash: &str) -> StoreResult<Option<Session>>;
+    async fn session_agent(&self, token_hash: &str) -> StoreResult<Option<Agent>> {
+        Ok(self.session(token_hash).await?.map(|s| s.agent))
+    }
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+    /// Deletes the sessions that have expired; their token hashes.
+    async fn end_expired_sessions(&self) -> StoreResult<Vec<String>>;
 
     // Reading.
     async fn list_conversations(
@@ -328,8 +350,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Puts a claimed message back without counting the claim as an attempt.
     async fn defer(&self, claim: Claim, at: DateTime<Utc>) -> StoreResult<bool>;
-    /// Deletes expired sessions, and early statuses whose message never showed up (kept
-    /// a day: Twilio's callbacks for messages sent elsewhere land there too).
+    /// Deletes early statuses whose message never showed up (kept a day: Twilio's
+    /// callbacks for messages sent elsewhere land there too).
     async fn prune(&self) -> StoreResult<u64>;
     /// Whether a message with this Twilio sid is stored.
     async fn has_sid(&self, sid: &str) -> StoreResult<bool>;
@@ -533,6 +555,13 @@ struct AgentRow {
     name: String,
     password_hash: String,
     numbers: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    agent: AgentRow,
+    expires_at: DateTime<Utc>,
 }
 
 impl AgentRow {

@@ -38,12 +38,16 @@ macro_rules! conversation_select {
 
 macro_rules! agent_select {
     ($agg:literal) => {
+        agent_select!($agg, "")
+    };
+    ($agg:literal, $more_columns:literal) => {
         concat!(
             "SELECT a.id, a.email, a.name, a.password_hash, \
              (SELECT ",
             $agg,
-            "(n.number, ',') FROM agent_numbers n WHERE n.agent_id = a.id) AS numbers \
-             FROM agents a "
+            "(n.number, ',') FROM agent_numbers n WHERE n.agent_id = a.id) AS numbers",
+            $more_columns,
+            " FROM agents a "
         )
     };
 }
@@ -71,8 +75,8 @@ macro_rules! impl_store {
         use crate::sms::OptChange;
         use crate::store::{
             error_text, Accepted, AgentRow, Changed, Claim, ConversationRow, Inbound, MessageRow,
-            NewInbound, NewOutbound, Outbound, Page, QueueStats, SendJob, StatusOutcome,
-            StatusReport, Store, StoreResult, Watermark,
+            NewInbound, NewOutbound, Outbound, Page, QueueStats, SendJob, Session, SessionRow,
+            StatusOutcome, StatusReport, Store, StoreResult, Watermark,
         };
 
         type Tx = Transaction<'static, $db>;
@@ -129,6 +133,29 @@ macro_rules! impl_store {
                 .fetch_one(&mut **tx)
                 .await?;
             Ok(row.into_agent().0)
+        }
+
+        /// Gives a just-inserted agent (`id`, `None` if nothing was inserted) its numbers and
+        /// commits.
+        async fn add_numbers(
+            mut tx: Tx,
+            id: Option<i64>,
+            numbers: &[String],
+        ) -> StoreResult<Option<Agent>> {
+            let Some(id) = id else { return Ok(None) };
+            for number in numbers {
+                sqlx::query(
+                    "INSERT INTO agent_numbers (agent_id, number) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let agent = agent_by_id(&mut tx, id).await?;
+            tx.commit().await?;
+            Ok(Some(agent))
         }
 
         /// What an earlier send with the same `clientId` from the same agent means for this one.
@@ -221,20 +248,37 @@ macro_rules! impl_store {
                 .bind(now())
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(id) = id else { return Ok(None) };
-                for number in numbers {
-                    sqlx::query(
-                        "INSERT INTO agent_numbers (agent_id, number) VALUES ($1, $2) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(number)
-                    .execute(&mut *tx)
-                    .await?;
+                add_numbers(tx, id, numbers).await
+            }
+
+            async fn create_first_agent(
+                &self,
+                email: &str,
+                name: &str,
+                password_hash: &str,
+                numbers: &[String],
+            ) -> StoreResult<Option<Agent>> {
+                let mut tx = self.writer.begin().await?;
+                if self.backend() == "postgres" {
+                    // Under READ COMMITTED two writers could both see no agent; this lock
+                    // makes any other insert (setup, the CLI, another instance) wait for us,
+                    // and us for it. SQLite serialises writers anyway.
+                    sqlx::query("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE")
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                let agent = agent_by_id(&mut tx, id).await?;
-                tx.commit().await?;
-                Ok(Some(agent))
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO agents (email, name, password_hash, created_at) \
+                     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM agents) \
+                     ON CONFLICT (email) DO NOTHING RETURNING id",
+                )
+                .bind(email)
+                .bind(name)
+                .bind(password_hash)
+                .bind(now())
+                .fetch_optional(&mut *tx)
+                .await?;
+                add_numbers(tx, id, numbers).await
             }
 
             async fn agent_by_email(&self, email: &str) -> StoreResult<Option<(Agent, String)>> {
@@ -302,9 +346,9 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn session_agent(&self, token_hash: &str) -> StoreResult<Option<Agent>> {
-                let row: Option<AgentRow> = sqlx::query_as(concat!(
-                    agent_select!($agg),
+            async fn session(&self, token_hash: &str) -> StoreResult<Option<Session>> {
+                let row: Option<SessionRow> = sqlx::query_as(concat!(
+                    agent_select!($agg, ", s.expires_at"),
                     "JOIN sessions s ON s.agent_id = a.id \
                      WHERE s.token_hash = $1 AND s.expires_at > $2"
                 ))
@@ -312,7 +356,10 @@ macro_rules! impl_store {
                 .bind(now())
                 .fetch_optional(&self.reader)
                 .await?;
-                Ok(row.map(|r| r.into_agent().0))
+                Ok(row.map(|r| Session {
+                    agent: r.agent.into_agent().0,
+                    expires_at: r.expires_at,
+                }))
             }
 
             async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
@@ -321,6 +368,15 @@ macro_rules! impl_store {
                     .execute(&self.writer)
                     .await?;
                 Ok(())
+            }
+
+            async fn end_expired_sessions(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "DELETE FROM sessions WHERE expires_at <= $1 RETURNING token_hash",
+                )
+                .bind(now())
+                .fetch_all(&self.writer)
+                .await?)
             }
 
             async fn list_conversations(
@@ -944,18 +1000,12 @@ macro_rules! impl_store {
             }
 
             async fn prune(&self) -> StoreResult<u64> {
-                let t = now();
-                let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
-                    .bind(t)
-                    .execute(&self.writer)
-                    .await?
-                    .rows_affected();
                 let statuses = sqlx::query("DELETE FROM early_statuses WHERE received_at < $1")
-                    .bind(t - chrono::Duration::days(1))
+                    .bind(now() - chrono::Duration::days(1))
                     .execute(&self.writer)
                     .await?
                     .rows_affected();
-                Ok(sessions + statuses)
+                Ok(statuses)
             }
 
             async fn has_sid(&self, sid: &str) -> StoreResult<bool> {

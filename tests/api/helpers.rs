@@ -49,7 +49,14 @@ pub enum Mode {
     TwilioDown,
     /// As `FakeTwilio`, with [`PUBLIC_URL_WITH_PORT`] as `PUBLIC_URL`.
     PublicUrlWithPort,
+    /// The simulator behind a trusted proxy (`TRUSTED_PROXIES=127.0.0.1`, so tests choose
+    /// their client address with `X-Forwarded-For`), with small limits:
+    /// `MAX_SOCKETS_PER_AGENT=3` and [`UNCONNECTED_SESSIONS`] engine.io sessions.
+    Limits,
 }
+
+/// How many engine.io sessions not yet connected to the namespace `Mode::Limits` allows.
+pub const UNCONNECTED_SESSIONS: usize = 5;
 
 pub fn init_logs() {
     static ONCE: OnceLock<()> = OnceLock::new();
@@ -171,6 +178,7 @@ pub struct TestApp {
     pub store: Arc<dyn smsdesk::store::Store>,
     pub database_url: String,
     pub simulator: Option<Arc<smsdesk::twilio::simulator::Simulator>>,
+    pub state: smsdesk::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -191,7 +199,7 @@ impl TestApp {
             | Mode::FakeTwilioPaced
             | Mode::PublicUrlWithPort => Some(FakeTwilio::start().await),
             Mode::TwilioDown => Some(FakeTwilio::reserve()),
-            Mode::Simulator => None,
+            Mode::Simulator | Mode::Limits => None,
         };
         let mut env: HashMap<&str, String> = HashMap::from([
             ("PORT", "0".to_string()),
@@ -214,7 +222,14 @@ impl TestApp {
                 env.insert("SEND_RATE_PER_NUMBER", "5".into());
             }
         }
-        let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("valid settings");
+        if mode == Mode::Limits {
+            env.insert("TRUSTED_PROXIES", "127.0.0.1".into());
+            env.insert("MAX_SOCKETS_PER_AGENT", "3".into());
+        }
+        let mut settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("valid settings");
+        if mode == Mode::Limits {
+            settings.max_unconnected_sessions = UNCONNECTED_SESSIONS;
+        }
         let (server, started) = smsdesk::Server::build(settings)
             .await
             .expect("server starts");
@@ -223,6 +238,7 @@ impl TestApp {
         let twilio_token = server.state().twilio.auth_token().to_owned();
         let store = server.state().store.clone();
         let simulator = server.state().simulator.clone();
+        let state = server.state().clone();
         if let Some(f) = &fake {
             let _ = f.state.app_addr.set(addr.clone());
         }
@@ -244,6 +260,7 @@ impl TestApp {
             store,
             database_url: database_url.to_owned(),
             simulator,
+            state,
             shutdown: Some(tx),
             server: Some(handle),
         }
@@ -481,6 +498,8 @@ pub struct Socket {
     client: Client,
     rx: mpsc::UnboundedReceiver<(String, Value)>,
     buffered: HashMap<String, VecDeque<Value>>,
+    /// Receives once the server disconnects this socket from the namespace.
+    closed: mpsc::UnboundedReceiver<()>,
 }
 
 impl Socket {
@@ -488,6 +507,7 @@ impl Socket {
     pub async fn connect(app: &TestApp, auth: SocketAuth) -> Result<Socket, String> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (status_tx, mut status_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+        let (closed_tx, closed) = mpsc::unbounded_channel::<()>();
         let on_connect = status_tx.clone();
         // Websocket only, as the page does: no polling-to-websocket upgrade to reorder packets.
         let mut builder = ClientBuilder::new(app.addr.clone())
@@ -496,6 +516,10 @@ impl Socket {
             .reconnect(false)
             .on(Event::Connect, move |_, _| {
                 let _ = on_connect.send(Ok(()));
+                async {}.boxed()
+            })
+            .on(Event::Close, move |_, _| {
+                let _ = closed_tx.send(());
                 async {}.boxed()
             })
             .on(Event::Error, move |payload, _| {
@@ -538,6 +562,7 @@ impl Socket {
                 client,
                 rx,
                 buffered: HashMap::new(),
+                closed,
             }),
             Err(e) => {
                 let _ = client.disconnect().await;
@@ -576,6 +601,29 @@ impl Socket {
 
     pub async fn emit(&self, event: &str, data: Value) {
         self.client.emit(event, data).await.expect("emit");
+    }
+
+    /// Waits until the server disconnects this socket.
+    pub async fn closed(&mut self) {
+        tokio::time::timeout(WAIT, self.closed.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the server did not disconnect the socket within {WAIT:?}"));
+    }
+
+    /// Every `event` received so far, without waiting.
+    pub fn received(&mut self, event: &str) -> Vec<Value> {
+        while let Ok((name, value)) = self.rx.try_recv() {
+            self.buffered.entry(name).or_default().push_back(value);
+        }
+        self.buffered
+            .get_mut(event)
+            .map(|q| q.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// Leaves, as a closed tab does.
+    pub async fn disconnect(self) {
+        self.client.disconnect().await.expect("disconnect");
     }
 }
 

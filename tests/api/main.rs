@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod connections;
 mod crash;
 mod inbound;
 mod input;

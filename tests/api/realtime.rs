@@ -12,6 +12,10 @@ on_both_backends! {
     typing_reaches_other_agents_of_the_number_and_expires: Simulator,
     sent_message_reaches_the_agents_other_tabs: Simulator,
     shutdown_is_graceful_with_sockets_connected: Simulator,
+    logout_disconnects_that_sessions_sockets_only: Simulator,
+    expired_sessions_disconnect_their_sockets: Simulator,
+    an_agent_holds_at_most_max_sockets_per_agent: Limits,
+    typing_is_relayed_at_most_twice_a_second: Simulator,
 }
 
 async fn unauthenticated_sockets_get_connect_error_unauthorized(app: TestApp) {
@@ -147,4 +151,173 @@ async fn clients_cannot_choose_their_rooms(app: TestApp) {
     app.inbound("+14155550123", "+15550001000", "for alice")
         .await;
     assert_eq!(mallory.next("message:new").await["body"], "for alice");
+}
+
+/// A second session of an existing agent (another device).
+async fn second_session(app: &TestApp, email: &str) -> crate::helpers::Agent {
+    let (status, body) = app
+        .post_json(
+            "/api/auth/login",
+            None,
+            json!({"email": email, "password": "password123"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    crate::helpers::Agent {
+        id: body["agent"]["id"].as_str().unwrap().to_owned(),
+        token: body["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn logout_disconnects_that_sessions_sockets_only(app: TestApp) {
+    let laptop = app.agent("alice@example.com", &["+15550001000"]).await;
+    let phone = second_session(&app, "alice@example.com").await;
+    let mut tab1 = app.socket(&laptop).await;
+    let mut tab2 = Socket::connect(
+        &app,
+        SocketAuth::Cookie {
+            token: laptop.token.clone(),
+            origin: Some(app.origin()),
+        },
+    )
+    .await
+    .expect("the page connects");
+    let mut other = app.socket(&phone).await;
+
+    let (status, _) = app
+        .post_json("/api/auth/logout", Some(&laptop), json!({}))
+        .await;
+    assert_eq!(status, 204);
+    tab1.closed().await;
+    tab2.closed().await;
+
+    app.inbound("+14155550123", "+15550001000", "confidential")
+        .await;
+    assert_eq!(other.next("message:new").await["body"], "confidential");
+    assert!(tab1.received("message:new").is_empty());
+    assert!(tab2.received("message:new").is_empty());
+    // The ended session cannot come back.
+    let again = Socket::connect(&app, SocketAuth::Token(laptop.token.clone())).await;
+    assert!(again.err().expect("refused").contains("unauthorized"));
+}
+
+async fn expired_sessions_disconnect_their_sockets(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let (token, hash) = smsdesk::auth::new_token();
+    let id = smsdesk::model::Id(alice.id.parse().unwrap());
+    // Whole milliseconds, as the server stores times.
+    let soon = smsdesk::model::now() + chrono::Duration::milliseconds(1500);
+    app.store.create_session(&hash, id, soon).await.unwrap();
+    let short = crate::helpers::Agent {
+        id: alice.id.clone(),
+        token,
+    };
+    let mut expiring = app.socket(&short).await;
+    let mut lasting = app.socket(&alice).await;
+
+    expiring.closed().await;
+    assert!(chrono::Utc::now() >= soon, "not before it expired");
+    app.inbound("+14155550123", "+15550001000", "after expiry")
+        .await;
+    assert_eq!(lasting.next("message:new").await["body"], "after expiry");
+    assert!(expiring.received("message:new").is_empty());
+    // The session is gone from the database too.
+    assert!(app.store.session_agent(&hash).await.unwrap().is_none());
+    assert!(
+        app.store.end_expired_sessions().await.unwrap().is_empty(),
+        "already ended"
+    );
+}
+
+async fn an_agent_holds_at_most_max_sockets_per_agent(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let bob = app.agent("bob@example.com", &["+15550001000"]).await;
+    let mut tabs = Vec::new();
+    for _ in 0..3 {
+        tabs.push(app.socket(&alice).await);
+    }
+    let refused = Socket::connect(&app, SocketAuth::Token(alice.token.clone())).await;
+    assert!(
+        refused
+            .err()
+            .expect("refused")
+            .contains("too_many_connections"),
+        "the fourth socket is refused"
+    );
+    let mut bobs = app.socket(&bob).await;
+
+    // A closed tab gives its place back.
+    tabs.pop().unwrap().disconnect().await;
+    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
+    let mut again = loop {
+        match Socket::connect(&app, SocketAuth::Token(alice.token.clone())).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(e.contains("too_many_connections"), "{e}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the closed socket's place was never given back"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    app.inbound("+14155550123", "+15550001000", "to all").await;
+    assert_eq!(again.next("message:new").await["body"], "to all");
+    assert_eq!(tabs[0].next("message:new").await["body"], "to all");
+    assert_eq!(bobs.next("message:new").await["body"], "to all");
+}
+
+async fn typing_is_relayed_at_most_twice_a_second(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let bob = app.agent("bob@example.com", &["+15550001000"]).await;
+    app.inbound("+14155550123", "+15550001000", "hello team")
+        .await;
+    let (_, list) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
+    let conversation = list["conversations"][0]["id"].as_str().unwrap().to_owned();
+    let a = app.socket(&alice).await;
+    let mut b = app.socket(&bob).await;
+
+    let started = std::time::Instant::now();
+    for _ in 0..200 {
+        a.emit(
+            "typing",
+            json!({"conversationId": conversation, "isTyping": true}),
+        )
+        .await;
+    }
+    let burst = started.elapsed();
+    // The state ends by itself after the last relayed `true`: everything relayed is in.
+    let mut relayed = 0;
+    loop {
+        let t = b.next("typing").await;
+        if t["isTyping"] == false {
+            break;
+        }
+        relayed += 1;
+    }
+    let allowed = 3 + (burst.as_millis() / 500) as usize;
+    assert!(
+        (1..=allowed).contains(&relayed),
+        "{relayed} of 200 relayed in {burst:?}"
+    );
+
+    // `false` is always relayed, even right after a `true`.
+    a.emit(
+        "typing",
+        json!({"conversationId": conversation, "isTyping": true}),
+    )
+    .await;
+    assert_eq!(b.next("typing").await["isTyping"], true);
+    let stopped = std::time::Instant::now();
+    a.emit(
+        "typing",
+        json!({"conversationId": conversation, "isTyping": false}),
+    )
+    .await;
+    assert_eq!(b.next("typing").await["isTyping"], false);
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(5),
+        "the stop was relayed, not the state's expiry after 6 s"
+    );
 }

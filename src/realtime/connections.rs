@@ -1,0 +1,249 @@
+//! What clients hold here, and how much of it: sockets per agent (and when their sessions
+//! expire), and engine.io sessions that have not joined the namespace.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::error::AppError;
+use crate::model::Id;
+
+/// The sockets connected here: how many each agent holds (at most `MAX_SOCKETS_PER_AGENT`),
+/// and when their sessions expire, so housekeeping can wake when the first one does.
+pub struct Connections {
+    max_per_agent: usize,
+    state: Mutex<ConnectionsState>,
+    /// Told when a socket brings a session expiry, which may be the next one.
+    pub expiries_changed: Notify,
+}
+
+#[derive(Default)]
+struct ConnectionsState {
+    per_agent: HashMap<Id, usize>,
+    /// Sockets per (expiry, session room).
+    expiries: BTreeMap<(DateTime<Utc>, Arc<str>), usize>,
+}
+
+/// A socket's place among its agent's, given back when the socket goes.
+pub(super) struct Place {
+    connections: Arc<Connections>,
+    agent: Id,
+    session: (DateTime<Utc>, Arc<str>),
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut state = self.connections.lock();
+        if let Some(n) = state.per_agent.get_mut(&self.agent) {
+            *n -= 1;
+            if *n == 0 {
+                state.per_agent.remove(&self.agent);
+            }
+        }
+        if let Some(n) = state.expiries.get_mut(&self.session) {
+            *n -= 1;
+            if *n == 0 {
+                state.expiries.remove(&self.session);
+            }
+        }
+    }
+}
+
+impl Connections {
+    pub fn new(max_per_agent: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max_per_agent,
+            state: Mutex::default(),
+            expiries_changed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnectionsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for one more socket of `agent`, unless it holds the most it may.
+    pub(super) fn take(
+        self: &Arc<Self>,
+        agent: Id,
+        session_room: Arc<str>,
+        expires_at: DateTime<Utc>,
+    ) -> Option<Place> {
+        let session = (expires_at, session_room);
+        let first_to_expire = {
+            let mut state = self.lock();
+            let held = state.per_agent.entry(agent).or_default();
+            if *held >= self.max_per_agent {
+                return None;
+            }
+            *held += 1;
+            *state.expiries.entry(session.clone()).or_default() += 1;
+            state.expiries.keys().next() == Some(&session)
+        };
+        if first_to_expire {
+            self.expiries_changed.notify_one();
+        }
+        Some(Place {
+            connections: self.clone(),
+            agent,
+            session,
+        })
+    }
+
+    /// When the first session with a socket here expires.
+    pub fn next_expiry(&self) -> Option<DateTime<Utc>> {
+        self.lock().expiries.keys().next().map(|(t, _)| *t)
+    }
+
+    /// The rooms of the sessions expired by `now`, taken off the clock.
+    pub(super) fn take_expired(&self, now: DateTime<Utc>) -> Vec<Arc<str>> {
+        let mut state = self.lock();
+        let mut expired = Vec::new();
+        while let Some(entry) = state.expiries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            expired.push(entry.remove_entry().0.1);
+        }
+        expired
+    }
+}
+
+/// engine.io sessions that have not joined the namespace (yet, or ever: a failed
+/// handshake's session lives until `CONNECT_TIMEOUT`), counted so that there are at most
+/// `MAX_UNCONNECTED_SESSIONS` at once; more handshakes get `503`.
+pub struct UnjoinedSessions {
+    limit: usize,
+    open: AtomicUsize,
+}
+
+/// One unjoined session's place, carried in its handshake request (which engine.io keeps
+/// for the session's life): given back when the session joins the namespace or ends.
+#[derive(Clone)]
+pub(super) struct Unjoined(Arc<UnjoinedPlace>);
+
+struct UnjoinedPlace {
+    sessions: Arc<UnjoinedSessions>,
+    given_back: AtomicBool,
+}
+
+impl Unjoined {
+    pub(super) fn joined(&self) {
+        if !self.0.given_back.swap(true, Ordering::SeqCst) {
+            self.0.sessions.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for UnjoinedPlace {
+    fn drop(&mut self) {
+        if !self.given_back.swap(true, Ordering::SeqCst) {
+            self.sessions.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl UnjoinedSessions {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    fn open(self: &Arc<Self>) -> Option<Unjoined> {
+        if self.open.fetch_add(1, Ordering::SeqCst) >= self.limit {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Unjoined(Arc::new(UnjoinedPlace {
+            sessions: self.clone(),
+            given_back: AtomicBool::new(false),
+        })))
+    }
+}
+
+/// Middleware in front of socket.io: a request that opens a new engine.io session (no
+/// `sid`) takes a place, or gets `503` when none is left.
+pub async fn admit_handshakes(
+    State(sessions): State<Arc<UnjoinedSessions>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let opens_a_session = request.uri().path().starts_with("/socket.io/")
+        && !url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .any(|(k, _)| k == "sid");
+    if opens_a_session {
+        match sessions.open() {
+            Some(place) => {
+                request.extensions_mut().insert(place);
+            }
+            None => {
+                tracing::debug!(
+                    "[Socket.io] refused a handshake: too many sessions not connected yet"
+                );
+                return AppError::Busy("too many connections are opening; try again in a second")
+                    .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_per_agent_are_capped_and_given_back() {
+        let c = Connections::new(2);
+        let later = Utc::now() + chrono::Duration::hours(1);
+        let first = c.take(Id(1), "session:a".into(), later).unwrap();
+        let _second = c.take(Id(1), "session:a".into(), later).unwrap();
+        assert!(c.take(Id(1), "session:b".into(), later).is_none());
+        assert!(c.take(Id(2), "session:c".into(), later).is_some());
+        drop(first);
+        assert!(c.take(Id(1), "session:b".into(), later).is_some());
+    }
+
+    #[test]
+    fn the_clock_knows_the_next_expiry_of_a_connected_session() {
+        let c = Connections::new(10);
+        let now = Utc::now();
+        let soon = now + chrono::Duration::seconds(1);
+        let later = now + chrono::Duration::hours(1);
+        let early = c.take(Id(1), "session:soon".into(), soon).unwrap();
+        let _late = c.take(Id(1), "session:later".into(), later).unwrap();
+        assert_eq!(c.next_expiry(), Some(soon));
+        assert!(c.take_expired(now).is_empty());
+        assert_eq!(c.take_expired(soon), vec![Arc::<str>::from("session:soon")]);
+        assert_eq!(c.next_expiry(), Some(later));
+        drop(early);
+        assert_eq!(c.next_expiry(), Some(later));
+    }
+
+    #[test]
+    fn unjoined_sessions_are_capped_and_given_back_once() {
+        let sessions = UnjoinedSessions::new(2);
+        let a = sessions.open().unwrap();
+        let b = sessions.open().unwrap();
+        assert!(sessions.open().is_none());
+        a.joined();
+        a.joined();
+        let c = sessions.open().unwrap();
+        assert!(sessions.open().is_none());
+        drop(a);
+        assert!(
+            sessions.open().is_none(),
+            "joined twice or dropped: given back once"
+        );
+        drop((b, c));
+        assert_eq!(sessions.open.load(Ordering::SeqCst), 0);
+    }
+}
