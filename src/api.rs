@@ -217,7 +217,8 @@ async fn check_password(
     email: &str,
     password: String,
 ) -> AppResult<Option<Agent>> {
-    if email.len() > 254 || password.len() > 1024 {
+    // No agent's email holds a control character (they are refused when agents are made).
+    if email.len() > 254 || password.len() > 1024 || !text::is_clean(email, Lines::One) {
         return Ok(None);
     }
     // Refused before reading the database when the hasher's queue is full anyway.

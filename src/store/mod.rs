@@ -48,15 +48,18 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // Postgres: connection exceptions (08), shutdown (57P), out of resources (53).
-            // SQLite: BUSY (5), LOCKED (6), READONLY (8), IOERR (10), FULL (13), CANTOPEN (14).
-            code.starts_with("08")
-                || code.starts_with("57P")
-                || code.starts_with("53")
-                || matches!(
+            // Each backend's codes are read on their own: a PostgreSQL SQLSTATE such as 22021
+            // (a NUL in text) read as a SQLite number would look like BUSY.
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // BUSY (5), LOCKED (6), READONLY (8), IOERR (10), FULL (13), CANTOPEN (14).
+                matches!(
                     code.parse::<i64>().map(|c| c & 0xff),
                     Ok(5 | 6 | 8 | 10 | 13 | 14)
                 )
+            } else {
+                // Connection exceptions (08), shutdown (57P), out of resources (53).
+                code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
+            }
         }
         _ => false,
     }

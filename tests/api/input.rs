@@ -10,6 +10,7 @@ on_both_backends! {
     malformed_webhooks_are_4xx: Simulator,
     health_and_readiness: Simulator,
     control_and_invisible_text_is_refused_naming_the_field: Simulator,
+    a_refusal_by_the_database_is_not_an_outage: Simulator,
 }
 
 async fn control_and_invisible_text_is_refused_naming_the_field(app: TestApp) {
@@ -308,4 +309,22 @@ async fn health_and_readiness(app: TestApp) {
     let (status, body) = app.get("/readyz", None).await;
     assert_eq!(status, 200);
     assert_eq!(body["queue"]["depth"], 0);
+}
+
+async fn a_refusal_by_the_database_is_not_an_outage(app: TestApp) {
+    // PostgreSQL refuses a NUL in text with SQLSTATE 22021, whose last byte once read as
+    // SQLite's BUSY: a login with it answered 503 as if the database were down.
+    let found = app.store.agent_by_email("a\0@example.com").await;
+    assert!(
+        !matches!(found, Err(smsdesk::store::StoreError::Unavailable(_))),
+        "{found:?}"
+    );
+    let (status, body) = app
+        .post_json(
+            "/api/auth/login",
+            None,
+            json!({"email": "a\u{0}@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_error(status, &body, 401, "unauthorized");
 }
