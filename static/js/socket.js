@@ -84,8 +84,16 @@ export function init({ io, agentId, get, onAuthError, listeners, onConnect }) {
     socket.on('connect_error', (err) => {
       setLive(false);
       hadDisconnect = true;
-      if ((err?.message || String(err)) === 'unauthorized') {
+      const refusal = err?.message || String(err);
+      if (refusal === 'unauthorized') {
         onUnauthorizedHandshake();
+        return;
+      }
+      if (refusal === 'too_many_connections') {
+        // Another tab or device must close first: ask again now and then, not every second.
+        console.warn('[useSocket] too many open tabs or devices for this agent; retrying in 15 s');
+        badge.title = 'Too many open tabs or devices: close one to get live updates here';
+        scheduleManualConnect(15000);
         return;
       }
       // A refusal from the server's middleware (e.g. "unavailable" while the database is down) is not

@@ -1213,3 +1213,44 @@ test('l. an HTML media item is a sandboxed download: no script runs on our origi
     await fake.close();
   }
 });
+
+test('m. logging out in one tab ends the other tab\'s live connection: it goes to the login page and shows nothing new', { timeout: 45_000 }, async () => {
+  await withServer('m logout ends other tabs', async ({ server, context, page, rec }) => {
+    await openInbox(context, page, server);
+    const other = await context.newPage();
+    await other.goto(`${server.base}/agent/messages`);
+    await waitLive(other);
+    // A session of a script, so the test can still make an SMS arrive after the tabs logged out.
+    const { token } = await server.apiLogin();
+
+    await page.click('#logout-button');
+    await page.waitForURL(/\/login$/);
+    await other.waitForURL(/\/login$/, { timeout: 5000 });
+    await server.simulateInbound(token, { from: '+14155550123', body: 'Confidential after logout' });
+    await sleep(500);
+    assert.equal(await other.evaluate(() => document.body.innerText.includes('Confidential after logout')), false);
+    assertCleanConsole(rec);
+    await other.close();
+  });
+});
+
+test('n. over MAX_SOCKETS_PER_AGENT, the extra tab says why it is not live instead of retrying every second', { timeout: 45_000 }, async () => {
+  await withServer(
+    'n too many tabs',
+    async ({ server, context, page }) => {
+      await openInbox(context, page, server);
+      const extra = await context.newPage();
+      const warnings = [];
+      extra.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
+      await extra.goto(`${server.base}/agent/messages`);
+      await extra.waitForFunction(() => /Too many open tabs/.test(document.querySelector('#live-badge')?.title || ''));
+      assert.deepEqual(await badge(extra), { state: 'connecting', text: 'Connecting...' });
+      assert.ok(warnings.some((w) => w.includes('too many open tabs')), warnings.join('\n'));
+      // Closing the first tab frees the place; the extra one gets it on its next try.
+      await page.close();
+      await waitLive(extra, 20_000);
+      await extra.close();
+    },
+    { env: { MAX_SOCKETS_PER_AGENT: '1' } },
+  );
+});
