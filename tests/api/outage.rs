@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
-use crate::helpers::{Socket, SocketAuth, TestApp, new_sid, wait_until, wait_until_within};
+use crate::helpers::{Socket, SocketAuth, TestApp, ci, new_sid, wait_until, wait_until_within};
 
 fn inbound_params(sid: &str) -> [(&'static str, String); 4] {
     [
@@ -294,8 +294,7 @@ fn is_root() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_and_started() {
     let Some(cluster) = Cluster::create() else {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-        assert!(!ci, "PostgreSQL's server binaries are needed in CI");
+        assert!(!ci(), "PostgreSQL's server binaries are needed in CI");
         eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
         return;
     };

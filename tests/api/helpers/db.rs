@@ -41,14 +41,40 @@ pub async fn with_database(backend: Backend, test: impl AsyncFnOnce(String)) {
     }
 }
 
-/// `TEST_DATABASE_URL`, or `None` (with a printed line) when it is unset.
+/// Whether this is a CI run (`CI` set, and not to `false` or `0`): there, whatever a test
+/// needs must be present, and a test that would skip fails instead.
+pub fn ci() -> bool {
+    is_ci(std::env::var("CI").ok().as_deref())
+}
+
+fn is_ci(var: Option<&str>) -> bool {
+    var.is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// `TEST_DATABASE_URL`, or `None` (with a printed line) when it is unset outside CI.
 fn postgres_server() -> Option<String> {
-    let server = std::env::var("TEST_DATABASE_URL").ok();
+    let server = choose_postgres(std::env::var("TEST_DATABASE_URL").ok(), ci())
+        .unwrap_or_else(|why| panic!("{why}"));
     if server.is_none() {
         eprintln!("skipped: TEST_DATABASE_URL is not set, so PostgreSQL is not tested here");
     }
     server
 }
+
+/// The PostgreSQL server to test on; `None` to skip; `Err` when skipping would let a CI run
+/// pass having tested one backend of two.
+fn choose_postgres(test_database_url: Option<String>, ci: bool) -> Result<Option<String>, String> {
+    match test_database_url.filter(|url| !url.trim().is_empty()) {
+        Some(url) => Ok(Some(url)),
+        None if ci => Err(format!(
+            "TEST_DATABASE_URL is not set, but CI is: the PostgreSQL tests must run in CI \
+             (TEST_DATABASE_URL={EXAMPLE_URL}, as .ci/run sets it)"
+        )),
+        None => Ok(None),
+    }
+}
+
+const EXAMPLE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A database of its own on the server, dropped by [`PgDatabase::drop`].
 struct PgDatabase {
@@ -84,6 +110,44 @@ impl PgDatabase {
             )))
             .execute(&mut conn)
             .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ci_is_any_value_but_empty_false_and_0() {
+        for (var, expected) in [
+            (None, false),
+            (Some(""), false),
+            (Some("false"), false),
+            (Some("0"), false),
+            (Some("true"), true),
+            (Some("1"), true),
+        ] {
+            assert_eq!(is_ci(var), expected, "CI={var:?}");
+        }
+    }
+
+    #[test]
+    fn postgres_is_skipped_without_its_url_but_not_in_ci() {
+        let url = EXAMPLE_URL;
+        assert_eq!(
+            choose_postgres(Some(url.into()), true),
+            Ok(Some(url.into()))
+        );
+        assert_eq!(
+            choose_postgres(Some(url.into()), false),
+            Ok(Some(url.into()))
+        );
+        assert_eq!(choose_postgres(None, false), Ok(None));
+        assert_eq!(choose_postgres(Some(" ".into()), false), Ok(None));
+        for unset in [None, Some(String::new())] {
+            let refused = choose_postgres(unset, true).expect_err("a failure in CI");
+            assert!(refused.contains("TEST_DATABASE_URL"), "{refused}");
         }
     }
 }
