@@ -10,7 +10,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::helpers::{FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PgDatabase, new_sid, read};
+use crate::helpers::{
+    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, new_sid, read, wait_until_within,
+    with_database,
+};
 use smsdesk::twilio::signature::sign;
 
 const BIN: &str = env!("CARGO_BIN_EXE_smsdesk");
@@ -38,19 +41,14 @@ impl Server {
     async fn start(&mut self) {
         self.child = Some(self.command().spawn().expect("start smsdesk"));
         let http = reqwest::Client::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = http.get(format!("{}/readyz", self.addr)).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "smsdesk never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let readyz = format!("{}/readyz", self.addr);
+        wait_until_within("smsdesk to be ready", Duration::from_secs(20), async || {
+            http.get(&readyz)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
     }
 
     fn kill_9(&mut self) {
@@ -208,18 +206,15 @@ async fn crash_and_recover(database_url: String) {
         }
     }
     // Kill once part of the burst is acknowledged and sends are reaching Twilio.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let inbound_done = acked_inbound.lock().unwrap().iter().filter(|a| **a).count();
-        if inbound_done >= INBOUND / 3 && fake.sent_count() >= 3 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the burst never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until_within(
+        "the burst to get going",
+        Duration::from_secs(20),
+        async || {
+            let inbound_done = acked_inbound.lock().unwrap().iter().filter(|a| **a).count();
+            inbound_done >= INBOUND / 3 && fake.sent_count() >= 3
+        },
+    )
+    .await;
     server.kill_9();
     for t in tasks {
         t.await.unwrap();
@@ -251,18 +246,15 @@ async fn crash_and_recover(database_url: String) {
     }
     // Jobs leased at the kill come back when their lease ends: the lease outlives the
     // longest attempt (80 s: three Messages-list pages of 15 s, a 20 s create, and room).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
+    wait_until_within("the queue to drain", Duration::from_secs(120), async || {
         let (_, ready) = read(http.get(format!("{addr}/readyz")).send().await.unwrap()).await;
         if ready["queue"]["depth"] == 0 {
-            break;
+            Ok(())
+        } else {
+            Err(ready)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the queue never drained: {ready}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 
     let mut messages: Vec<Value> = Vec::new();
     let mut since = 0;
@@ -322,29 +314,10 @@ async fn crash_and_recover(database_url: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_burst_on_sqlite() {
-    crate::helpers::init_logs();
-    let dir = tempfile::tempdir().unwrap();
-    crash_and_recover(format!(
-        "sqlite://{}",
-        dir.path().join("smsdesk.db").display()
-    ))
-    .await;
+    with_database(Backend::Sqlite, crash_and_recover).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_burst_on_postgres() {
-    let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("skipped: TEST_DATABASE_URL is not set, so PostgreSQL is not tested here");
-        return;
-    };
-    crate::helpers::init_logs();
-    let db = PgDatabase::create(&admin).await;
-    let url = db.url.clone();
-    let outcome =
-        futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(crash_and_recover(url)))
-            .await;
-    db.drop().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    with_database(Backend::Postgres, crash_and_recover).await;
 }

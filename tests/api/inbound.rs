@@ -14,7 +14,7 @@ on_both_backends! {
     mms_media_is_kept_and_proxied_with_credentials: FakeTwilio,
     messages_to_an_unassigned_number_wait_for_their_agent: Simulator,
     webhook_get_describes_the_endpoint: Simulator,
-    webhook_signed_without_the_public_url_port_is_accepted: PublicUrlWithPort,
+    webhook_signed_without_the_public_url_port_is_accepted: FakeTwilio.env("PUBLIC_URL", PUBLIC_URL_WITH_PORT),
     a_nul_in_an_inbound_body_is_stored_replaced: Simulator,
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
-use crate::helpers::{Mode, Socket, SocketAuth, TestApp, new_sid};
+use crate::helpers::{Socket, SocketAuth, TestApp, ci, new_sid, wait_until, wait_until_within};
 
 fn inbound_params(sid: &str) -> [(&'static str, String); 4] {
     [
@@ -29,10 +29,9 @@ async fn post(app: &TestApp, sid: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_locked_by_another_process() {
-    crate::helpers::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("smsdesk.db").display());
-    let app = TestApp::spawn(&url, Mode::Simulator).await;
+    let app = TestApp::builder().spawn(&url).await;
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
 
     // Another process takes the write lock and keeps it.
@@ -61,10 +60,9 @@ async fn sqlite_locked_by_another_process() {
 /// would, so the message arrives once the database is back; shutdown ends the retrying.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_inbound_is_retried_through_an_outage() {
-    crate::helpers::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("smsdesk.db").display());
-    let mut app = TestApp::spawn(&url, Mode::Simulator).await;
+    let mut app = TestApp::builder().spawn(&url).await;
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let mut socket = app.socket(&alice).await;
     let sim = app.simulator.clone().unwrap();
@@ -106,14 +104,10 @@ async fn simulated_inbound_is_retried_through_an_outage() {
 }
 
 async fn wait_until_no_retries(sim: &smsdesk::twilio::simulator::Simulator) {
-    let deadline = tokio::time::Instant::now() + crate::helpers::WAIT;
-    while sim.retrying() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the simulator is still retrying"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("the simulator to stop retrying", async || {
+        sim.retrying() == 0
+    })
+    .await;
 }
 
 /// The SQLite file deleted, or replaced, under the running server: writes would go to a
@@ -121,10 +115,11 @@ async fn wait_until_no_retries(sim: &smsdesk::twilio::simulator::Simulator) {
 /// and `/readyz` says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_file_deleted_under_the_server() {
-    crate::helpers::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("smsdesk.db");
-    let app = TestApp::spawn(&format!("sqlite://{}", path.display()), Mode::Simulator).await;
+    let app = TestApp::builder()
+        .spawn(&format!("sqlite://{}", path.display()))
+        .await;
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     assert_eq!(post(&app, &new_sid()).await, 200);
     assert_eq!(app.get("/readyz", None).await.0, 200);
@@ -141,10 +136,11 @@ async fn sqlite_file_deleted_under_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_file_replaced_under_the_server() {
-    crate::helpers::init_logs();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("smsdesk.db");
-    let app = TestApp::spawn(&format!("sqlite://{}", path.display()), Mode::Simulator).await;
+    let app = TestApp::builder()
+        .spawn(&format!("sqlite://{}", path.display()))
+        .await;
     assert_eq!(post(&app, &new_sid()).await, 200);
 
     // A restore from a copy: another file (another inode) at the same path.
@@ -297,14 +293,12 @@ fn is_root() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_and_started() {
-    crate::helpers::init_logs();
     let Some(cluster) = Cluster::create() else {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-        assert!(!ci, "PostgreSQL's server binaries are needed in CI");
+        assert!(!ci(), "PostgreSQL's server binaries are needed in CI");
         eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
         return;
     };
-    let app = TestApp::spawn(&cluster.url(), Mode::Simulator).await;
+    let app = TestApp::builder().spawn(&cluster.url()).await;
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let mut socket = app.socket(&alice).await;
 
@@ -326,11 +320,10 @@ async fn postgres_stopped_and_started() {
     );
 
     cluster.start();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while app.get("/readyz", None).await.0 != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "never ready again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_within("ready again", Duration::from_secs(15), async || {
+        app.get("/readyz", None).await.0 == 200
+    })
+    .await;
     assert_eq!(post(&app, &sid).await, 200, "Twilio's retry is stored");
     // The socket that was connected through the outage still receives.
     assert_eq!(

@@ -9,33 +9,22 @@ use smsdesk::config::DatabaseUrl;
 use smsdesk::model::{Id, Status};
 use smsdesk::store::{Accepted, NewOutbound, Outbound, SendJob, Store};
 
-use crate::helpers::{WAIT, new_sid};
+use crate::helpers::{new_sid, wait_until};
 
 /// Runs `test` on a fresh store of each backend (PostgreSQL when `TEST_DATABASE_URL` is set).
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => { $(
         mod $test {
+            use crate::helpers::{Backend, with_database};
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("q.db").display());
-                super::$test(super::open(&url).await).await;
+                with_database(Backend::Sqlite, async |url| super::$test(super::open(&url).await).await).await
             }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
-                    eprintln!("skipped: TEST_DATABASE_URL is not set");
-                    return;
-                };
-                let db = crate::helpers::PgDatabase::create(&admin).await;
-                let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-                    super::$test(super::open(&db.url).await),
-                ))
-                .await;
-                db.drop().await;
-                if let Err(panic) = outcome {
-                    std::panic::resume_unwind(panic);
-                }
+                with_database(Backend::Postgres, async |url| super::$test(super::open(&url).await).await).await
             }
         }
     )* };
@@ -82,14 +71,10 @@ async fn queued(store: &dyn Store, n: usize) -> (Id, Vec<Id>) {
 
 /// Claims the next job, waiting for a lease that is running out.
 async fn claim(store: &dyn Store, lease: Duration) -> SendJob {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(job) = store.claim_send(lease).await.unwrap() {
-            return job;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing to claim");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_until("a job to claim", async || {
+        store.claim_send(lease).await.unwrap()
+    })
+    .await
 }
 
 async fn a_claim_that_was_taken_over_changes_nothing(store: Arc<dyn Store>) {

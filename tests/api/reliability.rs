@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Script, TestApp, WAIT, new_sid};
+use crate::helpers::{Script, TestApp, new_sid, wait_until};
 use crate::on_both_backends;
 
 on_both_backends! {
     identical_webhooks_at_the_same_instant_are_one_row_and_one_event: Simulator,
     a_lost_answer_is_reconciled_not_resent: FakeTwilio,
     rate_limited_sends_are_retried_after_retry_after: FakeTwilio,
-    a_burst_from_one_number_is_paced_and_others_are_not_held_up: FakeTwilioPaced,
+    a_burst_from_one_number_is_paced_and_others_are_not_held_up: FakeTwilio.env("SEND_RATE_PER_NUMBER", "5"),
     sends_wait_out_an_unreachable_twilio_and_go_once: TwilioDown,
     the_same_text_again_is_sent_not_matched_to_the_first: FakeTwilio,
     a_lookup_adopts_only_a_message_that_can_be_ours: FakeTwilio,
@@ -103,14 +103,8 @@ async fn a_lookup_and_create_slower_than_the_old_lease_send_once(app: TestApp) {
         .send(&alice, &conversation, "slow but once", "c-1")
         .await;
     let id = body["message"]["id"].as_str().unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if app.message(&alice, &id).await["status"] == "queued" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never sent");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    app.wait_status_within(&alice, &id, "queued", Duration::from_secs(60))
+        .await;
     // A second copy would go out 12 s after the second worker's claim; nothing can be
     // awaited for "no second create", so wait past that point.
     tokio::time::sleep(Duration::from_secs(14)).await;
@@ -126,11 +120,7 @@ async fn a_send_unconfirmed_for_ten_minutes_fails_at_its_next_claim(app: TestApp
     let conversation = app.conversation(&alice, "+14155550123").await;
     let (_, body) = app.send(&alice, &conversation, "too late", "c-1").await;
     let id = body["message"]["id"].as_str().unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while fake.sent_count() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never tried");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("a first try", async || fake.sent_count() > 0).await;
     // The retry is at least 250 ms away: move its first attempt 11 minutes back, as if
     // every claim since had ended without recording anything.
     backdate_first_try(&app, &id, chrono::Duration::minutes(11)).await;

@@ -13,7 +13,7 @@ on_both_backends! {
     simulator_walks_sent_then_delivered: Simulator,
     simulator_magic_numbers_fail_like_twilio: Simulator,
     send_to_a_new_number_opens_the_conversation: FakeTwilio,
-    live_mode_has_no_simulator_and_no_localhost_status_callback: FakeTwilioLocal,
+    live_mode_has_no_simulator_and_no_localhost_status_callback: FakeTwilio.env_remove("PUBLIC_URL"),
 }
 
 async fn live_mode_has_no_simulator_and_no_localhost_status_callback(app: TestApp) {
