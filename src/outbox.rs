@@ -18,7 +18,7 @@ use rand::Rng;
 use crate::AppState;
 use crate::model::{Message, Status};
 use crate::realtime;
-use crate::store::{Accepted, Changed, Claim, SendJob};
+use crate::store::{Accepted, Claim, SendJob};
 use crate::twilio::client::{LIST_PAGE_TIMEOUT, LIST_PAGES, MessageResource, SEND_TIMEOUT};
 use crate::twilio::errors::describe;
 use crate::twilio::{Outgoing, TwilioError};
@@ -272,7 +272,7 @@ async fn record(state: &AppState, job: &SendJob, outcome: Outcome) {
         }
         Outcome::Accepted { sid, status } => {
             match state.store.mark_accepted(claim, &sid, status).await {
-                Ok(Accepted::Recorded(changed)) => announce(state, &changed).await,
+                Ok(Accepted::Recorded(changed)) => state.events.message(&changed).await,
                 Ok(Accepted::SidTaken) => {
                     let error = format!("Twilio's message {sid} is another message's");
                     retry(state, job, backoff(job.attempts, None), None, error, true).await;
@@ -320,7 +320,7 @@ async fn retry(
 
 async fn fail(state: &AppState, claim: Claim, code: Option<i64>, reason: &str, opt_out: bool) {
     match state.store.mark_failed(claim, code, reason, opt_out).await {
-        Ok(Some(changed)) => announce(state, &changed).await,
+        Ok(Some(changed)) => state.events.message(&changed).await,
         Ok(None) => lost(claim),
         Err(e) => not_recorded(claim, &e),
     }
@@ -339,13 +339,6 @@ fn not_recorded(claim: Claim, e: &dyn std::fmt::Display) {
         message = %claim.message,
         "sending queue: result not recorded; the message will be looked up in Twilio after its lease"
     );
-}
-
-async fn announce(state: &AppState, changed: &Changed) {
-    realtime::message_status(&state.io, &changed.audience, &changed.message).await;
-    if let Some(conversation) = &changed.conversation {
-        realtime::conversation_updated(&state.io, &changed.audience, conversation).await;
-    }
 }
 
 async fn attempt(state: &AppState, job: &SendJob) -> Outcome {
