@@ -31,6 +31,7 @@ use self::watermark::Watermark;
 pub use self::error::{StoreError, StoreResult};
 pub use self::types::*;
 
+/// The database, whichever backend it is: every read and write of the server.
 pub struct Store {
     /// On PostgreSQL the same pool as `writer`; on SQLite a pool of read-only connections.
     reader: Pool,

@@ -126,6 +126,7 @@ impl Store {
         if holder.is_some() {
             return Ok(Accepted::SidTaken);
         }
+        // A callback naming our id may have moved the message on already.
         let current = locked_status(&mut tx, id).await?;
         let replace = current.is_some_and(|current| status.may_replace(current));
         let seq = tx.next_seq(&self.watermark).await?;

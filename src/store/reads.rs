@@ -125,8 +125,7 @@ impl Store {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Who hears about the conversation now. A write reads it in its own transaction instead
-    /// (see [`audience`]).
+    /// Who hears about the conversation now (writes read it in their own transaction).
     pub async fn audience(&self, conversation: Id) -> StoreResult<Audience> {
         let agents: Vec<i64> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar(AUDIENCE)

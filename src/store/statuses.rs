@@ -33,6 +33,8 @@ impl<'a> StatusChange<'a> {
 }
 
 impl Store {
+    /// Applies a status callback to the message it names (our id, else the sid), or keeps
+    /// it until a send records the sid.
     pub async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
         let _writing = self.watermark.enter();
         let mut tx = self.writer.begin().await?;
