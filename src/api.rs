@@ -16,7 +16,6 @@ use crate::auth::{
 };
 use crate::error::{AppError, AppResult, Json, PASSWORDS_BUSY, Query};
 use crate::model::{Agent, Conversation, Id, now};
-use crate::realtime;
 use crate::sms::{normalize_phone, segments};
 use crate::store::{NewOutbound, Outbound, Page};
 use crate::text::{self, Lines};
@@ -240,7 +239,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> AppRes
         }
         let hash = token_hash(&token);
         state.store.delete_session(&hash).await?;
-        realtime::end_sessions(&state.io, &[hash]).await;
+        state.events.end_sessions(&[hash]).await;
     }
     Ok((
         StatusCode::NO_CONTENT,
@@ -315,12 +314,11 @@ pub async fn open_conversation(
     if name.is_some_and(|n| n.chars().count() > 100) {
         return Err(AppError::invalid("name must be at most 100 characters"));
     }
-    let conversation = state.store.open_conversation(&from, &phone, name).await?;
+    let opened = state.store.open_conversation(&from, &phone, name).await?;
     if name.is_some() {
-        let audience = state.store.audience(conversation.id).await?;
-        realtime::conversation_updated(&state.io, &audience, &conversation).await;
+        state.events.conversation(&opened).await;
     }
-    Ok((StatusCode::OK, Json(conversation)).into_response())
+    Ok((StatusCode::OK, Json(opened.conversation)).into_response())
 }
 
 async fn visible_conversation(
@@ -358,9 +356,8 @@ pub async fn mark_read(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let conversation = visible_conversation(&state, &agent, &id).await?;
-    if let Some(updated) = state.store.mark_read(conversation.id).await? {
-        let audience = state.store.audience(updated.id).await?;
-        realtime::conversation_updated(&state.io, &audience, &updated).await;
+    if let Some(read) = state.store.mark_read(conversation.id).await? {
+        state.events.conversation(&read).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -405,7 +402,11 @@ pub async fn send(
             let to =
                 normalize_phone(to).ok_or_else(|| AppError::invalid("to is not a phone number"))?;
             let from = our_number(&agent, body.from.as_deref())?;
-            state.store.open_conversation(&from, &to, None).await?
+            state
+                .store
+                .open_conversation(&from, &to, None)
+                .await?
+                .conversation
         }
         (None, None) => return Err(AppError::invalid("give conversationId, or to")),
     };
@@ -431,10 +432,10 @@ async fn queue_message(
         client_id,
     };
     match state.store.insert_outbound(&new).await? {
-        Outbound::Created(message) => {
+        Outbound::Created(created) => {
             state.outbox.notify_one();
-            let audience = state.store.audience(conversation.id).await?;
-            realtime::new_message(&state.io, &audience, &message).await;
+            state.events.message(&created).await;
+            let message = &created.message;
             Ok((StatusCode::ACCEPTED, Json(json!({"message": message}))).into_response())
         }
         Outbound::Existing(message) => {

@@ -68,7 +68,7 @@ fn read_password() -> anyhow::Result<String> {
     }
 }
 
-async fn open(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+async fn open(settings: &Settings) -> anyhow::Result<std::sync::Arc<Store>> {
     store::connect(&settings.database_url, std::time::Duration::from_secs(10))
         .await
         .map_err(|e| {

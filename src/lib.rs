@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod outbox;
 pub mod pages;
@@ -40,6 +41,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{LoginThrottle, PasswordHasher};
 use crate::config::{Settings, TrustedProxies, TwilioMode};
+use crate::events::Events;
 use crate::realtime::{Connections, TypingStates, UnjoinedSessions};
 use crate::store::Store;
 use crate::twilio::TwilioClient;
@@ -53,8 +55,11 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
+    /// The socket.io server: its namespace and, at shutdown, its sockets.
     pub io: SocketIo,
+    /// Everything pushed to the agents goes out through it.
+    pub events: Events,
     pub twilio: TwilioClient,
     pub simulator: Option<Arc<Simulator>>,
     /// `PUBLIC_URL` without a trailing slash.
@@ -303,6 +308,7 @@ impl Server {
         let state = AppState(Arc::new(Inner {
             store,
             io: io.clone(),
+            events: Events::new(io.clone()),
             twilio,
             simulator,
             secure_cookies: public.scheme() == "https",

@@ -85,6 +85,16 @@ impl Direction {
     }
 }
 
+impl FromStr for Direction {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [Self::Inbound, Self::Outbound]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or(())
+    }
+}
+
 /// A message's status: ours (`pending`), Twilio's outbound ones, and `received` for inbound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -175,6 +185,23 @@ impl Status {
     pub fn may_replace(self, current: Status) -> bool {
         self.rank() > current.rank()
             || (self == Self::Delivered && matches!(current, Self::Undelivered | Self::Failed))
+    }
+
+    /// Where a message of `direction` ends up after `reports` (each with what came with
+    /// it), taken in the order they arrived as if each had been applied then: a report
+    /// replaces the one kept so far only if it [may](Status::may_replace). Reports of the
+    /// other direction apply to nothing and are left out.
+    pub fn settle<T>(
+        direction: Direction,
+        reports: impl IntoIterator<Item = (Status, T)>,
+    ) -> Option<(Status, T)> {
+        reports
+            .into_iter()
+            .filter(|(s, _)| s.reported_for(direction))
+            .fold(None, |kept, (s, with)| match kept {
+                Some((k, _)) if !s.may_replace(k) => kept,
+                _ => Some((s, with)),
+            })
     }
 
     pub fn is_failure(self) -> bool {
@@ -355,6 +382,33 @@ mod tests {
             assert_eq!(s.reported_for(Outbound), outbound.contains(&s), "{s:?}");
             assert_eq!(s.reported_for(Inbound), inbound.contains(&s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn early_statuses_settle_as_if_applied_in_turn() {
+        use Direction::*;
+        use Status::*;
+        let settle = |reports: &[Status]| {
+            Status::settle(Outbound, reports.iter().map(|s| (*s, ()))).map(|(s, ())| s)
+        };
+        assert_eq!(settle(&[]), None);
+        assert_eq!(settle(&[Sent, Queued]), Some(Sent));
+        assert_eq!(settle(&[Undelivered, Delivered]), Some(Delivered));
+        assert_eq!(settle(&[Delivered, Undelivered]), Some(Delivered));
+        assert_eq!(
+            settle(&[Failed, Canceled]),
+            Some(Failed),
+            "the first of a rank"
+        );
+        assert_eq!(settle(&[Received, Pending]), None, "no outbound report");
+        assert_eq!(
+            Status::settle(Outbound, [(Queued, 1), (Undelivered, 2), (Sent, 3)]),
+            Some((Undelivered, 2)),
+            "what came with it comes along"
+        );
+        assert_eq!("inbound".parse(), Ok(Inbound));
+        assert_eq!("outbound".parse(), Ok(Outbound));
+        assert_eq!("sideways".parse::<Direction>(), Err(()));
     }
 
     #[test]

@@ -7,10 +7,8 @@
 //! claim's token fences the renewal right before the create and every outcome write, so a
 //! worker that lost its claim neither sends nor records.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -18,10 +16,14 @@ use rand::Rng;
 use crate::AppState;
 use crate::model::{Message, Status};
 use crate::realtime;
-use crate::store::{Accepted, Changed, Claim, SendJob};
+use crate::store::{Accepted, Claim, SendJob};
 use crate::twilio::client::{LIST_PAGE_TIMEOUT, LIST_PAGES, MessageResource, SEND_TIMEOUT};
 use crate::twilio::errors::describe;
 use crate::twilio::{Outgoing, TwilioError};
+
+mod pacer;
+
+pub use pacer::Pacer;
 
 /// The longest one claim's calls to Twilio can take: a lookup of at most [`LIST_PAGES`]
 /// pages, then a create, each cut off at its timeout.
@@ -103,59 +105,6 @@ pub async fn housekeeping(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "pruned stale statuses"),
             Err(e) => tracing::debug!(error = %e, "pruning skipped"),
-        }
-    }
-}
-
-/// Paces sends per sending number (`SEND_RATE_PER_NUMBER` segments per second). Each message
-/// gets its own future slot, so a backlog from one number waits in our queue, each job
-/// waking once at its time, while other numbers go straight through.
-pub struct Pacer {
-    seconds_per_segment: f64,
-    state: Mutex<PacerState>,
-}
-
-#[derive(Default)]
-struct PacerState {
-    next_free: HashMap<String, Instant>,
-    reserved: HashMap<i64, Instant>,
-}
-
-/// A slot this close is taken as now.
-const SLOT_TOLERANCE: Duration = Duration::from_millis(20);
-
-impl Pacer {
-    pub fn new(segments_per_second: f64) -> Self {
-        Self {
-            seconds_per_segment: 1.0 / segments_per_second,
-            state: Mutex::new(PacerState::default()),
-        }
-    }
-
-    /// `Ok` to send now, or how long to wait for this message's slot.
-    pub fn admit(&self, number: &str, message: i64, segments: i64) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = st.reserved.get(&message).copied() {
-            if slot <= now + SLOT_TOLERANCE {
-                st.reserved.remove(&message);
-                return Ok(());
-            }
-            return Err(slot - now);
-        }
-        if st.next_free.len() > 10_000 {
-            st.next_free.retain(|_, t| *t > now);
-            st.reserved
-                .retain(|_, t| *t + Duration::from_secs(600) > now);
-        }
-        let cost = Duration::from_secs_f64(segments.max(1) as f64 * self.seconds_per_segment);
-        let slot = st.next_free.get(number).copied().unwrap_or(now).max(now);
-        st.next_free.insert(number.to_owned(), slot + cost);
-        if slot <= now + SLOT_TOLERANCE {
-            Ok(())
-        } else {
-            st.reserved.insert(message, slot);
-            Err(slot - now)
         }
     }
 }
@@ -272,7 +221,7 @@ async fn record(state: &AppState, job: &SendJob, outcome: Outcome) {
         }
         Outcome::Accepted { sid, status } => {
             match state.store.mark_accepted(claim, &sid, status).await {
-                Ok(Accepted::Recorded(changed)) => announce(state, &changed).await,
+                Ok(Accepted::Recorded(changed)) => state.events.message(&changed).await,
                 Ok(Accepted::SidTaken) => {
                     let error = format!("Twilio's message {sid} is another message's");
                     retry(state, job, backoff(job.attempts, None), None, error, true).await;
@@ -320,7 +269,7 @@ async fn retry(
 
 async fn fail(state: &AppState, claim: Claim, code: Option<i64>, reason: &str, opt_out: bool) {
     match state.store.mark_failed(claim, code, reason, opt_out).await {
-        Ok(Some(changed)) => announce(state, &changed).await,
+        Ok(Some(changed)) => state.events.message(&changed).await,
         Ok(None) => lost(claim),
         Err(e) => not_recorded(claim, &e),
     }
@@ -339,13 +288,6 @@ fn not_recorded(claim: Claim, e: &dyn std::fmt::Display) {
         message = %claim.message,
         "sending queue: result not recorded; the message will be looked up in Twilio after its lease"
     );
-}
-
-async fn announce(state: &AppState, changed: &Changed) {
-    realtime::message_status(&state.io, &changed.audience, &changed.message).await;
-    if let Some(conversation) = &changed.conversation {
-        realtime::conversation_updated(&state.io, &changed.audience, conversation).await;
-    }
 }
 
 async fn attempt(state: &AppState, job: &SendJob) -> Outcome {
@@ -511,28 +453,6 @@ mod tests {
             give_up(GIVE_UP_AFTER, true, "timeout")
                 .unwrap()
                 .contains("may have been sent")
-        );
-    }
-
-    #[test]
-    fn pacer_gives_each_message_its_own_slot_per_number() {
-        let pacer = Pacer::new(2.0);
-        assert!(pacer.admit("+1A", 1, 1).is_ok());
-        let w2 = pacer.admit("+1A", 2, 1).unwrap_err();
-        let w3 = pacer.admit("+1A", 3, 2).unwrap_err();
-        assert!(w2 > Duration::from_millis(400) && w2 <= Duration::from_millis(500));
-        assert!(w3 > Duration::from_millis(900) && w3 <= Duration::from_secs(1));
-        // A second look at a reserved message keeps its slot instead of taking a new one.
-        let again = pacer.admit("+1A", 2, 1).unwrap_err();
-        assert!(again <= w2);
-        assert!(
-            pacer.admit("+1B", 4, 1).is_ok(),
-            "other numbers are not held up"
-        );
-        let w5 = pacer.admit("+1A", 5, 1).unwrap_err();
-        assert!(
-            w5 > Duration::from_millis(1900),
-            "after the two-segment message"
         );
     }
 

@@ -1,10 +1,10 @@
 //! socket.io on the same port: handshakes authenticated by session (cookie from one of our
-//! origins, or `auth: {token}`), server-chosen rooms (one per agent, one per session), the
-//! events we push, and the typing relay with its rate limits. What clients may hold (sockets
+//! origins, or `auth: {token}`), server-chosen rooms (one per agent, one per session), and
+//! the typing relay with its rate limits; what is pushed goes out through [`crate::events`]. What clients may hold (sockets
 //! per agent, engine.io sessions not yet in the namespace) is counted in `connections`.
 //!
-//! Ending a session (logout, expiry) is `io.to(session_room).disconnect()`: whoever ends a
-//! session only has to say which one.
+//! Ending a session (logout, expiry) disconnects its session room: whoever ends a session
+//! only has to say which one.
 
 mod connections;
 
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use socketioxide::SocketIo;
@@ -28,7 +28,7 @@ use socketioxide::handler::ConnectHandler;
 
 use crate::AppState;
 use crate::auth::{cookie_token, origin_allowed, token_hash};
-use crate::model::{Conversation, Id, Message, TypingEvent};
+use crate::model::{Id, TypingEvent};
 use crate::store::StoreError;
 
 use self::connections::Unjoined;
@@ -161,27 +161,6 @@ async fn authenticate(state: &AppState, s: &SocketRef, auth: Option<Value>) -> R
     }
 }
 
-/// Ends sessions: disconnects every socket opened with them, at once. The sessions
-/// themselves are already deleted.
-pub async fn end_sessions(io: &SocketIo, token_hashes: &[String]) {
-    let rooms: Vec<String> = token_hashes.iter().map(|h| session_room(h)).collect();
-    disconnect_rooms(io, rooms).await;
-}
-
-async fn disconnect_rooms(io: &SocketIo, rooms: Vec<String>) {
-    if rooms.is_empty() {
-        return;
-    }
-    let sessions = rooms.len();
-    match io.to(rooms).disconnect().await {
-        Ok(()) => tracing::debug!(
-            sessions,
-            "[Socket.io] disconnected the sockets of ended sessions"
-        ),
-        Err(e) => tracing::warn!(error = %e, "[Socket.io] could not disconnect ended sessions"),
-    }
-}
-
 /// Ends the sessions that have expired: deletes them, and disconnects their sockets (also
 /// those whose session another process deleted first).
 pub async fn end_expired_sessions(state: &AppState) {
@@ -202,56 +181,7 @@ pub async fn end_expired_sessions(state: &AppState) {
     }
     rooms.sort();
     rooms.dedup();
-    disconnect_rooms(&state.io, rooms).await;
-}
-
-/// Pushes `payload` to every agent in `audience`. Never fails: a client that misses it
-/// catches up through `sync`.
-async fn emit<T: Serialize + ?Sized>(
-    io: &SocketIo,
-    audience: &[Id],
-    event: &str,
-    what: &str,
-    payload: &T,
-) {
-    if audience.is_empty() {
-        return;
-    }
-    let rooms: Vec<String> = audience.iter().copied().map(room).collect();
-    match io.to(rooms.clone()).emit(event, payload).await {
-        Ok(()) => {
-            for r in rooms {
-                tracing::info!("[Socket.io] 📤 Emitted {what} to {r}");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, event, "[Socket.io] emit failed"),
-    }
-}
-
-pub async fn new_message(io: &SocketIo, audience: &[Id], message: &Message) {
-    emit(io, audience, "message:new", "new message", message).await;
-}
-
-pub async fn message_status(io: &SocketIo, audience: &[Id], message: &Message) {
-    emit(
-        io,
-        audience,
-        "message:status",
-        "status update",
-        &message.status_event(),
-    )
-    .await;
-}
-
-pub async fn conversation_updated(io: &SocketIo, audience: &[Id], conversation: &Conversation) {
-    emit(
-        io,
-        audience,
-        "conversation:updated",
-        "conversation update",
-        conversation,
-    )
-    .await;
+    state.events.disconnect(rooms).await;
 }
 
 #[derive(Deserialize)]
@@ -356,21 +286,21 @@ async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
         }
     };
     let audience = match state.store.audience(conversation).await {
-        Ok(a) if a.contains(&agent.id) => a,
+        Ok(a) if a.contains(agent.id) => a,
         Ok(_) => return forget(),
         Err(e) => {
             tracing::debug!(error = %e, "typing not relayed");
             return forget();
         }
     };
-    let others: Vec<Id> = audience.into_iter().filter(|a| *a != agent.id).collect();
+    let others = audience.without(agent.id);
     let event = TypingEvent {
         conversation_id: conversation,
         agent_id: agent.id,
         agent_name: agent.name.to_string(),
         is_typing: data.is_typing,
     };
-    emit(&state.io, &others, "typing", "typing", &event).await;
+    state.events.typing(&others, &event).await;
     if let Relay::Start(generation) = relay {
         let state = state.clone();
         tokio::spawn(async move {
@@ -383,7 +313,7 @@ async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
                     is_typing: false,
                     ..event
                 };
-                emit(&state.io, &others, "typing", "typing", &stopped).await;
+                state.events.typing(&others, &stopped).await;
             }
         });
     }

@@ -11,7 +11,6 @@ use serde_json::json;
 use crate::AppState;
 use crate::error::{AppError, AppResult};
 use crate::model::{Id, Media, Status};
-use crate::realtime;
 use crate::sms::{opt_change, segments};
 use crate::store::{NewInbound, StatusOutcome, StatusReport};
 use crate::text::storable;
@@ -186,9 +185,8 @@ pub async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Resp
     let sid = msg.twilio_sid.as_str();
     match state.store.insert_inbound(&msg).await? {
         Some(stored) => {
-            tracing::info!(sid, conversation = %stored.conversation.id, "inbound message stored");
-            realtime::new_message(&state.io, &stored.audience, &stored.message).await;
-            realtime::conversation_updated(&state.io, &stored.audience, &stored.conversation).await;
+            tracing::info!(sid, conversation = %stored.message.conversation_id, "inbound message stored");
+            state.events.message(&stored).await;
         }
         None => tracing::info!(sid, "inbound message already stored; Twilio retried"),
     }
@@ -218,7 +216,7 @@ pub async fn status(State(state): State<AppState>, p: Params) -> AppResult<Respo
     match state.store.apply_status(&report).await? {
         StatusOutcome::Applied(changed) => {
             tracing::info!(sid, status = status.as_str(), "message status updated");
-            realtime::message_status(&state.io, &changed.audience, &changed.message).await;
+            state.events.message(&changed).await;
         }
         StatusOutcome::Stale => {
             tracing::debug!(

@@ -1,32 +1,29 @@
-//! PostgreSQL, for production.
+//! PostgreSQL, for production: one pool for reads and writes, `seq` from a sequence.
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::sql::{
-    agent_select, conversation_select, impl_store, message_columns, returning_columns, visible_to,
+use super::db::Dialect;
+use super::queue::claim_sql;
+
+pub(super) const DIALECT: Dialect = Dialect {
+    name: "postgres",
+    next_seq: "SELECT nextval('change_seq')",
+    lock_status: "SELECT status FROM messages WHERE id = $1 FOR UPDATE",
+    // Concurrent workers each take another job instead of queueing on the same row.
+    claim: claim_sql!(" FOR UPDATE SKIP LOCKED"),
+    // Under READ COMMITTED two writers could both see no agent; this lock makes any other
+    // insert (setup, the CLI, another instance) wait for us, and us for it.
+    lock_agents: Some("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE"),
 };
 
-pub struct PgStore {
-    watermark: super::Watermark,
-    reader: PgPool,
-    writer: PgPool,
+/// Connects and migrates.
+pub(super) async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(std::time::Duration::from_secs(3))
+        .connect_with(options.application_name("smsdesk"))
+        .await?;
+    sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+    Ok(pool)
 }
-
-impl PgStore {
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let options: PgConnectOptions = url.parse()?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(std::time::Duration::from_secs(3))
-            .connect_with(options.application_name("smsdesk"))
-            .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self {
-            watermark: super::Watermark::default(),
-            reader: pool.clone(),
-            writer: pool,
-        })
-    }
-}
-
-impl_store!(PgStore, sqlx::Postgres, backend: "postgres", agg: "string_agg", skip_locked: " FOR UPDATE SKIP LOCKED", next_seq: "SELECT nextval('change_seq')");

@@ -17,15 +17,18 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::sql::{
-    agent_select, conversation_select, impl_store, message_columns, returning_columns, visible_to,
-};
+use super::db::Dialect;
+use super::queue::claim_sql;
 
-pub struct SqliteStore {
-    watermark: super::Watermark,
-    reader: SqlitePool,
-    writer: SqlitePool,
-}
+/// SQLite serialises writers, and the store has only one writer connection: whatever a write
+/// reads stays as it read it until it commits, so nothing needs locking.
+pub(super) const DIALECT: Dialect = Dialect {
+    name: "sqlite",
+    next_seq: "UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+    lock_status: "SELECT status FROM messages WHERE id = $1",
+    claim: claim_sql!(""),
+    lock_agents: None,
+};
 
 /// The database file as it was when opened: its path and its identity on disk.
 struct DbFile {
@@ -86,45 +89,38 @@ fn watched(pool: SqlitePoolOptions, file: Option<&Arc<DbFile>>) -> SqlitePoolOpt
     })
 }
 
-impl SqliteStore {
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-        }
-        // Create the file first, then never again: a connection opened after it is gone
-        // must fail, not start an empty database.
-        SqliteConnection::connect_with(&options)
-            .await?
-            .close()
-            .await?;
-        let file = DbFile::watch(options.get_filename());
-        let options = options.create_if_missing(false);
-        let writer = watched(SqlitePoolOptions::new(), file.as_ref())
-            .max_connections(1)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = watched(SqlitePoolOptions::new(), file.as_ref())
-            .max_connections(8)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(Self {
-            watermark: super::Watermark::default(),
-            reader,
-            writer,
-        })
+/// Connects and migrates: the reader pool, and the writer.
+pub(super) async fn connect(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool)> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(5));
+    if let Some(dir) = options.get_filename().parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
+    // Create the file first, then never again: a connection opened after it is gone
+    // must fail, not start an empty database.
+    SqliteConnection::connect_with(&options)
+        .await?
+        .close()
+        .await?;
+    let file = DbFile::watch(options.get_filename());
+    let options = options.create_if_missing(false);
+    let writer = watched(SqlitePoolOptions::new(), file.as_ref())
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect_with(options.clone())
+        .await?;
+    sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+    let reader = watched(SqlitePoolOptions::new(), file.as_ref())
+        .max_connections(8)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect_with(options.read_only(true))
+        .await?;
+    Ok((reader, writer))
 }
-
-impl_store!(SqliteStore, sqlx::Sqlite, backend: "sqlite", agg: "group_concat", skip_locked: "", next_seq: "UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq");

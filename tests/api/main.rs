@@ -10,6 +10,7 @@ mod inbound;
 mod input;
 mod media;
 mod outage;
+mod precedence;
 mod queue;
 mod realtime;
 mod reliability;

@@ -35,14 +35,14 @@ on_both_stores! {
     a_sid_another_message_holds_is_refused_and_the_job_stays,
 }
 
-async fn open(url: &str) -> Arc<dyn Store> {
+async fn open(url: &str) -> Arc<Store> {
     smsdesk::store::connect(&DatabaseUrl::parse(url).unwrap(), Duration::from_secs(5))
         .await
         .unwrap()
 }
 
 /// An agent on +15550001000 and `n` queued messages to one contact, all saying "ok".
-async fn queued(store: &dyn Store, n: usize) -> (Id, Vec<Id>) {
+async fn queued(store: &Store, n: usize) -> (Id, Vec<Id>) {
     let agent = store
         .create_agent("a@x.io", "A", "hash", &["+15550001000".into()])
         .await
@@ -51,7 +51,8 @@ async fn queued(store: &dyn Store, n: usize) -> (Id, Vec<Id>) {
     let conversation = store
         .open_conversation("+15550001000", "+14155550123", None)
         .await
-        .unwrap();
+        .unwrap()
+        .conversation;
     let mut ids = Vec::new();
     for i in 0..n {
         let new = NewOutbound {
@@ -62,7 +63,7 @@ async fn queued(store: &dyn Store, n: usize) -> (Id, Vec<Id>) {
             segments: 1,
         };
         match store.insert_outbound(&new).await.unwrap() {
-            Outbound::Created(m) => ids.push(m.id),
+            Outbound::Created(m) => ids.push(m.message.id),
             other => panic!("not queued: {other:?}"),
         }
     }
@@ -70,19 +71,19 @@ async fn queued(store: &dyn Store, n: usize) -> (Id, Vec<Id>) {
 }
 
 /// Claims the next job, waiting for a lease that is running out.
-async fn claim(store: &dyn Store, lease: Duration) -> SendJob {
+async fn claim(store: &Store, lease: Duration) -> SendJob {
     wait_until("a job to claim", async || {
         store.claim_send(lease).await.unwrap()
     })
     .await
 }
 
-async fn a_claim_that_was_taken_over_changes_nothing(store: Arc<dyn Store>) {
-    let (agent, ids) = queued(&*store, 1).await;
+async fn a_claim_that_was_taken_over_changes_nothing(store: Arc<Store>) {
+    let (agent, ids) = queued(&store, 1).await;
     let before = store.message(agent, ids[0]).await.unwrap().unwrap();
-    let stale = claim(&*store, Duration::ZERO).await;
+    let stale = claim(&store, Duration::ZERO).await;
     // Its lease ran out at once: another worker takes the message over.
-    let current = claim(&*store, Duration::from_secs(60)).await;
+    let current = claim(&store, Duration::from_secs(60)).await;
     assert_eq!(current.claim.message, stale.claim.message);
     assert!(current.claim.token > stale.claim.token);
     assert!(current.maybe_sent, "the first worker may have sent it");
@@ -141,15 +142,15 @@ async fn a_claim_that_was_taken_over_changes_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.queue_stats().await.unwrap().depth, 0);
 }
 
-async fn a_sid_another_message_holds_is_refused_and_the_job_stays(store: Arc<dyn Store>) {
-    let (agent, ids) = queued(&*store, 2).await;
-    let first = claim(&*store, Duration::from_secs(60)).await;
+async fn a_sid_another_message_holds_is_refused_and_the_job_stays(store: Arc<Store>) {
+    let (agent, ids) = queued(&store, 2).await;
+    let first = claim(&store, Duration::from_secs(60)).await;
     assert_eq!(first.claim.message, ids[0]);
     let sid = new_sid();
     let recorded = store.mark_accepted(first.claim, &sid, Status::Queued).await;
     assert!(matches!(recorded.unwrap(), Accepted::Recorded(_)));
 
-    let second = claim(&*store, Duration::from_secs(60)).await;
+    let second = claim(&store, Duration::from_secs(60)).await;
     assert_eq!(second.claim.message, ids[1]);
     let refused = store.mark_accepted(second.claim, &sid, Status::Sent).await;
     assert!(matches!(refused.unwrap(), Accepted::SidTaken));
@@ -167,7 +168,7 @@ async fn a_sid_another_message_holds_is_refused_and_the_job_stays(store: Arc<dyn
         .await
         .unwrap();
     assert!(back);
-    let again = claim(&*store, Duration::from_secs(60)).await;
+    let again = claim(&store, Duration::from_secs(60)).await;
     assert_eq!(again.claim.message, ids[1]);
     assert!(again.maybe_sent);
     let other = new_sid();

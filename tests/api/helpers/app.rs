@@ -139,7 +139,7 @@ pub struct TestApp {
     /// The one-time setup link printed at start (there is no agent yet).
     pub setup_url: Option<String>,
     pub fake: Option<FakeTwilio>,
-    pub store: Arc<dyn smsdesk::store::Store>,
+    pub store: Arc<smsdesk::store::Store>,
     pub database_url: String,
     pub simulator: Option<Arc<smsdesk::twilio::simulator::Simulator>>,
     pub state: smsdesk::AppState,

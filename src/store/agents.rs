@@ -1,0 +1,229 @@
+//! Agents, their numbers, and their sessions.
+
+use chrono::{DateTime, Utc};
+
+use super::db::{Tx, on_pool, on_tx};
+use super::rows::{AgentRow, SessionRow, agent_select};
+use super::{Session, Store, StoreResult};
+use crate::model::{Agent, Id, now};
+
+const INSERT_NUMBER: &str =
+    "INSERT INTO agent_numbers (agent_id, number) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+impl Store {
+    pub async fn count_agents(&self) -> StoreResult<i64> {
+        let count: i64 = on_pool!(&self.reader, |db| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM agents")
+                .fetch_one(db)
+                .await
+        })?;
+        Ok(count)
+    }
+
+    /// `None` when the email is taken.
+    pub async fn create_agent(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        numbers: &[String],
+    ) -> StoreResult<Option<Agent>> {
+        let mut tx = self.writer.begin().await?;
+        let id: Option<i64> = on_tx!(&mut tx, |db| {
+            sqlx::query_scalar(
+                "INSERT INTO agents (email, name, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (email) DO NOTHING RETURNING id",
+            )
+            .bind(email)
+            .bind(name)
+            .bind(password_hash)
+            .bind(now())
+            .fetch_optional(db)
+            .await
+        })?;
+        add_numbers(tx, id, numbers).await
+    }
+
+    /// The first agent, made by the setup link: `None` when any agent exists, whoever made
+    /// it (this process, the CLI, another instance), decided in the write itself.
+    pub async fn create_first_agent(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        numbers: &[String],
+    ) -> StoreResult<Option<Agent>> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(lock) = tx.dialect().lock_agents {
+            on_tx!(&mut tx, |db| sqlx::query(lock)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        let id: Option<i64> = on_tx!(&mut tx, |db| {
+            sqlx::query_scalar(
+                "INSERT INTO agents (email, name, password_hash, created_at) \
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM agents) \
+                 ON CONFLICT (email) DO NOTHING RETURNING id",
+            )
+            .bind(email)
+            .bind(name)
+            .bind(password_hash)
+            .bind(now())
+            .fetch_optional(db)
+            .await
+        })?;
+        add_numbers(tx, id, numbers).await
+    }
+
+    /// The agent with this email, and their password hash.
+    pub async fn agent_by_email(&self, email: &str) -> StoreResult<Option<(Agent, String)>> {
+        let row: Option<AgentRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(agent_select!(), "WHERE a.email = $1"))
+                .bind(email)
+                .fetch_optional(db)
+                .await
+        })?;
+        Ok(row.map(AgentRow::into_agent))
+    }
+
+    pub async fn list_agents(&self) -> StoreResult<Vec<Agent>> {
+        let rows: Vec<AgentRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(agent_select!(), "ORDER BY a.id"))
+                .fetch_all(db)
+                .await
+        })?;
+        Ok(rows.into_iter().map(|r| r.into_agent().0).collect())
+    }
+
+    pub async fn change_numbers(
+        &self,
+        agent: Id,
+        add: &[String],
+        remove: &[String],
+    ) -> StoreResult<Agent> {
+        let mut tx = self.writer.begin().await?;
+        for number in add {
+            on_tx!(&mut tx, |db| {
+                sqlx::query(INSERT_NUMBER)
+                    .bind(agent.0)
+                    .bind(number)
+                    .execute(db)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+        }
+        for number in remove {
+            on_tx!(&mut tx, |db| {
+                sqlx::query("DELETE FROM agent_numbers WHERE agent_id = $1 AND number = $2")
+                    .bind(agent.0)
+                    .bind(number)
+                    .execute(db)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+        }
+        let agent = agent_by_id(&mut tx, agent.0).await?;
+        tx.commit().await?;
+        Ok(agent)
+    }
+
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        agent: Id,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        on_pool!(&self.writer, |db| {
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, agent_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(agent.0)
+            .bind(now())
+            .bind(expires_at)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// The session with this token hash, if it has not expired.
+    pub async fn session(&self, token_hash: &str) -> StoreResult<Option<Session>> {
+        let row: Option<SessionRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(
+                agent_select!(", s.expires_at"),
+                "JOIN sessions s ON s.agent_id = a.id \
+                 WHERE s.token_hash = $1 AND s.expires_at > $2"
+            ))
+            .bind(token_hash)
+            .bind(now())
+            .fetch_optional(db)
+            .await
+        })?;
+        Ok(row.map(|r| Session {
+            agent: r.agent.into_agent().0,
+            expires_at: r.expires_at,
+        }))
+    }
+
+    pub async fn session_agent(&self, token_hash: &str) -> StoreResult<Option<Agent>> {
+        Ok(self.session(token_hash).await?.map(|s| s.agent))
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        on_pool!(&self.writer, |db| {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Deletes the sessions that have expired; their token hashes.
+    pub async fn end_expired_sessions(&self) -> StoreResult<Vec<String>> {
+        let hashes: Vec<String> = on_pool!(&self.writer, |db| {
+            sqlx::query_scalar("DELETE FROM sessions WHERE expires_at <= $1 RETURNING token_hash")
+                .bind(now())
+                .fetch_all(db)
+                .await
+        })?;
+        Ok(hashes)
+    }
+}
+
+async fn agent_by_id(tx: &mut Tx, id: i64) -> StoreResult<Agent> {
+    let row: AgentRow = on_tx!(tx, |db| {
+        sqlx::query_as(concat!(agent_select!(), "WHERE a.id = $1"))
+            .bind(id)
+            .fetch_one(db)
+            .await
+    })?;
+    Ok(row.into_agent().0)
+}
+
+/// Gives a just-inserted agent (`id`, `None` if nothing was inserted) its numbers and commits.
+async fn add_numbers(
+    mut tx: Tx,
+    id: Option<i64>,
+    numbers: &[String],
+) -> StoreResult<Option<Agent>> {
+    let Some(id) = id else { return Ok(None) };
+    for number in numbers {
+        on_tx!(&mut tx, |db| {
+            sqlx::query(INSERT_NUMBER)
+                .bind(id)
+                .bind(number)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+    }
+    let agent = agent_by_id(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Some(agent))
+}

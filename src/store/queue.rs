@@ -1,0 +1,282 @@
+//! The durable sending queue: claims with a lease and a fencing token, and what a worker
+//! records about its attempt. Every write after the claim names it and changes nothing
+//! (answering `false`, `None` or [`Accepted::LostClaim`]) once it is no longer the job's.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::db::{on_pool, on_tx};
+use super::reads::{audience, conversation_by_id, message_by_id};
+use super::statuses::{StatusChange, advance_status, apply_early, locked_status};
+use super::{
+    Accepted, Claim, MessageChange, MessageEvent, QueueStats, SendJob, Store, StoreResult,
+};
+use crate::model::{Id, Status, now};
+
+/// The claim statement, with what locks the chosen row on backends that need it.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE send_jobs SET lease_until = $1, attempts = attempts + 1, \
+               claim = claim + 1, \
+               first_tried_at = COALESCE(first_tried_at, $2), \
+               maybe_sent = (maybe_sent OR lease_until IS NOT NULL) \
+             WHERE message_id = (SELECT message_id FROM send_jobs \
+                 WHERE run_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
+                 ORDER BY run_at, message_id LIMIT 1",
+            $lock,
+            ") AND (lease_until IS NULL OR lease_until < $2) \
+             RETURNING message_id, claim, attempts, first_tried_at, maybe_sent, last_error"
+        )
+    };
+}
+
+pub(super) use claim_sql;
+
+const DELETE_JOB: &str = "DELETE FROM send_jobs WHERE message_id = $1 AND claim = $2";
+
+impl Store {
+    /// Claims the first due job for `lease`.
+    pub async fn claim_send(&self, lease: Duration) -> StoreResult<Option<SendJob>> {
+        let t = now();
+        let until = t + chrono::Duration::from_std(lease).unwrap_or_default();
+        let mut tx = self.writer.begin().await?;
+        let sql = tx.dialect().claim;
+        type ClaimRow = (i64, i64, i64, Option<DateTime<Utc>>, bool, Option<String>);
+        let claimed: Option<ClaimRow> = on_tx!(&mut tx, |db| {
+            sqlx::query_as(sql)
+                .bind(until)
+                .bind(t)
+                .fetch_optional(db)
+                .await
+        })?;
+        let Some((id, token, attempts, first_tried_at, maybe_sent, last_error)) = claimed else {
+            return Ok(None);
+        };
+        let message = message_by_id(&mut tx, id).await?;
+        let opted_out: bool = on_tx!(&mut tx, |db| {
+            sqlx::query_scalar("SELECT opted_out FROM conversations WHERE id = $1")
+                .bind(message.conversation_id.0)
+                .fetch_one(db)
+                .await
+        })?;
+        tx.commit().await?;
+        Ok(Some(SendJob {
+            claim: Claim {
+                message: Id(id),
+                token,
+            },
+            message,
+            conversation_opted_out: opted_out,
+            attempts,
+            first_tried_at: first_tried_at.unwrap_or(t),
+            maybe_sent,
+            last_error,
+        }))
+    }
+
+    /// Extends the claim's lease to `lease` from now.
+    pub async fn renew_lease(&self, claim: Claim, lease: Duration) -> StoreResult<bool> {
+        let until = now() + chrono::Duration::from_std(lease).unwrap_or_default();
+        let renewed = on_pool!(&self.writer, |db| {
+            sqlx::query(
+                "UPDATE send_jobs SET lease_until = $3 WHERE message_id = $1 AND claim = $2",
+            )
+            .bind(claim.message.0)
+            .bind(claim.token)
+            .bind(until)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(renewed > 0)
+    }
+
+    /// Records the sid Twilio gave the claimed message, with the status it answered and any
+    /// status that came in for the sid before it was recorded.
+    pub async fn mark_accepted(
+        &self,
+        claim: Claim,
+        sid: &str,
+        status: Status,
+    ) -> StoreResult<Accepted> {
+        let id = claim.message.0;
+        let _writing = self.watermark.enter();
+        let mut tx = self.writer.begin().await?;
+        // Returning early drops the transaction, which puts the job back.
+        let ours = on_tx!(&mut tx, |db| {
+            sqlx::query(DELETE_JOB)
+                .bind(id)
+                .bind(claim.token)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if ours == 0 {
+            return Ok(Accepted::LostClaim);
+        }
+        let holder: Option<i64> = on_tx!(&mut tx, |db| {
+            sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1 AND id <> $2")
+                .bind(sid)
+                .bind(id)
+                .fetch_optional(db)
+                .await
+        })?;
+        if holder.is_some() {
+            return Ok(Accepted::SidTaken);
+        }
+        // A callback naming our id may have moved the message on already.
+        let current = locked_status(&mut tx, id).await?;
+        let replace = current.is_some_and(|current| status.may_replace(current));
+        let seq = tx.next_seq(&self.watermark).await?;
+        let recorded = on_tx!(&mut tx, |db| {
+            sqlx::query(
+                "UPDATE messages SET twilio_sid = $2, \
+                   status = CASE WHEN $3 THEN $4 ELSE status END, \
+                   status_rank = CASE WHEN $3 THEN $5 ELSE status_rank END, \
+                   updated_at = $6, seq = $7 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(sid)
+            .bind(replace)
+            .bind(status.as_str())
+            .bind(status.rank())
+            .bind(now())
+            .bind(seq)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        });
+        match recorded {
+            // Another message took the sid since the check above.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Ok(Accepted::SidTaken);
+            }
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        apply_early(&mut tx, &self.watermark, id, sid).await?;
+        let message = message_by_id(&mut tx, id).await?;
+        let audience = audience(&mut tx, message.conversation_id.0).await?;
+        tx.commit().await?;
+        Ok(Accepted::Recorded(Box::new(MessageChange {
+            event: MessageEvent::Status,
+            message,
+            conversation: None,
+            audience,
+        })))
+    }
+
+    /// Fails the claimed message for good (with `reason` as its error text), and marks the
+    /// contact opted out when Twilio said so.
+    pub async fn mark_failed(
+        &self,
+        claim: Claim,
+        code: Option<i64>,
+        reason: &str,
+        opt_out: bool,
+    ) -> StoreResult<Option<MessageChange>> {
+        let id = claim.message.0;
+        let _writing = self.watermark.enter();
+        let mut tx = self.writer.begin().await?;
+        let ours = on_tx!(&mut tx, |db| {
+            sqlx::query(DELETE_JOB)
+                .bind(id)
+                .bind(claim.token)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if ours == 0 {
+            return Ok(None);
+        }
+        let failed = StatusChange {
+            status: Status::Failed,
+            error_code: code,
+            error_message: Some(reason.to_owned()),
+            sid: None,
+        };
+        advance_status(&mut tx, &self.watermark, id, &failed).await?;
+        let message = message_by_id(&mut tx, id).await?;
+        let conversation_id = message.conversation_id.0;
+        let conversation = if opt_out {
+            on_tx!(&mut tx, |db| {
+                sqlx::query("UPDATE conversations SET opted_out = TRUE WHERE id = $1")
+                    .bind(conversation_id)
+                    .execute(db)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
+            Some(conversation_by_id(&mut tx, conversation_id).await?)
+        } else {
+            None
+        };
+        let audience = audience(&mut tx, conversation_id).await?;
+        tx.commit().await?;
+        Ok(Some(MessageChange {
+            event: MessageEvent::Status,
+            message,
+            conversation,
+            audience,
+        }))
+    }
+
+    /// Puts the claimed message back, to be tried again at `at`.
+    pub async fn reschedule(
+        &self,
+        claim: Claim,
+        at: DateTime<Utc>,
+        error: &str,
+        maybe_sent: bool,
+    ) -> StoreResult<bool> {
+        let ours = on_pool!(&self.writer, |db| {
+            sqlx::query(
+                "UPDATE send_jobs SET run_at = $3, lease_until = NULL, maybe_sent = $4, \
+                   last_error = $5 WHERE message_id = $1 AND claim = $2",
+            )
+            .bind(claim.message.0)
+            .bind(claim.token)
+            .bind(at)
+            .bind(maybe_sent)
+            .bind(error)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(ours > 0)
+    }
+
+    /// Puts a claimed message back without counting the claim as an attempt.
+    pub async fn defer(&self, claim: Claim, at: DateTime<Utc>) -> StoreResult<bool> {
+        // SET reads the old row: undo the claim's attempt, and its first try if it was one.
+        let ours = on_pool!(&self.writer, |db| {
+            sqlx::query(
+                "UPDATE send_jobs SET run_at = $3, lease_until = NULL, \
+                   attempts = attempts - 1, \
+                   first_tried_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_tried_at END \
+                 WHERE message_id = $1 AND claim = $2",
+            )
+            .bind(claim.message.0)
+            .bind(claim.token)
+            .bind(at)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(ours > 0)
+    }
+
+    pub async fn queue_stats(&self) -> StoreResult<QueueStats> {
+        let (depth, oldest): (i64, Option<DateTime<Utc>>) = on_pool!(&self.reader, |db| {
+            sqlx::query_as(
+                "SELECT COUNT(*), MIN(m.created_at) FROM send_jobs j \
+                 JOIN messages m ON m.id = j.message_id",
+            )
+            .fetch_one(db)
+            .await
+        })?;
+        Ok(QueueStats { depth, oldest })
+    }
+}

@@ -1,0 +1,184 @@
+//! Reading: what an agent may see, what changed since a cursor, and who hears about a
+//! conversation.
+
+use super::db::{Tx, on_pool, on_tx};
+use super::rows::{ConversationRow, MessageRow, conversation_select, message_columns, visible_to};
+use super::{Audience, Page, Store, StoreResult};
+use crate::model::{Conversation, Id, Message};
+
+/// The agents who hold conversation `$1`'s number: everyone who hears about it.
+const AUDIENCE: &str = "SELECT an.agent_id FROM conversations c \
+     JOIN agent_numbers an ON an.number = c.our_number \
+     WHERE c.id = $1 ORDER BY an.agent_id";
+
+impl Store {
+    /// A page of `agent`'s conversations, most recently active first, and the next cursor.
+    pub async fn list_conversations(
+        &self,
+        agent: Id,
+        page: Page,
+    ) -> StoreResult<(Vec<Conversation>, Option<i64>)> {
+        let rows: Vec<ConversationRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(
+                conversation_select!(),
+                "WHERE",
+                visible_to!("1"),
+                "AND c.activity < $2 ORDER BY c.activity DESC, c.id DESC LIMIT $3"
+            ))
+            .bind(agent.0)
+            .bind(page.cursor.unwrap_or(i64::MAX))
+            .bind(page.limit)
+            .fetch_all(db)
+            .await
+        })?;
+        let full = rows.len() as i64 == page.limit;
+        let mut next = None;
+        let conversations = rows
+            .into_iter()
+            .map(|r| {
+                let (c, activity) = r.into_conversation();
+                next = Some(activity);
+                c
+            })
+            .collect();
+        Ok((conversations, next.filter(|_| full)))
+    }
+
+    /// The conversation if `agent` may see it.
+    pub async fn conversation(&self, agent: Id, id: Id) -> StoreResult<Option<Conversation>> {
+        let row: Option<ConversationRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(
+                conversation_select!(),
+                "WHERE c.id = $2 AND",
+                visible_to!("1")
+            ))
+            .bind(agent.0)
+            .bind(id.0)
+            .fetch_optional(db)
+            .await
+        })?;
+        Ok(row.map(|r| r.into_conversation().0))
+    }
+
+    /// A page of the conversation's messages, newest first, and the next cursor.
+    pub async fn list_messages(
+        &self,
+        conversation: Id,
+        page: Page,
+    ) -> StoreResult<(Vec<Message>, Option<i64>)> {
+        let rows: Vec<MessageRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m WHERE m.conversation_id = $1 AND m.id < $2 \
+                 ORDER BY m.id DESC LIMIT $3"
+            ))
+            .bind(conversation.0)
+            .bind(page.cursor.unwrap_or(i64::MAX))
+            .bind(page.limit)
+            .fetch_all(db)
+            .await
+        })?;
+        let next = (rows.len() as i64 == page.limit)
+            .then(|| rows.last().map(|m| m.id))
+            .flatten();
+        Ok((rows.into_iter().map(Into::into).collect(), next))
+    }
+
+    /// The message if `agent` may see it.
+    pub async fn message(&self, agent: Id, id: Id) -> StoreResult<Option<Message>> {
+        let row: Option<MessageRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                 WHERE m.id = $2 AND",
+                visible_to!("1")
+            ))
+            .bind(agent.0)
+            .bind(id.0)
+            .fetch_optional(db)
+            .await
+        })?;
+        Ok(row.map(Into::into))
+    }
+
+    /// Messages of `agent` changed after `since`, in change order.
+    pub async fn changes(&self, agent: Id, since: i64, limit: i64) -> StoreResult<Vec<Message>> {
+        let visible_up_to = self.watermark.visible_up_to();
+        let rows: Vec<MessageRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                 WHERE m.seq > $2 AND m.seq <= $4 AND",
+                visible_to!("1"),
+                "ORDER BY m.seq LIMIT $3"
+            ))
+            .bind(agent.0)
+            .bind(since)
+            .bind(limit)
+            .bind(visible_up_to)
+            .fetch_all(db)
+            .await
+        })?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Who hears about the conversation now (writes read it in their own transaction).
+    pub async fn audience(&self, conversation: Id) -> StoreResult<Audience> {
+        let agents: Vec<i64> = on_pool!(&self.reader, |db| {
+            sqlx::query_scalar(AUDIENCE)
+                .bind(conversation.0)
+                .fetch_all(db)
+                .await
+        })?;
+        Ok(Audience::new(agents))
+    }
+
+    /// Whether a message with this Twilio sid is stored.
+    pub async fn has_sid(&self, sid: &str) -> StoreResult<bool> {
+        let found: Option<i64> = on_pool!(&self.reader, |db| {
+            sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
+                .bind(sid)
+                .fetch_optional(db)
+                .await
+        })?;
+        Ok(found.is_some())
+    }
+}
+
+/// Who hears about the conversation, as of this transaction.
+pub(super) async fn audience(tx: &mut Tx, conversation: i64) -> StoreResult<Audience> {
+    let agents: Vec<i64> = on_tx!(tx, |db| {
+        sqlx::query_scalar(AUDIENCE)
+            .bind(conversation)
+            .fetch_all(db)
+            .await
+    })?;
+    Ok(Audience::new(agents))
+}
+
+pub(super) async fn message_by_id(tx: &mut Tx, id: i64) -> StoreResult<Message> {
+    let row: MessageRow = on_tx!(tx, |db| {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages m WHERE m.id = $1"
+        ))
+        .bind(id)
+        .fetch_one(db)
+        .await
+    })?;
+    Ok(row.into())
+}
+
+pub(super) async fn conversation_by_id(tx: &mut Tx, id: i64) -> StoreResult<Conversation> {
+    let row: ConversationRow = on_tx!(tx, |db| {
+        sqlx::query_as(concat!(conversation_select!(), "WHERE c.id = $1"))
+            .bind(id)
+            .fetch_one(db)
+            .await
+    })?;
+    Ok(row.into_conversation().0)
+}

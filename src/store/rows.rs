@@ -1,0 +1,246 @@
+//! Rows as the queries select them, and how they become the domain's types. The column lists
+//! are `concat!` fragments so every statement stays one literal that sqlx can cache.
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Agent, Contact, Conversation, Direction, Id, Message, Status};
+
+/// A message's columns, for `SELECT … FROM messages m`.
+macro_rules! message_columns {
+    () => {
+        "m.id, m.conversation_id, m.direction, m.from_number, m.to_number, m.body, m.media, \
+         m.status, m.error_code, m.error_message, m.twilio_sid, m.client_id, m.agent_id, \
+         m.segments, m.created_at, m.updated_at, m.seq"
+    };
+}
+
+/// The same columns unqualified, for `RETURNING` (SQLite takes no table alias there).
+macro_rules! returning_columns {
+    () => {
+        "id, conversation_id, direction, from_number, to_number, body, media, status, \
+         error_code, error_message, twilio_sid, client_id, agent_id, segments, created_at, \
+         updated_at, seq"
+    };
+}
+
+/// A conversation with its last message, as [`ConversationRow`] reads it.
+macro_rules! conversation_select {
+    () => {
+        concat!(
+            "SELECT c.id AS c_id, c.our_number, c.contact_phone, c.contact_name, c.opted_out, \
+             c.unread_count, c.updated_at AS c_updated_at, c.activity, ",
+            $crate::store::rows::message_columns!(),
+            " FROM conversations c LEFT JOIN messages m ON m.id = c.last_message_id "
+        )
+    };
+}
+
+/// An agent with their numbers, as [`AgentRow`] reads it, and any further columns.
+macro_rules! agent_select {
+    () => {
+        $crate::store::rows::agent_select!("")
+    };
+    ($more_columns:literal) => {
+        concat!(
+            "SELECT a.id, a.email, a.name, a.password_hash, \
+             (SELECT string_agg(n.number, ',') FROM agent_numbers n WHERE n.agent_id = a.id) \
+             AS numbers",
+            $more_columns,
+            " FROM agents a "
+        )
+    };
+}
+
+/// `c.our_number` is one of agent `$n`'s numbers.
+macro_rules! visible_to {
+    ($n:literal) => {
+        concat!(
+            " c.our_number IN (SELECT number FROM agent_numbers WHERE agent_id = $",
+            $n,
+            ") "
+        )
+    };
+}
+
+pub(super) use {
+    agent_select, conversation_select, message_columns, returning_columns, visible_to,
+};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MessageRow {
+    pub id: i64,
+    pub conversation_id: i64,
+    direction: String,
+    from_number: String,
+    to_number: String,
+    pub body: String,
+    media: String,
+    status: String,
+    error_code: Option<i64>,
+    error_message: Option<String>,
+    twilio_sid: Option<String>,
+    client_id: Option<String>,
+    agent_id: Option<i64>,
+    segments: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    seq: i64,
+}
+
+impl From<MessageRow> for Message {
+    fn from(r: MessageRow) -> Self {
+        Message {
+            id: Id(r.id),
+            conversation_id: Id(r.conversation_id),
+            direction: direction(&r.direction),
+            from: r.from_number,
+            to: r.to_number,
+            body: r.body,
+            media: serde_json::from_str(&r.media).unwrap_or_default(),
+            status: status(&r.status),
+            error_code: r.error_code,
+            error_message: r.error_message,
+            twilio_sid: r.twilio_sid,
+            client_id: r.client_id,
+            agent_id: r.agent_id.map(Id),
+            segments: r.segments,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            seq: r.seq,
+        }
+    }
+}
+
+/// The `direction` column, which its CHECK keeps to the two values.
+pub(super) fn direction(column: &str) -> Direction {
+    column.parse().unwrap_or(Direction::Outbound)
+}
+
+/// The `status` column; only [`Status::as_str`] ever writes it.
+pub(super) fn status(column: &str) -> Status {
+    column.parse().unwrap_or(Status::Pending)
+}
+
+/// A conversation row, with its last message's columns (all null when it has none).
+#[derive(sqlx::FromRow)]
+pub(super) struct ConversationRow {
+    c_id: i64,
+    our_number: String,
+    contact_phone: String,
+    contact_name: Option<String>,
+    opted_out: bool,
+    unread_count: i64,
+    c_updated_at: DateTime<Utc>,
+    activity: i64,
+    #[sqlx(flatten)]
+    last: LastMessageRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct LastMessageRow {
+    id: Option<i64>,
+    conversation_id: Option<i64>,
+    direction: Option<String>,
+    from_number: Option<String>,
+    to_number: Option<String>,
+    body: Option<String>,
+    media: Option<String>,
+    status: Option<String>,
+    error_code: Option<i64>,
+    error_message: Option<String>,
+    twilio_sid: Option<String>,
+    client_id: Option<String>,
+    agent_id: Option<i64>,
+    segments: Option<i64>,
+    created_at: Option<DateTime<Utc>>,
+    updated_at: Option<DateTime<Utc>>,
+    seq: Option<i64>,
+}
+
+impl LastMessageRow {
+    fn into_message(self) -> Option<Message> {
+        Some(
+            MessageRow {
+                id: self.id?,
+                conversation_id: self.conversation_id?,
+                direction: self.direction?,
+                from_number: self.from_number?,
+                to_number: self.to_number?,
+                body: self.body?,
+                media: self.media?,
+                status: self.status?,
+                error_code: self.error_code,
+                error_message: self.error_message,
+                twilio_sid: self.twilio_sid,
+                client_id: self.client_id,
+                agent_id: self.agent_id,
+                segments: self.segments?,
+                created_at: self.created_at?,
+                updated_at: self.updated_at?,
+                seq: self.seq?,
+            }
+            .into(),
+        )
+    }
+}
+
+impl ConversationRow {
+    /// The conversation, and its `activity` (the list's cursor).
+    pub(super) fn into_conversation(self) -> (Conversation, i64) {
+        let activity = self.activity;
+        (
+            Conversation {
+                id: Id(self.c_id),
+                our_number: self.our_number,
+                contact: Contact {
+                    phone: self.contact_phone,
+                    name: self.contact_name,
+                    opted_out: self.opted_out,
+                },
+                last_message: self.last.into_message(),
+                unread_count: self.unread_count,
+                updated_at: self.c_updated_at,
+            },
+            activity,
+        )
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AgentRow {
+    id: i64,
+    email: String,
+    name: String,
+    password_hash: String,
+    numbers: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SessionRow {
+    #[sqlx(flatten)]
+    pub agent: AgentRow,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl AgentRow {
+    /// The agent, and their password hash.
+    pub(super) fn into_agent(self) -> (Agent, String) {
+        let mut numbers: Vec<String> = self
+            .numbers
+            .unwrap_or_default()
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        numbers.sort();
+        (
+            Agent {
+                id: Id(self.id),
+                email: self.email,
+                name: self.name,
+                numbers,
+            },
+            self.password_hash,
+        )
+    }
+}

@@ -1,0 +1,213 @@
+//! Statuses: Twilio's reports applied to stored messages, and reports for a sid not recorded
+//! yet kept until it is. Whether a status may replace the stored one is decided in Rust
+//! ([`Status::may_replace`]) on the locked row; the SQL only writes the decision.
+
+use super::db::{Tx, on_pool, on_tx};
+use super::reads::audience;
+use super::rows::{self, MessageRow, returning_columns};
+use super::watermark::Watermark;
+use super::{MessageChange, MessageEvent, StatusOutcome, StatusReport, Store, StoreResult};
+use crate::model::{Direction, Message, Status, now};
+use crate::twilio::errors::describe as describe_error;
+
+/// A status to write to a message, with its error and the sid it was reported for.
+pub(super) struct StatusChange<'a> {
+    pub status: Status,
+    pub error_code: Option<i64>,
+    pub error_message: Option<String>,
+    pub sid: Option<&'a str>,
+}
+
+impl<'a> StatusChange<'a> {
+    /// As Twilio reported it: an error code only counts with a failure, and is stored with
+    /// its readable text.
+    pub(super) fn reported(status: Status, error_code: Option<i64>, sid: &'a str) -> Self {
+        let error_code = error_code.filter(|_| status.is_failure());
+        Self {
+            status,
+            error_code,
+            error_message: error_code.map(|c| describe_error(c).to_owned()),
+            sid: Some(sid),
+        }
+    }
+}
+
+impl Store {
+    /// Applies a status callback to the message it names (our id, else the sid), or keeps
+    /// it until a send records the sid.
+    pub async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
+        let _writing = self.watermark.enter();
+        let mut tx = self.writer.begin().await?;
+        let found: Option<(i64, Option<String>, i64, String)> = match report.message_id {
+            Some(id) => on_tx!(&mut tx, |db| {
+                sqlx::query_as(
+                    "SELECT id, twilio_sid, conversation_id, direction FROM messages \
+                     WHERE id = $1",
+                )
+                .bind(id.0)
+                .fetch_optional(db)
+                .await
+            })?,
+            None => on_tx!(&mut tx, |db| {
+                sqlx::query_as(
+                    "SELECT id, twilio_sid, conversation_id, direction FROM messages \
+                     WHERE twilio_sid = $1",
+                )
+                .bind(&report.twilio_sid)
+                .fetch_optional(db)
+                .await
+            })?,
+        };
+        let Some((id, sid, conversation, direction)) = found else {
+            // Only an outbound message can still be given this sid (when its send is
+            // recorded), so a status of the other direction will never apply.
+            if report.message_id.is_some() || !report.status.reported_for(Direction::Outbound) {
+                return Ok(StatusOutcome::Stale);
+            }
+            keep_early(&mut tx, report).await?;
+            tx.commit().await?;
+            return Ok(StatusOutcome::Deferred);
+        };
+        let direction = rows::direction(&direction);
+        if !report.status.reported_for(direction) {
+            tracing::info!(
+                message = id,
+                status = report.status.as_str(),
+                direction = direction.as_str(),
+                "status callback of the other direction; ignored"
+            );
+            return Ok(StatusOutcome::Stale);
+        }
+        if sid.is_some_and(|s| s != report.twilio_sid) {
+            tracing::warn!(
+                message = id,
+                sid = %report.twilio_sid,
+                "status callback names another sid than the message has; ignored"
+            );
+            return Ok(StatusOutcome::Stale);
+        }
+        let change = StatusChange::reported(report.status, report.error_code, &report.twilio_sid);
+        let Some(message) = advance_status(&mut tx, &self.watermark, id, &change).await? else {
+            return Ok(StatusOutcome::Stale);
+        };
+        let audience = audience(&mut tx, conversation).await?;
+        tx.commit().await?;
+        Ok(StatusOutcome::Applied(Box::new(MessageChange {
+            event: MessageEvent::Status,
+            message,
+            conversation: None,
+            audience,
+        })))
+    }
+
+    /// Deletes early statuses whose message never showed up (kept a day: Twilio's
+    /// callbacks for messages sent elsewhere land there too).
+    pub async fn prune(&self) -> StoreResult<u64> {
+        let pruned = on_pool!(&self.writer, |db| {
+            sqlx::query("DELETE FROM early_statuses WHERE received_at < $1")
+                .bind(now() - chrono::Duration::days(1))
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(pruned)
+    }
+}
+
+async fn keep_early(tx: &mut Tx, report: &StatusReport) -> StoreResult<()> {
+    on_tx!(tx, |db| {
+        sqlx::query(
+            "INSERT INTO early_statuses (twilio_sid, status, error_code, received_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&report.twilio_sid)
+        .bind(report.status.as_str())
+        .bind(report.error_code)
+        .bind(now())
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Applies the statuses kept for `sid` before it was recorded for outbound message `id`, as
+/// if they had come in now, in the order they arrived.
+pub(super) async fn apply_early(
+    tx: &mut Tx,
+    watermark: &Watermark,
+    id: i64,
+    sid: &str,
+) -> StoreResult<()> {
+    let early: Vec<(String, Option<i64>)> = on_tx!(&mut *tx, |db| {
+        sqlx::query_as(
+            "SELECT status, error_code FROM early_statuses WHERE twilio_sid = $1 \
+             ORDER BY received_at",
+        )
+        .bind(sid)
+        .fetch_all(db)
+        .await
+    })?;
+    if early.is_empty() {
+        return Ok(());
+    }
+    on_tx!(&mut *tx, |db| {
+        sqlx::query("DELETE FROM early_statuses WHERE twilio_sid = $1")
+            .bind(sid)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    let reports = early
+        .into_iter()
+        .filter_map(|(status, code)| Some((status.parse::<Status>().ok()?, code)));
+    if let Some((status, code)) = Status::settle(Direction::Outbound, reports) {
+        let change = StatusChange::reported(status, code, sid);
+        advance_status(tx, watermark, id, &change).await?;
+    }
+    Ok(())
+}
+
+/// Message `id`'s status, locked until the transaction ends (see [`super::db::Dialect`]).
+pub(super) async fn locked_status(tx: &mut Tx, id: i64) -> StoreResult<Option<Status>> {
+    let sql = tx.dialect().lock_status;
+    let status: Option<String> = on_tx!(tx, |db| {
+        sqlx::query_scalar(sql).bind(id).fetch_optional(db).await
+    })?;
+    Ok(status.as_deref().map(rows::status))
+}
+
+/// Writes `change` to message `id` if its status may replace the stored one; `None` if it
+/// may not.
+pub(super) async fn advance_status(
+    tx: &mut Tx,
+    watermark: &Watermark,
+    id: i64,
+    change: &StatusChange<'_>,
+) -> StoreResult<Option<Message>> {
+    let current = locked_status(tx, id).await?;
+    if !current.is_some_and(|current| change.status.may_replace(current)) {
+        return Ok(None);
+    }
+    let seq = tx.next_seq(watermark).await?;
+    let row: MessageRow = on_tx!(tx, |db| {
+        sqlx::query_as(concat!(
+            "UPDATE messages SET status = $2, status_rank = $3, error_code = $4, \
+               error_message = $5, twilio_sid = COALESCE(twilio_sid, $6), updated_at = $7, \
+               seq = $8 \
+             WHERE id = $1 RETURNING ",
+            returning_columns!()
+        ))
+        .bind(id)
+        .bind(change.status.as_str())
+        .bind(change.status.rank())
+        .bind(change.error_code)
+        .bind(change.error_message.as_deref())
+        .bind(change.sid)
+        .bind(now())
+        .bind(seq)
+        .fetch_one(db)
+        .await
+    })?;
+    Ok(Some(row.into()))
+}

@@ -1,0 +1,157 @@
+//! What goes into the store and what comes out of it, beside the domain's own types.
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Agent, Conversation, Id, Media, Message, Status};
+use crate::sms::OptChange;
+
+/// Who hears about a conversation: the agents who hold its number. A write reads it in its
+/// own transaction, so it names exactly the agents who could see the change when it committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Audience(Vec<Id>);
+
+impl Audience {
+    pub(super) fn new(agents: Vec<i64>) -> Self {
+        Self(agents.into_iter().map(Id).collect())
+    }
+
+    pub fn agents(&self) -> &[Id] {
+        &self.0
+    }
+
+    pub fn contains(&self, agent: Id) -> bool {
+        self.0.contains(&agent)
+    }
+
+    /// Everyone but `agent` (who does not need to hear of their own typing).
+    pub fn without(&self, agent: Id) -> Self {
+        Self(self.0.iter().copied().filter(|a| *a != agent).collect())
+    }
+}
+
+/// Which event a changed message goes out as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageEvent {
+    /// `message:new`: the message was stored.
+    New,
+    /// `message:status`: its status (or sid, or error) changed.
+    Status,
+}
+
+/// What one write did to a message, and who hears about it.
+#[derive(Clone, Debug)]
+pub struct MessageChange {
+    pub event: MessageEvent,
+    pub message: Message,
+    /// Set when the write also changed the conversation (an inbound message; an opt-out).
+    pub conversation: Option<Conversation>,
+    pub audience: Audience,
+}
+
+/// What one write did to a conversation, and who hears about it.
+#[derive(Clone, Debug)]
+pub struct ConversationChange {
+    pub conversation: Conversation,
+    pub audience: Audience,
+}
+
+/// An inbound SMS/MMS as Twilio reported it.
+#[derive(Clone, Debug)]
+pub struct NewInbound {
+    pub twilio_sid: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub media: Vec<Media>,
+    pub segments: i64,
+    pub opt_change: Option<OptChange>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewOutbound {
+    pub conversation_id: Id,
+    pub agent_id: Id,
+    pub client_id: String,
+    pub body: String,
+    pub segments: i64,
+}
+
+#[derive(Clone, Debug)]
+pub enum Outbound {
+    /// Stored and queued for sending.
+    Created(Box<MessageChange>),
+    /// The same `clientId` with the same body was sent before: nothing new happens.
+    Existing(Box<Message>),
+    /// The same `clientId` was used for another body.
+    ClientIdReused,
+    OptedOut,
+}
+
+#[derive(Clone, Debug)]
+pub struct StatusReport {
+    /// Our id from the `StatusCallback` query, when Twilio used our URL.
+    pub message_id: Option<Id>,
+    pub twilio_sid: String,
+    pub status: Status,
+    pub error_code: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub enum StatusOutcome {
+    Applied(Box<MessageChange>),
+    /// Known message, but the report is not further along than what is stored.
+    Stale,
+    /// No message with that sid yet: kept, and applied when the sid is recorded.
+    Deferred,
+}
+
+/// One claim of a queued message. `token` grows with every claim of the job, and every
+/// renewal and outcome write carries it: a worker whose lease ran out and was taken over
+/// changes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub message: Id,
+    pub token: i64,
+}
+
+/// What recording a Twilio sid for a claimed message did.
+#[derive(Clone, Debug)]
+pub enum Accepted {
+    Recorded(Box<MessageChange>),
+    /// Another message holds this sid: nothing changed, the job stays queued.
+    SidTaken,
+    /// The claim is no longer the job's: nothing changed.
+    LostClaim,
+}
+
+/// A claimed entry of the sending queue.
+#[derive(Clone, Debug)]
+pub struct SendJob {
+    pub claim: Claim,
+    pub message: Message,
+    pub conversation_opted_out: bool,
+    pub attempts: i64,
+    pub first_tried_at: DateTime<Utc>,
+    pub maybe_sent: bool,
+    /// Why the previous attempt did not go through.
+    pub last_error: Option<String>,
+}
+
+/// A signed-in session: whose it is, and until when.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub agent: Agent,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub cursor: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct QueueStats {
+    pub depth: i64,
+    pub oldest: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,275 @@
+//! Conversations and new messages: opening a conversation, reading it, and storing an inbound
+//! or outbound message (each exactly once).
+
+use super::db::{Tx, on_tx};
+use super::reads::{audience, conversation_by_id};
+use super::rows::{MessageRow, returning_columns};
+use super::{
+    ConversationChange, MessageChange, MessageEvent, NewInbound, NewOutbound, Outbound, Store,
+    StoreResult,
+};
+use crate::model::{Contact, Conversation, Id, Message, Status, now};
+use crate::sms::OptChange;
+
+impl Store {
+    /// The conversation between our number and the contact, opened if new; a `name` given
+    /// replaces the stored one.
+    pub async fn open_conversation(
+        &self,
+        our_number: &str,
+        contact: &str,
+        name: Option<&str>,
+    ) -> StoreResult<ConversationChange> {
+        let _writing = self.watermark.enter();
+        let mut tx = self.writer.begin().await?;
+        let seq = tx.next_seq(&self.watermark).await?;
+        let id: i64 = on_tx!(&mut tx, |db| {
+            sqlx::query_scalar(
+                "INSERT INTO conversations \
+                   (our_number, contact_phone, contact_name, activity, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (our_number, contact_phone) DO UPDATE \
+                   SET contact_name = COALESCE(excluded.contact_name, conversations.contact_name) \
+                 RETURNING id",
+            )
+            .bind(our_number)
+            .bind(contact)
+            .bind(name)
+            .bind(seq)
+            .bind(now())
+            .fetch_one(db)
+            .await
+        })?;
+        let conversation = conversation_by_id(&mut tx, id).await?;
+        let audience = audience(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(ConversationChange {
+            conversation,
+            audience,
+        })
+    }
+
+    /// Sets the unread count to zero; `None` when it already was.
+    pub async fn mark_read(&self, conversation: Id) -> StoreResult<Option<ConversationChange>> {
+        let mut tx = self.writer.begin().await?;
+        let changed = on_tx!(&mut tx, |db| {
+            sqlx::query(
+                "UPDATE conversations SET unread_count = 0 WHERE id = $1 AND unread_count <> 0",
+            )
+            .bind(conversation.0)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        let updated = conversation_by_id(&mut tx, conversation.0).await?;
+        let audience = audience(&mut tx, conversation.0).await?;
+        tx.commit().await?;
+        Ok(Some(ConversationChange {
+            conversation: updated,
+            audience,
+        }))
+    }
+
+    /// `None` when this `MessageSid` was stored before.
+    pub async fn insert_inbound(&self, msg: &NewInbound) -> StoreResult<Option<MessageChange>> {
+        let _writing = self.watermark.enter();
+        let mut tx = self.writer.begin().await?;
+        // A Twilio retry needs no lock.
+        let known: Option<i64> = on_tx!(&mut tx, |db| {
+            sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
+                .bind(&msg.twilio_sid)
+                .fetch_optional(db)
+                .await
+        })?;
+        if known.is_some() {
+            return Ok(None);
+        }
+        let seq = tx.next_seq(&self.watermark).await?;
+        let t = now();
+        let conversation_id: i64 = on_tx!(&mut tx, |db| {
+            sqlx::query_scalar(
+                "INSERT INTO conversations \
+                   (our_number, contact_phone, activity, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (our_number, contact_phone) \
+                   DO UPDATE SET updated_at = excluded.updated_at \
+                 RETURNING id",
+            )
+            .bind(&msg.to)
+            .bind(&msg.from)
+            .bind(seq)
+            .bind(t)
+            .fetch_one(db)
+            .await
+        })?;
+        let media = serde_json::to_string(&msg.media).unwrap_or_else(|_| "[]".into());
+        let row: Option<MessageRow> = on_tx!(&mut tx, |db| {
+            sqlx::query_as(concat!(
+                "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
+                   body, media, status, status_rank, twilio_sid, segments, created_at, \
+                   updated_at, seq) \
+                 VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) \
+                 ON CONFLICT DO NOTHING RETURNING ",
+                returning_columns!()
+            ))
+            .bind(conversation_id)
+            .bind(&msg.from)
+            .bind(&msg.to)
+            .bind(&msg.body)
+            .bind(&media)
+            .bind(Status::Received.as_str())
+            .bind(Status::Received.rank())
+            .bind(&msg.twilio_sid)
+            .bind(msg.segments)
+            .bind(t)
+            .bind(seq)
+            .fetch_optional(db)
+            .await
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        let opted_out = msg.opt_change.map(|c| c == OptChange::OptOut);
+        let (contact_name, opted_out, unread_count): (Option<String>, bool, i64) =
+            on_tx!(&mut tx, |db| {
+                sqlx::query_as(
+                    "UPDATE conversations SET unread_count = unread_count + 1, \
+                       last_message_id = $2, activity = $3, updated_at = $4, \
+                       opted_out = COALESCE($5, opted_out) \
+                     WHERE id = $1 RETURNING contact_name, opted_out, unread_count",
+                )
+                .bind(conversation_id)
+                .bind(row.id)
+                .bind(seq)
+                .bind(t)
+                .bind(opted_out)
+                .fetch_one(db)
+                .await
+            })?;
+        let audience = audience(&mut tx, conversation_id).await?;
+        tx.commit().await?;
+        let message: Message = row.into();
+        let conversation = Conversation {
+            id: Id(conversation_id),
+            our_number: msg.to.clone(),
+            contact: Contact {
+                phone: msg.from.clone(),
+                name: contact_name,
+                opted_out,
+            },
+            last_message: Some(message.clone()),
+            unread_count,
+            updated_at: t,
+        };
+        Ok(Some(MessageChange {
+            event: MessageEvent::New,
+            message,
+            conversation: Some(conversation),
+            audience,
+        }))
+    }
+
+    /// Stores an outbound message as `pending` and queues it for sending, unless the same
+    /// `clientId` was used before or the contact opted out.
+    pub async fn insert_outbound(&self, msg: &NewOutbound) -> StoreResult<Outbound> {
+        let _writing = self.watermark.enter();
+        let mut tx = self.writer.begin().await?;
+        if let Some(done) = earlier_send(&mut tx, msg).await? {
+            return Ok(done);
+        }
+        let (our_number, contact, opted_out): (String, String, bool) = on_tx!(&mut tx, |db| {
+            sqlx::query_as(
+                "SELECT our_number, contact_phone, opted_out FROM conversations WHERE id = $1",
+            )
+            .bind(msg.conversation_id.0)
+            .fetch_one(db)
+            .await
+        })?;
+        if opted_out {
+            return Ok(Outbound::OptedOut);
+        }
+        let seq = tx.next_seq(&self.watermark).await?;
+        let t = now();
+        let row: Option<MessageRow> = on_tx!(&mut tx, |db| {
+            sqlx::query_as(concat!(
+                "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
+                   body, media, status, status_rank, client_id, agent_id, segments, \
+                   created_at, updated_at, seq) \
+                 VALUES ($1, 'outbound', $2, $3, $4, '[]', $5, $6, $7, $8, $9, $10, $10, $11) \
+                 ON CONFLICT DO NOTHING RETURNING ",
+                returning_columns!()
+            ))
+            .bind(msg.conversation_id.0)
+            .bind(&our_number)
+            .bind(&contact)
+            .bind(&msg.body)
+            .bind(Status::Pending.as_str())
+            .bind(Status::Pending.rank())
+            .bind(&msg.client_id)
+            .bind(msg.agent_id.0)
+            .bind(msg.segments)
+            .bind(t)
+            .bind(seq)
+            .fetch_optional(db)
+            .await
+        })?;
+        let Some(row) = row else {
+            // The same clientId committed meanwhile by a concurrent request.
+            return Ok(earlier_send(&mut tx, msg)
+                .await?
+                .unwrap_or(Outbound::ClientIdReused));
+        };
+        on_tx!(&mut tx, |db| {
+            sqlx::query("INSERT INTO send_jobs (message_id, run_at) VALUES ($1, $2)")
+                .bind(row.id)
+                .bind(t)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        on_tx!(&mut tx, |db| {
+            sqlx::query(
+                "UPDATE conversations SET last_message_id = $2, activity = $3, updated_at = $4 \
+                 WHERE id = $1",
+            )
+            .bind(msg.conversation_id.0)
+            .bind(row.id)
+            .bind(seq)
+            .bind(t)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        let audience = audience(&mut tx, msg.conversation_id.0).await?;
+        tx.commit().await?;
+        Ok(Outbound::Created(Box::new(MessageChange {
+            event: MessageEvent::New,
+            message: row.into(),
+            conversation: None,
+            audience,
+        })))
+    }
+}
+
+/// What an earlier send with the same `clientId` from the same agent means for this one.
+async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outbound>> {
+    let earlier: Option<MessageRow> = on_tx!(tx, |db| {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            super::rows::message_columns!(),
+            " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
+        ))
+        .bind(msg.agent_id.0)
+        .bind(&msg.client_id)
+        .fetch_optional(db)
+        .await
+    })?;
+    Ok(earlier.map(|earlier| {
+        if earlier.body == msg.body && earlier.conversation_id == msg.conversation_id.0 {
+            Outbound::Existing(Box::new(earlier.into()))
+        } else {
+            Outbound::ClientIdReused
+        }
+    }))
+}
