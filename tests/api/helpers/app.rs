@@ -115,13 +115,13 @@ impl TestAppBuilder {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            twilio_token: state.twilio.auth_token().to_owned(),
+            twilio_token: state.services.twilio.auth_token().to_owned(),
             public_url: started.public_url,
             setup_url: started.setup_url,
             fake,
-            store: state.store.clone(),
+            store: state.services.store.clone(),
             database_url: database_url.to_owned(),
-            simulator: state.simulator.clone(),
+            simulator: state.services.simulator.clone(),
             state,
             shutdown: Some(tx),
             server: Some(handle),
