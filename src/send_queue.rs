@@ -1,7 +1,8 @@
-//! The sending queue's workers: claim a pending message with a lease, call the Messages
-//! API, and record what happened. Errors that prove nothing was sent are retried with
-//! backoff; answers that leave it open are reconciled against Twilio's Messages list before
-//! any second attempt, so a message is never sent twice.
+//! The sending queue: the API queues a message and rings [`SendQueue::wake`]; each
+//! [`Worker`] claims a pending message with a lease, calls the Messages API, and records
+//! what happened. Errors that prove nothing was sent are retried with backoff; answers
+//! that leave it open are reconciled against Twilio's Messages list before any second
+//! attempt, so a message is never sent twice.
 //!
 //! A claim's lease outlives the longest attempt and is renewed while the attempt runs; the
 //! claim's token fences the renewal right before the create and every outcome write, so a
@@ -13,7 +14,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
-
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -24,7 +24,7 @@ use crate::model::{Message, Status};
 use crate::store::{Accepted, Claim, SendJob, Store};
 use crate::twilio::client::{LIST_PAGE_TIMEOUT, LIST_PAGES, SEND_TIMEOUT};
 use crate::twilio::errors::describe;
-use crate::twilio::{Outgoing, TwilioError};
+use crate::twilio::{Outgoing, TwilioClient, TwilioError};
 
 mod lookalike;
 mod pacer;
@@ -90,7 +90,7 @@ impl SendQueue {
 /// Everything a worker uses, and nothing else.
 pub struct Worker {
     store: Arc<Store>,
-    twilio: crate::twilio::TwilioClient,
+    twilio: TwilioClient,
     events: Events,
     options: SendOptions,
     queue: Arc<SendQueue>,
