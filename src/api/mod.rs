@@ -12,8 +12,6 @@ pub mod send;
 pub mod session;
 pub mod sync;
 
-use std::fmt;
-
 use axum::Router;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -54,12 +52,6 @@ impl<'de> Deserialize<'de> for Cursor {
         raw.parse()
             .map(Cursor)
             .map_err(|_| serde::de::Error::custom("a cursor is a string of digits"))
-    }
-}
-
-impl fmt::Display for Cursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }
 

@@ -47,21 +47,9 @@ impl PhoneNumber {
     }
 }
 
-impl AsRef<str> for PhoneNumber {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl From<PhoneNumber> for String {
-    fn from(n: PhoneNumber) -> Self {
-        n.0
     }
 }
 
