@@ -3,9 +3,11 @@
 //! cookie-carried mutations, and login throttling ([`LoginThrottle`]).
 
 mod hasher;
+mod setup_token;
 mod throttle;
 
 pub use hasher::{HashError, PasswordHasher};
+pub use setup_token::SetupToken;
 pub use throttle::{Attempt, Blocked, LoginThrottle, client_address, describe_wait};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
@@ -129,7 +131,7 @@ pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|o| state.allowed_origins.iter().any(|a| a == o))
+        .is_some_and(|o| state.config.allowed_origins.iter().any(|a| a == o))
 }
 
 /// The signed-in agent of a request. Cookie-carried requests that change state must come
@@ -148,6 +150,7 @@ impl FromRequestParts<AppState> for CurrentAgent {
             ));
         }
         state
+            .services
             .store
             .session_agent(&token_hash(&token))
             .await?

@@ -5,11 +5,10 @@ use std::io::{BufRead, IsTerminal};
 
 use clap::{Parser, Subcommand};
 
-use crate::api::validate_agent;
-use crate::auth::hash_password;
+use crate::auth::PasswordHasher;
 use crate::config::Settings;
-use crate::sms::normalize_phone;
-use crate::store::{self, Store};
+use crate::domain::{Email, NewAgent, PhoneNumber};
+use crate::startup::connect_store;
 
 #[derive(Parser)]
 #[command(
@@ -68,23 +67,12 @@ fn read_password() -> anyhow::Result<String> {
     }
 }
 
-async fn open(settings: &Settings) -> anyhow::Result<std::sync::Arc<Store>> {
-    store::connect(&settings.database_url, std::time::Duration::from_secs(10))
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "DATABASE_URL: cannot use {} ({e:#})",
-                settings.database_url.redacted()
-            )
-        })
-}
-
 fn print_agent(a: &crate::model::Agent) {
     println!("{}\t{}\t{}\t{}", a.id, a.email, a.name, a.numbers.join(","));
 }
 
 pub async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> {
-    let store = open(&settings).await?;
+    let store = connect_store(&settings.database_url).await?;
     match command {
         AgentCommand::Add {
             email,
@@ -92,11 +80,12 @@ pub async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<
             numbers,
         } => {
             let password = read_password()?;
-            let new = validate_agent(&email, &name, &password, &numbers)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let hash = hash_password(&password)?;
+            let new = NewAgent::parse(&email, &name, &password, &numbers)?;
+            // One hash at a time, off the async runtime, as the server hashes.
+            let hash = PasswordHasher::new(1, 0).hash(password).await?;
+            let numbers = PhoneNumber::strings(&new.numbers);
             let agent = store
-                .create_agent(&new.email, &new.name, &hash, &new.numbers)
+                .create_agent(new.email.as_str(), new.name.as_str(), &hash, &numbers)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("an agent with the email {} exists", new.email))?;
             println!(
@@ -116,17 +105,10 @@ pub async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<
             }
         }
         AgentCommand::Numbers { email, add, remove } => {
-            let normalize = |list: &[String]| {
-                list.iter()
-                    .map(|n| {
-                        normalize_phone(n)
-                            .ok_or_else(|| anyhow::anyhow!("`{n}` is not a phone number"))
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()
-            };
-            let (add, remove) = (normalize(&add)?, normalize(&remove)?);
+            let add = PhoneNumber::strings(&PhoneNumber::parse_all("--add", &add)?);
+            let remove = PhoneNumber::strings(&PhoneNumber::parse_all("--remove", &remove)?);
             let (agent, _) = store
-                .agent_by_email(&email.trim().to_lowercase())
+                .agent_by_email(&Email::normalize(&email))
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no agent with the email {email}"))?;
             let agent = store.change_numbers(agent.id, &add, &remove).await?;

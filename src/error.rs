@@ -6,9 +6,10 @@ use std::time::Duration;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::auth::{Blocked, HashError};
+use crate::domain::InvalidField;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,18 @@ impl AppError {
     }
 }
 
+/// The contract's error body: `{"error": {"code", "message"}}`.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -82,7 +95,13 @@ impl IntoResponse for AppError {
             Self::Unavailable => tracing::warn!("request refused: database unavailable"),
             _ => {}
         }
-        let body = json!({"error": {"code": code, "message": self.to_string()}});
+        let message = self.to_string();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: &message,
+            },
+        };
         let mut response = (status, axum::Json(body)).into_response();
         let retry_after = match &self {
             Self::TooManyRequests { retry_after } => {
@@ -97,6 +116,12 @@ impl IntoResponse for AppError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl From<InvalidField> for AppError {
+    fn from(e: InvalidField) -> Self {
+        Self::Invalid(e.to_string())
     }
 }
 

@@ -60,6 +60,6 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let (server, started) = smsdesk::Server::build(settings).await?;
-    println!("{}", smsdesk::banner(&started));
+    println!("{}", smsdesk::banner::banner(&started));
     server.run(shutdown_signal()).await
 }

@@ -1,9 +1,11 @@
 //! The agent's pages and their static files, embedded in the binary (read from `static/`
 //! at run time in debug builds), served with a strict Content-Security-Policy.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 
@@ -61,6 +63,15 @@ fn holds(request: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
+/// The pages: `/` sends to the right one, `/login`, the one-time `/setup`, and the inbox.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(root))
+        .route("/login", get(login))
+        .route("/setup", get(setup))
+        .route("/agent/messages", get(messages))
+}
+
 fn page(name: &str) -> Response {
     asset(name, &HeaderMap::new()).unwrap_or_else(|| AppError::NotFound("page").into_response())
 }
@@ -68,14 +79,18 @@ fn page(name: &str) -> Response {
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> bool {
     match request_token(headers) {
         Some((token, _)) => matches!(
-            state.store.session_agent(&token_hash(&token)).await,
+            state
+                .services
+                .store
+                .session_agent(&token_hash(&token))
+                .await,
             Ok(Some(_))
         ),
         None => false,
     }
 }
 
-pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Redirect {
+async fn root(State(state): State<AppState>, headers: HeaderMap) -> Redirect {
     if signed_in(&state, &headers).await {
         Redirect::to("/agent/messages")
     } else {
@@ -83,11 +98,11 @@ pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Redirect
     }
 }
 
-pub async fn login() -> Response {
+async fn login() -> Response {
     page("login.html")
 }
 
-pub async fn messages(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn messages(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if signed_in(&state, &headers).await {
         page("messages.html")
     } else {
@@ -96,13 +111,14 @@ pub async fn messages(State(state): State<AppState>, headers: HeaderMap) -> Resp
 }
 
 #[derive(Deserialize)]
-pub struct SetupQuery {
+struct SetupQuery {
     token: Option<String>,
 }
 
-pub async fn setup(State(state): State<AppState>, Query(q): Query<SetupQuery>) -> Response {
+async fn setup(State(state): State<AppState>, Query(q): Query<SetupQuery>) -> Response {
+    let setup_token = &state.runtime.setup_token;
     match q.token {
-        Some(t) if state.setup_open(&t).await => page("setup.html"),
+        Some(t) if setup_token.is_open(&state.services.store, &t).await => page("setup.html"),
         _ => (
             StatusCode::NOT_FOUND,
             "This setup link is not valid (wrong, used, or from an earlier run).",

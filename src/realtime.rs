@@ -81,7 +81,7 @@ pub fn attach(io: &SocketIo, state: AppState) {
     let on_connect = async move |s: SocketRef, Extension(agent): Extension<SocketAgent>| {
         // A session ended while this socket was between its check and joining the
         // namespace was missed by the disconnect; look once more now that it is in.
-        if let Ok(None) = state.store.session(&agent.token_hash).await {
+        if let Ok(None) = state.services.store.session(&agent.token_hash).await {
             s.disconnect().ok();
             return;
         }
@@ -128,11 +128,12 @@ async fn authenticate(state: &AppState, s: &SocketRef, auth: Option<Value>) -> R
         }
     };
     let hash = token_hash(&token);
-    match state.store.session(&hash).await {
+    match state.services.store.session(&hash).await {
         Ok(Some(session)) => {
             let agent = session.agent;
             let session_room = session_room(&hash);
             let place = state
+                .runtime
                 .connections
                 .take(agent.id, session_room.as_str().into(), session.expires_at)
                 .ok_or_else(|| {
@@ -165,12 +166,13 @@ async fn authenticate(state: &AppState, s: &SocketRef, auth: Option<Value>) -> R
 /// those whose session another process deleted first).
 pub async fn end_expired_sessions(state: &AppState) {
     let mut rooms: Vec<String> = state
+        .runtime
         .connections
         .take_expired(Utc::now())
         .iter()
         .map(|r| r.to_string())
         .collect();
-    match state.store.end_expired_sessions().await {
+    match state.services.store.end_expired_sessions().await {
         Ok(hashes) => {
             if !hashes.is_empty() {
                 tracing::debug!(sessions = hashes.len(), "expired sessions ended");
@@ -181,7 +183,7 @@ pub async fn end_expired_sessions(state: &AppState) {
     }
     rooms.sort();
     rooms.dedup();
-    state.events.disconnect(rooms).await;
+    state.services.events.disconnect(rooms).await;
 }
 
 #[derive(Deserialize)]
@@ -274,18 +276,23 @@ impl TypingStates {
 /// so a flood costs no database query.
 async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
     let conversation = data.conversation_id;
-    let Some(relay) = state
-        .typing
-        .admit(conversation, agent.id, data.is_typing, Instant::now())
+    let Some(relay) =
+        state
+            .runtime
+            .typing
+            .admit(conversation, agent.id, data.is_typing, Instant::now())
     else {
         return;
     };
     let forget = || {
         if let Relay::Start(generation) = relay {
-            state.typing.expire(conversation, agent.id, generation);
+            state
+                .runtime
+                .typing
+                .expire(conversation, agent.id, generation);
         }
     };
-    let audience = match state.store.audience(conversation).await {
+    let audience = match state.services.store.audience(conversation).await {
         Ok(a) if a.contains(agent.id) => a,
         Ok(_) => return forget(),
         Err(e) => {
@@ -300,12 +307,13 @@ async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
         agent_name: agent.name.to_string(),
         is_typing: data.is_typing,
     };
-    state.events.typing(&others, &event).await;
+    state.services.events.typing(&others, &event).await;
     if let Relay::Start(generation) = relay {
         let state = state.clone();
         tokio::spawn(async move {
             tokio::time::sleep(TYPING_TTL).await;
             if state
+                .runtime
                 .typing
                 .expire(conversation, event.agent_id, generation)
             {
@@ -313,7 +321,7 @@ async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
                     is_typing: false,
                     ..event
                 };
-                state.events.typing(&others, &stopped).await;
+                state.services.events.typing(&others, &stopped).await;
             }
         });
     }

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::error::{AppError, AppResult};
+use crate::domain::InvalidField;
 
 /// Whether a field may span lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,11 +23,11 @@ pub fn is_clean(value: &str, lines: Lines) -> bool {
 }
 
 /// Refuses a field with a control character, naming the field.
-pub fn check_clean(field: &str, value: &str, lines: Lines) -> AppResult<()> {
+pub fn check_clean(field: &str, value: &str, lines: Lines) -> Result<(), InvalidField> {
     if is_clean(value, lines) {
         Ok(())
     } else {
-        Err(AppError::invalid(format!(
+        Err(InvalidField::new(format!(
             "{field} must not contain control characters"
         )))
     }
@@ -41,10 +41,10 @@ pub fn is_visible(value: &str) -> bool {
 
 /// A message body a client sends: 1 to `max` characters, at least one of them visible, no
 /// control character but newlines and tabs.
-pub fn check_body(field: &str, value: &str, max: usize) -> AppResult<()> {
+pub fn check_body(field: &str, value: &str, max: usize) -> Result<(), InvalidField> {
     check_clean(field, value, Lines::Many)?;
     if !is_visible(value) || value.chars().count() > max {
-        return Err(AppError::invalid(format!(
+        return Err(InvalidField::new(format!(
             "{field} must be 1 to {max} characters, at least one of them visible"
         )));
     }

@@ -2,14 +2,16 @@
 //! `X-Twilio-Signature` before anything is read, stored at most once, and pushed after the
 //! commit.
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Json};
 use crate::model::{Id, Media, Status};
 use crate::sms::{opt_change, segments};
 use crate::store::{NewInbound, StatusOutcome, StatusReport};
@@ -22,6 +24,31 @@ const MAX_MEDIA: usize = 10;
 const MAX_FIELD: usize = 64;
 const MAX_BODY: usize = 16 * 1024;
 const MAX_URL: usize = 2048;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/crm/sms/webhook", post(inbound).get(inbound_info))
+        .route("/api/crm/sms/status-webhook", post(status).get(status_info))
+}
+
+/// What a `GET` on a webhook answers: how to set it up in Twilio.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WebhookInfo {
+    /// Always `true`.
+    pub success: bool,
+    pub message: String,
+    pub instructions: Vec<String>,
+}
+
+impl WebhookInfo {
+    fn new(message: &str, instructions: &[&str]) -> Json<Self> {
+        Json(Self {
+            success: true,
+            message: message.to_owned(),
+            instructions: instructions.iter().map(|i| (*i).to_owned()).collect(),
+        })
+    }
+}
 
 /// The empty TwiML answer: no automatic reply.
 fn twiml() -> Response {
@@ -97,14 +124,14 @@ impl FromRequest<AppState> for Params {
             .get::<OriginalUri>()
             .map_or(&parts.uri, |o| &o.0);
         let path = original.path_and_query().map_or("/", |p| p.as_str());
-        let url = format!("{}{path}", state.public_url);
+        let url = format!("{}{path}", state.config.public_url);
         let signature = parts
             .headers
             .get("x-twilio-signature")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if signature.is_empty()
-            || !signature::verify(state.twilio.auth_token(), &url, &params, signature)
+            || !signature::verify(state.services.twilio.auth_token(), &url, &params, signature)
         {
             tracing::warn!(
                 %url,
@@ -180,13 +207,13 @@ fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
 }
 
 /// `POST /api/crm/sms/webhook`: an SMS or MMS arrived.
-pub async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Response> {
+async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Response> {
     let msg = parse_inbound(&p)?;
     let sid = msg.twilio_sid.as_str();
-    match state.store.insert_inbound(&msg).await? {
+    match state.services.store.insert_inbound(&msg).await? {
         Some(stored) => {
             tracing::info!(sid, conversation = %stored.message.conversation_id, "inbound message stored");
-            state.events.message(&stored).await;
+            state.services.events.message(&stored).await;
         }
         None => tracing::info!(sid, "inbound message already stored; Twilio retried"),
     }
@@ -194,7 +221,7 @@ pub async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Resp
 }
 
 /// `POST /api/crm/sms/status-webhook`: Twilio tells how far a message got.
-pub async fn status(State(state): State<AppState>, p: Params) -> AppResult<Response> {
+async fn status(State(state): State<AppState>, p: Params) -> AppResult<Response> {
     let sid = p.sid()?;
     let reported = p.required("MessageStatus", MAX_FIELD)?;
     let Ok(status) = reported.parse::<Status>() else {
@@ -213,10 +240,10 @@ pub async fn status(State(state): State<AppState>, p: Params) -> AppResult<Respo
         status,
         error_code: p.get("ErrorCode").and_then(|c| c.trim().parse().ok()),
     };
-    match state.store.apply_status(&report).await? {
+    match state.services.store.apply_status(&report).await? {
         StatusOutcome::Applied(changed) => {
             tracing::info!(sid, status = status.as_str(), "message status updated");
-            state.events.message(&changed).await;
+            state.services.events.message(&changed).await;
         }
         StatusOutcome::Stale => {
             tracing::debug!(
@@ -236,28 +263,26 @@ pub async fn status(State(state): State<AppState>, p: Params) -> AppResult<Respo
     Ok(twiml())
 }
 
-pub async fn inbound_info() -> impl IntoResponse {
-    axum::Json(json!({
-        "success": true,
-        "message": "Twilio Incoming Message Webhook Endpoint",
-        "instructions": [
+async fn inbound_info() -> Json<WebhookInfo> {
+    WebhookInfo::new(
+        "Twilio Incoming Message Webhook Endpoint",
+        &[
             "In the Twilio Console open Phone Numbers → Manage → Active Numbers → your number.",
             "Under Messaging Configuration set \"A message comes in\" to this URL (PUBLIC_URL + /api/crm/sms/webhook), method POST.",
             "Requests must carry a valid X-Twilio-Signature; PUBLIC_URL must be the exact base URL Twilio calls.",
         ],
-    }))
+    )
 }
 
-pub async fn status_info() -> impl IntoResponse {
-    axum::Json(json!({
-        "success": true,
-        "message": "Twilio Status Callback Webhook Endpoint",
-        "instructions": [
+async fn status_info() -> Json<WebhookInfo> {
+    WebhookInfo::new(
+        "Twilio Status Callback Webhook Endpoint",
+        &[
             "smsdesk sets StatusCallback on every message it sends, so nothing needs configuring when PUBLIC_URL is public.",
             "To receive statuses for messages sent elsewhere, set the number's Status Callback URL to PUBLIC_URL + /api/crm/sms/status-webhook, method POST.",
             "Events: queued, sending, sent, delivered, undelivered, failed.",
         ],
-    }))
+    )
 }
 
 #[cfg(test)]

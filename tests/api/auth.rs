@@ -471,7 +471,7 @@ async fn concurrent_password_checks_never_exceed_the_hashers_permits(app: TestAp
         }
     }))
     .await;
-    let hasher = &app.state.hasher;
+    let hasher = &app.state.services.hasher;
     assert!(hasher.high_water() >= 1);
     assert!(
         hasher.high_water() <= hasher.permits(),

@@ -1,6 +1,8 @@
 //! Inbound webhooks: stored once, pushed to the right agents, opt-out keywords, MMS.
 
 use serde_json::json;
+use smsdesk::api::conversations::ConversationPage;
+use smsdesk::api::sync::Changes;
 
 use crate::helpers::{FAKE_TOKEN, PUBLIC_URL_WITH_PORT, TestApp, new_sid};
 use crate::on_both_backends;
@@ -45,11 +47,14 @@ async fn inbound_reaches_its_agent_and_no_other(app: TestApp) {
     app.inbound("+14155550123", "+15550002000", "Hi Bob").await;
     assert_eq!(bob_socket.next("message:new").await["body"], "Hi Bob");
 
-    let (_, list) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
-    let conversations = list["conversations"].as_array().unwrap();
-    assert_eq!(conversations.len(), 1);
-    assert_eq!(conversations[0]["unreadCount"], 1);
-    assert_eq!(conversations[0]["lastMessage"]["body"], "Hi Alice");
+    let (_, list) = app
+        .get_as::<ConversationPage>("/api/crm/sms/conversations", Some(&alice))
+        .await;
+    assert_eq!(list.conversations.len(), 1);
+    assert_eq!(list.next_cursor, None);
+    assert_eq!(list.conversations[0].unread_count, 1);
+    let last = list.conversations[0].last_message.as_ref().unwrap();
+    assert_eq!(last.body, "Hi Alice");
 }
 
 async fn duplicate_message_sid_is_one_row_and_one_event(app: TestApp) {
@@ -77,14 +82,12 @@ async fn duplicate_message_sid_is_one_row_and_one_event(app: TestApp) {
     assert_eq!(socket.next("message:new").await["body"], "once");
     assert_eq!(socket.next("message:new").await["body"], "twice");
 
-    let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
-    let bodies: Vec<_> = sync["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["body"].clone())
-        .collect();
-    assert_eq!(bodies, vec![json!("once"), json!("twice")]);
+    let (_, sync) = app
+        .get_as::<Changes>("/api/crm/sms/sync?since=0", Some(&alice))
+        .await;
+    let bodies: Vec<_> = sync.messages.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["once", "twice"]);
+    assert!(!sync.has_more);
     let (_, list) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
     assert_eq!(list["conversations"][0]["unreadCount"], 2);
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use smsdesk::model::Status;
+
 use crate::helpers::{Script, TestApp, new_sid, wait_until};
 use crate::on_both_backends;
 
@@ -32,21 +34,21 @@ async fn the_same_text_again_is_sent_not_matched_to_the_first(app: TestApp) {
     let conversation = app.conversation(&alice, "+14155550123").await;
     let (_, body) = app.send(&alice, &conversation, "ok", "c-1").await;
     let first = body["message"]["id"].as_str().unwrap().to_owned();
-    let first_sid = app.wait_status(&alice, &first, "queued").await["twilioSid"].clone();
+    let first_sid = app.wait_status(&alice, &first, "queued").await.twilio_sid;
 
     // Minutes later the same text again; Twilio's create fails without creating it.
     fake.script(server_error());
     let (_, body) = app.send(&alice, &conversation, "ok", "c-2").await;
     let second = body["message"]["id"].as_str().unwrap().to_owned();
     let m = app.wait_status(&alice, &second, "queued").await;
-    assert!(m["twilioSid"].is_string());
+    assert!(m.twilio_sid.is_some());
     assert_ne!(
-        m["twilioSid"], first_sid,
+        m.twilio_sid, first_sid,
         "the first message's sid is not adopted"
     );
     assert_eq!(fake.sent_count(), 3, "created, failed, created");
     assert_eq!(fake.accepted_count(), 2, "the contact gets both messages");
-    assert_eq!(app.message(&alice, &first).await["twilioSid"], first_sid);
+    assert_eq!(app.message(&alice, &first).await.twilio_sid, first_sid);
     app.wait_queue_empty().await;
 }
 
@@ -69,7 +71,10 @@ async fn a_lookup_adopts_only_a_message_that_can_be_ours(app: TestApp) {
         // Not dated: it cannot be placed after our first attempt.
         serde_json::json!({"sid": new_sid(), "status": "sent", "to": "+14155550123", "from": "+15550001000", "body": "on my way"}),
     ];
-    let stranger_sids: Vec<_> = strangers.iter().map(|m| m["sid"].clone()).collect();
+    let stranger_sids: Vec<String> = strangers
+        .iter()
+        .map(|m| m["sid"].as_str().unwrap().to_owned())
+        .collect();
     *fake.state.listed.lock().unwrap() = strangers;
     fake.script(server_error());
     let conversation = app.conversation(&alice, "+14155550123").await;
@@ -77,8 +82,10 @@ async fn a_lookup_adopts_only_a_message_that_can_be_ours(app: TestApp) {
     let id = body["message"]["id"].as_str().unwrap();
     let m = app.wait_status(&alice, id, "queued").await;
     assert!(
-        !stranger_sids.contains(&m["twilioSid"]),
-        "adopted a message that was not ours: {m}"
+        !m.twilio_sid
+            .as_ref()
+            .is_some_and(|sid| stranger_sids.contains(sid)),
+        "adopted a message that was not ours: {m:?}"
     );
     assert_eq!(
         fake.sent_count(),
@@ -126,8 +133,8 @@ async fn a_send_unconfirmed_for_ten_minutes_fails_at_its_next_claim(app: TestApp
     backdate_first_try(&app, &id, chrono::Duration::minutes(11)).await;
     let m = app.wait_status(&alice, &id, "failed").await;
     assert!(
-        m["errorMessage"].as_str().unwrap().contains("10 minutes"),
-        "{m}"
+        m.error_message.as_deref().unwrap().contains("10 minutes"),
+        "{m:?}"
     );
     assert_eq!(fake.sent_count(), 1, "nothing is sent after the deadline");
     app.wait_queue_empty().await;
@@ -171,10 +178,10 @@ async fn sends_wait_out_an_unreachable_twilio_and_go_once(app: TestApp) {
     let id = body["message"]["id"].as_str().unwrap().to_owned();
     // A few attempts fail to connect; the message stays pending meanwhile.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(app.message(&alice, &id).await["status"], "pending");
+    assert_eq!(app.message(&alice, &id).await.status, Status::Pending);
     fake.come_up().await;
     let m = app.wait_status(&alice, &id, "queued").await;
-    assert!(m["twilioSid"].is_string());
+    assert!(m.twilio_sid.is_some());
     assert_eq!(
         fake.sent_count(),
         1,
@@ -254,7 +261,7 @@ async fn a_lost_answer_is_reconciled_not_resent(app: TestApp) {
     let (_, body) = app.send(&alice, &conversation, "exactly once", "c-1").await;
     let id = body["message"]["id"].as_str().unwrap();
     let m = app.wait_status(&alice, id, "sent").await;
-    assert!(m["twilioSid"].as_str().unwrap().starts_with("SM"));
+    assert!(m.twilio_sid.as_deref().unwrap().starts_with("SM"));
     assert_eq!(
         fake.sent_count(),
         1,

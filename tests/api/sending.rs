@@ -1,6 +1,10 @@
 //! Sending: stored before the answer, one Twilio call per clientId, Twilio's refusals,
 //! the retry route, and the simulator's magic numbers.
 
+use serde_json::json;
+use smsdesk::api::send::Queued;
+use smsdesk::model::Status;
+
 use crate::helpers::{Script, TestApp};
 use crate::on_both_backends;
 
@@ -24,7 +28,7 @@ async fn live_mode_has_no_simulator_and_no_localhost_status_callback(app: TestAp
         .post_json(
             "/dev/simulate/inbound",
             Some(&alice),
-            serde_json::json!({"from": "+14155550123", "to": "+15550001000", "body": "x"}),
+            json!({"from": "+14155550123", "to": "+15550001000", "body": "x"}),
         )
         .await;
     assert_eq!(status, 404);
@@ -53,16 +57,19 @@ async fn send_is_stored_pending_then_goes_out_once(app: TestApp) {
     let mut socket = app.socket(&alice).await;
     let conversation = app.conversation(&alice, "(415) 555-0123").await;
 
-    let (status, body) = app
-        .send(&alice, &conversation, "Hello from smsdesk", "client-1")
+    let (status, Queued { message }) = app
+        .post_json_as(
+            "/api/crm/sms/send",
+            Some(&alice),
+            json!({"conversationId": conversation, "body": "Hello from smsdesk", "clientId": "client-1"}),
+        )
         .await;
-    assert_eq!(status, 202, "{body}");
-    let message = &body["message"];
-    assert_eq!(message["status"], "pending");
-    assert_eq!(message["clientId"], "client-1");
-    assert_eq!(message["to"], "+14155550123");
-    assert_eq!(message["from"], "+15550001000");
-    let id = message["id"].as_str().unwrap().to_owned();
+    assert_eq!(status, 202, "{message:?}");
+    assert_eq!(message.status, Status::Pending);
+    assert_eq!(message.client_id.as_deref(), Some("client-1"));
+    assert_eq!(message.to, "+14155550123");
+    assert_eq!(message.from, "+15550001000");
+    let id = message.id.to_string();
 
     assert_eq!(socket.next("message:new").await["id"], id.as_str());
     let accepted = socket
@@ -180,7 +187,7 @@ async fn retry_sends_a_failed_message_again_as_a_new_one(app: TestApp) {
         .post_json(
             &format!("/api/crm/sms/messages/{failed_id}/retry"),
             Some(&alice),
-            serde_json::json!({"clientId": "c-2"}),
+            json!({"clientId": "c-2"}),
         )
         .await;
     assert_eq!(status, 202, "{retried}");
@@ -194,7 +201,7 @@ async fn retry_sends_a_failed_message_again_as_a_new_one(app: TestApp) {
         .post_json(
             &format!("/api/crm/sms/messages/{new_id}/retry"),
             Some(&alice),
-            serde_json::json!({"clientId": "c-3"}),
+            json!({"clientId": "c-3"}),
         )
         .await;
     assert_eq!(status, 409);
@@ -232,7 +239,7 @@ async fn simulator_magic_numbers_fail_like_twilio(app: TestApp) {
     let m = app
         .wait_status(&alice, body["message"]["id"].as_str().unwrap(), "failed")
         .await;
-    assert_eq!(m["errorCode"], 21211);
+    assert_eq!(m.error_code, Some(21211));
 
     let unreachable = app.conversation(&alice, "+15005550007").await;
     let (_, body) = app.send(&alice, &unreachable, "x", "c-2").await;
@@ -243,8 +250,8 @@ async fn simulator_magic_numbers_fail_like_twilio(app: TestApp) {
             "undelivered",
         )
         .await;
-    assert_eq!(m["errorCode"], 30003);
-    assert!(m["errorMessage"].as_str().unwrap().contains("unreachable"));
+    assert_eq!(m.error_code, Some(30003));
+    assert!(m.error_message.as_deref().unwrap().contains("unreachable"));
 
     let unsubscribed = app.conversation(&alice, "+15005550004").await;
     let (_, body) = app.send(&alice, &unsubscribed, "x", "c-3").await;
@@ -270,7 +277,7 @@ async fn send_to_a_new_number_opens_the_conversation(app: TestApp) {
         .post_json(
             "/api/crm/sms/send",
             Some(&alice),
-            serde_json::json!({"to": "415-555-0123", "from": "+1 555 000 1001", "body": "hi", "clientId": "c-1"}),
+            json!({"to": "415-555-0123", "from": "+1 555 000 1001", "body": "hi", "clientId": "c-1"}),
         )
         .await;
     assert_eq!(status, 202, "{body}");
@@ -280,7 +287,7 @@ async fn send_to_a_new_number_opens_the_conversation(app: TestApp) {
         .post_json(
             "/api/crm/sms/send",
             Some(&alice),
-            serde_json::json!({"to": "415-555-0123", "from": "+15550009999", "body": "hi", "clientId": "c-2"}),
+            json!({"to": "415-555-0123", "from": "+15550009999", "body": "hi", "clientId": "c-2"}),
         )
         .await;
     assert_eq!(status, 422, "a number that is not hers: {body}");

@@ -1,5 +1,7 @@
 //! Status callbacks: late, twice, out of order, or before the API call returned.
 
+use smsdesk::model::Status;
+
 use crate::helpers::{Script, TestApp};
 use crate::on_both_backends;
 
@@ -28,7 +30,7 @@ async fn sent_message(app: &TestApp, agent: &crate::helpers::Agent) -> (String, 
     let (_, body) = app.send(agent, &conversation, "status test", "c-1").await;
     let id = body["message"]["id"].as_str().unwrap().to_owned();
     let m = app.wait_status(agent, &id, "queued").await;
-    (id, m["twilioSid"].as_str().unwrap().to_owned())
+    (id, m.twilio_sid.unwrap())
 }
 
 async fn out_of_order_and_duplicate_callbacks_keep_the_furthest_status(app: TestApp) {
@@ -51,8 +53,8 @@ async fn out_of_order_and_duplicate_callbacks_keep_the_furthest_status(app: Test
         callback(&app, &id, &sid, late, Some("30003")).await;
     }
     let m = app.message(&alice, &id).await;
-    assert_eq!(m["status"], "delivered");
-    assert_eq!(m["errorCode"], serde_json::Value::Null);
+    assert_eq!(m.status, Status::Delivered);
+    assert_eq!(m.error_code, None);
 
     // A later push proves no status event was emitted for the stale callbacks.
     app.inbound("+14155550123", "+15550001000", "thanks").await;
@@ -69,10 +71,10 @@ async fn callback_before_the_api_response_is_not_lost(app: TestApp) {
     let (_, body) = app.send(&alice, &conversation, "early bird", "c-1").await;
     let id = body["message"]["id"].as_str().unwrap();
     let m = app.wait_status(&alice, id, "sent").await;
-    assert!(m["twilioSid"].as_str().unwrap().starts_with("SM"));
+    assert!(m.twilio_sid.as_deref().unwrap().starts_with("SM"));
     // The API's own "queued" came after "sent" and must not have moved it back.
     app.wait_queue_empty().await;
-    assert_eq!(app.message(&alice, id).await["status"], "sent");
+    assert_eq!(app.message(&alice, id).await.status, Status::Sent);
 }
 
 async fn racing_callbacks_end_at_the_furthest_status(app: TestApp) {
@@ -81,7 +83,7 @@ async fn racing_callbacks_end_at_the_furthest_status(app: TestApp) {
     let statuses = ["sending", "sent", "delivered", "sent", "queued", "sending"];
     let posts = statuses.iter().map(|s| callback(&app, &id, &sid, s, None));
     futures_util::future::join_all(posts).await;
-    assert_eq!(app.message(&alice, &id).await["status"], "delivered");
+    assert_eq!(app.message(&alice, &id).await.status, Status::Delivered);
 }
 
 async fn callback_for_an_unknown_sid_is_kept_until_the_sid_is(app: TestApp) {
@@ -123,9 +125,9 @@ async fn statuses_of_the_other_direction_are_ignored(app: TestApp) {
             .await;
         assert_eq!(r.status(), 200);
     }
-    assert_eq!(app.message(&alice, &id).await["status"], "sent");
+    assert_eq!(app.message(&alice, &id).await.status, Status::Sent);
     callback(&app, &id, &sid, "delivered", None).await;
-    assert_eq!(app.message(&alice, &id).await["status"], "delivered");
+    assert_eq!(app.message(&alice, &id).await.status, Status::Delivered);
 
     // And an inbound message takes no outbound status.
     let inbound_sid = app.inbound("+14155550123", "+15550001000", "hi").await;
@@ -165,5 +167,5 @@ async fn early_statuses_of_the_other_direction_are_ignored(app: TestApp) {
     let second = body["message"]["id"].as_str().unwrap().to_owned();
     app.wait_status(&alice, &second, "sent").await;
     app.wait_queue_empty().await;
-    assert_eq!(app.message(&alice, &first).await["status"], "queued");
+    assert_eq!(app.message(&alice, &first).await.status, Status::Queued);
 }

@@ -2,8 +2,8 @@
 //! [`Mode`] and whatever configuration a test adds, and the HTTP helpers a test calls.
 //!
 //! Answers are read through [`read_as`] and the `*_as` helpers, which decode into any
-//! `Deserialize` type; they are `serde_json::Value`s until the API's own response types can
-//! be read back, and [`ApiMessage`] names the one the helpers return.
+//! `Deserialize` type: the API's own response types (`smsdesk::api::…`, `smsdesk::model::…`)
+//! where a test reads fields, `serde_json::Value` where it looks at the raw shape.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +11,11 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use smsdesk::api::health::Readiness;
+use smsdesk::api::session::SessionStarted;
+use smsdesk::api::sync::Changes;
 use smsdesk::config::Settings;
+use smsdesk::model::Conversation;
 use smsdesk::twilio::signature::sign;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -20,7 +24,7 @@ use super::{FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, Socket, SocketAuth
 use super::{init_logs, new_sid, wait_until};
 
 /// A message as the API shows it (`send`, `sync`).
-pub type ApiMessage = Value;
+pub type ApiMessage = smsdesk::model::Message;
 
 /// Who plays Twilio.
 #[derive(Clone, Copy, Debug)]
@@ -115,13 +119,13 @@ impl TestAppBuilder {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            twilio_token: state.twilio.auth_token().to_owned(),
+            twilio_token: state.services.twilio.auth_token().to_owned(),
             public_url: started.public_url,
             setup_url: started.setup_url,
             fake,
-            store: state.store.clone(),
+            store: state.services.store.clone(),
             database_url: database_url.to_owned(),
-            simulator: state.simulator.clone(),
+            simulator: state.services.simulator.clone(),
             state,
             shutdown: Some(tx),
             server: Some(handle),
@@ -195,17 +199,17 @@ impl TestApp {
             .await
             .unwrap()
             .expect("a new email");
-        let (status, body) = self
-            .post_json(
+        let (status, started) = self
+            .post_json_as::<SessionStarted>(
                 "/api/auth/login",
                 None,
                 json!({"email": email, "password": "password123"}),
             )
             .await;
-        assert_eq!(status, 200, "login: {body}");
+        assert_eq!(status, 200, "login: {started:?}");
         Agent {
-            id: body["agent"]["id"].as_str().unwrap().to_owned(),
-            token: body["token"].as_str().unwrap().to_owned(),
+            id: started.agent.id.to_string(),
+            token: started.token,
         }
     }
 
@@ -280,15 +284,15 @@ impl TestApp {
 
     /// Opens a conversation of `agent` with `phone` and returns its id.
     pub async fn conversation(&self, agent: &Agent, phone: &str) -> String {
-        let (status, body) = self
-            .post_json(
+        let (status, conversation) = self
+            .post_json_as::<Conversation>(
                 "/api/crm/sms/conversations",
                 Some(agent),
                 json!({"phone": phone}),
             )
             .await;
-        assert_eq!(status, 200, "{body}");
-        body["id"].as_str().unwrap().to_owned()
+        assert_eq!(status, 200, "{conversation:?}");
+        conversation.id.to_string()
     }
 
     pub async fn send(
@@ -310,16 +314,14 @@ impl TestApp {
     /// before it, which takes milliseconds.
     pub async fn message(&self, agent: &Agent, id: &str) -> ApiMessage {
         wait_until(&format!("message {id} in sync"), async || {
-            let (status, body) = self
-                .get("/api/crm/sms/sync?since=0&limit=1000", Some(agent))
+            let (status, changes) = self
+                .get_as::<Changes>("/api/crm/sms/sync?since=0&limit=1000", Some(agent))
                 .await;
-            assert_eq!(status, 200, "{body}");
-            body["messages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["id"] == id)
-                .cloned()
+            assert_eq!(status, 200, "{changes:?}");
+            changes
+                .messages
+                .into_iter()
+                .find(|m| m.id.to_string() == id)
         })
         .await
     }
@@ -342,8 +344,8 @@ impl TestApp {
         let deadline = Instant::now() + within;
         let mut socket = self.socket(agent).await;
         let mut message = self.message(agent, id).await;
-        if message["status"] != status {
-            let mut seen = message["status"].clone();
+        if message.status.as_str() != status {
+            let mut seen = Value::from(message.status.as_str());
             while seen != status {
                 let Some(change) = socket.next_before("message:status", deadline).await else {
                     panic!(
@@ -363,11 +365,10 @@ impl TestApp {
     /// Waits until the sending queue has nothing left (as `/readyz` reports it).
     pub async fn wait_queue_empty(&self) {
         wait_until("the sending queue to empty", async || {
-            let (_, ready) = self.get("/readyz", None).await;
-            if ready["queue"]["depth"] == 0 {
-                Ok(())
-            } else {
-                Err(ready)
+            let (_, ready) = self.get_as::<Readiness>("/readyz", None).await;
+            match &ready.queue {
+                Some(queue) if queue.depth == 0 => Ok(()),
+                _ => Err(format!("{ready:?}")),
             }
         })
         .await

@@ -1,0 +1,91 @@
+//! The REST API of the contract (§3, §4), one module per resource, each with its own
+//! `router()`: [`session`] (setup, sign-in), [`conversations`] (and their messages),
+//! [`send`] (and retry), [`sync`], [`media`], [`health`], and [`dev`] (the simulator's
+//! routes, only in simulator mode). Handlers parse input into [`crate::domain`] values,
+//! call the store, publish through [`crate::events`], and answer with typed bodies.
+
+pub mod conversations;
+pub mod dev;
+pub mod health;
+pub mod media;
+pub mod send;
+pub mod session;
+pub mod sync;
+
+use axum::Router;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::AppState;
+use crate::error::{AppError, AppResult};
+use crate::model::Id;
+use crate::store::Page;
+
+/// Every route of the API but the simulator's.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(session::router())
+        .merge(conversations::router())
+        .merge(send::router())
+        .merge(sync::router())
+        .merge(media::router())
+        .merge(health::router())
+}
+
+/// An id from a path; one that cannot be an id names nothing.
+fn parse_id(raw: &str, what: &'static str) -> AppResult<Id> {
+    raw.parse().map_err(|_| AppError::NotFound(what))
+}
+
+/// A page's position, handed out as an opaque string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor(pub i64);
+
+impl Serialize for Cursor {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cursor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse()
+            .map(Cursor)
+            .map_err(|_| serde::de::Error::custom("a cursor is a string of digits"))
+    }
+}
+
+/// `?limit=&cursor=` of a paged list.
+#[derive(Deserialize)]
+pub struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Reads `limit` (absent or empty: `default`, else 1 to `max`).
+fn limit(raw: Option<&str>, default: i64, max: i64) -> AppResult<i64> {
+    match raw.filter(|l| !l.is_empty()) {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| AppError::invalid(format!("limit must be a number from 1 to {max}"))),
+    }
+}
+
+impl PageQuery {
+    fn page(&self, default: i64, max: i64) -> AppResult<Page> {
+        let limit = limit(self.limit.as_deref(), default, max)?;
+        let cursor = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(
+                c.parse::<i64>()
+                    .ok()
+                    .filter(|c| *c >= 0)
+                    .ok_or_else(|| AppError::invalid("cursor is not one this server gave out"))?,
+            ),
+        };
+        Ok(Page { limit, cursor })
+    }
+}

@@ -1,0 +1,147 @@
+//! Sending (contract §4, §7): `send` and `retry` store the message `pending` with its queue
+//! entry, wake the sending queue and answer `202`; the same `clientId` gives the same
+//! message back.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+
+use super::conversations::{our_number, visible_conversation};
+use super::parse_id;
+use crate::AppState;
+use crate::auth::CurrentAgent;
+use crate::domain::{ClientId, MessageBody, PhoneNumber};
+use crate::error::{AppError, AppResult, Json};
+use crate::model::{Agent, Conversation, Direction, Id, Message};
+use crate::sms::segments;
+use crate::store::{NewOutbound, Outbound};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/crm/sms/send", post(send))
+        .route("/api/crm/sms/messages/{id}/retry", post(retry))
+}
+
+/// The answer of `send` and `retry`: the message as stored (`202` when new, `200` when the
+/// `clientId` had already made it).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Queued {
+    pub message: Message,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendBody {
+    conversation_id: Option<Id>,
+    to: Option<String>,
+    from: Option<String>,
+    body: String,
+    client_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetryBody {
+    client_id: String,
+}
+
+/// `POST /api/crm/sms/send`: to a conversation, or to a number (opening the conversation).
+async fn send(
+    State(state): State<AppState>,
+    CurrentAgent(agent): CurrentAgent,
+    Json(body): Json<SendBody>,
+) -> AppResult<Response> {
+    let client_id = ClientId::try_from(body.client_id)?;
+    let text = MessageBody::try_from(body.body)?;
+    let conversation = match (body.conversation_id, body.to.as_deref()) {
+        (Some(id), _) => visible_conversation(&state, &agent, &id.to_string()).await?,
+        (None, Some(to)) => {
+            let to = PhoneNumber::parse("to", to)?;
+            let from = our_number(&agent, body.from.as_deref())?;
+            state
+                .services
+                .store
+                .open_conversation(from.as_str(), to.as_str(), None)
+                .await?
+                .conversation
+        }
+        (None, None) => return Err(AppError::invalid("give conversationId, or to")),
+    };
+    queue_message(&state, &agent, &conversation, text, client_id).await
+}
+
+/// `POST /api/crm/sms/messages/{id}/retry`: a failed message's text, as a new message.
+async fn retry(
+    State(state): State<AppState>,
+    CurrentAgent(agent): CurrentAgent,
+    Path(id): Path<String>,
+    Json(body): Json<RetryBody>,
+) -> AppResult<Response> {
+    let client_id = ClientId::try_from(body.client_id)?;
+    let id = parse_id(&id, "message")?;
+    let original = state
+        .services
+        .store
+        .message(agent.id, id)
+        .await?
+        .ok_or(AppError::NotFound("message"))?;
+    if original.direction != Direction::Outbound || !original.status.is_failure() {
+        return Err(AppError::conflict(
+            "not_retryable",
+            "only a failed or undelivered outbound message can be retried",
+        ));
+    }
+    let conversation =
+        visible_conversation(&state, &agent, &original.conversation_id.to_string()).await?;
+    // It was a body when it was sent; a body it stays.
+    let text = MessageBody::from_store(original.body);
+    queue_message(&state, &agent, &conversation, text, client_id).await
+}
+
+/// Stores an outbound message as `pending`, wakes the sending queue, and tells the agents.
+async fn queue_message(
+    state: &AppState,
+    agent: &Agent,
+    conversation: &Conversation,
+    text: MessageBody,
+    client_id: ClientId,
+) -> AppResult<Response> {
+    if conversation.contact.opted_out {
+        return Err(opted_out());
+    }
+    let new = NewOutbound {
+        conversation_id: conversation.id,
+        agent_id: agent.id,
+        segments: segments(text.as_str()),
+        body: text.into(),
+        client_id: client_id.into(),
+    };
+    match state.services.store.insert_outbound(&new).await? {
+        Outbound::Created(created) => {
+            state.runtime.send_queue.wake();
+            state.services.events.message(&created).await;
+            let queued = Queued {
+                message: created.message,
+            };
+            Ok((StatusCode::ACCEPTED, Json(queued)).into_response())
+        }
+        Outbound::Existing(message) => {
+            Ok((StatusCode::OK, Json(Queued { message: *message })).into_response())
+        }
+        Outbound::ClientIdReused => Err(AppError::conflict(
+            "client_id_reused",
+            "this clientId was already used for another message",
+        )),
+        Outbound::OptedOut => Err(opted_out()),
+    }
+}
+
+fn opted_out() -> AppError {
+    AppError::conflict(
+        "opted_out",
+        "this contact has opted out (replied STOP); they must reply START before you can message them",
+    )
+}

@@ -1,0 +1,182 @@
+//! Becoming and being an agent (contract §3): the one-time setup of the first agent, sign
+//! in, sign out, and who is signed in.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::{
+    self, CurrentAgent, SESSION_DAYS, clear_cookie, request_token, session_cookie, token_hash,
+};
+use crate::domain::{Email, NewAgent, PhoneNumber};
+use crate::error::{AppError, AppResult, Json, PASSWORDS_BUSY};
+use crate::model::{Agent, now};
+use crate::text::{self, Lines};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/setup", post(setup))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/me", get(me))
+}
+
+/// A new session: the agent, and the token (also set as the cookie) for Bearer clients.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionStarted {
+    pub agent: Agent,
+    pub token: String,
+}
+
+/// `GET /api/auth/me`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Me {
+    pub agent: Agent,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetupBody {
+    token: String,
+    email: String,
+    name: String,
+    password: String,
+    numbers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn start_session(state: &AppState, agent: Agent, status: StatusCode) -> AppResult<Response> {
+    let (token, hash) = auth::new_token();
+    let expires = now() + chrono::Duration::days(SESSION_DAYS);
+    let store = &state.services.store;
+    store.create_session(&hash, agent.id, expires).await?;
+    let cookie = session_cookie(&token, state.config.secure_cookies);
+    let started = SessionStarted { agent, token };
+    Ok((status, [(header::SET_COOKIE, cookie)], Json(started)).into_response())
+}
+
+/// `POST /api/setup`: the first agent, with the token of the setup link.
+async fn setup(State(state): State<AppState>, Json(body): Json<SetupBody>) -> AppResult<Response> {
+    let setup_token = &state.runtime.setup_token;
+    if !setup_token.matches(&body.token) {
+        return Err(AppError::NotFound("setup token"));
+    }
+    let new = NewAgent::parse(&body.email, &body.name, &body.password, &body.numbers)?;
+    // Checked and taken in one step: of concurrent requests, one goes on.
+    if !setup_token.take(&body.token) {
+        return Err(AppError::NotFound("setup token"));
+    }
+    let created = async {
+        let hash = state.services.hasher.hash(body.password).await?;
+        let numbers = PhoneNumber::strings(&new.numbers);
+        state
+            .services
+            .store
+            .create_first_agent(new.email.as_str(), new.name.as_str(), &hash, &numbers)
+            .await?
+            .ok_or(AppError::NotFound("setup token"))
+    }
+    .await;
+    match created {
+        Ok(agent) => {
+            tracing::info!(agent = %agent.id, "first agent created through setup");
+            start_session(&state, agent, StatusCode::CREATED).await
+        }
+        // An agent exists (made elsewhere): the token stays dead.
+        Err(e @ AppError::NotFound(_)) => Err(e),
+        // Our failure, not the user's: the link keeps working.
+        Err(e) => {
+            setup_token.restore(body.token);
+            Err(e)
+        }
+    }
+}
+
+/// `POST /api/auth/login`, throttled per client address and per account.
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<LoginBody>,
+) -> AppResult<Response> {
+    if headers.contains_key(header::ORIGIN) && !auth::origin_allowed(&state, &headers) {
+        return Err(AppError::Forbidden("sign in from this site".into()));
+    }
+    let address = auth::client_address(peer.ip(), &headers, &state.config.trusted_proxies);
+    let email = Email::normalize(&body.email);
+    let throttle = &state.runtime.login_throttle;
+    let attempt = throttle.reserve(address, &email)?;
+    if !attempt.delay.is_zero() {
+        tokio::time::sleep(attempt.delay).await;
+    }
+    match check_password(&state, &email, body.password).await {
+        Ok(Some(agent)) => {
+            throttle.succeeded(attempt);
+            start_session(&state, agent, StatusCode::OK).await
+        }
+        Ok(None) => {
+            tracing::info!(%address, "failed login");
+            Err(AppError::Unauthorized)
+        }
+        // The password was not checked: the attempt does not count.
+        Err(e) => {
+            throttle.cancel(attempt);
+            Err(e)
+        }
+    }
+}
+
+/// The agent whose email (normalised) and password these are, if any.
+async fn check_password(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> AppResult<Option<Agent>> {
+    // No agent's email holds a control character (they are refused when agents are made).
+    if email.len() > Email::MAX_LEN
+        || !NewAgent::password_fits(&password)
+        || !text::is_clean(email, Lines::One)
+    {
+        return Ok(None);
+    }
+    let hasher = &state.services.hasher;
+    // Refused before reading the database when the hasher's queue is full anyway.
+    if !hasher.has_room() {
+        return Err(AppError::Busy(PASSWORDS_BUSY));
+    }
+    let (agent, hash) = match state.services.store.agent_by_email(email).await? {
+        Some((agent, hash)) => (Some(agent), Some(hash)),
+        None => (None, None),
+    };
+    let ok = hasher.verify(password, hash).await?;
+    Ok(agent.filter(|_| ok))
+}
+
+/// `POST /api/auth/logout`: the session ends here and its sockets are disconnected.
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
+    if let Some((token, from_cookie)) = request_token(&headers) {
+        if from_cookie && !auth::origin_allowed(&state, &headers) {
+            return Err(AppError::Forbidden("sign out from this site".into()));
+        }
+        let hash = token_hash(&token);
+        state.services.store.delete_session(&hash).await?;
+        state.services.events.end_sessions(&[hash]).await;
+    }
+    let cookie = clear_cookie(state.config.secure_cookies);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+async fn me(CurrentAgent(agent): CurrentAgent) -> Json<Me> {
+    Json(Me { agent })
+}

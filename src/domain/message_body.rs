@@ -1,0 +1,90 @@
+//! The text of a message an agent sends.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::InvalidField;
+use crate::text;
+
+/// 1 to [`MessageBody::MAX_CHARS`] characters, at least one of them visible, no control
+/// character but newlines and tabs ([`text::check_body`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    /// Twilio's limit for one message.
+    pub const MAX_CHARS: usize = 1600;
+
+    /// A body the store holds: it was parsed on its way in.
+    pub(crate) fn from_store(body: String) -> Self {
+        Self(body)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks the text beside media (the simulator's MMS): it may be empty or invisible
+    /// when there is media, and is otherwise held to the rule for a body.
+    pub fn check_caption(raw: &str, has_media: bool) -> Result<(), InvalidField> {
+        text::check_clean("body", raw, text::Lines::Many)?;
+        if has_media && raw.chars().count() <= Self::MAX_CHARS {
+            return Ok(());
+        }
+        text::check_body("body", raw, Self::MAX_CHARS)
+    }
+}
+
+impl TryFrom<String> for MessageBody {
+    type Error = InvalidField;
+
+    fn try_from(raw: String) -> Result<Self, InvalidField> {
+        text::check_body("body", &raw, Self::MAX_CHARS)?;
+        Ok(Self(raw))
+    }
+}
+
+impl fmt::Display for MessageBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<MessageBody> for String {
+    fn from(b: MessageBody) -> Self {
+        b.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_to_1600_characters_something_visible() {
+        for good in ["ok", "line\n\tnext ☺", &"é".repeat(1600)] {
+            assert!(MessageBody::try_from(good.to_owned()).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            " \n\t ",
+            "\u{200B}",
+            "hi\0",
+            "x\u{9b}",
+            &"x".repeat(1601),
+        ] {
+            let err = MessageBody::try_from(bad.to_owned()).unwrap_err();
+            assert!(err.to_string().starts_with("body "), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_caption_may_be_empty_beside_media() {
+        assert!(MessageBody::check_caption("", true).is_ok());
+        assert!(MessageBody::check_caption("", false).is_err());
+        assert!(MessageBody::check_caption("hi\0", true).is_err());
+        assert!(MessageBody::check_caption(&"x".repeat(1601), true).is_err());
+    }
+}

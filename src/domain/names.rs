@@ -1,0 +1,92 @@
+//! The names people are shown by: an agent's, a contact's.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::InvalidField;
+use crate::text::{self, Lines};
+
+/// At most this many characters in a name.
+const MAX_CHARS: usize = 100;
+
+/// An agent's name: 1 to 100 characters on one line, trimmed, something visible.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AgentName(String);
+
+impl AgentName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for AgentName {
+    type Error = InvalidField;
+
+    fn try_from(raw: &str) -> Result<Self, InvalidField> {
+        text::check_clean("name", raw, Lines::One)?;
+        let name = raw.trim();
+        if !text::is_visible(name) || name.chars().count() > MAX_CHARS {
+            return Err(InvalidField::new("name must be 1 to 100 characters"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+}
+
+impl fmt::Display for AgentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A name an agent gives a contact: at most 100 characters on one line, trimmed. One that
+/// shows nothing is no name, so it parses to `None`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ContactName(String);
+
+impl ContactName {
+    pub fn parse(raw: &str) -> Result<Option<Self>, InvalidField> {
+        text::check_clean("name", raw, Lines::One)?;
+        let name = raw.trim();
+        if !text::is_visible(name) {
+            return Ok(None);
+        }
+        if name.chars().count() > MAX_CHARS {
+            return Err(InvalidField::new("name must be at most 100 characters"));
+        }
+        Ok(Some(Self(name.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_needs_a_visible_name() {
+        assert_eq!(AgentName::try_from("  Ana ").unwrap().as_str(), "Ana");
+        for bad in ["", "\u{200B}", "Ann\u{1b}[2J", "a\nb", &"x".repeat(101)] {
+            let err = AgentName::try_from(bad).unwrap_err();
+            assert!(err.to_string().starts_with("name "), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_invisible_contact_name_is_no_name() {
+        assert_eq!(
+            ContactName::parse(" Bob ").unwrap().unwrap().as_str(),
+            "Bob"
+        );
+        assert_eq!(ContactName::parse("\u{200B} ").unwrap(), None);
+        for bad in ["Bob\0", "a\tb", &"x".repeat(101)] {
+            let err = ContactName::parse(bad).unwrap_err();
+            assert!(err.to_string().starts_with("name "), "{bad:?}: {err}");
+        }
+    }
+}

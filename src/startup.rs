@@ -1,0 +1,266 @@
+//! Starting and stopping: [`Server::build`] binds the listener, connects the database and
+//! builds the [`AppState`]; [`Server::run`] serves with the sending queue's workers and
+//! housekeeping until the shutdown future resolves, then drains.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use secrecy::SecretString;
+use socketioxide::SocketIo;
+use socketioxide::layer::SocketIoLayer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use url::Url;
+
+use crate::auth::{LoginThrottle, PasswordHasher, SetupToken};
+use crate::config::{DatabaseUrl, Settings, TwilioMode};
+use crate::events::Events;
+use crate::realtime::{self, Connections, TypingStates, UnjoinedSessions};
+use crate::send_queue::{self, SendOptions, SendQueue, Worker};
+use crate::store::{self, Store};
+use crate::twilio::TwilioClient;
+use crate::twilio::media::MediaPolicy;
+use crate::twilio::simulator::Simulator;
+use crate::{AppState, Config, Runtime, Services, build_router, housekeeping, serve};
+
+/// How long draining may take after the shutdown signal before the server stops anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bound, wired server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    port: u16,
+}
+
+/// What `Server::build` decided, for the banner.
+pub struct Started {
+    pub port: u16,
+    pub public_url: String,
+    pub database: String,
+    pub simulated: bool,
+    pub status_callbacks: bool,
+    pub setup_url: Option<String>,
+}
+
+/// Connects the database `url` names (running migrations); the error names the setting.
+pub async fn connect_store(url: &DatabaseUrl) -> anyhow::Result<Arc<Store>> {
+    store::connect(url, Duration::from_secs(10))
+        .await
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot use {} ({e:#})", url.redacted()))
+}
+
+async fn bind(host: IpAddr, port: u16) -> anyhow::Result<TcpListener> {
+    let addr = SocketAddr::new(host, port);
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "PORT: {addr} is already in use (another smsdesk or dev server?). Stop it, or start with another port, e.g. PORT=3001 cargo run"
+            )
+        } else {
+            anyhow::anyhow!("HOST/PORT: cannot listen on {addr}: {e}")
+        }
+    })
+}
+
+/// Whether Twilio could not reach `url`.
+fn is_local(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    }
+}
+
+/// The address this process reaches itself at, for the simulator's Messages API.
+fn loopback(host: IpAddr) -> String {
+    match host {
+        IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    }
+}
+
+/// Who plays Twilio, and how sends ask it for status callbacks.
+struct Twilio {
+    client: TwilioClient,
+    simulator: Option<Arc<Simulator>>,
+    sending: SendOptions,
+}
+
+fn twilio(mode: &TwilioMode, public: &Url, self_base: &str) -> Twilio {
+    let public_url = public.as_str().trim_end_matches('/');
+    let status_webhook = format!("{public_url}/api/crm/sms/status-webhook");
+    match mode {
+        TwilioMode::Live(live) => Twilio {
+            client: TwilioClient::new(
+                live.api_base.as_str(),
+                &live.account_sid,
+                live.auth_token.clone(),
+            ),
+            simulator: None,
+            sending: SendOptions {
+                messaging_service_sid: live.messaging_service_sid.clone(),
+                status_callback: (!is_local(public)).then_some(status_webhook),
+            },
+        },
+        TwilioMode::Simulated => {
+            let sim = Arc::new(Simulator::new());
+            let client = TwilioClient::new(
+                &format!("{self_base}/dev/twilio"),
+                &sim.account_sid,
+                SecretString::from(sim.auth_token.clone()),
+            )
+            .with_media_policy(MediaPolicy::PublicAddresses);
+            Twilio {
+                client,
+                simulator: Some(sim),
+                sending: SendOptions {
+                    messaging_service_sid: None,
+                    status_callback: Some(status_webhook),
+                },
+            }
+        }
+    }
+}
+
+fn socket_io() -> (SocketIoLayer, SocketIo) {
+    SocketIo::builder()
+        .connect_timeout(realtime::CONNECT_TIMEOUT)
+        .max_payload(64 * 1024)
+        .ping_interval(Duration::from_secs(20))
+        .ping_timeout(Duration::from_secs(20))
+        .ws_read_buffer_size(1024)
+        .max_buffer_size(1024)
+        .build_layer()
+}
+
+impl Server {
+    /// Binds the listener, connects the database (running migrations), and wires the app.
+    pub async fn build(settings: Settings) -> anyhow::Result<(Self, Started)> {
+        let listener = bind(settings.host, settings.port).await?;
+        let port = listener.local_addr()?.port();
+        let store = connect_store(&settings.database_url).await?;
+
+        let public = settings.public_url.clone().unwrap_or_else(|| {
+            format!("http://localhost:{port}")
+                .parse()
+                .expect("a valid URL")
+        });
+        let public_url = public.as_str().trim_end_matches('/').to_owned();
+        let mut allowed_origins = vec![
+            public.origin().ascii_serialization(),
+            format!("http://localhost:{port}"),
+            format!("http://127.0.0.1:{port}"),
+        ];
+        allowed_origins.dedup();
+        let self_base = format!("http://{}:{port}", loopback(settings.host));
+        let twilio = twilio(&settings.twilio, &public, &self_base);
+        let setup_token = SetupToken::new(store.count_agents().await? == 0);
+        let setup_url = setup_token
+            .get()
+            .map(|t| format!("http://localhost:{port}/setup?token={t}"));
+        let started = Started {
+            port,
+            public_url: public_url.clone(),
+            database: format!("{} ({})", store.backend(), settings.database_url.redacted()),
+            simulated: twilio.simulator.is_some(),
+            status_callbacks: twilio.sending.status_callback.is_some(),
+            setup_url,
+        };
+
+        let (layer, io) = socket_io();
+        let state = AppState::new(
+            Config {
+                public_url,
+                allowed_origins,
+                secure_cookies: public.scheme() == "https",
+                trusted_proxies: settings.trusted_proxies.clone(),
+                sending: twilio.sending,
+            },
+            Services {
+                store,
+                io: io.clone(),
+                events: Events::new(io.clone()),
+                twilio: twilio.client,
+                simulator: twilio.simulator,
+                hasher: PasswordHasher::for_this_machine(),
+            },
+            Runtime {
+                setup_token,
+                login_throttle: LoginThrottle::default(),
+                connections: Connections::new(settings.max_sockets_per_agent),
+                typing: TypingStates::default(),
+                send_queue: SendQueue::new(settings.send_rate_per_number),
+                shutdown: CancellationToken::new(),
+            },
+        );
+        realtime::attach(&io, state.clone());
+        // In front of socket.io, so a handshake over the limit never opens a session.
+        let handshakes = axum::middleware::from_fn_with_state(
+            UnjoinedSessions::new(settings.max_unconnected_sessions),
+            realtime::admit_handshakes,
+        );
+        let router = build_router(state.clone()).layer(layer).layer(handshakes);
+        let server = Self {
+            listener,
+            router,
+            state,
+            port,
+        };
+        Ok((server, started))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish, closes the
+    /// sockets and stops the sending queue between two messages.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state;
+        let tasks = TaskTracker::new();
+        let worker = Arc::new(Worker::new(&state));
+        for _ in 0..send_queue::WORKERS {
+            tasks.spawn(worker.clone().run());
+        }
+        tasks.spawn(housekeeping::run(state.clone()));
+        tasks.close();
+
+        let token = state.runtime.shutdown.clone();
+        let io = state.services.io.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests, closing sockets");
+            token.cancel();
+            io.close().await;
+        };
+        let drained = async {
+            serve::serve(self.listener, self.router, signal).await;
+            tasks.wait().await;
+        };
+        let token = state.runtime.shutdown.clone();
+        tokio::select! {
+            () = drained => {}
+            _ = async { token.cancelled().await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
+                tracing::warn!("shutdown took over 10 s; stopping anyway");
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
