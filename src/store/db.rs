@@ -2,11 +2,15 @@
 //! transaction, and `on_pool!` / `on_tx!` run a statement, written once, on whichever it is:
 //! the statement is compiled for both, only the types differ. What the dialects do differently
 //! is spelled out in a [`Dialect`] per backend (`postgres.rs`, `sqlite.rs`).
+//!
+//! A change to a message (or a new conversation) takes a `seq`, written in the statement as
+//! [`new_seq!`]: the transaction's base from the view `seq_base` plus the change's number
+//! within the transaction, which [`Tx::change`] counts. The views are each backend's own
+//! (`migrations/*/0004_seq_by_transaction.sql`); `sync` shows nothing above `seq_visible`.
 
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
-use super::error::StoreResult;
-use super::watermark::Watermark;
+use super::error::{StoreError, StoreResult};
 
 #[derive(Clone)]
 pub(super) enum Pool {
@@ -14,9 +18,26 @@ pub(super) enum Pool {
     Sqlite(SqlitePool),
 }
 
-pub(super) enum Tx {
+/// A transaction, and how many `seq`s it has taken.
+pub(super) struct Tx {
+    pub conn: TxConn,
+    changes: i64,
+}
+
+pub(super) enum TxConn {
     Postgres(Transaction<'static, Postgres>),
     Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// The most changes one transaction may make: PostgreSQL leaves 8 bits of each `seq` to
+/// them (`seq_base` shifts the transaction id by 8), and a change is numbered from 1.
+const MAX_CHANGES: i64 = 255;
+
+/// The `seq` of a change whose number in the transaction ([`Tx::change`]) is parameter `$n`.
+macro_rules! new_seq {
+    ($n:literal) => {
+        concat!("((SELECT base FROM seq_base) + $", $n, ")")
+    };
 }
 
 /// Runs `$body` with `$db` bound to the pool of whichever backend `$pool` is.
@@ -32,12 +53,12 @@ macro_rules! on_pool {
 /// Runs `$body` with `$db` bound to the connection of the transaction `$tx`.
 macro_rules! on_tx {
     ($tx:expr, |$db:ident| $body:expr) => {
-        match $tx {
-            $crate::store::db::Tx::Postgres(tx) => {
+        match &mut ($tx).conn {
+            $crate::store::db::TxConn::Postgres(tx) => {
                 let $db = &mut **tx;
                 $body
             }
-            $crate::store::db::Tx::Sqlite(tx) => {
+            $crate::store::db::TxConn::Sqlite(tx) => {
                 let $db = &mut **tx;
                 $body
             }
@@ -45,13 +66,14 @@ macro_rules! on_tx {
     };
 }
 
-pub(super) use {on_pool, on_tx};
+pub(super) use {new_seq, on_pool, on_tx};
 
 /// The statements that differ between the backends.
 pub(super) struct Dialect {
     pub name: &'static str,
-    /// Takes the next `seq`, returning it.
-    pub next_seq: &'static str,
+    /// Run before a commit, with the number of `seq`s the transaction took as `$1`, where
+    /// `seq_base` does not move by itself.
+    pub count_seqs: Option<&'static str>,
     /// Reads message `$1`'s status, which must not change until the transaction ends: a
     /// status is only written after Rust decided it may replace the stored one.
     pub lock_status: &'static str,
@@ -71,36 +93,64 @@ impl Pool {
     }
 
     pub(super) async fn begin(&self) -> StoreResult<Tx> {
-        Ok(match self {
-            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-            Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
-        })
+        let conn = match self {
+            Self::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+            Self::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
+        };
+        Ok(Tx { conn, changes: 0 })
     }
 }
 
 impl Tx {
     pub(super) fn dialect(&self) -> &'static Dialect {
-        match self {
-            Self::Postgres(_) => &super::postgres::DIALECT,
-            Self::Sqlite(_) => &super::sqlite::DIALECT,
+        match self.conn {
+            TxConn::Postgres(_) => &super::postgres::DIALECT,
+            TxConn::Sqlite(_) => &super::sqlite::DIALECT,
         }
     }
 
-    pub(super) async fn commit(self) -> StoreResult<()> {
-        match self {
-            Self::Postgres(tx) => tx.commit().await?,
-            Self::Sqlite(tx) => tx.commit().await?,
+    /// Numbers a new change in this transaction: the parameter of its [`new_seq!`].
+    pub(super) fn change(&mut self) -> StoreResult<i64> {
+        if self.changes == MAX_CHANGES {
+            return Err(StoreError::Other(sqlx::Error::InvalidArgument(format!(
+                "a transaction may make at most {MAX_CHANGES} changes"
+            ))));
+        }
+        self.changes += 1;
+        Ok(self.changes)
+    }
+
+    pub(super) async fn commit(mut self) -> StoreResult<()> {
+        if let Some(sql) = self.dialect().count_seqs.filter(|_| self.changes > 0) {
+            let changes = self.changes;
+            on_tx!(&mut self, |db| sqlx::query(sql)
+                .bind(changes)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        match self.conn {
+            TxConn::Postgres(tx) => tx.commit().await?,
+            TxConn::Sqlite(tx) => tx.commit().await?,
         }
         Ok(())
     }
+}
 
-    /// The next `seq`. Every write that changes a message takes one inside its transaction,
-    /// while holding a [`Watermark::enter`] guard until it commits, so `sync` never shows a
-    /// change that a lower `seq` could still commit behind.
-    pub(super) async fn next_seq(&mut self, watermark: &Watermark) -> StoreResult<i64> {
-        let sql = self.dialect().next_seq;
-        let seq: i64 = on_tx!(self, |db| sqlx::query_scalar(sql).fetch_one(db).await)?;
-        watermark.observe(seq);
-        Ok(seq)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transaction_takes_at_most_255_seqs() {
+        let pool = Pool::Sqlite(SqlitePool::connect("sqlite::memory:").await.unwrap());
+        let mut tx = pool.begin().await.unwrap();
+        for n in 1..=255 {
+            assert_eq!(tx.change().unwrap(), n);
+        }
+        assert!(
+            tx.change().is_err(),
+            "a 256th change would take the first seq of the next transaction id"
+        );
     }
 }

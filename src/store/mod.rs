@@ -17,7 +17,6 @@ mod rows;
 mod sqlite;
 mod statuses;
 mod types;
-mod watermark;
 mod writes;
 
 use std::sync::Arc;
@@ -26,7 +25,6 @@ use std::time::Duration;
 use crate::config::DatabaseUrl;
 
 use self::db::Pool;
-use self::watermark::Watermark;
 
 pub use self::error::{StoreError, StoreResult};
 pub use self::types::*;
@@ -36,7 +34,6 @@ pub struct Store {
     /// On PostgreSQL the same pool as `writer`; on SQLite a pool of read-only connections.
     reader: Pool,
     writer: Pool,
-    watermark: Watermark,
 }
 
 /// Connects to the database named by `url`, retrying for about `patience`, and runs the
@@ -64,11 +61,7 @@ impl Store {
             let (reader, writer) = sqlite::connect(url.expose()).await?;
             (Pool::Sqlite(reader), Pool::Sqlite(writer))
         };
-        Ok(Self {
-            reader,
-            writer,
-            watermark: Watermark::default(),
-        })
+        Ok(Self { reader, writer })
     }
 
     /// `"postgres"` or `"sqlite"`.

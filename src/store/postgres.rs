@@ -1,4 +1,10 @@
-//! PostgreSQL, for production: one pool for reads and writes, `seq` from a sequence.
+//! PostgreSQL, for production: one pool for reads and writes; any number of instances may
+//! share the database. A `seq` is made of its transaction's id (`seq_base`), so `seq` order
+//! is the order in which transactions began to write, and `sync` cuts off below the oldest
+//! transaction of the database still running (`seq_visible`); see
+//! `migrations/postgres/0004_seq_by_transaction.sql`.
+
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -7,7 +13,7 @@ use super::queue::claim_sql;
 
 pub(super) const DIALECT: Dialect = Dialect {
     name: "postgres",
-    next_seq: "SELECT nextval('change_seq')",
+    count_seqs: None,
     lock_status: "SELECT status FROM messages WHERE id = $1 FOR UPDATE",
     // Concurrent workers each take another job instead of queueing on the same row.
     claim: claim_sql!(" FOR UPDATE SKIP LOCKED"),
@@ -16,14 +22,88 @@ pub(super) const DIALECT: Dialect = Dialect {
     lock_agents: Some("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE"),
 };
 
+/// A transaction of ours left open holds `sync` back on every instance (its id stays the
+/// oldest running); the server ends it after this long idle. None of ours waits on anything
+/// but the database between its statements.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
+
 /// Connects and migrates.
 pub(super) async fn connect(url: &str) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.parse()?;
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(std::time::Duration::from_secs(3))
-        .connect_with(options.application_name("smsdesk"))
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(connect_options(url)?)
         .await?;
     sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+    seqs_above_stored(&pool).await?;
     Ok(pool)
+}
+
+fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let options: PgConnectOptions = url.parse()?;
+    Ok(options.application_name("smsdesk").options([(
+        "idle_in_transaction_session_timeout",
+        format!("{}ms", IDLE_IN_TRANSACTION.as_millis()),
+    )]))
+}
+
+/// The highest `seq` or `activity` stored: every new `seq` must come after it.
+macro_rules! stored {
+    () => {
+        "COALESCE(GREATEST((SELECT MAX(seq) FROM messages), \
+         (SELECT MAX(activity) FROM conversations)), 0)"
+    };
+}
+
+/// Raises `seq_origin` until every new `seq` comes after every stored one. Transaction ids
+/// only grow within a cluster, but a dump restored into another one starts them low again,
+/// and the changes after it would sort before the restored ones: cursors handed out before
+/// would pass them by. (This is also how the first `seq`s of a database migrated from the
+/// old sequence come after its last.)
+async fn seqs_above_stored(pool: &PgPool) -> anyhow::Result<()> {
+    // A transaction that has not written yet gets an id of at least the snapshot's xmax,
+    // so its seqs start above `seq_offset + (xmax << 8)` (seq_base).
+    let behind: bool = sqlx::query_scalar(concat!(
+        "SELECT ",
+        stored!(),
+        " >= seq_offset + (pg_snapshot_xmax(pg_current_snapshot())::text::bigint << 8) \
+         FROM seq_origin"
+    ))
+    .fetch_one(pool)
+    .await?;
+    if !behind {
+        return Ok(());
+    }
+    tracing::warn!("stored seqs are ahead of this cluster's transaction ids; raising seq_offset");
+    let mut tx = pool.begin().await?;
+    // Every write and every sync reads seq_origin (through the views) and keeps it locked
+    // until it ends: once this lock is ours, none that used the old offset is in flight,
+    // and every transaction that can still take a seq will take it above seq_visible.
+    sqlx::query("LOCK TABLE seq_origin IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(concat!(
+        "UPDATE seq_origin SET seq_offset = seq_offset + GREATEST(0, ",
+        stored!(),
+        " - (SELECT up_to FROM seq_visible))"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_connection_ends_a_transaction_left_idle() {
+        let options =
+            connect_options("postgres://u:p@db/smsdesk?options=-c%20search_path%3Dapp").unwrap();
+        assert_eq!(
+            options.get_options(),
+            Some("-c search_path=app -c idle_in_transaction_session_timeout=5000ms")
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::db::{on_pool, on_tx};
+use super::db::{new_seq, on_pool, on_tx};
 use super::reads::{audience, conversation_by_id, message_by_id};
 use super::statuses::{StatusChange, advance_status, apply_early, locked_status};
 use super::{
@@ -102,7 +102,6 @@ impl Store {
         status: Status,
     ) -> StoreResult<Accepted> {
         let id = claim.message.0;
-        let _writing = self.watermark.enter();
         let mut tx = self.writer.begin().await?;
         // Returning early drops the transaction, which puts the job back.
         let ours = on_tx!(&mut tx, |db| {
@@ -129,22 +128,23 @@ impl Store {
         // A callback naming our id may have moved the message on already.
         let current = locked_status(&mut tx, id).await?;
         let replace = current.is_some_and(|current| status.may_replace(current));
-        let seq = tx.next_seq(&self.watermark).await?;
+        let nth = tx.change()?;
         let recorded = on_tx!(&mut tx, |db| {
-            sqlx::query(
+            sqlx::query(concat!(
                 "UPDATE messages SET twilio_sid = $2, \
                    status = CASE WHEN $3 THEN $4 ELSE status END, \
                    status_rank = CASE WHEN $3 THEN $5 ELSE status_rank END, \
-                   updated_at = $6, seq = $7 \
-                 WHERE id = $1",
-            )
+                   updated_at = $6, seq = ",
+                new_seq!("7"),
+                " WHERE id = $1"
+            ))
             .bind(id)
             .bind(sid)
             .bind(replace)
             .bind(status.as_str())
             .bind(status.rank())
             .bind(now())
-            .bind(seq)
+            .bind(nth)
             .execute(db)
             .await
             .map(|r| r.rows_affected())
@@ -157,7 +157,7 @@ impl Store {
             Err(e) => return Err(e.into()),
             Ok(_) => {}
         }
-        apply_early(&mut tx, &self.watermark, id, sid).await?;
+        apply_early(&mut tx, id, sid).await?;
         let message = message_by_id(&mut tx, id).await?;
         let audience = audience(&mut tx, message.conversation_id.0).await?;
         tx.commit().await?;
@@ -179,7 +179,6 @@ impl Store {
         opt_out: bool,
     ) -> StoreResult<Option<MessageChange>> {
         let id = claim.message.0;
-        let _writing = self.watermark.enter();
         let mut tx = self.writer.begin().await?;
         let ours = on_tx!(&mut tx, |db| {
             sqlx::query(DELETE_JOB)
@@ -198,7 +197,7 @@ impl Store {
             error_message: Some(reason.to_owned()),
             sid: None,
         };
-        advance_status(&mut tx, &self.watermark, id, &failed).await?;
+        advance_status(&mut tx, id, &failed).await?;
         let message = message_by_id(&mut tx, id).await?;
         let conversation_id = message.conversation_id.0;
         let conversation = if opt_out {

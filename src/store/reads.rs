@@ -103,22 +103,24 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
-    /// Messages of `agent` changed after `since`, in change order.
+    /// Messages of `agent` changed after `since`, in change order, up to `seq_visible`: no
+    /// change can still commit at or below it. It is read in the same statement, so with the
+    /// same snapshot, and applied to the first page in `seq` order (the same rows, as those at
+    /// or below it come first): a bound the planner cannot see would cost it the index order.
     pub async fn changes(&self, agent: Id, since: i64, limit: i64) -> StoreResult<Vec<Message>> {
-        let visible_up_to = self.watermark.visible_up_to();
         let rows: Vec<MessageRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
-                "SELECT ",
+                "SELECT * FROM (SELECT ",
                 message_columns!(),
                 " FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-                 WHERE m.seq > $2 AND m.seq <= $4 AND",
+                 WHERE m.seq > $2 AND",
                 visible_to!("1"),
-                "ORDER BY m.seq LIMIT $3"
+                "ORDER BY m.seq LIMIT $3) m \
+                 WHERE m.seq <= (SELECT up_to FROM seq_visible) ORDER BY m.seq"
             ))
             .bind(agent.0)
             .bind(since)
             .bind(limit)
-            .bind(visible_up_to)
             .fetch_all(db)
             .await
         })?;

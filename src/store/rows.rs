@@ -84,7 +84,7 @@ pub(super) struct MessageRow {
     segments: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
-    seq: i64,
+    pub seq: i64,
 }
 
 impl From<MessageRow> for Message {

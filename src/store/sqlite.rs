@@ -21,10 +21,12 @@ use super::db::Dialect;
 use super::queue::claim_sql;
 
 /// SQLite serialises writers, and the store has only one writer connection: whatever a write
-/// reads stays as it read it until it commits, so nothing needs locking.
+/// reads stays as it read it until it commits, so nothing needs locking, and `seq`s commit in
+/// order, so `sync` may show every one committed.
 pub(super) const DIALECT: Dialect = Dialect {
     name: "sqlite",
-    next_seq: "UPDATE change_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+    // `seq_base` reads the counter, which counts the seqs taken by the writes committed.
+    count_seqs: Some("UPDATE change_counter SET seq = seq + $1 WHERE id = 1"),
     lock_status: "SELECT status FROM messages WHERE id = $1",
     claim: claim_sql!(""),
     lock_agents: None,

@@ -2,10 +2,9 @@
 //! yet kept until it is. Whether a status may replace the stored one is decided in Rust
 //! ([`Status::may_replace`]) on the locked row; the SQL only writes the decision.
 
-use super::db::{Tx, on_pool, on_tx};
+use super::db::{Tx, new_seq, on_pool, on_tx};
 use super::reads::audience;
 use super::rows::{self, MessageRow, returning_columns};
-use super::watermark::Watermark;
 use super::{MessageChange, MessageEvent, StatusOutcome, StatusReport, Store, StoreResult};
 use crate::model::{Direction, Message, Status, now};
 use crate::twilio::errors::describe as describe_error;
@@ -36,7 +35,6 @@ impl Store {
     /// Applies a status callback to the message it names (our id, else the sid), or keeps
     /// it until a send records the sid.
     pub async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
-        let _writing = self.watermark.enter();
         let mut tx = self.writer.begin().await?;
         let found: Option<(i64, Option<String>, i64, String)> = match report.message_id {
             Some(id) => on_tx!(&mut tx, |db| {
@@ -87,7 +85,7 @@ impl Store {
             return Ok(StatusOutcome::Stale);
         }
         let change = StatusChange::reported(report.status, report.error_code, &report.twilio_sid);
-        let Some(message) = advance_status(&mut tx, &self.watermark, id, &change).await? else {
+        let Some(message) = advance_status(&mut tx, id, &change).await? else {
             return Ok(StatusOutcome::Stale);
         };
         let audience = audience(&mut tx, conversation).await?;
@@ -133,12 +131,7 @@ async fn keep_early(tx: &mut Tx, report: &StatusReport) -> StoreResult<()> {
 
 /// Applies the statuses kept for `sid` before it was recorded for outbound message `id`, as
 /// if they had come in now, in the order they arrived.
-pub(super) async fn apply_early(
-    tx: &mut Tx,
-    watermark: &Watermark,
-    id: i64,
-    sid: &str,
-) -> StoreResult<()> {
+pub(super) async fn apply_early(tx: &mut Tx, id: i64, sid: &str) -> StoreResult<()> {
     let early: Vec<(String, Option<i64>)> = on_tx!(&mut *tx, |db| {
         sqlx::query_as(
             "SELECT status, error_code FROM early_statuses WHERE twilio_sid = $1 \
@@ -163,7 +156,7 @@ pub(super) async fn apply_early(
         .filter_map(|(status, code)| Some((status.parse::<Status>().ok()?, code)));
     if let Some((status, code)) = Status::settle(Direction::Outbound, reports) {
         let change = StatusChange::reported(status, code, sid);
-        advance_status(tx, watermark, id, &change).await?;
+        advance_status(tx, id, &change).await?;
     }
     Ok(())
 }
@@ -181,7 +174,6 @@ pub(super) async fn locked_status(tx: &mut Tx, id: i64) -> StoreResult<Option<St
 /// may not.
 pub(super) async fn advance_status(
     tx: &mut Tx,
-    watermark: &Watermark,
     id: i64,
     change: &StatusChange<'_>,
 ) -> StoreResult<Option<Message>> {
@@ -189,13 +181,14 @@ pub(super) async fn advance_status(
     if !current.is_some_and(|current| change.status.may_replace(current)) {
         return Ok(None);
     }
-    let seq = tx.next_seq(watermark).await?;
+    let nth = tx.change()?;
     let row: MessageRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(
             "UPDATE messages SET status = $2, status_rank = $3, error_code = $4, \
                error_message = $5, twilio_sid = COALESCE(twilio_sid, $6), updated_at = $7, \
-               seq = $8 \
-             WHERE id = $1 RETURNING ",
+               seq = ",
+            new_seq!("8"),
+            " WHERE id = $1 RETURNING ",
             returning_columns!()
         ))
         .bind(id)
@@ -205,7 +198,7 @@ pub(super) async fn advance_status(
         .bind(change.error_message.as_deref())
         .bind(change.sid)
         .bind(now())
-        .bind(seq)
+        .bind(nth)
         .fetch_one(db)
         .await
     })?;

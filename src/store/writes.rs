@@ -1,7 +1,7 @@
 //! Conversations and new messages: opening a conversation, reading it, and storing an inbound
 //! or outbound message (each exactly once).
 
-use super::db::{Tx, on_tx};
+use super::db::{Tx, new_seq, on_tx};
 use super::reads::{audience, conversation_by_id};
 use super::rows::{MessageRow, returning_columns};
 use super::{
@@ -20,22 +20,23 @@ impl Store {
         contact: &str,
         name: Option<&str>,
     ) -> StoreResult<ConversationChange> {
-        let _writing = self.watermark.enter();
         let mut tx = self.writer.begin().await?;
-        let seq = tx.next_seq(&self.watermark).await?;
+        let nth = tx.change()?;
         let id: i64 = on_tx!(&mut tx, |db| {
-            sqlx::query_scalar(
+            sqlx::query_scalar(concat!(
                 "INSERT INTO conversations \
                    (our_number, contact_phone, contact_name, activity, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5) \
+                 VALUES ($1, $2, $3, ",
+                new_seq!("4"),
+                ", $5, $5) \
                  ON CONFLICT (our_number, contact_phone) DO UPDATE \
                    SET contact_name = COALESCE(excluded.contact_name, conversations.contact_name) \
-                 RETURNING id",
-            )
+                 RETURNING id"
+            ))
             .bind(our_number)
             .bind(contact)
             .bind(name)
-            .bind(seq)
+            .bind(nth)
             .bind(now())
             .fetch_one(db)
             .await
@@ -75,7 +76,6 @@ impl Store {
 
     /// `None` when this `MessageSid` was stored before.
     pub async fn insert_inbound(&self, msg: &NewInbound) -> StoreResult<Option<MessageChange>> {
-        let _writing = self.watermark.enter();
         let mut tx = self.writer.begin().await?;
         // A Twilio retry needs no lock.
         let known: Option<i64> = on_tx!(&mut tx, |db| {
@@ -87,20 +87,22 @@ impl Store {
         if known.is_some() {
             return Ok(None);
         }
-        let seq = tx.next_seq(&self.watermark).await?;
+        let nth = tx.change()?;
         let t = now();
         let conversation_id: i64 = on_tx!(&mut tx, |db| {
-            sqlx::query_scalar(
+            sqlx::query_scalar(concat!(
                 "INSERT INTO conversations \
                    (our_number, contact_phone, activity, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4) \
+                 VALUES ($1, $2, ",
+                new_seq!("3"),
+                ", $4, $4) \
                  ON CONFLICT (our_number, contact_phone) \
                    DO UPDATE SET updated_at = excluded.updated_at \
-                 RETURNING id",
-            )
+                 RETURNING id"
+            ))
             .bind(&msg.to)
             .bind(&msg.from)
-            .bind(seq)
+            .bind(nth)
             .bind(t)
             .fetch_one(db)
             .await
@@ -111,8 +113,9 @@ impl Store {
                 "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
                    body, media, status, status_rank, twilio_sid, segments, created_at, \
                    updated_at, seq) \
-                 VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) \
-                 ON CONFLICT DO NOTHING RETURNING ",
+                 VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, ",
+                new_seq!("11"),
+                ") ON CONFLICT DO NOTHING RETURNING ",
                 returning_columns!()
             ))
             .bind(conversation_id)
@@ -125,7 +128,7 @@ impl Store {
             .bind(&msg.twilio_sid)
             .bind(msg.segments)
             .bind(t)
-            .bind(seq)
+            .bind(nth)
             .fetch_optional(db)
             .await
         })?;
@@ -141,7 +144,7 @@ impl Store {
                 )
                 .bind(conversation_id)
                 .bind(row.id)
-                .bind(seq)
+                .bind(row.seq)
                 .bind(t)
                 .bind(opted_out)
                 .fetch_one(db)
@@ -173,7 +176,6 @@ impl Store {
     /// Stores an outbound message as `pending` and queues it for sending, unless the same
     /// `clientId` was used before or the contact opted out.
     pub async fn insert_outbound(&self, msg: &NewOutbound) -> StoreResult<Outbound> {
-        let _writing = self.watermark.enter();
         let mut tx = self.writer.begin().await?;
         if let Some(done) = earlier_send(&mut tx, msg).await? {
             return Ok(done);
@@ -189,15 +191,16 @@ impl Store {
         if opted_out {
             return Ok(Outbound::OptedOut);
         }
-        let seq = tx.next_seq(&self.watermark).await?;
+        let nth = tx.change()?;
         let t = now();
         let row: Option<MessageRow> = on_tx!(&mut tx, |db| {
             sqlx::query_as(concat!(
                 "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
                    body, media, status, status_rank, client_id, agent_id, segments, \
                    created_at, updated_at, seq) \
-                 VALUES ($1, 'outbound', $2, $3, $4, '[]', $5, $6, $7, $8, $9, $10, $10, $11) \
-                 ON CONFLICT DO NOTHING RETURNING ",
+                 VALUES ($1, 'outbound', $2, $3, $4, '[]', $5, $6, $7, $8, $9, $10, $10, ",
+                new_seq!("11"),
+                ") ON CONFLICT DO NOTHING RETURNING ",
                 returning_columns!()
             ))
             .bind(msg.conversation_id.0)
@@ -210,7 +213,7 @@ impl Store {
             .bind(msg.agent_id.0)
             .bind(msg.segments)
             .bind(t)
-            .bind(seq)
+            .bind(nth)
             .fetch_optional(db)
             .await
         })?;
@@ -235,7 +238,7 @@ impl Store {
             )
             .bind(msg.conversation_id.0)
             .bind(row.id)
-            .bind(seq)
+            .bind(row.seq)
             .bind(t)
             .execute(db)
             .await

@@ -17,3 +17,4 @@ mod reliability;
 mod sending;
 mod status;
 mod sync;
+mod watermark;
