@@ -162,6 +162,8 @@ async fn early_statuses_of_the_other_direction_are_ignored(app: TestApp) {
     fake.script(Script::CallbackFirstWithoutId("received"));
     let (_, body) = app.send(&alice, &conversation, "first", "c-1").await;
     let first = body["message"]["id"].as_str().unwrap().to_owned();
+    // The fake answers its scripts in order: the second send must not overtake the first.
+    app.wait_status(&alice, &first, "queued").await;
     fake.script(Script::CallbackFirstWithoutId("sent"));
     let (_, body) = app.send(&alice, &conversation, "second", "c-2").await;
     let second = body["message"]["id"].as_str().unwrap().to_owned();
