@@ -86,7 +86,9 @@ const list = initList({
   typingNames: typing.names,
   agentNumbers,
   select: (id) => thread.select(id),
-  onLoaded: () => sync.start(store.maxSeq),
+  // The list's own sync cursor: a change still committing while the list was read is above it,
+  // even when a newer one is already in the list.
+  onLoaded: (syncCursor) => sync.start(syncCursor ?? store.maxSeq),
   onRefreshed: inbox.maybeMarkRead,
   onAuthError,
 });

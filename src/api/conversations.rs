@@ -34,6 +34,9 @@ pub struct ConversationPage {
     pub conversations: Vec<Conversation>,
     /// Where the next page starts; `null` on the last.
     pub next_cursor: Option<Cursor>,
+    /// Where the page's `sync` may start without missing a change this page does not show
+    /// (a change still committing while the page was read has a higher `seq`).
+    pub sync_cursor: i64,
 }
 
 /// A page of a conversation's messages, newest first.
@@ -92,14 +95,15 @@ async fn list_conversations(
     CurrentAgent(agent): CurrentAgent,
     Query(q): Query<PageQuery>,
 ) -> AppResult<Json<ConversationPage>> {
-    let (conversations, next) = state
+    let list = state
         .services
         .store
         .list_conversations(agent.id, q.page(50, 200)?)
         .await?;
     Ok(Json(ConversationPage {
-        conversations,
-        next_cursor: next.map(Cursor),
+        conversations: list.conversations,
+        next_cursor: list.next.map(Cursor),
+        sync_cursor: list.sync_from,
     }))
 }
 

@@ -2,8 +2,10 @@
 //! conversation.
 
 use super::db::{Tx, on_pool, on_tx};
-use super::rows::{ConversationRow, MessageRow, conversation_select, message_columns, visible_to};
-use super::{Audience, Page, Store, StoreResult};
+use super::rows::{
+    ConversationRow, ListedRow, MessageRow, conversation_select, message_columns, visible_to,
+};
+use super::{Audience, ConversationList, Page, Store, StoreResult};
 use crate::model::{Conversation, Id, Message};
 
 /// The agents who hold conversation `$1`'s number: everyone who hears about it.
@@ -13,14 +15,10 @@ const AUDIENCE: &str = "SELECT an.agent_id FROM conversations c \
 
 impl Store {
     /// A page of `agent`'s conversations, most recently active first, and the next cursor.
-    pub async fn list_conversations(
-        &self,
-        agent: Id,
-        page: Page,
-    ) -> StoreResult<(Vec<Conversation>, Option<i64>)> {
-        let rows: Vec<ConversationRow> = on_pool!(&self.reader, |db| {
+    pub async fn list_conversations(&self, agent: Id, page: Page) -> StoreResult<ConversationList> {
+        let rows: Vec<ListedRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
-                conversation_select!(),
+                conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
                 "WHERE",
                 visible_to!("1"),
                 "AND c.activity < $2 ORDER BY c.activity DESC, c.id DESC LIMIT $3"
@@ -32,16 +30,23 @@ impl Store {
             .await
         })?;
         let full = rows.len() as i64 == page.limit;
+        // Read in the list's own snapshot: every change up to it is in what the list shows.
+        // With no conversation at all, everything of the agent's is newer than the list.
+        let sync_from = rows.first().map_or(0, |r| r.visible_up_to);
         let mut next = None;
         let conversations = rows
             .into_iter()
             .map(|r| {
-                let (c, activity) = r.into_conversation();
+                let (c, activity) = r.row.into_conversation();
                 next = Some(activity);
                 c
             })
             .collect();
-        Ok((conversations, next.filter(|_| full)))
+        Ok(ConversationList {
+            conversations,
+            next: next.filter(|_| full),
+            sync_from,
+        })
     }
 
     /// The conversation if `agent` may see it.

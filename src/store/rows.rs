@@ -26,9 +26,13 @@ macro_rules! returning_columns {
 /// A conversation with its last message, as [`ConversationRow`] reads it.
 macro_rules! conversation_select {
     () => {
+        $crate::store::rows::conversation_select!("")
+    };
+    ($extra_columns:literal) => {
         concat!(
             "SELECT c.id AS c_id, c.our_number, c.contact_phone, c.contact_name, c.opted_out, \
              c.unread_count, c.updated_at AS c_updated_at, c.activity, ",
+            $extra_columns,
             $crate::store::rows::message_columns!(),
             " FROM conversations c LEFT JOIN messages m ON m.id = c.last_message_id "
         )
@@ -134,6 +138,14 @@ pub(super) struct ConversationRow {
     activity: i64,
     #[sqlx(flatten)]
     last: LastMessageRow,
+}
+
+/// A row of the conversation list, with how far `sync` could see in the list's snapshot.
+#[derive(sqlx::FromRow)]
+pub(super) struct ListedRow {
+    #[sqlx(flatten)]
+    pub(super) row: ConversationRow,
+    pub(super) visible_up_to: i64,
 }
 
 #[derive(sqlx::FromRow)]

@@ -150,6 +150,17 @@ pub struct Page {
     pub cursor: Option<i64>,
 }
 
+/// A page of an agent's conversations.
+#[derive(Clone, Debug)]
+pub struct ConversationList {
+    pub conversations: Vec<Conversation>,
+    /// Where the next page starts; `None` on the last.
+    pub next: Option<i64>,
+    /// A `sync` cursor that misses nothing this page does not show: every change up to it
+    /// had committed when the page was read.
+    pub sync_from: i64,
+}
+
 #[derive(Clone, Debug)]
 pub struct QueueStats {
     pub depth: i64,

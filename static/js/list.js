@@ -14,7 +14,7 @@ const $ = (sel) => document.querySelector(sel);
 /**
  * init({store, get, invalidate, openId, typingNames, agentNumbers, select, onLoaded, onRefreshed, onAuthError})
  * → {load, refresh, requestRefresh, loaded, markLoaded, focusRow, render, updateTitle}
- * `onLoaded()` runs after every page that loaded; `onRefreshed()` after a refresh of the first page.
+ * `onLoaded(syncCursor)` runs after every page that loaded (with where `sync` may start); `onRefreshed()` after a refresh of the first page.
  */
 export function init({ store, get, invalidate, openId, typingNames, agentNumbers, select, onLoaded, onRefreshed, onAuthError }) {
   const els = {
@@ -48,7 +48,7 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
       nextCursor = res?.nextCursor ?? null;
       pages += 1;
       loaded = true;
-      onLoaded();
+      onLoaded(res?.syncCursor);
     } catch (err) {
       if (onAuthError(err)) return;
       error = describeError(err);

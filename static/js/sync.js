@@ -69,7 +69,7 @@ export function init({ get, ingest, onAuthError, isConnected, onDone = () => {},
   }
 
   return {
-    /** Begin from `seq` (the first conversation page's newest); later calls change nothing. */
+    /** Begin from `seq` (the first conversation page's `syncCursor`); later calls change nothing. */
     start(seq) {
       if (ready) return;
       cursor = Math.max(0, asSeq(seq) ?? 0);

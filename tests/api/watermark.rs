@@ -291,16 +291,32 @@ async fn write_in_flight(url: &str, a: &TestApp, b: &TestApp) {
             b.inbound("+14155550199", "+15550001000", "fast").await;
             let during_a = catch_up(a, &agent, cursor_a).await;
             let during_b = catch_up(b, &agent, cursor_b).await;
+            // A page loading now sees "fast" in its list; its sync must still start below the send.
+            let (status, list) = b.get("/api/crm/sms/conversations", Some(&agent)).await;
+            assert_eq!(status, 200, "{list}");
             sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-            (during_a, during_b)
+            (during_a, (during_b, list))
         });
+    let (during_b, list) = during_b;
     let (status, sent) = sent;
     assert_eq!(status, 202, "{sent}");
     let slow = (
         sent["message"]["id"].as_str().unwrap().to_owned(),
         sent["message"]["seq"].as_i64().unwrap(),
     );
-    for (name, app, (mut seen, cursor)) in [("a", a, during_a), ("b", b, during_b)] {
+    let listed: Vec<&str> = list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["lastMessage"]["body"].as_str())
+        .collect();
+    assert!(listed.contains(&"fast"), "{list}");
+    let list_cursor = list["syncCursor"].as_i64().expect("the list's syncCursor");
+    for (name, app, (mut seen, cursor)) in [
+        ("a", a, during_a),
+        ("b", b, during_b),
+        ("b's page", b, (Vec::new(), list_cursor)),
+    ] {
         // Once sync from 0 shows the send, it is below the cutoff for good.
         wait_until("the send in sync", async || {
             let (all, _) = catch_up(app, &agent, 0).await;
