@@ -5,12 +5,14 @@
 //! - [`socket`]: the socket.io client,
 //! - [`fake_twilio`]: the fake Messages API and media server,
 //! - [`db`]: a fresh database per test, SQLite or PostgreSQL,
+//! - [`redis`]: a private `redis-server` per test, for several instances,
 //!
 //! and here: running a test on a backend ([`on_both_backends!`]) and waiting ([`wait_until`]).
 
 mod app;
 mod db;
 mod fake_twilio;
+mod redis;
 mod socket;
 
 use std::fmt::Display;
@@ -24,6 +26,7 @@ pub use db::{Backend, ci, with_database};
 pub use fake_twilio::{
     FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script,
 };
+pub use redis::RedisServer;
 pub use socket::{Socket, SocketAuth};
 
 /// How long a wait lasts unless the test says otherwise.
