@@ -4,9 +4,12 @@
 //! everything keeps answering, sockets of the instance that raised an event still get it,
 //! the others catch up through `sync`, and fan-out comes back with Redis by itself.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use smsdesk::api::health::Readiness;
 use smsdesk::api::sync::Changes;
+use smsdesk::config::Settings;
 
 use crate::helpers::{Backend, Mode, RedisServer, Socket, TestApp, wait_until, with_database};
 
@@ -218,6 +221,32 @@ async fn redis_going_away_and_coming_back() {
         for s in [&mut on_a, &mut on_b] {
             assert_eq!(next_inbound(s).await, from_a);
         }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_does_not_answer_stops_startup_naming_redis_url() {
+    with_database(Backend::Postgres, async |url| {
+        let unused = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let env = HashMap::from([
+            ("PORT", "0".to_owned()),
+            ("DATABASE_URL", url),
+            (
+                "REDIS_URL",
+                format!("redis://:s3cret-pw@127.0.0.1:{unused}/0"),
+            ),
+        ]);
+        let settings = Settings::from_lookup(|k| env.get(k).cloned()).unwrap();
+        let Err(e) = smsdesk::Server::build(settings).await else {
+            panic!("started without Redis");
+        };
+        let e = format!("{e:#}");
+        assert!(e.starts_with("REDIS_URL: cannot use"), "{e}");
+        assert!(!e.contains("s3cret-pw") && e.lines().count() == 1, "{e}");
     })
     .await
 }
