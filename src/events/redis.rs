@@ -28,6 +28,10 @@ const RECONNECT_MIN_MS: u32 = 100;
 const RECONNECT_MAX_MS: u32 = 2_000;
 /// Between two attempts to subscribe again after a reconnection.
 const RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(200);
+/// Events received from Redis wait in fred's broadcast channel, then in the adapter's, for
+/// their turn; beyond this many in either, events are dropped (fred's default is 32, which a
+/// busy second was seen to overflow). A dropped event is caught up by `sync` on reconnect.
+const RECEIVE_BUFFER: usize = 4096;
 /// Channel names start with this, so smsdesk can share a Redis with other applications.
 const CHANNEL_PREFIX: &str = "smsdesk";
 
@@ -50,7 +54,10 @@ impl Redis {
         // The adapter publishes on its subscribed connection, which RESP2 does not allow.
         config.version = RespVersion::RESP3;
         let client = Builder::from_config(config)
-            .with_performance_config(|c| c.default_command_timeout = COMMAND_TIMEOUT)
+            .with_performance_config(|c| {
+                c.default_command_timeout = COMMAND_TIMEOUT;
+                c.broadcast_channel_capacity = RECEIVE_BUFFER;
+            })
             .with_connection_config(|c| c.connection_timeout = CONNECT_TIMEOUT)
             .set_policy(ReconnectPolicy::new_exponential(
                 0,
@@ -60,7 +67,9 @@ impl Redis {
             ))
             .build_subscriber_client()
             .map_err(|e| cannot(e.details().to_owned()))?;
-        let adapter_config = RedisAdapterConfig::new().with_prefix(CHANNEL_PREFIX);
+        let adapter_config = RedisAdapterConfig::new()
+            .with_prefix(CHANNEL_PREFIX)
+            .with_stream_buffer(RECEIVE_BUFFER);
         let adapter = tokio::time::timeout(
             CONNECT_TIMEOUT,
             RedisAdapterCtr::new_with_fred_config(client.clone(), adapter_config),
