@@ -147,7 +147,7 @@ impl Store {
         let mut pruned = 0;
         for sql in [
             "DELETE FROM login_failures WHERE at_us <= (SELECT now_us FROM db_clock) - $1",
-            "DELETE FROM login_subjects WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1",
+            self.writer.dialect().prune_login_subjects,
         ] {
             pruned += on_pool!(&self.writer, |db| {
                 sqlx::query(sql)

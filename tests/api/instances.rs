@@ -56,6 +56,8 @@ async fn sends_through_two_instances_share_their_numbers_pace_on_postgres() {
         )
         .await;
         a.wait_queue_empty().await;
+        // Pruning keeps a number whose slots are recent.
+        assert_eq!(b.store.prune_pacing().await.unwrap(), 0);
 
         let mut sent: Vec<(Instant, String)> = fakes
             .iter()
@@ -125,6 +127,13 @@ async fn login_failures_count_on_every_instance_on_postgres() {
         assert_eq!(count(401), 10, "{statuses:?}");
         assert_eq!(count(429), 70, "{statuses:?}");
         assert!(answers.iter().filter(|a| a.0 == 429).all(|a| a.2.is_some()));
+
+        // Housekeeping forgets failures once they leave the window (here: a window of 0).
+        assert_eq!(a.state.runtime.login_throttle.prune().await.unwrap(), 0);
+        // The 20 failures, each counted against an address and an account.
+        assert!(a.store.prune_login_failures(0).await.unwrap() >= 40);
+        let (status, body, _) = login(&b, "192.0.2.44", "alice@example.com", "guess-guess").await;
+        assert_eq!(status, 401, "{body}");
     })
     .await
 }
