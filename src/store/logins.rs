@@ -160,3 +160,71 @@ impl Store {
         Ok(pruned)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const WINDOW_US: i64 = 15 * 60 * 1_000_000;
+
+    /// Stores a failure of `subject` that happened `ago_s` seconds ago.
+    async fn failed_ago(store: &Store, subject: &str, ago_s: i64, attempt: i64) {
+        on_pool!(&store.writer, |db| {
+            sqlx::query(
+                "INSERT INTO login_failures (subject, at_us, attempt) \
+                 VALUES ($1, (SELECT now_us FROM db_clock) - $2, $3)",
+            )
+            .bind(subject)
+            .bind(ago_s * 1_000_000)
+            .bind(attempt)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn failures_slide_out_of_the_window_and_the_wait_is_read_from_their_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::DatabaseUrl::parse(&format!(
+            "sqlite://{}",
+            dir.path().join("t.db").display()
+        ))
+        .unwrap();
+        let store = crate::store::connect(&url, Duration::ZERO).await.unwrap();
+        let subjects = LoginSubjects {
+            address: "ip:10.0.0.1",
+            account: "account:x",
+            max_per_address: 3,
+            max_per_account: 30,
+        };
+        // Out of the window: they do not count.
+        for attempt in 0..5 {
+            failed_ago(&store, subjects.address, 16 * 60, attempt).await;
+        }
+        for (attempt, ago) in [(10, 600), (11, 300), (12, 60)] {
+            failed_ago(&store, subjects.address, ago, attempt).await;
+        }
+        let found = store.reserve_login(subjects, WINDOW_US, 20).await.unwrap();
+        assert!(!found.counted);
+        assert_eq!(found.by_address.count, 3);
+        let since = found.by_address.blocking_since_us.unwrap();
+        let ago = found.clock.now().0 - since;
+        assert!(
+            (600_000_000..601_000_000).contains(&ago),
+            "the oldest of the three keeps the address blocked: {ago}"
+        );
+        assert_eq!(found.by_account.blocking_since_us, None);
+
+        assert_eq!(store.prune_login_failures(WINDOW_US).await.unwrap(), 5);
+        let found = store
+            .reserve_login(subjects, 400_000_000, 21)
+            .await
+            .unwrap();
+        assert!(found.counted, "in a shorter window only two are left");
+        assert_eq!(found.by_address.count, 2);
+    }
+}
