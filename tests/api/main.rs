@@ -8,6 +8,7 @@ mod connections;
 mod crash;
 mod inbound;
 mod input;
+mod instances;
 mod media;
 mod outage;
 mod precedence;

@@ -5,12 +5,14 @@
 //! - [`socket`]: the socket.io client,
 //! - [`fake_twilio`]: the fake Messages API and media server,
 //! - [`db`]: a fresh database per test, SQLite or PostgreSQL,
+//! - [`process`]: the server as its own process, for `kill -9`,
 //!
 //! and here: running a test on a backend ([`on_both_backends!`]) and waiting ([`wait_until`]).
 
 mod app;
 mod db;
 mod fake_twilio;
+mod process;
 mod socket;
 
 use std::fmt::Display;
@@ -24,6 +26,7 @@ pub use db::{Backend, ci, with_database};
 pub use fake_twilio::{
     FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script,
 };
+pub use process::ServerProcess;
 pub use socket::{Socket, SocketAuth};
 
 /// How long a wait lasts unless the test says otherwise.
