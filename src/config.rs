@@ -3,10 +3,16 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
+
+use crate::send_queue::DEFAULT_LEASE;
+
+/// The shortest `SEND_LEASE_SECONDS`: a worker renews its lease every quarter of it.
+const MIN_LEASE_SECONDS: u64 = 2;
 
 /// A configuration problem, rendered as the one line printed before exiting.
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +234,8 @@ pub struct Settings {
     pub twilio: TwilioMode,
     /// Segments per second per sending number; `None`: no pacing (Twilio queues excess).
     pub send_rate_per_number: Option<f64>,
+    /// How long a worker's claim on a queued message lasts (renewed while it runs).
+    pub send_lease: Duration,
     pub log_format: LogFormat,
     pub trusted_proxies: TrustedProxies,
     pub max_sockets_per_agent: usize,
@@ -335,6 +343,23 @@ impl Settings {
                     })?,
             ),
         };
+        let send_lease = match get("SEND_LEASE_SECONDS") {
+            None => DEFAULT_LEASE,
+            Some(n) => n
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (MIN_LEASE_SECONDS..=3600).contains(n))
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    bad(
+                        "SEND_LEASE_SECONDS",
+                        format!(
+                            "`{n}` is not a lease: give whole seconds from {MIN_LEASE_SECONDS} to 3600 (default {})",
+                            DEFAULT_LEASE.as_secs()
+                        ),
+                    )
+                })?,
+        };
         let trusted_proxies = match get("TRUSTED_PROXIES") {
             None => TrustedProxies::default(),
             Some(raw) => {
@@ -373,6 +398,7 @@ impl Settings {
             public_url,
             twilio,
             send_rate_per_number,
+            send_lease,
             log_format,
             trusted_proxies,
             max_sockets_per_agent,
@@ -448,6 +474,13 @@ mod tests {
         }
         let s = settings(&[("SEND_RATE_PER_NUMBER", "0.5")]).unwrap();
         assert_eq!(s.send_rate_per_number, Some(0.5));
+        for lease in ["0", "1", "-5", "2.5", "3601", "long"] {
+            let err = settings(&[("SEND_LEASE_SECONDS", lease)]).unwrap_err();
+            assert_eq!(err.var, "SEND_LEASE_SECONDS", "{lease}");
+        }
+        assert_eq!(settings(&[]).unwrap().send_lease, DEFAULT_LEASE);
+        let s = settings(&[("SEND_LEASE_SECONDS", "3")]).unwrap();
+        assert_eq!(s.send_lease, Duration::from_secs(3));
         for proxies in ["localhost", "10.0.0.0/33", "127.0.0.1, nope", "1.2.3"] {
             let err = settings(&[("TRUSTED_PROXIES", proxies)]).unwrap_err();
             assert_eq!(err.var, "TRUSTED_PROXIES", "{proxies}");

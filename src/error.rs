@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::auth::{Blocked, HashError};
+use crate::auth::{Blocked, HashError, Refused};
 use crate::domain::InvalidField;
 use crate::store::StoreError;
 
@@ -150,6 +150,15 @@ impl From<Blocked> for AppError {
     fn from(b: Blocked) -> Self {
         Self::TooManyRequests {
             retry_after: b.retry_after,
+        }
+    }
+}
+
+impl From<Refused> for AppError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Blocked(b) => b.into(),
+            Refused::Store(e) => e.into(),
         }
     }
 }

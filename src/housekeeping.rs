@@ -1,6 +1,6 @@
 //! The server's chores between requests: ends sessions as they expire (disconnecting their
 //! sockets at once), logs the sending queue's depth while it is not empty, and prunes what
-//! has expired.
+//! has expired (early statuses, login failures, pacing rows), so those tables stay small.
 
 use std::time::Duration;
 
@@ -38,10 +38,24 @@ pub async fn run(state: AppState) {
             tracing::info!(depth = stats.depth, oldest_pending_seconds = ?oldest, "sending queue");
         }
         realtime::end_expired_sessions(&state).await;
-        match state.services.store.prune().await {
+        prune(&state).await;
+    }
+}
+
+/// Deletes what no longer counts: early statuses of messages that never showed up, login
+/// failures out of the window, and pacing rows whose slots are past.
+async fn prune(state: &AppState) {
+    let store = &state.services.store;
+    let pruned = [
+        ("early statuses", store.prune().await),
+        ("login failures", state.runtime.login_throttle.prune().await),
+        ("pacing rows", store.prune_pacing().await),
+    ];
+    for (what, outcome) in pruned {
+        match outcome {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "pruned stale statuses"),
-            Err(e) => tracing::debug!(error = %e, "pruning skipped"),
+            Ok(n) => tracing::debug!(rows = n, "pruned {what}"),
+            Err(e) => tracing::debug!(error = %e, "pruning {what} skipped"),
         }
     }
 }

@@ -30,18 +30,17 @@ mod lookalike;
 mod pacer;
 
 use lookalike::is_our_send;
-pub use pacer::Pacer;
+pub use pacer::{Pacer, SLOT_TOLERANCE};
 
 /// The longest one claim's calls to Twilio can take: a lookup of at most [`LIST_PAGES`]
 /// pages, then a create, each cut off at its timeout.
 const ATTEMPT_WORST_CASE: Duration =
     Duration::from_secs(LIST_PAGES as u64 * LIST_PAGE_TIMEOUT.as_secs() + SEND_TIMEOUT.as_secs());
-/// How long a claimed message stays with its worker before another may take it: the worst
-/// case of an attempt plus room for the database writes around it, so that even a worker
-/// whose renewals fail is out of its Twilio calls before anyone else can start theirs.
-const LEASE: Duration = Duration::from_secs(ATTEMPT_WORST_CASE.as_secs() + 15);
-/// How often a running attempt renews its lease.
-const HEARTBEAT: Duration = Duration::from_secs(LEASE.as_secs() / 4);
+/// How long a claimed message stays with its worker before another may take it, unless
+/// `SEND_LEASE_SECONDS` says otherwise: the worst case of an attempt plus room for the
+/// database writes around it, so that even a worker whose renewals fail is out of its
+/// Twilio calls before anyone else can start theirs.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(ATTEMPT_WORST_CASE.as_secs() + 15);
 /// After this long of failing to reach Twilio, a message is given up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
 /// The longest pause between two attempts.
@@ -66,19 +65,27 @@ pub struct SendOptions {
 }
 
 /// What the API shares with the workers: the bell that wakes them when a message is queued,
-/// and the pacing of sends per number.
+/// the pacing of sends per number, and the length of a claim's lease.
 pub struct SendQueue {
     wake: Notify,
     pacer: Option<Pacer>,
+    lease: Duration,
 }
 
 impl SendQueue {
-    /// `segments_per_second` per sending number (`SEND_RATE_PER_NUMBER`), when set.
-    pub fn new(segments_per_second: Option<f64>) -> Arc<Self> {
+    /// `segments_per_second` per sending number (`SEND_RATE_PER_NUMBER`), when set; claims
+    /// leased for `lease` (`SEND_LEASE_SECONDS`).
+    pub fn new(segments_per_second: Option<f64>, lease: Duration) -> Arc<Self> {
         Arc::new(Self {
             wake: Notify::new(),
             pacer: segments_per_second.map(Pacer::new),
+            lease,
         })
+    }
+
+    /// How often a running attempt renews its lease.
+    fn heartbeat(&self) -> Duration {
+        self.lease / 4
     }
 
     /// Wakes a worker: a message was queued.
@@ -115,7 +122,7 @@ impl Worker {
             if self.shutdown.is_cancelled() {
                 return;
             }
-            match self.store.claim_send(LEASE).await {
+            match self.store.claim_send(self.queue.lease).await {
                 Ok(Some(job)) => {
                     let span = tracing::info_span!(
                         "send",
@@ -154,8 +161,8 @@ impl Worker {
         let mut work = std::pin::pin!(work);
         let beat = async {
             loop {
-                tokio::time::sleep(HEARTBEAT).await;
-                match self.store.renew_lease(claim, LEASE).await {
+                tokio::time::sleep(self.queue.heartbeat()).await;
+                match self.store.renew_lease(claim, self.queue.lease).await {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => {
@@ -218,7 +225,7 @@ impl Worker {
             Outcome::Defer(wait) => {
                 let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
                 match self.store.defer(claim, at).await {
-                    Ok(true) => {}
+                    Ok(true) => self.wake_at(wait),
                     Ok(false) => lost(claim),
                     Err(e) => {
                         tracing::warn!(error = %e, "sending queue: could not defer; the lease will expire")
@@ -248,6 +255,18 @@ impl Worker {
                 maybe_sent,
             } => self.retry(job, after, code, error, maybe_sent).await,
         }
+    }
+
+    /// Rings the bell when a deferred message's slot comes, so that it is sent then rather
+    /// than at the next idle look. (If this instance dies first, another one's look finds it.)
+    fn wake_at(&self, wait: Duration) {
+        let (queue, shutdown) = (self.queue.clone(), self.shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => queue.wake(),
+                () = shutdown.cancelled() => {}
+            }
+        });
     }
 
     /// Schedules another attempt, or fails the message once it has been tried for too long.
@@ -284,13 +303,11 @@ impl Worker {
 
     async fn attempt(&self, job: &SendJob) -> Outcome {
         let message = &job.message;
-        if let Some(pacer) = &self.queue.pacer
-            && let Err(wait) = pacer.admit(&message.from, message.id.0, message.segments)
-        {
-            return Outcome::Defer(wait);
+        if let Err(not_yet) = self.pace(job).await {
+            return not_yet;
         }
         // The create starts with a whole lease ahead, and only while the claim is still ours.
-        match self.store.renew_lease(job.claim, LEASE).await {
+        match self.store.renew_lease(job.claim, self.queue.lease).await {
             Ok(true) => {}
             Ok(false) => return Outcome::Dropped("another worker took the message over".into()),
             Err(e) => return Outcome::Dropped(format!("the lease could not be renewed ({e})")),
@@ -350,6 +367,41 @@ impl Worker {
                 error: e.to_string(),
                 maybe_sent: true,
             },
+        }
+    }
+
+    /// Waits for the message's slot on its number's schedule (`SEND_RATE_PER_NUMBER`): takes
+    /// one the first time, then keeps it. Without pacing, nothing is asked of the database.
+    async fn pace(&self, job: &SendJob) -> Result<(), Outcome> {
+        let Some(pacer) = &self.queue.pacer else {
+            return Ok(());
+        };
+        let message = &job.message;
+        let (slot, now) = match job.slot {
+            Some(slot) => (slot, job.claimed.now()),
+            None => {
+                let cost = pacer.cost_us(message.segments);
+                match self.store.take_slot(job.claim, &message.from, cost).await {
+                    Ok(Some((slot, clock))) => (slot, clock.now()),
+                    Ok(None) => {
+                        return Err(Outcome::Dropped(
+                            "another worker took the message over".into(),
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(Outcome::Retry {
+                            after: backoff(job.attempts, None),
+                            code: None,
+                            error: format!("no pacing slot could be taken ({e})"),
+                            maybe_sent: job.maybe_sent,
+                        });
+                    }
+                }
+            }
+        };
+        match pacer.wait(slot, now) {
+            None => Ok(()),
+            Some(wait) => Err(Outcome::Defer(wait)),
         }
     }
 
@@ -478,9 +530,10 @@ mod tests {
             ATTEMPT_WORST_CASE,
             LIST_PAGES * LIST_PAGE_TIMEOUT + SEND_TIMEOUT
         );
-        assert!(LEASE > ATTEMPT_WORST_CASE);
+        assert!(DEFAULT_LEASE > ATTEMPT_WORST_CASE);
+        let queue = SendQueue::new(None, DEFAULT_LEASE);
         assert!(
-            HEARTBEAT * 2 < LEASE,
+            queue.heartbeat() * 2 < DEFAULT_LEASE,
             "a missed renewal does not lose the lease"
         );
     }

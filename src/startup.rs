@@ -194,6 +194,7 @@ impl Server {
             setup_url,
         };
 
+        let login_throttle = LoginThrottle::new(store.clone());
         let state = |events| {
             AppState::new(
                 Config {
@@ -212,10 +213,10 @@ impl Server {
                 },
                 Runtime {
                     setup_token,
-                    login_throttle: LoginThrottle::default(),
+                    login_throttle,
                     connections: Connections::new(settings.max_sockets_per_agent),
                     typing: TypingStates::default(),
-                    send_queue: SendQueue::new(settings.send_rate_per_number),
+                    send_queue: SendQueue::new(settings.send_rate_per_number, settings.send_lease),
                     shutdown: CancellationToken::new(),
                 },
             )

@@ -116,13 +116,13 @@ async fn login(
     let address = auth::client_address(peer.ip(), &headers, &state.config.trusted_proxies);
     let email = Email::normalize(&body.email);
     let throttle = &state.runtime.login_throttle;
-    let attempt = throttle.reserve(address, &email)?;
+    let attempt = throttle.reserve(address, &email).await?;
     if !attempt.delay.is_zero() {
         tokio::time::sleep(attempt.delay).await;
     }
     match check_password(&state, &email, body.password).await {
         Ok(Some(agent)) => {
-            throttle.succeeded(attempt);
+            throttle.succeeded(attempt).await;
             start_session(&state, agent, StatusCode::OK).await
         }
         Ok(None) => {
@@ -131,7 +131,7 @@ async fn login(
         }
         // The password was not checked: the attempt does not count.
         Err(e) => {
-            throttle.cancel(attempt);
+            throttle.cancel(attempt).await;
             Err(e)
         }
     }

@@ -4,19 +4,19 @@
 //! outrun the count; a success takes its own attempt back and clears its account's
 //! failures, never the address's. After a few failures each attempt is slowed down.
 //!
-//! One process keeps the counts in memory, bounded. `reserve`, `succeeded` and `cancel`
-//! are the whole interface, so a store shared by several instances can take its place.
+//! The counts live in the database (`store/logins.rs`), so every instance counts every
+//! instance's failures, and attempts on the same address or account take their turns there:
+//! parallel guesses on any number of instances get exactly as far as sequential ones.
 
-use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
 
 use crate::config::TrustedProxies;
+use crate::store::{DbTime, FailureCount, LoginSubjects, Store, StoreError};
 
 /// Failures older than this no longer count.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -26,15 +26,13 @@ pub const MAX_PER_ACCOUNT: usize = 30;
 const SLOW_AFTER: usize = 3;
 const SLOWDOWN_STEP: Duration = Duration::from_millis(250);
 const MAX_SLOWDOWN: Duration = Duration::from_secs(2);
-/// Addresses and accounts tracked at most (each): a few MiB.
-const MAX_TRACKED: usize = 100_000;
 
 /// An attempt that was let through, counted as a failure unless it is settled otherwise.
 #[derive(Debug)]
 pub struct Attempt {
-    address: IpAddr,
-    account: u64,
-    at: u32,
+    id: i64,
+    address: String,
+    account: String,
     /// How long to wait before checking the password.
     pub delay: Duration,
 }
@@ -45,165 +43,124 @@ pub struct Blocked {
     pub retry_after: Duration,
 }
 
+/// Why an attempt was not let through.
+#[derive(Debug)]
+pub enum Refused {
+    Blocked(Blocked),
+    /// The counts could not be read or written: nothing is let through uncounted.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Counts logins in the store.
 pub struct LoginThrottle {
-    epoch: Instant,
-    /// Keys accounts by a keyed hash of the email: small, and no emails kept in memory.
-    accounts_key: RandomState,
-    state: Mutex<Failures>,
-}
-
-#[derive(Default)]
-struct Failures {
-    addresses: Log<IpAddr>,
-    accounts: Log<u64>,
-}
-
-/// When each counted attempt started, in seconds since the throttle's epoch, per key.
-struct Log<K> {
-    entries: HashMap<K, Vec<u32>>,
-}
-
-impl<K> Default for Log<K> {
-    fn default() -> Self {
-        Self {
-            entries: HashMap::new(),
-        }
-    }
-}
-
-impl<K: Hash + Eq + Copy> Log<K> {
-    /// The key's attempts still in the window, oldest first.
-    fn recent(&mut self, key: K, now: u32) -> &[u32] {
-        match self.entries.get_mut(&key) {
-            Some(times) => {
-                times.retain(|t| now.saturating_sub(*t) < WINDOW.as_secs() as u32);
-                times
-            }
-            None => &[],
-        }
-    }
-
-    fn push(&mut self, key: K, now: u32) {
-        if !self.entries.contains_key(&key) && self.entries.len() >= MAX_TRACKED {
-            self.make_room(now);
-        }
-        self.entries.entry(key).or_default().push(now);
-    }
-
-    /// Drops what has expired and, if that is not enough, the tenth of the keys whose
-    /// latest attempt is oldest.
-    fn make_room(&mut self, now: u32) {
-        let window = WINDOW.as_secs() as u32;
-        self.entries.retain(|_, times| {
-            times.retain(|t| now.saturating_sub(*t) < window);
-            !times.is_empty()
-        });
-        if self.entries.len() >= MAX_TRACKED {
-            let mut latest: Vec<u32> = self
-                .entries
-                .values()
-                .map(|t| t.last().copied().unwrap_or(0))
-                .collect();
-            let tenth = latest.len() / 10;
-            let (_, cutoff, _) = latest.select_nth_unstable(tenth);
-            let cutoff = *cutoff;
-            self.entries
-                .retain(|_, times| times.last().is_some_and(|t| *t > cutoff));
-        }
-    }
-
-    fn take_back(&mut self, key: K, at: u32) {
-        if let Some(times) = self.entries.get_mut(&key) {
-            if let Some(i) = times.iter().rposition(|t| *t == at) {
-                times.remove(i);
-            }
-            if times.is_empty() {
-                self.entries.remove(&key);
-            }
-        }
-    }
-
-    fn clear(&mut self, key: K) {
-        self.entries.remove(&key);
-    }
-}
-
-/// How long until a key with these attempts (oldest first) may try again.
-fn wait(times: &[u32], max: usize, now: u32) -> Option<u32> {
-    (times.len() >= max).then(|| {
-        let oldest_that_counts = times[times.len() - max];
-        (oldest_that_counts + WINDOW.as_secs() as u32).saturating_sub(now)
-    })
-}
-
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        Self {
-            epoch: Instant::now(),
-            accounts_key: RandomState::new(),
-            state: Mutex::default(),
-        }
-    }
+    store: Arc<Store>,
 }
 
 impl LoginThrottle {
-    fn now(&self) -> u32 {
-        u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX)
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
     }
 
     /// Lets an attempt from `address` on `account` (a normalised email) through, counting it
     /// as a failure until it is settled, or says how long to wait.
-    pub fn reserve(&self, address: IpAddr, account: &str) -> Result<Attempt, Blocked> {
-        self.reserve_at(address, account, self.now())
-    }
-
-    fn reserve_at(&self, address: IpAddr, account: &str, now: u32) -> Result<Attempt, Blocked> {
-        let address = address_key(address);
-        let account = self.accounts_key.hash_one(account);
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let by_address = state.addresses.recent(address, now).to_vec();
-        let by_account = state.accounts.recent(account, now).to_vec();
-        let wait = [
-            wait(&by_address, MAX_PER_ADDRESS, now),
-            wait(&by_account, MAX_PER_ACCOUNT, now),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        if let Some(seconds) = wait {
-            return Err(Blocked {
-                retry_after: Duration::from_secs(u64::from(seconds.max(1))),
-            });
-        }
-        state.addresses.push(address, now);
-        state.accounts.push(account, now);
-        let failures = by_address.len().max(by_account.len());
-        let delay = if failures >= SLOW_AFTER {
-            (SLOWDOWN_STEP * (failures - SLOW_AFTER + 1) as u32).min(MAX_SLOWDOWN)
-        } else {
-            Duration::ZERO
+    pub async fn reserve(&self, address: IpAddr, account: &str) -> Result<Attempt, Refused> {
+        let address = address_subject(address);
+        let account = account_subject(account);
+        let subjects = LoginSubjects {
+            address: &address,
+            account: &account,
+            max_per_address: MAX_PER_ADDRESS as i64,
+            max_per_account: MAX_PER_ACCOUNT as i64,
         };
+        let window = WINDOW.as_micros() as i64;
+        let id = rand::random::<i64>();
+        let found = self.store.reserve_login(subjects, window, id).await?;
+        if !found.counted {
+            let now = found.clock.now();
+            let retry_after =
+                wait(&[found.by_address, found.by_account], now).unwrap_or(Duration::from_secs(1));
+            return Err(Refused::Blocked(Blocked { retry_after }));
+        }
+        let failures = found.by_address.count.max(found.by_account.count).max(0) as usize;
         Ok(Attempt {
+            id,
             address,
             account,
-            at: now,
-            delay,
+            delay: slowdown(failures),
         })
     }
 
     /// The password was right: the attempt is not a failure, and the account starts over.
-    pub fn succeeded(&self, attempt: Attempt) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.addresses.take_back(attempt.address, attempt.at);
-        state.accounts.clear(attempt.account);
+    pub async fn succeeded(&self, attempt: Attempt) {
+        self.settle(attempt, true).await;
     }
 
     /// The server could not check the password (busy, database down): nothing counts.
-    pub fn cancel(&self, attempt: Attempt) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.addresses.take_back(attempt.address, attempt.at);
-        state.accounts.take_back(attempt.account, attempt.at);
+    pub async fn cancel(&self, attempt: Attempt) {
+        self.settle(attempt, false).await;
     }
+
+    /// Deletes the failures that no longer count.
+    pub async fn prune(&self) -> Result<u64, StoreError> {
+        let window = WINDOW.as_micros() as i64;
+        self.store.prune_login_failures(window).await
+    }
+
+    async fn settle(&self, attempt: Attempt, clear_account: bool) {
+        let settled = self
+            .store
+            .settle_login_attempt(
+                &attempt.address,
+                &attempt.account,
+                attempt.id,
+                clear_account,
+            )
+            .await;
+        if let Err(e) = settled {
+            tracing::warn!(error = %e, "a login attempt could not be settled; it counts as a failure");
+        }
+    }
+}
+
+/// How long until every subject over its limit may try again, or `None` when none is.
+fn wait(subjects: &[FailureCount], now: DbTime) -> Option<Duration> {
+    let window = WINDOW.as_micros() as i64;
+    subjects
+        .iter()
+        .filter_map(|s| s.blocking_since_us)
+        .map(|since| {
+            let left = (since + window - now.0).max(0);
+            // Whole seconds, rounded up, never less than one.
+            Duration::from_secs((left as u64).div_ceil(1_000_000).max(1))
+        })
+        .max()
+}
+
+fn slowdown(failures: usize) -> Duration {
+    if failures >= SLOW_AFTER {
+        (SLOWDOWN_STEP * (failures - SLOW_AFTER + 1) as u32).min(MAX_SLOWDOWN)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// The subject an address's failures count against.
+fn address_subject(ip: IpAddr) -> String {
+    format!("ip:{}", address_key(ip))
+}
+
+/// The subject an account's failures count against: a hash of the normalised email, so no
+/// email is kept with the failures.
+fn account_subject(email: &str) -> String {
+    let digest = Sha256::digest(email.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("account:{hex}")
 }
 
 /// IPv6 clients are counted by their /64, the block one subscriber gets.
@@ -276,109 +233,156 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn an_address_gets_ten_failures_in_the_window() {
-        let t = LoginThrottle::default();
+    /// A throttle over a fresh SQLite store, kept with the directory that holds it.
+    async fn throttle() -> (LoginThrottle, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::DatabaseUrl::parse(&format!(
+            "sqlite://{}",
+            dir.path().join("t.db").display()
+        ))
+        .unwrap();
+        let store = crate::store::connect(&url, Duration::ZERO).await.unwrap();
+        (LoginThrottle::new(store), dir)
+    }
+
+    async fn blocked(t: &LoginThrottle, address: &str, account: &str) -> Duration {
+        match t.reserve(ip(address), account).await {
+            Err(Refused::Blocked(b)) => b.retry_after,
+            other => panic!("{address} on {account} was not blocked: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_address_gets_ten_failures_in_the_window() {
+        let (t, _dir) = throttle().await;
         for i in 0..MAX_PER_ADDRESS {
             let a = t
-                .reserve_at(ip("10.0.0.1"), &format!("user{i}@x.io"), 5)
+                .reserve(ip("10.0.0.1"), &format!("user{i}@x.io"))
+                .await
                 .unwrap();
             assert_eq!(a.delay.is_zero(), i < SLOW_AFTER, "attempt {i}");
         }
-        let blocked = t.reserve_at(ip("10.0.0.1"), "other@x.io", 65).unwrap_err();
-        assert_eq!(blocked.retry_after, Duration::from_secs(900 - 60));
-        assert!(t.reserve_at(ip("10.0.0.2"), "other@x.io", 65).is_ok());
+        let wait = blocked(&t, "10.0.0.1", "other@x.io").await;
         assert!(
-            t.reserve_at(ip("10.0.0.1"), "other@x.io", 905).is_ok(),
-            "slid out"
+            wait > WINDOW - Duration::from_secs(60) && wait <= WINDOW,
+            "{wait:?}"
         );
+        assert!(t.reserve(ip("10.0.0.2"), "other@x.io").await.is_ok());
     }
 
-    #[test]
-    fn an_account_gets_thirty_failures_from_all_addresses() {
-        let t = LoginThrottle::default();
+    #[tokio::test]
+    async fn an_account_gets_thirty_failures_from_all_addresses() {
+        let (t, _dir) = throttle().await;
         for i in 0..MAX_PER_ACCOUNT {
-            t.reserve_at(ip(&format!("10.0.{i}.1")), "alice@x.io", 0)
+            t.reserve(ip(&format!("10.0.{i}.1")), "alice@x.io")
+                .await
                 .unwrap();
         }
-        assert!(t.reserve_at(ip("10.9.9.9"), "alice@x.io", 1).is_err());
-        assert!(t.reserve_at(ip("10.9.9.9"), "bob@x.io", 1).is_ok());
+        blocked(&t, "10.9.9.9", "alice@x.io").await;
+        assert!(t.reserve(ip("10.9.9.9"), "bob@x.io").await.is_ok());
     }
 
-    #[test]
-    fn success_clears_the_account_but_not_the_address() {
-        let t = LoginThrottle::default();
+    #[tokio::test]
+    async fn success_clears_the_account_but_not_the_address() {
+        let (t, _dir) = throttle().await;
         for _ in 0..9 {
-            t.reserve_at(ip("10.0.0.1"), "bob@x.io", 0).unwrap();
+            t.reserve(ip("10.0.0.1"), "bob@x.io").await.unwrap();
         }
-        let mine = t.reserve_at(ip("10.0.0.1"), "alice@x.io", 0).unwrap();
-        t.succeeded(mine);
+        let mine = t.reserve(ip("10.0.0.1"), "alice@x.io").await.unwrap();
+        t.succeeded(mine).await;
         // The success itself is not a failure: one more failure fits, then the address is full.
-        t.reserve_at(ip("10.0.0.1"), "bob@x.io", 0).unwrap();
-        assert!(t.reserve_at(ip("10.0.0.1"), "alice@x.io", 0).is_err());
+        t.reserve(ip("10.0.0.1"), "bob@x.io").await.unwrap();
+        blocked(&t, "10.0.0.1", "alice@x.io").await;
         // Alice's account has no failures; Bob's still has ten.
         for i in 0..20 {
-            t.reserve_at(ip(&format!("10.1.0.{i}")), "bob@x.io", 0)
+            t.reserve(ip(&format!("10.1.0.{i}")), "bob@x.io")
+                .await
                 .unwrap();
         }
-        assert!(t.reserve_at(ip("10.2.0.1"), "bob@x.io", 0).is_err());
-        assert!(t.reserve_at(ip("10.2.0.1"), "alice@x.io", 0).is_ok());
+        blocked(&t, "10.2.0.1", "bob@x.io").await;
+        assert!(t.reserve(ip("10.2.0.1"), "alice@x.io").await.is_ok());
     }
 
-    #[test]
-    fn a_cancelled_attempt_does_not_count() {
-        let t = LoginThrottle::default();
+    #[tokio::test]
+    async fn a_cancelled_or_refused_attempt_does_not_count() {
+        let (t, _dir) = throttle().await;
         for _ in 0..20 {
-            let a = t.reserve_at(ip("10.0.0.1"), "bob@x.io", 0).unwrap();
-            t.cancel(a);
+            let a = t.reserve(ip("10.0.0.1"), "bob@x.io").await.unwrap();
+            t.cancel(a).await;
         }
-        assert!(t.state.lock().unwrap().addresses.entries.is_empty());
-        assert!(t.state.lock().unwrap().accounts.entries.is_empty());
+        for i in 0..MAX_PER_ADDRESS {
+            t.reserve(ip("10.0.0.2"), &format!("user{i}@x.io"))
+                .await
+                .unwrap();
+        }
+        for _ in 0..5 {
+            blocked(&t, "10.0.0.2", "carol@x.io").await;
+        }
+        let carol = t.reserve(ip("10.0.0.3"), "carol@x.io").await.unwrap();
+        assert!(carol.delay.is_zero(), "refusals are not failures");
+        let a = t.reserve(ip("10.0.0.1"), "bob@x.io").await.unwrap();
+        assert!(a.delay.is_zero(), "nothing of the cancelled ones counts");
     }
 
-    #[test]
-    fn slowdown_grows_then_stops_growing() {
-        let t = LoginThrottle::default();
-        let delays: Vec<Duration> = (0..MAX_PER_ACCOUNT)
-            .map(|i| {
-                t.reserve_at(ip(&format!("10.0.{i}.1")), "alice@x.io", 0)
-                    .unwrap()
-                    .delay
-            })
-            .collect();
+    #[tokio::test]
+    async fn slowdown_grows_then_stops_growing() {
+        let (t, _dir) = throttle().await;
+        let mut delays = Vec::new();
+        for i in 0..MAX_PER_ACCOUNT {
+            let a = t
+                .reserve(ip(&format!("10.0.{i}.1")), "alice@x.io")
+                .await
+                .unwrap();
+            delays.push(a.delay);
+        }
         assert_eq!(delays[2], Duration::ZERO);
         assert_eq!(delays[3], SLOWDOWN_STEP);
         assert_eq!(delays[4], SLOWDOWN_STEP * 2);
         assert_eq!(delays[29], MAX_SLOWDOWN);
     }
 
-    #[test]
-    fn memory_stays_bounded() {
-        let t = LoginThrottle::default();
-        let n = MAX_TRACKED as u32 + 10;
-        for i in 0..n {
-            let a = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            t.reserve_at(a, &format!("{i}@x.io"), i / 1000).unwrap();
+    #[tokio::test]
+    async fn ipv6_clients_count_by_their_64() {
+        let (t, _dir) = throttle().await;
+        for i in 0..MAX_PER_ADDRESS {
+            t.reserve(ip(&format!("2001:db8:1:2::{i:x}")), "a@x.io")
+                .await
+                .unwrap();
         }
-        let state = t.state.lock().unwrap();
-        assert!(state.addresses.entries.len() <= MAX_TRACKED);
-        assert!(state.accounts.entries.len() <= MAX_TRACKED);
-        let newest = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n - 1));
-        assert!(state.addresses.entries.contains_key(&newest));
+        blocked(&t, "2001:db8:1:2:ffff::1", "b@x.io").await;
+        assert!(t.reserve(ip("2001:db8:1:3::1"), "b@x.io").await.is_ok());
     }
 
     #[test]
-    fn ipv6_clients_count_by_their_64() {
-        let t = LoginThrottle::default();
-        for i in 0..MAX_PER_ADDRESS {
-            t.reserve_at(ip(&format!("2001:db8:1:2::{i:x}")), "a@x.io", 0)
-                .unwrap();
-        }
-        assert!(
-            t.reserve_at(ip("2001:db8:1:2:ffff::1"), "b@x.io", 0)
-                .is_err()
+    fn the_wait_is_until_the_blocking_failure_leaves_the_window() {
+        let now = DbTime(1_000_000_000_000);
+        let count = |since_s_ago: Option<i64>| FailureCount {
+            count: 10,
+            blocking_since_us: since_s_ago.map(|s| now.0 - s * 1_000_000),
+        };
+        assert_eq!(wait(&[count(None), count(None)], now), None);
+        assert_eq!(
+            wait(&[count(Some(60)), count(None)], now),
+            Some(WINDOW - Duration::from_secs(60))
         );
-        assert!(t.reserve_at(ip("2001:db8:1:3::1"), "b@x.io", 0).is_ok());
+        assert_eq!(
+            wait(&[count(Some(600)), count(Some(60))], now),
+            Some(WINDOW - Duration::from_secs(60)),
+            "the longer wait"
+        );
+        assert_eq!(
+            wait(&[count(Some(900)), count(None)], now),
+            Some(Duration::from_secs(1)),
+            "never less than a second"
+        );
+    }
+
+    #[test]
+    fn accounts_are_kept_as_hashes() {
+        let subject = account_subject("alice@x.io");
+        assert!(!subject.contains("alice"));
+        assert_eq!(subject, account_subject("alice@x.io"));
+        assert_ne!(subject, account_subject("bob@x.io"));
     }
 
     #[test]

@@ -1,59 +1,37 @@
-//! Pacing of sends per sending number, when `SEND_RATE_PER_NUMBER` is set.
+//! Pacing of sends per sending number, when `SEND_RATE_PER_NUMBER` is set. The schedule is
+//! the store's (`store/pacing.rs`), shared by every instance; this is its arithmetic.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::store::DbTime;
 
 /// Paces sends per sending number (`SEND_RATE_PER_NUMBER` segments per second). Each message
 /// gets its own future slot, so a backlog from one number waits in our queue, each job
 /// waking once at its time, while other numbers go straight through.
+#[derive(Clone, Copy, Debug)]
 pub struct Pacer {
-    seconds_per_segment: f64,
-    state: Mutex<PacerState>,
-}
-
-#[derive(Default)]
-struct PacerState {
-    next_free: HashMap<String, Instant>,
-    reserved: HashMap<i64, Instant>,
+    micros_per_segment: f64,
 }
 
 /// A slot this close is taken as now.
-const SLOT_TOLERANCE: Duration = Duration::from_millis(20);
+pub const SLOT_TOLERANCE: Duration = Duration::from_millis(20);
 
 impl Pacer {
     pub fn new(segments_per_second: f64) -> Self {
         Self {
-            seconds_per_segment: 1.0 / segments_per_second,
-            state: Mutex::new(PacerState::default()),
+            micros_per_segment: 1_000_000.0 / segments_per_second,
         }
     }
 
-    /// `Ok` to send now, or how long to wait for this message's slot.
-    pub fn admit(&self, number: &str, message: i64, segments: i64) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = st.reserved.get(&message).copied() {
-            if slot <= now + SLOT_TOLERANCE {
-                st.reserved.remove(&message);
-                return Ok(());
-            }
-            return Err(slot - now);
-        }
-        if st.next_free.len() > 10_000 {
-            st.next_free.retain(|_, t| *t > now);
-            st.reserved
-                .retain(|_, t| *t + Duration::from_secs(600) > now);
-        }
-        let cost = Duration::from_secs_f64(segments.max(1) as f64 * self.seconds_per_segment);
-        let slot = st.next_free.get(number).copied().unwrap_or(now).max(now);
-        st.next_free.insert(number.to_owned(), slot + cost);
-        if slot <= now + SLOT_TOLERANCE {
-            Ok(())
-        } else {
-            st.reserved.insert(message, slot);
-            Err(slot - now)
-        }
+    /// How much of its number's schedule a message of `segments` takes, in microseconds.
+    pub fn cost_us(&self, segments: i64) -> i64 {
+        (segments.max(1) as f64 * self.micros_per_segment).ceil() as i64
+    }
+
+    /// `None` to send now, or how long to wait for `slot`.
+    pub fn wait(&self, slot: DbTime, now: DbTime) -> Option<Duration> {
+        let ahead = Duration::from_micros(u64::try_from(slot.0 - now.0).unwrap_or(0));
+        (ahead > SLOT_TOLERANCE).then_some(ahead)
     }
 }
 
@@ -62,24 +40,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pacer_gives_each_message_its_own_slot_per_number() {
+    fn a_message_takes_a_segment_interval_per_segment() {
         let pacer = Pacer::new(2.0);
-        assert!(pacer.admit("+1A", 1, 1).is_ok());
-        let w2 = pacer.admit("+1A", 2, 1).unwrap_err();
-        let w3 = pacer.admit("+1A", 3, 2).unwrap_err();
-        assert!(w2 > Duration::from_millis(400) && w2 <= Duration::from_millis(500));
-        assert!(w3 > Duration::from_millis(900) && w3 <= Duration::from_secs(1));
-        // A second look at a reserved message keeps its slot instead of taking a new one.
-        let again = pacer.admit("+1A", 2, 1).unwrap_err();
-        assert!(again <= w2);
-        assert!(
-            pacer.admit("+1B", 4, 1).is_ok(),
-            "other numbers are not held up"
+        assert_eq!(pacer.cost_us(1), 500_000);
+        assert_eq!(pacer.cost_us(3), 1_500_000);
+        assert_eq!(pacer.cost_us(0), 500_000, "at least one segment");
+        assert_eq!(
+            Pacer::new(3.0).cost_us(1),
+            333_334,
+            "rounded up, never faster"
         );
-        let w5 = pacer.admit("+1A", 5, 1).unwrap_err();
-        assert!(
-            w5 > Duration::from_millis(1900),
-            "after the two-segment message"
+    }
+
+    #[test]
+    fn a_slot_within_the_tolerance_is_now() {
+        let pacer = Pacer::new(1.0);
+        let now = DbTime(10_000_000);
+        assert_eq!(pacer.wait(DbTime(now.0 - 5_000_000), now), None, "past");
+        assert_eq!(pacer.wait(DbTime(now.0 + 20_000), now), None);
+        assert_eq!(
+            pacer.wait(DbTime(now.0 + 700_000), now),
+            Some(Duration::from_millis(700))
         );
     }
 }

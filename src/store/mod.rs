@@ -10,6 +10,8 @@
 mod agents;
 mod db;
 mod error;
+mod logins;
+mod pacing;
 mod postgres;
 mod queue;
 mod reads;
@@ -27,6 +29,7 @@ use crate::config::DatabaseUrl;
 use self::db::Pool;
 
 pub use self::error::{StoreError, StoreResult};
+pub use self::logins::{FailureCount, LoginReservation, LoginSubjects};
 pub use self::types::*;
 
 /// The database, whichever backend it is: every read and write of the server.

@@ -20,6 +20,11 @@ pub(super) const DIALECT: Dialect = Dialect {
     // Under READ COMMITTED two writers could both see no agent; this lock makes any other
     // insert (setup, the CLI, another instance) wait for us, and us for it.
     lock_agents: Some("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE"),
+    // An attempt holds its address's row while it waits for its account's: a prune that
+    // waited for one while holding the other could deadlock with it.
+    prune_login_subjects: "DELETE FROM login_subjects WHERE subject IN (SELECT subject \
+        FROM login_subjects WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1 \
+        FOR UPDATE SKIP LOCKED)",
 };
 
 /// A transaction of ours left open holds `sync` back on every instance (its id stays the

@@ -10,7 +10,8 @@ use super::db::{new_seq, on_pool, on_tx};
 use super::reads::{audience, conversation_by_id, message_by_id};
 use super::statuses::{StatusChange, advance_status, apply_early, locked_status};
 use super::{
-    Accepted, Claim, MessageChange, MessageEvent, QueueStats, SendJob, Store, StoreResult,
+    Accepted, Claim, DbClock, DbTime, MessageChange, MessageEvent, QueueStats, SendJob, Store,
+    StoreResult,
 };
 use crate::model::{Id, Status, now};
 
@@ -27,7 +28,8 @@ macro_rules! claim_sql {
                  ORDER BY run_at, message_id LIMIT 1",
             $lock,
             ") AND (lease_until IS NULL OR lease_until < $2) \
-             RETURNING message_id, claim, attempts, first_tried_at, maybe_sent, last_error"
+             RETURNING message_id, claim, attempts, first_tried_at, maybe_sent, last_error, \
+               slot_us, (SELECT now_us FROM db_clock)"
         )
     };
 }
@@ -43,7 +45,16 @@ impl Store {
         let until = t + chrono::Duration::from_std(lease).unwrap_or_default();
         let mut tx = self.writer.begin().await?;
         let sql = tx.dialect().claim;
-        type ClaimRow = (i64, i64, i64, Option<DateTime<Utc>>, bool, Option<String>);
+        type ClaimRow = (
+            i64,
+            i64,
+            i64,
+            Option<DateTime<Utc>>,
+            bool,
+            Option<String>,
+            Option<i64>,
+            i64,
+        );
         let claimed: Option<ClaimRow> = on_tx!(&mut tx, |db| {
             sqlx::query_as(sql)
                 .bind(until)
@@ -51,9 +62,12 @@ impl Store {
                 .fetch_optional(db)
                 .await
         })?;
-        let Some((id, token, attempts, first_tried_at, maybe_sent, last_error)) = claimed else {
+        let Some((id, token, attempts, first_tried_at, maybe_sent, last_error, slot, db_now)) =
+            claimed
+        else {
             return Ok(None);
         };
+        let claimed = DbClock::read_now(db_now);
         let message = message_by_id(&mut tx, id).await?;
         let opted_out: bool = on_tx!(&mut tx, |db| {
             sqlx::query_scalar("SELECT opted_out FROM conversations WHERE id = $1")
@@ -73,6 +87,8 @@ impl Store {
             first_tried_at: first_tried_at.unwrap_or(t),
             maybe_sent,
             last_error,
+            slot: slot.map(DbTime),
+            claimed,
         }))
     }
 

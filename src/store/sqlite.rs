@@ -30,6 +30,8 @@ pub(super) const DIALECT: Dialect = Dialect {
     lock_status: "SELECT status FROM messages WHERE id = $1",
     claim: claim_sql!(""),
     lock_agents: None,
+    prune_login_subjects: "DELETE FROM login_subjects \
+        WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1",
 };
 
 /// The database file as it was when opened: its path and its identity on disk.

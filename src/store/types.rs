@@ -135,6 +135,38 @@ pub struct SendJob {
     pub maybe_sent: bool,
     /// Why the previous attempt did not go through.
     pub last_error: Option<String>,
+    /// The pacing slot the message was given, if it was given one.
+    pub slot: Option<DbTime>,
+    /// The database's clock when the job was claimed.
+    pub claimed: DbClock,
+}
+
+/// A time on the database's clock (`db_clock`), in microseconds since the epoch: the clock
+/// every instance agrees on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DbTime(pub i64);
+
+/// The database's clock as read once, and followed from there on this process's monotonic
+/// clock, so that it can be read again without asking the database.
+#[derive(Clone, Copy, Debug)]
+pub struct DbClock {
+    read: DbTime,
+    at: std::time::Instant,
+}
+
+impl DbClock {
+    pub(super) fn read_now(read: i64) -> Self {
+        Self {
+            read: DbTime(read),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// The database's time now.
+    pub fn now(&self) -> DbTime {
+        let elapsed = i64::try_from(self.at.elapsed().as_micros()).unwrap_or(i64::MAX);
+        DbTime(self.read.0.saturating_add(elapsed))
+    }
 }
 
 /// A signed-in session: whose it is, and until when.

@@ -3,7 +3,6 @@
 //! stored twice, and every queued send goes out exactly once.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,59 +10,14 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::helpers::{
-    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, new_sid, read, wait_until_within,
-    with_database,
+    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, ServerProcess, new_sid, read,
+    wait_until_within, with_database,
 };
 use smsdesk::twilio::signature::sign;
 
-const BIN: &str = env!("CARGO_BIN_EXE_smsdesk");
 const INBOUND: usize = 150;
 /// One send between every four inbound messages, so the kill lands among both.
 const SENDS: usize = INBOUND / 4;
-
-struct Server {
-    env: Vec<(&'static str, String)>,
-    child: Option<Child>,
-    addr: String,
-}
-
-impl Server {
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null());
-        cmd
-    }
-
-    async fn start(&mut self) {
-        self.child = Some(self.command().spawn().expect("start smsdesk"));
-        let http = reqwest::Client::new();
-        let readyz = format!("{}/readyz", self.addr);
-        wait_until_within("smsdesk to be ready", Duration::from_secs(20), async || {
-            http.get(&readyz)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-    }
-
-    fn kill_9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("SIGKILL");
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
-}
 
 async fn post_inbound(
     http: &reqwest::Client,
@@ -114,42 +68,16 @@ async fn crash_and_recover(database_url: String) {
     let fake = FakeTwilio::start().await;
     // Slow Twilio down so the kill lands with calls in flight.
     *fake.state.delay.lock().unwrap() = Duration::from_millis(40);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("http://127.0.0.1:{port}");
+    let mut server = ServerProcess::new(vec![
+        ("DATABASE_URL", database_url),
+        ("TWILIO_ACCOUNT_SID", FAKE_ACCOUNT.into()),
+        ("TWILIO_AUTH_TOKEN", FAKE_TOKEN.into()),
+        ("TWILIO_API_BASE", fake.url.clone()),
+        ("PUBLIC_URL", PUBLIC_URL.into()),
+    ]);
+    let addr = server.addr.clone();
     let _ = fake.state.app_addr.set(addr.clone());
-    let mut server = Server {
-        env: vec![
-            ("PORT", port.to_string()),
-            ("DATABASE_URL", database_url),
-            ("TWILIO_ACCOUNT_SID", FAKE_ACCOUNT.into()),
-            ("TWILIO_AUTH_TOKEN", FAKE_TOKEN.into()),
-            ("TWILIO_API_BASE", fake.url.clone()),
-            ("PUBLIC_URL", PUBLIC_URL.into()),
-        ],
-        child: None,
-        addr: addr.clone(),
-    };
-    let mut add = server
-        .command()
-        .args([
-            "agent",
-            "add",
-            "--email",
-            "a@x.io",
-            "--name",
-            "A",
-            "--number",
-            "+15550001000",
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(add.stdin.as_mut().unwrap(), b"password123\n").unwrap();
-    assert!(add.wait().unwrap().success());
+    server.add_agent("a@x.io", "+15550001000");
     server.start().await;
 
     let http = reqwest::Client::builder()

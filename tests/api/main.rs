@@ -9,6 +9,7 @@ mod crash;
 mod fanout;
 mod inbound;
 mod input;
+mod instances;
 mod media;
 mod outage;
 mod precedence;

@@ -1,0 +1,70 @@
+//! Per-number pacing shared by every instance: a row per sending number holds its next free
+//! slot on the database's clock. A message takes its slot with one statement, in the same
+//! transaction that keeps the slot with its queue row, so waking at the slot, a retry, or
+//! another instance taking the job over never takes a second one.
+
+use super::db::{on_pool, on_tx};
+use super::{Claim, DbClock, DbTime, Store, StoreResult};
+
+/// How long a number's row outlives its last slot: a row whose slot has passed paces
+/// nothing (the next slot is now), so dropping it changes nothing.
+const KEEP_PAST_SLOTS_US: i64 = 60 * 1_000_000;
+
+impl Store {
+    /// Gives the claimed message the next free slot of `number`, `cost_us` long, and keeps
+    /// it with the message's queue row. Returns the slot and the database's clock, or
+    /// `None` when the claim is no longer the job's (nothing is taken then).
+    pub async fn take_slot(
+        &self,
+        claim: Claim,
+        number: &str,
+        cost_us: i64,
+    ) -> StoreResult<Option<(DbTime, DbClock)>> {
+        let mut tx = self.writer.begin().await?;
+        // One statement reads and advances the number's schedule: concurrent senders, on any
+        // instance, queue on the row and each get their own slot.
+        let (slot, db_now): (i64, i64) = on_tx!(&mut tx, |db| {
+            sqlx::query_as(
+                "INSERT INTO send_pace (number, next_free_us) \
+                 VALUES ($1, (SELECT now_us FROM db_clock) + $2) \
+                 ON CONFLICT (number) DO UPDATE SET next_free_us = \
+                   CASE WHEN send_pace.next_free_us > (SELECT now_us FROM db_clock) \
+                     THEN send_pace.next_free_us ELSE (SELECT now_us FROM db_clock) END + $2 \
+                 RETURNING next_free_us - $2, (SELECT now_us FROM db_clock)",
+            )
+            .bind(number)
+            .bind(cost_us)
+            .fetch_one(db)
+            .await
+        })?;
+        let kept = on_tx!(&mut tx, |db| {
+            sqlx::query("UPDATE send_jobs SET slot_us = $3 WHERE message_id = $1 AND claim = $2")
+                .bind(claim.message.0)
+                .bind(claim.token)
+                .bind(slot)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if kept == 0 {
+            // Dropping the transaction gives the slot back.
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some((DbTime(slot), DbClock::read_now(db_now))))
+    }
+
+    /// Forgets numbers whose last slot is long past.
+    pub async fn prune_pacing(&self) -> StoreResult<u64> {
+        let pruned = on_pool!(&self.writer, |db| {
+            sqlx::query(
+                "DELETE FROM send_pace WHERE next_free_us < (SELECT now_us FROM db_clock) - $1",
+            )
+            .bind(KEEP_PAST_SLOTS_US)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(pruned)
+    }
+}
