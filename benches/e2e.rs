@@ -248,7 +248,8 @@ async fn main() {
     let started = Instant::now();
     let webhook_url = format!("{PUBLIC_URL}/api/crm/sms/webhook");
     let mut posts = Vec::new();
-    let failures = Arc::new(AtomicU64::new(0));
+    // Why webhooks were not answered 200: the status, or the client's error.
+    let failures: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     for n in 0..total {
         let due = started + interval * n as u32;
         tokio::time::sleep_until(due.into()).await;
@@ -267,15 +268,21 @@ async fn main() {
         let (http, posted, failures) = (http.clone(), posted.clone(), failures.clone());
         posts.push(tokio::spawn(async move {
             posted.lock().await.insert(n, Instant::now());
-            let ok = http
+            let failure = match http
                 .post(format!("http://{addr}/api/crm/sms/webhook"))
                 .header("X-Twilio-Signature", signature)
                 .form(&params)
                 .send()
                 .await
-                .is_ok_and(|r| r.status() == 200);
-            if !ok {
-                failures.fetch_add(1, Ordering::Relaxed);
+            {
+                Ok(r) if r.status() == 200 => None,
+                Ok(r) => Some(r.status().to_string()),
+                Err(e) if e.is_timeout() => Some("timeout".to_owned()),
+                Err(e) if e.is_connect() => Some("connect error".to_owned()),
+                Err(_) => Some("request error".to_owned()),
+            };
+            if let Some(why) = failure {
+                *failures.lock().await.entry(why).or_default() += 1;
             }
         }));
     }
@@ -310,7 +317,12 @@ async fn main() {
         "  sockets: {sockets} across {agents} agents; webhooks: {total} at {rps}/s over {:.1} s",
         sent_for.as_secs_f64()
     );
-    println!("  webhook failures: {}", failures.load(Ordering::Relaxed));
+    let failures = failures.lock().await;
+    println!(
+        "  webhook failures: {} {:?}",
+        failures.values().sum::<u64>(),
+        *failures
+    );
     println!(
         "  message:new delivered: {got} of {expected} ({:.2} %)",
         100.0 * got as f64 / expected.max(1) as f64
