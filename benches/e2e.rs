@@ -4,8 +4,12 @@
 //!
 //! `cargo bench --bench e2e` (env: BENCH_SOCKETS=1000 BENCH_RPS=500 BENCH_SECONDS=10
 //! BENCH_AGENTS=100, BENCH_DATABASE_URL=postgres://… to use PostgreSQL instead of SQLite).
+//!
+//! `BENCH_INSTANCES=2` (PostgreSQL only) runs several instances on the one database with a
+//! private `redis-server` on a free port as `REDIS_URL`: each agent's sockets are split
+//! across the instances, and the webhooks are posted to them in turn.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,15 +53,26 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Sends of webhooks, by message number: when each was posted.
 type Posted = Arc<Mutex<HashMap<u64, Instant>>>;
 
-/// One raw socket.io v4 client over websocket: handshake with `auth: {token}`, answer
-/// pings, and report every `message:new` body's arrival time.
-async fn socket(
-    addr: String,
-    token: String,
+/// What the sockets saw: latencies of first deliveries, how many, and how many came again.
+#[derive(Clone, Default)]
+struct Seen {
     latencies: Arc<Mutex<Vec<Duration>>>,
-    posted: Posted,
     delivered: Arc<AtomicU64>,
-) {
+    duplicates: Arc<AtomicU64>,
+}
+
+/// A free port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One raw socket.io v4 client over websocket: handshake with `auth: {token}`, answer
+/// pings, and report every `message:new` body's arrival time (and any that comes twice).
+async fn socket(addr: String, token: String, posted: Posted, seen: Seen) {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
@@ -78,6 +93,7 @@ async fn socket(
         assert!(text.starts_with("40"), "handshake refused: {text}");
         break;
     }
+    let mut received = HashSet::new();
     while let Some(Ok(frame)) = ws.next().await {
         let Ok(text) = frame.to_text() else { continue };
         if text == "2" {
@@ -91,8 +107,12 @@ async fn socket(
                 .and_then(|n| n.parse::<u64>().ok())
                 && let Some(at) = posted.lock().await.get(&n).copied()
             {
-                latencies.lock().await.push(now - at);
-                delivered.fetch_add(1, Ordering::Relaxed);
+                if received.insert(n) {
+                    seen.latencies.lock().await.push(now - at);
+                    seen.delivered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    seen.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -104,9 +124,14 @@ async fn main() {
     let rps = env_or("BENCH_RPS", 500);
     let seconds = env_or("BENCH_SECONDS", 10);
     let agents = env_or("BENCH_AGENTS", 100).max(1);
+    let instances = env_or("BENCH_INSTANCES", 1).max(1);
     let dir = tempfile::tempdir().unwrap();
     let database_url = std::env::var("BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    assert!(
+        instances == 1 || database_url.starts_with("postgres"),
+        "BENCH_INSTANCES > 1 needs BENCH_DATABASE_URL=postgres://…"
+    );
 
     // Agents and sessions straight into the database, before the server starts.
     let store = smsdesk::store::connect(
@@ -138,57 +163,77 @@ async fn main() {
     }
     drop(store);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut server: Child = Command::new(env!("CARGO_BIN_EXE_smsdesk"))
-        .env("PORT", port.to_string())
-        .env("DATABASE_URL", &database_url)
-        .env("PUBLIC_URL", PUBLIC_URL)
-        .env("TWILIO_ACCOUNT_SID", ACCOUNT)
-        .env("TWILIO_AUTH_TOKEN", TOKEN)
-        .env("TWILIO_API_BASE", "http://127.0.0.1:9")
-        .env("RUST_LOG", "warn")
-        .env(
-            "MAX_SOCKETS_PER_AGENT",
-            sockets.div_ceil(agents).to_string(),
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the server");
+    let redis = (instances > 1).then(|| {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server (apt-get install redis-server)");
+        (child, format!("redis://127.0.0.1:{port}/0"))
+    });
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("http://{addr}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "server not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut servers: Vec<Child> = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..instances {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smsdesk"));
+        command
+            .env("PORT", port.to_string())
+            .env("DATABASE_URL", &database_url)
+            .env("PUBLIC_URL", PUBLIC_URL)
+            .env("TWILIO_ACCOUNT_SID", ACCOUNT)
+            .env("TWILIO_AUTH_TOKEN", TOKEN)
+            .env("TWILIO_API_BASE", "http://127.0.0.1:9")
+            .env("RUST_LOG", "warn")
+            .env(
+                "MAX_SOCKETS_PER_AGENT",
+                sockets.div_ceil(agents).to_string(),
+            )
+            .stdout(Stdio::null());
+        if let Some((_, url)) = &redis {
+            command.env("REDIS_URL", url);
+        }
+        // redis-server may still be starting: smsdesk refuses to start without it.
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut server = command.spawn().expect("start the server");
+        while http
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "server not ready");
+            if server.try_wait().unwrap().is_some() {
+                server = command.spawn().expect("start the server");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        servers.push(server);
+        addrs.push(addr);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_before = rss_kib(server.id());
+    let rss = |servers: &[Child]| servers.iter().map(|s| rss_kib(s.id())).sum::<u64>();
+    let rss_before = rss(&servers);
 
-    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let seen = Seen::default();
     let posted: Posted = Arc::new(Mutex::new(HashMap::new()));
-    let delivered = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for i in 0..sockets {
         let token = tokens[(i % agents) as usize].clone();
+        // Each agent's sockets alternate between the instances.
+        let addr = addrs[((i / agents) % instances) as usize].clone();
         clients.push(tokio::spawn(socket(
-            addr.clone(),
+            addr,
             token,
-            latencies.clone(),
             posted.clone(),
-            delivered.clone(),
+            seen.clone(),
         )));
         if i % 200 == 199 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -196,14 +241,15 @@ async fn main() {
     }
     // Let the handshakes finish and memory settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_idle = rss_kib(server.id());
+    let rss_idle = rss(&servers);
 
     let total = rps * seconds;
     let interval = Duration::from_secs_f64(1.0 / rps as f64);
     let started = Instant::now();
     let webhook_url = format!("{PUBLIC_URL}/api/crm/sms/webhook");
     let mut posts = Vec::new();
-    let failures = Arc::new(AtomicU64::new(0));
+    // Why webhooks were not answered 200: the status, or the client's error.
+    let failures: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     for n in 0..total {
         let due = started + interval * n as u32;
         tokio::time::sleep_until(due.into()).await;
@@ -218,19 +264,25 @@ async fn main() {
             ("Body".into(), format!("bench {n}")),
         ];
         let signature = sign(TOKEN, &webhook_url, &params);
-        let (http, addr, posted, failures) =
-            (http.clone(), addr.clone(), posted.clone(), failures.clone());
+        let addr = addrs[(n % instances) as usize].clone();
+        let (http, posted, failures) = (http.clone(), posted.clone(), failures.clone());
         posts.push(tokio::spawn(async move {
             posted.lock().await.insert(n, Instant::now());
-            let ok = http
+            let failure = match http
                 .post(format!("http://{addr}/api/crm/sms/webhook"))
                 .header("X-Twilio-Signature", signature)
                 .form(&params)
                 .send()
                 .await
-                .is_ok_and(|r| r.status() == 200);
-            if !ok {
-                failures.fetch_add(1, Ordering::Relaxed);
+            {
+                Ok(r) if r.status() == 200 => None,
+                Ok(r) => Some(r.status().to_string()),
+                Err(e) if e.is_timeout() => Some("timeout".to_owned()),
+                Err(e) if e.is_connect() => Some("connect error".to_owned()),
+                Err(_) => Some("request error".to_owned()),
+            };
+            if let Some(why) = failure {
+                *failures.lock().await.entry(why).or_default() += 1;
             }
         }));
     }
@@ -240,14 +292,14 @@ async fn main() {
     let sent_for = started.elapsed();
     let expected = total * (sockets / agents);
     let wait_until = Instant::now() + Duration::from_secs(10);
-    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < wait_until {
+    while seen.delivered.load(Ordering::Relaxed) < expected && Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let rss_after = rss_kib(server.id());
+    let rss_after = rss(&servers);
 
-    let mut lat = latencies.lock().await.clone();
+    let mut lat = seen.latencies.lock().await.clone();
     lat.sort();
-    let got = delivered.load(Ordering::Relaxed);
+    let got = seen.delivered.load(Ordering::Relaxed);
     println!(
         "smsdesk e2e benchmark ({})",
         if database_url.starts_with("sqlite") {
@@ -256,14 +308,28 @@ async fn main() {
             "PostgreSQL"
         }
     );
+    if instances > 1 {
+        println!(
+            "  instances: {instances}, fan-out through Redis (each agent's sockets split across them, webhooks posted in turn)"
+        );
+    }
     println!(
         "  sockets: {sockets} across {agents} agents; webhooks: {total} at {rps}/s over {:.1} s",
         sent_for.as_secs_f64()
     );
-    println!("  webhook failures: {}", failures.load(Ordering::Relaxed));
+    let failures = failures.lock().await;
+    println!(
+        "  webhook failures: {} {:?}",
+        failures.values().sum::<u64>(),
+        *failures
+    );
     println!(
         "  message:new delivered: {got} of {expected} ({:.2} %)",
         100.0 * got as f64 / expected.max(1) as f64
+    );
+    println!(
+        "  message:new received twice by a socket: {}",
+        seen.duplicates.load(Ordering::Relaxed)
     );
     println!(
         "  webhook in → message:new at client: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -272,7 +338,7 @@ async fn main() {
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
     println!(
-        "  server RSS: {} KiB before sockets, {} KiB with {sockets} idle sockets ({:.1} KiB per socket), {} KiB after the load",
+        "  server RSS (all instances): {} KiB before sockets, {} KiB with {sockets} idle sockets ({:.1} KiB per socket), {} KiB after the load",
         rss_before,
         rss_idle,
         (rss_idle.saturating_sub(rss_before)) as f64 / sockets.max(1) as f64,
@@ -281,6 +347,12 @@ async fn main() {
     for c in clients {
         c.abort();
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    for mut server in servers {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    if let Some((mut redis, _)) = redis {
+        let _ = redis.kill();
+        let _ = redis.wait();
+    }
 }

@@ -34,6 +34,11 @@ pub fn banner(s: &Started) -> String {
     let mut out = ready_box(s.port);
     out.push_str("\n[Socket.io] 🚀 Server initialized\n");
     out.push_str(&format!("Database:   {}\n", s.database));
+    if let Some(redis) = &s.redis {
+        out.push_str(&format!(
+            "Redis:      {redis} (events reach the sockets of every instance)\n"
+        ));
+    }
     out.push_str(&format!("Twilio:     {twilio}\n"));
     out.push_str(&format!("Public URL: {}\n", s.public_url));
     out.push_str("Paste into Twilio (Phone Numbers → your number → Messaging):\n");
@@ -68,6 +73,7 @@ mod tests {
             port,
             public_url: format!("http://localhost:{port}"),
             database: "sqlite (sqlite://data/smsdesk.db)".into(),
+            redis: None,
             simulated: true,
             status_callbacks: true,
             setup_url: Some(format!("http://localhost:{port}/setup?token=abc")),
@@ -87,6 +93,20 @@ mod tests {
         assert!(
             text.ends_with("  http://localhost:3000/setup?token=abc\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn redis_is_named_only_when_set() {
+        assert!(!banner(&started(3000)).contains("Redis"));
+        let with_redis = Started {
+            redis: Some("redis://:***@cache:6379/0".into()),
+            ..started(3000)
+        };
+        assert!(
+            banner(&with_redis).contains("Redis:      redis://:***@cache:6379/0"),
+            "{}",
+            banner(&with_redis)
         );
     }
 

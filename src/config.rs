@@ -69,13 +69,18 @@ impl DatabaseUrl {
 
     /// The URL with any password replaced, for logs and the banner.
     pub fn redacted(&self) -> String {
-        match Url::parse(self.expose()) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("***"));
-                url.to_string()
-            }
-            _ => self.expose().to_owned(),
+        redact(self.expose())
+    }
+}
+
+/// `raw` with any password replaced by `***`.
+fn redact(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
         }
+        _ => raw.to_owned(),
     }
 }
 
@@ -86,6 +91,64 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The Redis that carries socket.io events between instances (`REDIS_URL`). `Debug` and
+/// `Display` never show a password.
+#[derive(Clone)]
+pub struct RedisUrl(SecretString);
+
+impl RedisUrl {
+    /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let url = Url::parse(raw).map_err(|e| {
+            bad(
+                "REDIS_URL",
+                format!("not a valid URL ({e}): use redis://host:6379/0 or rediss://…"),
+            )
+        })?;
+        if !matches!(url.scheme(), "redis" | "rediss") {
+            return Err(bad(
+                "REDIS_URL",
+                "unknown scheme: use redis://host:6379/0, or rediss://… for TLS",
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("REDIS_URL", "the redis URL names no host"));
+        }
+        let db = url.path().trim_start_matches('/');
+        if !db.is_empty() && db.parse::<u8>().is_err() {
+            return Err(bad(
+                "REDIS_URL",
+                "the path must be a database number, e.g. redis://host:6379/0",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("REDIS_URL", "must not carry a query or fragment"));
+        }
+        Ok(Self(SecretString::from(raw.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The URL with any password replaced, for logs and the banner.
+    pub fn redacted(&self) -> String {
+        redact(self.expose())
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted())
     }
@@ -164,6 +227,8 @@ pub struct Settings {
     pub host: IpAddr,
     pub port: u16,
     pub database_url: DatabaseUrl,
+    /// Set: events reach the sockets of every instance through Redis. Unset: one instance.
+    pub redis_url: Option<RedisUrl>,
     /// `None` means `http://localhost:<bound port>`, decided once the listener is bound.
     pub public_url: Option<Url>,
     pub twilio: TwilioMode,
@@ -208,6 +273,15 @@ impl Settings {
         let database_url = DatabaseUrl::parse(
             &get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/smsdesk.db".into()),
         )?;
+        let redis_url = get("REDIS_URL")
+            .map(|raw| RedisUrl::parse(&raw))
+            .transpose()?;
+        if redis_url.is_some() && !database_url.is_postgres() {
+            return Err(bad(
+                "REDIS_URL",
+                "several instances need PostgreSQL: set DATABASE_URL to a postgres:// URL, or unset REDIS_URL for one instance on SQLite",
+            ));
+        }
         let public_url = get("PUBLIC_URL")
             .map(|raw| parse_base_url("PUBLIC_URL", &raw))
             .transpose()?;
@@ -320,6 +394,7 @@ impl Settings {
             host,
             port,
             database_url,
+            redis_url,
             public_url,
             twilio,
             send_rate_per_number,
@@ -450,6 +525,45 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{s:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn redis_needs_postgres_and_a_redis_url() {
+        let pg = ("DATABASE_URL", "postgres://db.example/app");
+        let s = settings(&[pg, ("REDIS_URL", "redis://127.0.0.1:6379/0")]).unwrap();
+        assert_eq!(s.redis_url.unwrap().expose(), "redis://127.0.0.1:6379/0");
+        for ok in [
+            "rediss://cache.example",
+            "redis://:pw@cache.example:6380/15",
+        ] {
+            assert!(settings(&[pg, ("REDIS_URL", ok)]).is_ok(), "{ok}");
+        }
+        assert!(settings(&[]).unwrap().redis_url.is_none());
+        for bad in [
+            "http://cache.example",
+            "cache.example:6379",
+            "redis://",
+            "redis://cache.example/zero",
+            "redis://cache.example/0?protocol=resp2",
+        ] {
+            let err = settings(&[pg, ("REDIS_URL", bad)]).unwrap_err();
+            assert_eq!(err.var, "REDIS_URL", "{bad}");
+        }
+        let err = settings(&[("REDIS_URL", "redis://127.0.0.1")]).unwrap_err();
+        assert_eq!(err.var, "REDIS_URL");
+        assert!(err.message.contains("PostgreSQL"), "{err}");
+    }
+
+    #[test]
+    fn redis_password_is_never_shown() {
+        let s = settings(&[
+            ("DATABASE_URL", "postgres://db.example/app"),
+            ("REDIS_URL", "rediss://default:hunter2@cache.example:6380/0"),
+        ])
+        .unwrap();
+        let url = s.redis_url.as_ref().unwrap();
+        assert!(!format!("{s:?} {url}").contains("hunter2"));
+        assert_eq!(url.redacted(), "rediss://default:***@cache.example:6380/0");
     }
 
     #[test]

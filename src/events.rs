@@ -2,26 +2,73 @@
 //! together with its audience, read in the write's own transaction
 //! ([`MessageChange`], [`ConversationChange`]); this module turns that into the socket.io
 //! events of contract §6, each serialised once and sent to the rooms of its whole audience at
-//! once. Nothing else emits, or disconnects sockets, so this is where an adapter for several
-//! server instances plugs in.
+//! once. Nothing else emits, or disconnects sockets.
+//!
+//! With `REDIS_URL` set, events and disconnects go through socketioxide's Redis adapter and
+//! reach the sockets of every instance. When Redis is down, or a publish fails (the adapter
+//! then has delivered nothing, not even here), they reach this instance's sockets only.
 //!
 //! Publishing never fails a request: a client that misses an event catches up through `sync`.
 
+mod redis;
+
+pub use redis::Redis;
+
 use serde::Serialize;
-use socketioxide::SocketIo;
+use socketioxide::adapter::Emitter;
+use socketioxide::{BroadcastError, SocketIo};
+use socketioxide_redis::FredAdapter;
 
 use crate::model::{Conversation, Message, TypingEvent};
 use crate::realtime::{room, session_room};
 use crate::store::{Audience, ConversationChange, MessageChange, MessageEvent};
 
+/// socket.io with the Redis adapter.
+pub type RedisIo = SocketIo<FredAdapter<Emitter>>;
+
 #[derive(Clone)]
 pub struct Events {
-    io: SocketIo,
+    io: Io,
+}
+
+#[derive(Clone)]
+enum Io {
+    /// One instance: its sockets are all there are.
+    Memory(SocketIo),
+    /// Several instances, through Redis.
+    Redis(RedisIo, Redis),
 }
 
 impl Events {
-    pub fn new(io: SocketIo) -> Self {
-        Self { io }
+    /// One instance, in memory.
+    pub fn in_memory(io: SocketIo) -> Self {
+        Self { io: Io::Memory(io) }
+    }
+
+    /// Every instance connected to `redis`.
+    pub fn through_redis(io: RedisIo, redis: Redis) -> Self {
+        Self {
+            io: Io::Redis(io, redis),
+        }
+    }
+
+    /// `None` without `REDIS_URL`; else whether events reach the other instances now.
+    pub fn redis_up(&self) -> Option<bool> {
+        match &self.io {
+            Io::Memory(_) => None,
+            Io::Redis(_, redis) => Some(redis.is_up()),
+        }
+    }
+
+    /// Closes every socket of this instance, then the connection to Redis.
+    pub async fn close(&self) {
+        match &self.io {
+            Io::Memory(io) => io.close().await,
+            Io::Redis(io, redis) => {
+                io.close().await;
+                redis.quit().await;
+            }
+        }
     }
 
     /// A message was stored (`message:new`) or changed (`message:status`), then the
@@ -61,7 +108,19 @@ impl Events {
             return;
         }
         let sessions = session_rooms.len();
-        match self.io.to(session_rooms).disconnect().await {
+        let done = match &self.io {
+            Io::Memory(io) => io.to(session_rooms).disconnect().await,
+            Io::Redis(io, redis) => 'done: {
+                if redis.is_up() {
+                    match io.to(session_rooms.clone()).disconnect().await {
+                        Err(BroadcastError::Adapter(e)) => fell_back("disconnect", &e),
+                        done => break 'done done,
+                    }
+                }
+                io.local().to(session_rooms).disconnect().await
+            }
+        };
+        match done {
             Ok(()) => tracing::debug!(
                 sessions,
                 "[Socket.io] disconnected the sockets of ended sessions"
@@ -102,7 +161,19 @@ impl Events {
             return;
         }
         let rooms: Vec<String> = audience.agents().iter().copied().map(room).collect();
-        match self.io.to(rooms.clone()).emit(event, payload).await {
+        let sent = match &self.io {
+            Io::Memory(io) => io.to(rooms.clone()).emit(event, payload).await,
+            Io::Redis(io, redis) => 'sent: {
+                if redis.is_up() {
+                    match io.to(rooms.clone()).emit(event, payload).await {
+                        Err(BroadcastError::Adapter(e)) => fell_back(event, &e),
+                        sent => break 'sent sent,
+                    }
+                }
+                io.local().to(rooms.clone()).emit(event, payload).await
+            }
+        };
+        match sent {
             Ok(()) => {
                 for r in rooms {
                     tracing::info!("[Socket.io] 📤 Emitted {what} to {r}");
@@ -111,4 +182,13 @@ impl Events {
             Err(e) => tracing::warn!(error = %e, event, "[Socket.io] emit failed"),
         }
     }
+}
+
+/// The adapter failed before delivering anywhere: the caller delivers here instead.
+fn fell_back(what: &str, error: &dyn std::fmt::Display) {
+    tracing::warn!(
+        error = %error,
+        what,
+        "[Socket.io] Redis failed; delivering to this instance's sockets only"
+    );
 }

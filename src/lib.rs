@@ -34,7 +34,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use socketioxide::SocketIo;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
@@ -76,9 +75,8 @@ pub struct Config {
 /// What the server talks to.
 pub struct Services {
     pub store: Arc<Store>,
-    /// The socket.io server: its namespace and, at shutdown, its sockets.
-    pub io: SocketIo,
-    /// Everything pushed to the agents goes out through it.
+    /// Everything pushed to the agents goes out through it (and, at shutdown, their sockets
+    /// are closed through it).
     pub events: Events,
     pub twilio: TwilioClient,
     pub simulator: Option<Arc<Simulator>>,

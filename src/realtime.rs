@@ -23,8 +23,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
+use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::AppState;
 use crate::auth::{cookie_token, origin_allowed, token_hash};
@@ -72,13 +74,14 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// Registers the default namespace. Called once the [`AppState`] that holds `io` exists.
-pub fn attach(io: &SocketIo, state: AppState) {
+/// Registers the default namespace. Called once the [`AppState`] that holds `io` exists;
+/// with a Redis adapter, the namespace is ready once what this returns is awaited.
+pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, state: AppState) -> A::InitRes {
     let for_auth = state.clone();
-    let authenticate = async move |s: SocketRef, TryData(auth): TryData<Value>| {
+    let authenticate = async move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
         authenticate(&for_auth, &s, auth.ok()).await
     };
-    let on_connect = async move |s: SocketRef, Extension(agent): Extension<SocketAgent>| {
+    let on_connect = async move |s: SocketRef<A>, Extension(agent): Extension<SocketAgent>| {
         // A session ended while this socket was between its check and joining the
         // namespace was missed by the disconnect; look once more now that it is in.
         if let Ok(None) = state.services.store.session(&agent.token_hash).await {
@@ -93,7 +96,7 @@ pub fn attach(io: &SocketIo, state: AppState) {
         let state = state.clone();
         s.on(
             "typing",
-            async move |s: SocketRef, TryData(data): TryData<TypingIn>| match data {
+            async move |s: SocketRef<A>, TryData(data): TryData<TypingIn>| match data {
                 Ok(data) => {
                     if let Some(agent) = s.extensions.get::<SocketAgent>() {
                         relay_typing(&state, &agent, data).await;
@@ -103,10 +106,14 @@ pub fn attach(io: &SocketIo, state: AppState) {
             },
         );
     };
-    io.ns("/", on_connect.with(authenticate));
+    io.ns("/", on_connect.with(authenticate))
 }
 
-async fn authenticate(state: &AppState, s: &SocketRef, auth: Option<Value>) -> Result<(), Refusal> {
+async fn authenticate<A: Adapter>(
+    state: &AppState,
+    s: &SocketRef<A>,
+    auth: Option<Value>,
+) -> Result<(), Refusal> {
     let headers = &s.req_parts().headers;
     let bearer = auth
         .as_ref()

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use axum::Router;
 use secrecy::SecretString;
-use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SocketIo, SocketIoBuilder};
+use socketioxide_redis::FredAdapter;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,7 +20,7 @@ use url::Url;
 
 use crate::auth::{LoginThrottle, PasswordHasher, SetupToken};
 use crate::config::{DatabaseUrl, Settings, TwilioMode};
-use crate::events::Events;
+use crate::events::{Events, Redis};
 use crate::realtime::{self, Connections, TypingStates, UnjoinedSessions};
 use crate::send_queue::{self, SendOptions, SendQueue, Worker};
 use crate::store::{self, Store};
@@ -43,6 +45,8 @@ pub struct Started {
     pub port: u16,
     pub public_url: String,
     pub database: String,
+    /// `REDIS_URL` without its password, when set.
+    pub redis: Option<String>,
     pub simulated: bool,
     pub status_callbacks: bool,
     pub setup_url: Option<String>,
@@ -131,7 +135,7 @@ fn twilio(mode: &TwilioMode, public: &Url, self_base: &str) -> Twilio {
     }
 }
 
-fn socket_io() -> (SocketIoLayer, SocketIo) {
+fn socket_io() -> SocketIoBuilder {
     SocketIo::builder()
         .connect_timeout(realtime::CONNECT_TIMEOUT)
         .max_payload(64 * 1024)
@@ -139,7 +143,16 @@ fn socket_io() -> (SocketIoLayer, SocketIo) {
         .ping_timeout(Duration::from_secs(20))
         .ws_read_buffer_size(1024)
         .max_buffer_size(1024)
-        .build_layer()
+}
+
+/// The routes with socket.io and, in front of it, the handshake limit.
+fn router<A: Adapter>(state: &AppState, layer: SocketIoLayer<A>, max_unjoined: usize) -> Router {
+    // In front of socket.io, so a handshake over the limit never opens a session.
+    let handshakes = axum::middleware::from_fn_with_state(
+        UnjoinedSessions::new(max_unjoined),
+        realtime::admit_handshakes,
+    );
+    build_router(state.clone()).layer(layer).layer(handshakes)
 }
 
 impl Server {
@@ -148,6 +161,10 @@ impl Server {
         let listener = bind(settings.host, settings.port).await?;
         let port = listener.local_addr()?.port();
         let store = connect_store(&settings.database_url).await?;
+        let redis = match &settings.redis_url {
+            Some(url) => Some(Redis::connect(url).await?),
+            None => None,
+        };
 
         let public = settings.public_url.clone().unwrap_or_else(|| {
             format!("http://localhost:{port}")
@@ -171,45 +188,61 @@ impl Server {
             port,
             public_url: public_url.clone(),
             database: format!("{} ({})", store.backend(), settings.database_url.redacted()),
+            redis: settings.redis_url.as_ref().map(|u| u.redacted()),
             simulated: twilio.simulator.is_some(),
             status_callbacks: twilio.sending.status_callback.is_some(),
             setup_url,
         };
 
         let login_throttle = LoginThrottle::new(store.clone());
-        let (layer, io) = socket_io();
-        let state = AppState::new(
-            Config {
-                public_url,
-                allowed_origins,
-                secure_cookies: public.scheme() == "https",
-                trusted_proxies: settings.trusted_proxies.clone(),
-                sending: twilio.sending,
-            },
-            Services {
-                store,
-                io: io.clone(),
-                events: Events::new(io.clone()),
-                twilio: twilio.client,
-                simulator: twilio.simulator,
-                hasher: PasswordHasher::for_this_machine(),
-            },
-            Runtime {
-                setup_token,
-                login_throttle,
-                connections: Connections::new(settings.max_sockets_per_agent),
-                typing: TypingStates::default(),
-                send_queue: SendQueue::new(settings.send_rate_per_number, settings.send_lease),
-                shutdown: CancellationToken::new(),
-            },
-        );
-        realtime::attach(&io, state.clone());
-        // In front of socket.io, so a handshake over the limit never opens a session.
-        let handshakes = axum::middleware::from_fn_with_state(
-            UnjoinedSessions::new(settings.max_unconnected_sessions),
-            realtime::admit_handshakes,
-        );
-        let router = build_router(state.clone()).layer(layer).layer(handshakes);
+        let state = |events| {
+            AppState::new(
+                Config {
+                    public_url,
+                    allowed_origins,
+                    secure_cookies: public.scheme() == "https",
+                    trusted_proxies: settings.trusted_proxies.clone(),
+                    sending: twilio.sending,
+                },
+                Services {
+                    store,
+                    events,
+                    twilio: twilio.client,
+                    simulator: twilio.simulator,
+                    hasher: PasswordHasher::for_this_machine(),
+                },
+                Runtime {
+                    setup_token,
+                    login_throttle,
+                    connections: Connections::new(settings.max_sockets_per_agent),
+                    typing: TypingStates::default(),
+                    send_queue: SendQueue::new(settings.send_rate_per_number, settings.send_lease),
+                    shutdown: CancellationToken::new(),
+                },
+            )
+        };
+        let max_unjoined = settings.max_unconnected_sessions;
+        let (state, router) = match redis {
+            None => {
+                let (layer, io) = socket_io().build_layer();
+                let state = state(Events::in_memory(io.clone()));
+                realtime::attach(&io, state.clone());
+                let router = router(&state, layer, max_unjoined);
+                (state, router)
+            }
+            Some((redis, adapter)) => {
+                let (layer, io) = socket_io()
+                    .with_adapter::<FredAdapter<_>>(adapter)
+                    .build_layer();
+                let state = state(Events::through_redis(io.clone(), redis.clone()));
+                realtime::attach(&io, state.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot subscribe ({e})"))?;
+                redis.subscribed();
+                let router = router(&state, layer, max_unjoined);
+                (state, router)
+            }
+        };
         let server = Self {
             listener,
             router,
@@ -243,12 +276,12 @@ impl Server {
         tasks.close();
 
         let token = state.runtime.shutdown.clone();
-        let io = state.services.io.clone();
+        let events = state.services.events.clone();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing requests, closing sockets");
             token.cancel();
-            io.close().await;
+            events.close().await;
         };
         let drained = async {
             serve::serve(self.listener, self.router, signal).await;

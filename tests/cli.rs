@@ -268,6 +268,37 @@ fn bad_configuration_stops_with_one_line_naming_the_variable() {
 }
 
 #[test]
+fn redis_needs_postgres_and_its_password_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = smsdesk(dir.path())
+        .env("REDIS_URL", "redis://:s3cret-pw@127.0.0.1:6379/0")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "SQLite with REDIS_URL must not start"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("REDIS_URL") && err.contains("several instances need PostgreSQL"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-pw"), "{err}");
+
+    let out = smsdesk(dir.path())
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/nowhere")
+        .env("REDIS_URL", "http://:s3cret-pw@127.0.0.1:6379")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("REDIS_URL"), "{err}");
+    assert!(!err.contains("s3cret-pw"), "{err}");
+}
+
+#[test]
 fn a_port_in_use_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,5 +1,5 @@
-//! `GET /healthz` (the process runs) and `GET /readyz` (the database answers, and how the
-//! sending queue is doing).
+//! `GET /healthz` (the process runs) and `GET /readyz` (the database answers, how the
+//! sending queue is doing, and whether Redis carries events between instances).
 
 use axum::Router;
 use axum::extract::State;
@@ -28,6 +28,11 @@ pub struct Readiness {
     pub database: String,
     /// `null` when the queue could not be read.
     pub queue: Option<QueueDepth>,
+    /// With `REDIS_URL` only: `"up"`, or `"down"` while events reach this instance's sockets
+    /// only. Still ready when down: the database is what must answer, and a balancer that
+    /// dropped every instance at once over Redis would help no one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -53,6 +58,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 status: "ready".to_owned(),
                 database: store.backend().to_owned(),
                 queue,
+                redis: state
+                    .services
+                    .events
+                    .redis_up()
+                    .map(|up| if up { "up" } else { "down" }.to_owned()),
             };
             (StatusCode::OK, Json(ready)).into_response()
         }

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod connections;
 mod crash;
+mod fanout;
 mod inbound;
 mod input;
 mod instances;

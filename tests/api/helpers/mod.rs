@@ -6,6 +6,7 @@
 //! - [`fake_twilio`]: the fake Messages API and media server,
 //! - [`db`]: a fresh database per test, SQLite or PostgreSQL,
 //! - [`process`]: the server as its own process, for `kill -9`,
+//! - [`redis`]: a private `redis-server` per test, for several instances,
 //!
 //! and here: running a test on a backend ([`on_both_backends!`]) and waiting ([`wait_until`]).
 
@@ -13,6 +14,7 @@ mod app;
 mod db;
 mod fake_twilio;
 mod process;
+mod redis;
 mod socket;
 
 use std::fmt::Display;
@@ -27,6 +29,7 @@ pub use fake_twilio::{
     FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script,
 };
 pub use process::ServerProcess;
+pub use redis::RedisServer;
 pub use socket::{Socket, SocketAuth};
 
 /// How long a wait lasts unless the test says otherwise.
