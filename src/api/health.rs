@@ -33,6 +33,9 @@ pub struct Readiness {
     /// dropped every instance at once over Redis would help no one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<String>,
+    /// socket.io connections held by this instance: with several instances, how the
+    /// balancer spreads them.
+    pub sockets: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,6 +66,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                     .events
                     .redis_up()
                     .map(|up| if up { "up" } else { "down" }.to_owned()),
+                sockets: state.runtime.connections.sockets(),
             };
             (StatusCode::OK, Json(ready)).into_response()
         }

@@ -96,6 +96,11 @@ impl Connections {
         })
     }
 
+    /// How many sockets are connected here.
+    pub fn sockets(&self) -> usize {
+        self.lock().per_agent.values().sum()
+    }
+
     /// When the first session with a socket here expires.
     pub fn next_expiry(&self) -> Option<DateTime<Utc>> {
         self.lock().expiries.keys().next().map(|(t, _)| *t)
@@ -207,9 +212,11 @@ mod tests {
         let first = c.take(Id(1), "session:a".into(), later).unwrap();
         let _second = c.take(Id(1), "session:a".into(), later).unwrap();
         assert!(c.take(Id(1), "session:b".into(), later).is_none());
+        assert_eq!(c.sockets(), 2);
         assert!(c.take(Id(2), "session:c".into(), later).is_some());
         drop(first);
         assert!(c.take(Id(1), "session:b".into(), later).is_some());
+        assert_eq!(c.sockets(), 1, "the places given back are not counted");
     }
 
     #[test]

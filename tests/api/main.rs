@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod balancer;
 mod connections;
 mod crash;
 mod fanout;

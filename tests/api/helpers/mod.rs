@@ -153,6 +153,14 @@ pub async fn wait_until_within<R: Ready>(
     }
 }
 
+/// A loopback port free at the time of asking, for a server started as its own process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A Twilio message sid no test has used.
 pub fn new_sid() -> String {
     format!("SM{:032x}", rand::random::<u128>())

@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::wait_until_within;
+use super::{free_port, wait_until_within};
 
 const BIN: &str = env!("CARGO_BIN_EXE_smsdesk");
 
@@ -17,11 +17,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// A server (not started yet) with `env` besides `PORT`, which is chosen here.
     pub fn new(env: Vec<(&'static str, String)>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut env = env;
         env.push(("PORT", port.to_string()));
         Self {

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{ci, wait_until};
+use super::{ci, free_port, wait_until};
 
 const BINARY: &str = "redis-server";
 
@@ -34,10 +34,7 @@ impl RedisServer {
             eprintln!("skipped: {BINARY} is not installed, so Redis fan-out is not tested here");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let mut redis = Self { port, child: None };
         redis.restart().await;
         Some(redis)

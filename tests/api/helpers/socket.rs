@@ -28,19 +28,26 @@ pub struct Socket {
     client: Client,
     rx: mpsc::UnboundedReceiver<(String, Value)>,
     buffered: HashMap<String, VecDeque<Value>>,
-    /// Receives once the server disconnects this socket from the namespace.
+    /// Receives once the server disconnects this socket from the namespace, or the
+    /// connection is lost.
     closed: mpsc::UnboundedReceiver<()>,
 }
 
 impl Socket {
     /// Connects and waits for the server's answer: `Err(message)` on `connect_error`.
     pub async fn connect(app: &TestApp, auth: SocketAuth) -> Result<Socket, String> {
+        Self::connect_to(&app.addr, auth).await
+    }
+
+    /// [`Socket::connect`] to a server at `url` (an instance of its own, or a balancer).
+    pub async fn connect_to(url: &str, auth: SocketAuth) -> Result<Socket, String> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (status_tx, mut status_rx) = mpsc::unbounded_channel::<Result<(), String>>();
         let (closed_tx, closed) = mpsc::unbounded_channel::<()>();
         let on_connect = status_tx.clone();
+        let on_error = closed_tx.clone();
         // Websocket only, as the page does: no polling-to-websocket upgrade to reorder packets.
-        let mut builder = ClientBuilder::new(app.addr.clone())
+        let mut builder = ClientBuilder::new(url.to_owned())
             .namespace("/")
             .transport_type(rust_socketio::TransportType::Websocket)
             .reconnect(false)
@@ -64,6 +71,9 @@ impl Socket {
                     Payload::Binary(_) => String::new(),
                 };
                 let _ = status_tx.send(Err(text));
+                // After the handshake, an error is a lost connection (its server died):
+                // rust_socketio then ends without a `Close`.
+                let _ = on_error.send(());
                 async {}.boxed()
             })
             .on_any(move |event, payload, _| {
@@ -140,7 +150,7 @@ impl Socket {
         self.client.emit(event, data).await.expect("emit");
     }
 
-    /// Waits until the server disconnects this socket.
+    /// Waits until the server disconnects this socket, or its connection is lost.
     pub async fn closed(&mut self) {
         tokio::time::timeout(WAIT, self.closed.recv())
             .await
