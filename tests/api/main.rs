@@ -7,6 +7,7 @@ mod auth;
 mod connections;
 mod crash;
 mod inbound;
+mod inbox_list;
 mod input;
 mod instances;
 mod media;
