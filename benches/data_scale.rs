@@ -166,7 +166,14 @@ async fn load(url: &str, conversations: u64, messages: u64) -> (String, i64) {
                 .unwrap();
         }
         tx.commit().await.unwrap();
-        sqlx::query("ANALYZE").execute(&mut db).await.unwrap();
+        // PostgreSQL: the activity update left a dead index entry per conversation, which the
+        // first reads past them would otherwise step over; a live database vacuums as it goes.
+        let analyze = if url.starts_with("postgres") {
+            "VACUUM ANALYZE"
+        } else {
+            "ANALYZE"
+        };
+        sqlx::query(analyze).execute(&mut db).await.unwrap();
         first
     });
     println!(
