@@ -1,7 +1,7 @@
 //! Scale of data: loads a large inbox straight into a fresh database, starts the release
 //! server on it as its own process, and times the reads an agent's page makes: the
 //! conversation list (first page, and the second through `nextCursor`), a thread page, and
-//! `sync`. Reports p50/p99/max per request.
+//! `sync`. Reports p50/p99/max of each, from sending to the last byte of the answer.
 //!
 //! The data: agent 1 holds two numbers, agent 2 shares the second one (a shared inbox);
 //! `BENCH_CONVERSATIONS` conversations (default 100,000) alternate between the two numbers,
