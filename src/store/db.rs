@@ -77,6 +77,12 @@ pub(super) struct Dialect {
     /// Reads message `$1`'s status, which must not change until the transaction ends: a
     /// status is only written after Rust decided it may replace the stored one.
     pub lock_status: &'static str,
+    /// A page of agent `$1`'s conversations with `activity` below `$2`, at most `$3`, newest
+    /// activity first (ties: highest id first), as [`super::rows::ListedRow`]s. Each of the
+    /// agent's numbers reads its own page from the index `(our_number, activity, id)`, and
+    /// the pages are merged: an `IN` over the numbers would cost a scan and sort of all the
+    /// agent's conversations.
+    pub list_conversations: &'static str,
     /// Claims the first due job of the sending queue (see `queue.rs`).
     pub claim: &'static str,
     /// Makes another first-agent insert wait for this one, where writers are not serialised

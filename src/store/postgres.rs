@@ -10,11 +10,22 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::db::Dialect;
 use super::queue::claim_sql;
+use super::rows::conversation_select;
 
 pub(super) const DIALECT: Dialect = Dialect {
     name: "postgres",
     count_seqs: None,
     lock_status: "SELECT status FROM messages WHERE id = $1 FOR UPDATE",
+    list_conversations: concat!(
+        conversation_select!(
+            "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
+            "(SELECT page.* FROM agent_numbers an CROSS JOIN LATERAL \
+               (SELECT * FROM conversations c WHERE c.our_number = an.number \
+                AND c.activity < $2 ORDER BY c.activity DESC, c.id DESC LIMIT $3) page \
+             WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3) c"
+        ),
+        "ORDER BY c.activity DESC, c.id DESC"
+    ),
     // Concurrent workers each take another job instead of queueing on the same row.
     claim: claim_sql!(" FOR UPDATE SKIP LOCKED"),
     // Under READ COMMITTED two writers could both see no agent; this lock makes any other

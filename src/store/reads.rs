@@ -16,18 +16,14 @@ const AUDIENCE: &str = "SELECT an.agent_id FROM conversations c \
 impl Store {
     /// A page of `agent`'s conversations, most recently active first, and the next cursor.
     pub async fn list_conversations(&self, agent: Id, page: Page) -> StoreResult<ConversationList> {
+        let list = self.reader.dialect().list_conversations;
         let rows: Vec<ListedRow> = on_pool!(&self.reader, |db| {
-            sqlx::query_as(concat!(
-                conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
-                "WHERE",
-                visible_to!("1"),
-                "AND c.activity < $2 ORDER BY c.activity DESC, c.id DESC LIMIT $3"
-            ))
-            .bind(agent.0)
-            .bind(page.cursor.unwrap_or(i64::MAX))
-            .bind(page.limit)
-            .fetch_all(db)
-            .await
+            sqlx::query_as(list)
+                .bind(agent.0)
+                .bind(page.cursor.unwrap_or(i64::MAX))
+                .bind(page.limit)
+                .fetch_all(db)
+                .await
         })?;
         let full = rows.len() as i64 == page.limit;
         // Read in the list's own snapshot: every change up to it is in what the list shows.

@@ -23,18 +23,24 @@ macro_rules! returning_columns {
     };
 }
 
-/// A conversation with its last message, as [`ConversationRow`] reads it.
+/// A conversation with its last message, as [`ConversationRow`] reads it, and any further
+/// columns; the conversations as `c` from `$source` (the table itself unless named).
 macro_rules! conversation_select {
     () => {
         $crate::store::rows::conversation_select!("")
     };
     ($extra_columns:literal) => {
+        $crate::store::rows::conversation_select!($extra_columns, "conversations c")
+    };
+    ($extra_columns:literal, $source:literal) => {
         concat!(
             "SELECT c.id AS c_id, c.our_number, c.contact_phone, c.contact_name, c.opted_out, \
              c.unread_count, c.updated_at AS c_updated_at, c.activity, ",
             $extra_columns,
             $crate::store::rows::message_columns!(),
-            " FROM conversations c LEFT JOIN messages m ON m.id = c.last_message_id "
+            " FROM ",
+            $source,
+            " LEFT JOIN messages m ON m.id = c.last_message_id "
         )
     };
 }

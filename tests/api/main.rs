@@ -9,6 +9,7 @@ mod connections;
 mod crash;
 mod fanout;
 mod inbound;
+mod inbox_list;
 mod input;
 mod instances;
 mod media;
