@@ -152,7 +152,10 @@ fn router<A: Adapter>(state: &AppState, layer: SocketIoLayer<A>, max_unjoined: u
         UnjoinedSessions::new(max_unjoined),
         realtime::admit_handshakes,
     );
-    build_router(state.clone()).layer(layer).layer(handshakes)
+    build_router(state.clone())
+        .layer(layer)
+        .layer(axum::middleware::from_fn(realtime::detach_request_head))
+        .layer(handshakes)
 }
 
 impl Server {
