@@ -7,8 +7,10 @@
 //! only has to say which one.
 
 mod connections;
+mod request_head;
 
 pub use connections::{Connections, UnjoinedSessions, admit_handshakes};
+pub use request_head::detach_request_head;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

@@ -141,7 +141,9 @@ fn socket_io() -> SocketIoBuilder {
         .max_payload(64 * 1024)
         .ping_interval(Duration::from_secs(20))
         .ping_timeout(Duration::from_secs(20))
-        .ws_read_buffer_size(1024)
+        // Held by every idle socket; our inbound events are small, so a few reads more for a
+        // large frame cost less than the memory.
+        .ws_read_buffer_size(256)
         .max_buffer_size(1024)
 }
 
@@ -152,7 +154,10 @@ fn router<A: Adapter>(state: &AppState, layer: SocketIoLayer<A>, max_unjoined: u
         UnjoinedSessions::new(max_unjoined),
         realtime::admit_handshakes,
     );
-    build_router(state.clone()).layer(layer).layer(handshakes)
+    build_router(state.clone())
+        .layer(layer)
+        .layer(axum::middleware::from_fn(realtime::detach_request_head))
+        .layer(handshakes)
 }
 
 impl Server {
