@@ -16,9 +16,8 @@ use tokio::time::Instant;
 
 use crate::helpers::{
     Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, RedisServer, ServerProcess, Socket,
-    SocketAuth, ci, free_port, new_sid, read, wait_until, with_database,
+    SocketAuth, ci, free_port, new_sid, post_signed, read, wait_until, with_database,
 };
-use smsdesk::twilio::signature::sign;
 
 const TEMPLATE: &str = include_str!("../../deploy/nginx.conf.template");
 /// The page's promise: a socket whose instance dies is back within this time.
@@ -156,15 +155,8 @@ async fn inbound(http: &reqwest::Client, base: &str, body: &str) -> u16 {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let signature = sign(
-        FAKE_TOKEN,
-        &format!("{PUBLIC_URL}/api/crm/sms/webhook"),
-        &params,
-    );
-    http.post(format!("{base}/api/crm/sms/webhook"))
-        .header("X-Twilio-Signature", signature)
-        .form(&params)
-        .send()
+    let url = format!("{PUBLIC_URL}/api/crm/sms/webhook");
+    post_signed(http, base, &url, &params)
         .await
         .expect("webhook answered")
         .status()
@@ -184,14 +176,7 @@ async fn status_callback(
         ("MessageStatus".into(), status.into()),
         ("AccountSid".into(), FAKE_ACCOUNT.into()),
     ];
-    let signature = sign(FAKE_TOKEN, callback, &params);
-    let r = http
-        .post(callback.replace(PUBLIC_URL, base))
-        .header("X-Twilio-Signature", signature)
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
+    let r = post_signed(http, base, callback, &params).await.unwrap();
     assert_eq!(r.status(), 200, "status callback {status}");
 }
 

@@ -10,10 +10,9 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::helpers::{
-    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, ServerProcess, new_sid, read,
-    wait_until_within, with_database,
+    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, ServerProcess, new_sid, post_signed,
+    read, wait_until_within, with_database,
 };
-use smsdesk::twilio::signature::sign;
 
 const INBOUND: usize = 150;
 /// One send between every four inbound messages, so the kill lands among both.
@@ -34,15 +33,8 @@ async fn post_inbound(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let signature = sign(
-        FAKE_TOKEN,
-        &format!("{PUBLIC_URL}/api/crm/sms/webhook"),
-        &params,
-    );
-    http.post(format!("{addr}/api/crm/sms/webhook"))
-        .header("X-Twilio-Signature", signature)
-        .form(&params)
-        .send()
+    let url = format!("{PUBLIC_URL}/api/crm/sms/webhook");
+    post_signed(http, addr, &url, &params)
         .await
         .map(|r| r.status().as_u16())
         .map_err(|e| e.to_string())

@@ -11,11 +11,10 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
 use crate::helpers::{
-    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, Mode, PUBLIC_URL, ServerProcess, TestApp, read,
-    wait_until_within, with_database,
+    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, Mode, PUBLIC_URL, ServerProcess, TestApp,
+    post_signed, read, wait_until_within, with_database,
 };
 use smsdesk::send_queue::SLOT_TOLERANCE;
-use smsdesk::twilio::signature::sign;
 
 const NUMBER: &str = "+15550001000";
 const CONTACT: &str = "+14155550123";
@@ -304,18 +303,8 @@ async fn kill_9_with_leased_and_paced_sends(url: String) {
             ("MessageStatus".to_owned(), "delivered".to_owned()),
             ("AccountSid".to_owned(), FAKE_ACCOUNT.to_owned()),
         ];
-        let signature = sign(
-            FAKE_TOKEN,
-            &format!("{PUBLIC_URL}/api/crm/sms/status-webhook"),
-            &params,
-        );
-        let r = http
-            .post(format!("{}/api/crm/sms/status-webhook", b.addr))
-            .header("X-Twilio-Signature", signature)
-            .form(&params)
-            .send()
-            .await
-            .unwrap();
+        let url = format!("{PUBLIC_URL}/api/crm/sms/status-webhook");
+        let r = post_signed(&http, &b.addr, &url, &params).await.unwrap();
         assert_eq!(r.status(), 200);
     }
     let (_, changes) = read(

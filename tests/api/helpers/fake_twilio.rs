@@ -23,6 +23,22 @@ pub const PUBLIC_URL_WITH_PORT: &str = "https://smsdesk.test:8443";
 pub const FAKE_ACCOUNT: &str = "ACfeedfacefeedfacefeedfacefeedface";
 pub const FAKE_TOKEN: &str = "fake-auth-token";
 
+/// Posts `params` as Twilio does to `url` (an address under [`PUBLIC_URL`]), signed for `url`,
+/// but sent to the server at `base`.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    base: &str,
+    url: &str,
+    params: &[(String, String)],
+) -> reqwest::Result<reqwest::Response> {
+    let signature = sign(FAKE_TOKEN, url, params);
+    http.post(url.replace(PUBLIC_URL, base))
+        .header("X-Twilio-Signature", signature)
+        .form(params)
+        .send()
+        .await
+}
+
 /// What the fake answers to the next send.
 #[derive(Clone, Debug)]
 pub enum Script {

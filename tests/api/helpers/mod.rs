@@ -26,7 +26,7 @@ use tokio::time::Instant;
 pub use app::{Agent, Mode, TestApp, TestAppBuilder, read};
 pub use db::{Backend, ci, with_database};
 pub use fake_twilio::{
-    FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script,
+    FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script, post_signed,
 };
 pub use process::ServerProcess;
 pub use redis::RedisServer;
