@@ -5,6 +5,11 @@
 //! `cargo bench --bench e2e` (env: BENCH_SOCKETS=1000 BENCH_RPS=500 BENCH_SECONDS=10
 //! BENCH_AGENTS=100, BENCH_DATABASE_URL=postgres://… to use PostgreSQL instead of SQLite).
 //!
+//! Per run it also reports the CPU time per webhook of the server (utime + stime of its
+//! process, from `/proc/<pid>/stat`) and, on PostgreSQL, of every `postgres` process (its
+//! background workers included), each as the difference over the load window divided by the
+//! webhooks posted. `BENCH_RPS=1000` is the saturation mode of issue 10.
+//!
 //! `BENCH_INSTANCES=2` (PostgreSQL only) runs several instances on the one database with a
 //! private `redis-server` on a free port as `REDIS_URL`: each agent's sockets are split
 //! across the instances, and the webhooks are posted to them in turn.
@@ -40,6 +45,58 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// utime + stime of process `pid`, in clock ticks (`/proc/<pid>/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The command name may hold spaces: the fields after it are counted from its `)`.
+            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// CPU ticks of every process named `postgres` on the machine, by pid.
+fn postgres_ticks() -> HashMap<u32, u64> {
+    let mut ticks = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim() == "postgres")
+        {
+            ticks.insert(pid, cpu_ticks(pid));
+        }
+    }
+    ticks
+}
+
+/// Milliseconds of CPU the postgres processes used between two readings (a process that
+/// started in between counts from zero; one that ended is lost, but pooled backends stay).
+fn postgres_ms(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> f64 {
+    let ticks: u64 = after
+        .iter()
+        .map(|(pid, t)| t.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .sum();
+    ticks_ms(ticks)
+}
+
+/// Clock ticks to milliseconds (`getconf CLK_TCK`, 100 on Linux).
+fn ticks_ms(ticks: u64) -> f64 {
+    static PER_SECOND: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let per_second = *PER_SECOND.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100)
+    });
+    ticks as f64 * 1000.0 / per_second as f64
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -244,6 +301,9 @@ async fn main() {
     let rss_idle = rss(&servers);
 
     let total = rps * seconds;
+    let server_cpu = |servers: &[Child]| servers.iter().map(|s| cpu_ticks(s.id())).sum::<u64>();
+    let postgres = database_url.starts_with("postgres");
+    let (server_before, db_before) = (server_cpu(&servers), postgres.then(postgres_ticks));
     let interval = Duration::from_secs_f64(1.0 / rps as f64);
     let started = Instant::now();
     let webhook_url = format!("{PUBLIC_URL}/api/crm/sms/webhook");
@@ -296,6 +356,8 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rss_after = rss(&servers);
+    let server_ms = ticks_ms(server_cpu(&servers) - server_before);
+    let db_ms = db_before.map(|before| postgres_ms(&before, &postgres_ticks()));
 
     let mut lat = seen.latencies.lock().await.clone();
     lat.sort();
@@ -336,6 +398,17 @@ async fn main() {
         percentile(&lat, 0.50).as_secs_f64() * 1e3,
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    println!(
+        "  CPU per webhook over the load: server {:.3} ms, database {}",
+        server_ms / total.max(1) as f64,
+        db_ms.map_or(
+            "not measured (SQLite is in the server)".to_owned(),
+            |ms| format!(
+                "{:.3} ms (every postgres process, background workers included)",
+                ms / total.max(1) as f64
+            )
+        )
     );
     println!(
         "  server RSS (all instances): {} KiB before sockets, {} KiB with {sockets} idle sockets ({:.1} KiB per socket), {} KiB after the load",

@@ -209,15 +209,25 @@ fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
 /// `POST /api/crm/sms/webhook`: an SMS or MMS arrived.
 async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Response> {
     let msg = parse_inbound(&p)?;
-    let sid = msg.twilio_sid.as_str();
-    match state.services.store.insert_inbound(&msg).await? {
+    // The write is committed with others of its batch whether this request waits for it or
+    // not (a client that hangs up drops the handler): its event must go out all the same.
+    tokio::spawn(store_inbound(state, msg))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))??;
+    Ok(twiml())
+}
+
+/// Stores an inbound message and, once it is committed, tells its audience.
+async fn store_inbound(state: AppState, msg: NewInbound) -> AppResult<()> {
+    let sid = msg.twilio_sid.clone();
+    match state.services.store.insert_inbound(msg).await? {
         Some(stored) => {
-            tracing::info!(sid, conversation = %stored.message.conversation_id, "inbound message stored");
+            tracing::info!(sid = %sid, conversation = %stored.message.conversation_id, "inbound message stored");
             state.services.events.message(&stored).await;
         }
-        None => tracing::info!(sid, "inbound message already stored; Twilio retried"),
+        None => tracing::info!(sid = %sid, "inbound message already stored; Twilio retried"),
     }
-    Ok(twiml())
+    Ok(())
 }
 
 /// `POST /api/crm/sms/status-webhook`: Twilio tells how far a message got.

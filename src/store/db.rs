@@ -31,7 +31,7 @@ pub(super) enum TxConn {
 
 /// The most changes one transaction may make: PostgreSQL leaves 8 bits of each `seq` to
 /// them (`seq_base` shifts the transaction id by 8), and a change is numbered from 1.
-const MAX_CHANGES: i64 = 255;
+pub(super) const MAX_CHANGES: i64 = 255;
 
 /// The `seq` of a change whose number in the transaction ([`Tx::change`]) is parameter `$n`.
 macro_rules! new_seq {
@@ -77,6 +77,9 @@ pub(super) struct Dialect {
     /// Reads message `$1`'s status, which must not change until the transaction ends: a
     /// status is only written after Rust decided it may replace the stored one.
     pub lock_status: &'static str,
+    /// A status callback's message by id (`[0]`) or by sid (`[1]`) as `$1`, with its status
+    /// locked as by `lock_status` (see `statuses.rs`).
+    pub status_target: [&'static str; 2],
     /// A page of agent `$1`'s conversations with `activity` below `$2`, at most `$3`, newest
     /// activity first (ties: highest id first), as [`super::rows::ListedRow`]s. Each of the
     /// agent's numbers reads its own page from the index `(our_number, activity, id)`, and
@@ -105,6 +108,19 @@ impl Pool {
         let conn = match self {
             Self::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
             Self::Sqlite(pool) => TxConn::Sqlite(pool.begin().await?),
+        };
+        Ok(Tx { conn, changes: 0 })
+    }
+}
+
+impl Pool {
+    /// A transaction that writes from its first statement: on SQLite it takes the write lock
+    /// at `BEGIN IMMEDIATE`, waiting for another process's (the busy timeout) instead of
+    /// failing at once when its first write would have to turn a read into a write.
+    pub(super) async fn begin_write(&self) -> StoreResult<Tx> {
+        let conn = match self {
+            Self::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+            Self::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
         };
         Ok(Tx { conn, changes: 0 })
     }

@@ -3,13 +3,15 @@
 //! whichever backend is open (`db.rs`); the few differences are named per backend.
 //!
 //! The methods are split by concern: agents and sessions (`agents.rs`), reads (`reads.rs`),
-//! conversations and new messages (`writes.rs`), statuses (`statuses.rs`) and the sending
+//! conversations and outbound messages (`writes.rs`), inbound messages
+//! (`inbound.rs`, by group commit), statuses (`statuses.rs`) and the sending
 //! queue (`queue.rs`). Every write returns what it changed together with its [`Audience`],
 //! read in the same transaction, for [`crate::events`] to publish.
 
 mod agents;
 mod db;
 mod error;
+mod inbound;
 mod logins;
 mod pacing;
 mod postgres;
@@ -37,6 +39,8 @@ pub struct Store {
     /// On PostgreSQL the same pool as `writer`; on SQLite a pool of read-only connections.
     reader: Pool,
     writer: Pool,
+    /// The task that writes inbound messages, several to a transaction.
+    inbound: inbound::InboundWriter,
 }
 
 /// Connects to the database named by `url`, retrying for about `patience`, and runs the
@@ -64,7 +68,12 @@ impl Store {
             let (reader, writer) = sqlite::connect(url.expose()).await?;
             (Pool::Sqlite(reader), Pool::Sqlite(writer))
         };
-        Ok(Self { reader, writer })
+        let inbound = inbound::InboundWriter::start(writer.clone());
+        Ok(Self {
+            reader,
+            writer,
+            inbound,
+        })
     }
 
     /// `"postgres"` or `"sqlite"`.

@@ -11,10 +11,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::db::Dialect;
 use super::queue::claim_sql;
 use super::rows::conversation_select;
+use super::statuses::status_target;
 
 pub(super) const DIALECT: Dialect = Dialect {
     name: "postgres",
     count_seqs: None,
+    status_target: [
+        status_target!("id", " FOR UPDATE"),
+        status_target!("twilio_sid", " FOR UPDATE"),
+    ],
     lock_status: "SELECT status FROM messages WHERE id = $1 FOR UPDATE",
     list_conversations: concat!(
         conversation_select!(

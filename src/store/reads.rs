@@ -13,6 +13,18 @@ const AUDIENCE: &str = "SELECT an.agent_id FROM conversations c \
      JOIN agent_numbers an ON an.number = c.our_number \
      WHERE c.id = $1 ORDER BY an.agent_id";
 
+/// The same agents as one column of a write's `RETURNING` on `messages`, comma-separated
+/// (read by [`Audience::parse`]), so the write reads its audience without a statement of its own.
+macro_rules! audience_column {
+    () => {
+        "(SELECT string_agg(CAST(an.agent_id AS TEXT), ',') FROM conversations c \
+           JOIN agent_numbers an ON an.number = c.our_number \
+           WHERE c.id = conversation_id) AS audience"
+    };
+}
+
+pub(super) use audience_column;
+
 impl Store {
     /// A page of `agent`'s conversations, most recently active first, and the next cursor.
     pub async fn list_conversations(&self, agent: Id, page: Page) -> StoreResult<ConversationList> {

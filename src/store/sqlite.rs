@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 use super::db::Dialect;
 use super::queue::claim_sql;
 use super::rows::conversation_select;
+use super::statuses::status_target;
 
 /// SQLite serialises writers, and the store has only one writer connection: whatever a write
 /// reads stays as it read it until it commits, so nothing needs locking, and `seq`s commit in
@@ -28,6 +29,7 @@ pub(super) const DIALECT: Dialect = Dialect {
     name: "sqlite",
     // `seq_base` reads the counter, which counts the seqs taken by the writes committed.
     count_seqs: Some("UPDATE change_counter SET seq = seq + $1 WHERE id = 1"),
+    status_target: [status_target!("id", ""), status_target!("twilio_sid", "")],
     lock_status: "SELECT status FROM messages WHERE id = $1",
     // No LATERAL here: each number's page is a correlated list of ids, which SQLite reads
     // for each of the agent's numbers (joined first: CROSS JOIN keeps that order).

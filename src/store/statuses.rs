@@ -3,11 +3,28 @@
 //! ([`Status::may_replace`]) on the locked row; the SQL only writes the decision.
 
 use super::db::{Tx, new_seq, on_pool, on_tx};
-use super::reads::audience;
+use super::reads::audience_column;
 use super::rows::{self, MessageRow, returning_columns};
-use super::{MessageChange, MessageEvent, StatusOutcome, StatusReport, Store, StoreResult};
+use super::{
+    Audience, MessageChange, MessageEvent, StatusOutcome, StatusReport, Store, StoreResult,
+};
 use crate::model::{Direction, Message, Status, now};
 use crate::twilio::errors::describe as describe_error;
+
+/// The statement that finds a status callback's message by `$by` = `$1`, with its status,
+/// locked (`$lock`) where writers are not serialised anyway.
+macro_rules! status_target {
+    ($by:literal, $lock:literal) => {
+        concat!(
+            "SELECT id, twilio_sid, direction, status FROM messages WHERE ",
+            $by,
+            " = $1",
+            $lock
+        )
+    };
+}
+
+pub(super) use status_target;
 
 /// A status to write to a message, with its error and the sid it was reported for.
 pub(super) struct StatusChange<'a> {
@@ -36,27 +53,19 @@ impl Store {
     /// it until a send records the sid.
     pub async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
         let mut tx = self.writer.begin().await?;
-        let found: Option<(i64, Option<String>, i64, String)> = match report.message_id {
+        let sql = tx.dialect().status_target[usize::from(report.message_id.is_none())];
+        let found: Option<(i64, Option<String>, String, String)> = match report.message_id {
             Some(id) => on_tx!(&mut tx, |db| {
-                sqlx::query_as(
-                    "SELECT id, twilio_sid, conversation_id, direction FROM messages \
-                     WHERE id = $1",
-                )
-                .bind(id.0)
-                .fetch_optional(db)
-                .await
+                sqlx::query_as(sql).bind(id.0).fetch_optional(db).await
             })?,
             None => on_tx!(&mut tx, |db| {
-                sqlx::query_as(
-                    "SELECT id, twilio_sid, conversation_id, direction FROM messages \
-                     WHERE twilio_sid = $1",
-                )
-                .bind(&report.twilio_sid)
-                .fetch_optional(db)
-                .await
+                sqlx::query_as(sql)
+                    .bind(&report.twilio_sid)
+                    .fetch_optional(db)
+                    .await
             })?,
         };
-        let Some((id, sid, conversation, direction)) = found else {
+        let Some((id, sid, direction, current)) = found else {
             // Only an outbound message can still be given this sid (when its send is
             // recorded), so a status of the other direction will never apply.
             if report.message_id.is_some() || !report.status.reported_for(Direction::Outbound) {
@@ -85,10 +94,11 @@ impl Store {
             return Ok(StatusOutcome::Stale);
         }
         let change = StatusChange::reported(report.status, report.error_code, &report.twilio_sid);
-        let Some(message) = advance_status(&mut tx, id, &change).await? else {
+        let Some((message, audience)) =
+            write_status(&mut tx, id, rows::status(&current), &change).await?
+        else {
             return Ok(StatusOutcome::Stale);
         };
-        let audience = audience(&mut tx, conversation).await?;
         tx.commit().await?;
         Ok(StatusOutcome::Applied(Box::new(MessageChange {
             event: MessageEvent::Status,
@@ -177,19 +187,43 @@ pub(super) async fn advance_status(
     id: i64,
     change: &StatusChange<'_>,
 ) -> StoreResult<Option<Message>> {
-    let current = locked_status(tx, id).await?;
-    if !current.is_some_and(|current| change.status.may_replace(current)) {
+    let Some(current) = locked_status(tx, id).await? else {
+        return Ok(None);
+    };
+    let written = write_status(tx, id, current, change).await?;
+    Ok(written.map(|(message, _)| message))
+}
+
+/// A message as a status write returns it, with who hears about it.
+#[derive(sqlx::FromRow)]
+struct WrittenRow {
+    #[sqlx(flatten)]
+    row: MessageRow,
+    audience: Option<String>,
+}
+
+/// Writes `change` over `current`, the status of message `id` as read under its lock, if it
+/// may replace it; the message as written and its audience, read in the same statement.
+async fn write_status(
+    tx: &mut Tx,
+    id: i64,
+    current: Status,
+    change: &StatusChange<'_>,
+) -> StoreResult<Option<(Message, Audience)>> {
+    if !change.status.may_replace(current) {
         return Ok(None);
     }
     let nth = tx.change()?;
-    let row: MessageRow = on_tx!(tx, |db| {
+    let written: WrittenRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(
             "UPDATE messages SET status = $2, status_rank = $3, error_code = $4, \
                error_message = $5, twilio_sid = COALESCE(twilio_sid, $6), updated_at = $7, \
                seq = ",
             new_seq!("8"),
             " WHERE id = $1 RETURNING ",
-            returning_columns!()
+            returning_columns!(),
+            ", ",
+            audience_column!()
         ))
         .bind(id)
         .bind(change.status.as_str())
@@ -202,5 +236,6 @@ pub(super) async fn advance_status(
         .fetch_one(db)
         .await
     })?;
-    Ok(Some(row.into()))
+    let audience = Audience::parse(written.audience.as_deref());
+    Ok(Some((written.row.into(), audience)))
 }

@@ -15,6 +15,17 @@ impl Audience {
         Self(agents.into_iter().map(Id).collect())
     }
 
+    /// The agents of an `audience_column!` (`reads.rs`): ids separated by commas, or none.
+    pub(super) fn parse(column: Option<&str>) -> Self {
+        let mut agents: Vec<Id> = column
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|a| a.parse().ok().map(Id))
+            .collect();
+        agents.sort_unstable_by_key(|a| a.0);
+        Self(agents)
+    }
+
     pub fn agents(&self) -> &[Id] {
         &self.0
     }
@@ -197,4 +208,19 @@ pub struct ConversationList {
 pub struct QueueStats {
     pub depth: i64,
     pub oldest: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_audience_column_is_read_in_agent_order() {
+        assert_eq!(
+            Audience::parse(Some("12,3,7")),
+            Audience::new(vec![3, 7, 12])
+        );
+        assert_eq!(Audience::parse(Some("5")), Audience::new(vec![5]));
+        assert_eq!(Audience::parse(None), Audience::default());
+    }
 }

@@ -1,15 +1,13 @@
-//! Conversations and new messages: opening a conversation, reading it, and storing an inbound
-//! or outbound message (each exactly once).
+//! Conversations and new outbound messages: opening a conversation, marking it read, and
+//! storing an outbound message exactly once (inbound messages: `inbound.rs`).
 
 use super::db::{Tx, new_seq, on_tx};
 use super::reads::{audience, conversation_by_id};
 use super::rows::{MessageRow, returning_columns};
 use super::{
-    ConversationChange, MessageChange, MessageEvent, NewInbound, NewOutbound, Outbound, Store,
-    StoreResult,
+    ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
-use crate::model::{Contact, Conversation, Id, Message, Status, now};
-use crate::sms::OptChange;
+use crate::model::{Id, Status, now};
 
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
@@ -70,105 +68,6 @@ impl Store {
         tx.commit().await?;
         Ok(Some(ConversationChange {
             conversation: updated,
-            audience,
-        }))
-    }
-
-    /// `None` when this `MessageSid` was stored before.
-    pub async fn insert_inbound(&self, msg: &NewInbound) -> StoreResult<Option<MessageChange>> {
-        let mut tx = self.writer.begin().await?;
-        // A Twilio retry needs no lock.
-        let known: Option<i64> = on_tx!(&mut tx, |db| {
-            sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
-                .bind(&msg.twilio_sid)
-                .fetch_optional(db)
-                .await
-        })?;
-        if known.is_some() {
-            return Ok(None);
-        }
-        let nth = tx.change()?;
-        let t = now();
-        let conversation_id: i64 = on_tx!(&mut tx, |db| {
-            sqlx::query_scalar(concat!(
-                "INSERT INTO conversations \
-                   (our_number, contact_phone, activity, created_at, updated_at) \
-                 VALUES ($1, $2, ",
-                new_seq!("3"),
-                ", $4, $4) \
-                 ON CONFLICT (our_number, contact_phone) \
-                   DO UPDATE SET updated_at = excluded.updated_at \
-                 RETURNING id"
-            ))
-            .bind(&msg.to)
-            .bind(&msg.from)
-            .bind(nth)
-            .bind(t)
-            .fetch_one(db)
-            .await
-        })?;
-        let media = serde_json::to_string(&msg.media).unwrap_or_else(|_| "[]".into());
-        let row: Option<MessageRow> = on_tx!(&mut tx, |db| {
-            sqlx::query_as(concat!(
-                "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
-                   body, media, status, status_rank, twilio_sid, segments, created_at, \
-                   updated_at, seq) \
-                 VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, ",
-                new_seq!("11"),
-                ") ON CONFLICT DO NOTHING RETURNING ",
-                returning_columns!()
-            ))
-            .bind(conversation_id)
-            .bind(&msg.from)
-            .bind(&msg.to)
-            .bind(&msg.body)
-            .bind(&media)
-            .bind(Status::Received.as_str())
-            .bind(Status::Received.rank())
-            .bind(&msg.twilio_sid)
-            .bind(msg.segments)
-            .bind(t)
-            .bind(nth)
-            .fetch_optional(db)
-            .await
-        })?;
-        let Some(row) = row else { return Ok(None) };
-        let opted_out = msg.opt_change.map(|c| c == OptChange::OptOut);
-        let (contact_name, opted_out, unread_count): (Option<String>, bool, i64) =
-            on_tx!(&mut tx, |db| {
-                sqlx::query_as(
-                    "UPDATE conversations SET unread_count = unread_count + 1, \
-                       last_message_id = $2, activity = $3, updated_at = $4, \
-                       opted_out = COALESCE($5, opted_out) \
-                     WHERE id = $1 RETURNING contact_name, opted_out, unread_count",
-                )
-                .bind(conversation_id)
-                .bind(row.id)
-                .bind(row.seq)
-                .bind(t)
-                .bind(opted_out)
-                .fetch_one(db)
-                .await
-            })?;
-        let audience = audience(&mut tx, conversation_id).await?;
-        tx.commit().await?;
-        let message: Message = row.into();
-        let conversation = Conversation {
-            id: Id(conversation_id),
-            our_number: msg.to.clone(),
-            contact: Contact {
-                phone: msg.from.clone(),
-                name: contact_name,
-                opted_out,
-            },
-            last_message: Some(message.clone()),
-            unread_count,
-            updated_at: t,
-        };
-        Ok(Some(MessageChange {
-            event: MessageEvent::New,
-            message,
-            conversation: Some(conversation),
             audience,
         }))
     }

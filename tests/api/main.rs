@@ -8,6 +8,7 @@ mod balancer;
 mod connections;
 mod crash;
 mod fanout;
+mod group_commit;
 mod inbound;
 mod inbox_list;
 mod input;

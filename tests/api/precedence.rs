@@ -91,7 +91,7 @@ impl Desk {
             opt_change: None,
         };
         self.store
-            .insert_inbound(&new)
+            .insert_inbound(new)
             .await
             .unwrap()
             .unwrap()

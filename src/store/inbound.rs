@@ -1,0 +1,321 @@
+//! Inbound messages, stored by group commit. One writer task per store takes the messages
+//! waiting (up to [`MAX_BATCH`]), writes them in one transaction and commits once, then
+//! answers each: a caller hears that its message is stored only once it is committed.
+//!
+//! A batch whose write fails is rolled back and its messages are written again one by one,
+//! each in its own transaction, so a message the database refuses fails alone. When the
+//! database is unavailable, every message of the batch fails at once instead (no use asking it
+//! again for each).
+//!
+//! PostgreSQL writes a batch in one round trip: one statement, its own transaction, calls
+//! `store_inbound` (migration 0008) for each message. SQLite runs the statements in process,
+//! one message after the other, in the batch's transaction.
+
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::db::{MAX_CHANGES, Pool, Tx, new_seq, on_tx};
+use super::reads::audience;
+use super::rows::{MessageRow, returning_columns};
+use super::{Audience, MessageChange, MessageEvent, NewInbound, Store, StoreError, StoreResult};
+use crate::model::{Contact, Conversation, Message, Status, now};
+use crate::sms::OptChange;
+
+/// The most messages one transaction writes: each takes one of its 255 `seq`s (`db.rs`), and
+/// a bigger batch would keep the first of them waiting longer for little gain.
+pub(super) const MAX_BATCH: usize = 64;
+const _: () = assert!(MAX_BATCH as i64 <= MAX_CHANGES);
+
+type Answer = StoreResult<Option<MessageChange>>;
+
+struct Pending {
+    msg: NewInbound,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The way to the writer task; the task ends when the store is dropped.
+pub(super) struct InboundWriter(mpsc::Sender<Pending>);
+
+impl InboundWriter {
+    pub(super) fn start(pool: Pool) -> Self {
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 16);
+        tokio::spawn(run(pool, rx));
+        Self(tx)
+    }
+}
+
+impl Store {
+    /// Stores an inbound message once its transaction commits; `None` when this `MessageSid`
+    /// was stored before.
+    pub async fn insert_inbound(&self, msg: NewInbound) -> StoreResult<Option<MessageChange>> {
+        let (reply, answer) = oneshot::channel();
+        self.inbound
+            .0
+            .send(Pending { msg, reply })
+            .await
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Other(sqlx::Error::PoolClosed)
+}
+
+async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
+    let mut writer = Writer { pool, held: None };
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        writer.write_batch(std::mem::take(&mut batch)).await;
+    }
+}
+
+struct Writer {
+    pool: Pool,
+    /// On PostgreSQL, the connection the writer keeps between batches: taking one from the
+    /// pool would cost a round trip of its own (the pool tests it first). Let go after an
+    /// error, so that a broken one is not used again.
+    held: Option<PoolConnection<Postgres>>,
+}
+
+impl Writer {
+    /// Writes `batch` in one transaction, or else each of its messages in its own.
+    async fn write_batch(&mut self, mut batch: Vec<Pending>) {
+        // The same order of conversation locks in every batch: two instances' batches cannot
+        // deadlock on each other's conversations.
+        batch.sort_by(|a, b| (&a.msg.to, &a.msg.from).cmp(&(&b.msg.to, &b.msg.from)));
+        let msgs: Vec<&NewInbound> = batch.iter().map(|p| &p.msg).collect();
+        let error = match self.write(&msgs).await {
+            Ok(answers) => {
+                for (pending, answer) in batch.into_iter().zip(answers) {
+                    let _ = pending.reply.send(Ok(answer));
+                }
+                return;
+            }
+            Err(e) => e,
+        };
+        if batch.len() == 1 || matches!(error, StoreError::Unavailable(_)) {
+            let text = error.to_string();
+            let mut error = Some(error);
+            for pending in batch {
+                let error = error.take().unwrap_or_else(|| {
+                    StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(text.clone())))
+                });
+                let _ = pending.reply.send(Err(error));
+            }
+            return;
+        }
+        tracing::warn!(
+            error = %error,
+            messages = batch.len(),
+            "a batch of inbound messages failed; writing them one by one"
+        );
+        for pending in batch {
+            let answer = self.write(&[&pending.msg]).await.map(|mut a| a.remove(0));
+            let _ = pending.reply.send(answer);
+        }
+    }
+
+    /// Writes `msgs` in one transaction: for each, what was stored, in the same order.
+    async fn write(&mut self, msgs: &[&NewInbound]) -> StoreResult<Vec<Option<MessageChange>>> {
+        let t = now();
+        let pool = match &self.pool {
+            Pool::Postgres(pool) => pool,
+            Pool::Sqlite(_) => {
+                let mut tx = self.pool.begin_write().await?;
+                let mut answers = Vec::with_capacity(msgs.len());
+                for msg in msgs {
+                    answers.push(write_one(&mut tx, msg, t).await?);
+                }
+                tx.commit().await?;
+                return Ok(answers);
+            }
+        };
+        let conn = match &mut self.held {
+            Some(conn) => conn,
+            None => self.held.insert(pool.acquire().await?),
+        };
+        let written = write_postgres(conn, msgs, t).await;
+        if written.is_err() {
+            self.held = None;
+        }
+        written
+    }
+}
+
+/// What `store_inbound` answers for a message it stored.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    #[sqlx(flatten)]
+    row: MessageRow,
+    contact_name: Option<String>,
+    opted_out: bool,
+    unread_count: i64,
+    audience: Vec<i64>,
+    /// The message's place in the batch, from 1.
+    nth: i64,
+}
+
+/// The batch in one statement, which is its own transaction: PostgreSQL commits it before it
+/// reports the statement done (`ReadyForQuery`), and `fetch_all` reads up to that report, so
+/// an answer here is a committed write. The `n`th message is the transaction's `n`th change
+/// (`db.rs`: its `seq` is `seq_base` + n).
+async fn write_postgres(
+    db: &mut sqlx::PgConnection,
+    msgs: &[&NewInbound],
+    t: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<Vec<Option<MessageChange>>> {
+    let nths: Vec<i64> = (1..=msgs.len() as i64).collect();
+    let column = |f: fn(&NewInbound) -> &str| msgs.iter().map(|m| f(m)).collect::<Vec<_>>();
+    let media: Vec<String> = msgs.iter().map(|m| media_json(m)).collect();
+    let stored: Vec<Stored> = sqlx::query_as(
+        "SELECT s.*, i.nth FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+           $5::text[], $6::bigint[], $7::boolean[], $8::bigint[]) \
+           AS i(to_number, from_number, body, media, sid, segments, opted_out, nth) \
+         CROSS JOIN LATERAL store_inbound(i.to_number, i.from_number, i.body, i.media, i.sid, \
+           i.segments, i.opted_out, i.nth, $9, $10, $11) AS s",
+    )
+    .bind(column(|m| &m.to))
+    .bind(column(|m| &m.from))
+    .bind(column(|m| &m.body))
+    .bind(&media)
+    .bind(column(|m| &m.twilio_sid))
+    .bind(msgs.iter().map(|m| m.segments).collect::<Vec<_>>())
+    .bind(msgs.iter().map(|m| opted_out(m)).collect::<Vec<_>>())
+    .bind(&nths)
+    .bind(Status::Received.as_str())
+    .bind(Status::Received.rank())
+    .bind(t)
+    .fetch_all(&mut *db)
+    .await?;
+    let mut answers: Vec<Option<MessageChange>> = msgs.iter().map(|_| None).collect();
+    for s in stored {
+        let i = nths.iter().position(|n| *n == s.nth).ok_or_else(|| {
+            StoreError::Other(sqlx::Error::Protocol("store_inbound: unknown row".into()))
+        })?;
+        answers[i] = Some(change(
+            msgs[i],
+            s.row.into(),
+            (s.contact_name, s.opted_out, s.unread_count),
+            Audience::new(s.audience),
+            t,
+        ));
+    }
+    Ok(answers)
+}
+
+fn media_json(msg: &NewInbound) -> String {
+    serde_json::to_string(&msg.media).unwrap_or_else(|_| "[]".into())
+}
+
+/// The opt-out flag the message sets, if it changes it.
+fn opted_out(msg: &NewInbound) -> Option<bool> {
+    msg.opt_change.map(|c| c == OptChange::OptOut)
+}
+
+/// What the write of `msg` changed, as [`crate::events`] publishes it.
+fn change(
+    msg: &NewInbound,
+    message: Message,
+    (name, opted_out, unread_count): (Option<String>, bool, i64),
+    audience: Audience,
+    t: chrono::DateTime<chrono::Utc>,
+) -> MessageChange {
+    let conversation = Conversation {
+        id: message.conversation_id,
+        our_number: msg.to.clone(),
+        contact: Contact {
+            phone: msg.from.clone(),
+            name,
+            opted_out,
+        },
+        last_message: Some(message.clone()),
+        unread_count,
+        updated_at: t,
+    };
+    MessageChange {
+        event: MessageEvent::New,
+        message,
+        conversation: Some(conversation),
+        audience,
+    }
+}
+
+/// One message, statement by statement, in `tx` (what `store_inbound` does on PostgreSQL).
+async fn write_one(
+    tx: &mut Tx,
+    msg: &NewInbound,
+    t: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<Option<MessageChange>> {
+    let known: Option<i64> = on_tx!(&mut *tx, |db| {
+        sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
+            .bind(&msg.twilio_sid)
+            .fetch_optional(db)
+            .await
+    })?;
+    if known.is_some() {
+        return Ok(None);
+    }
+    let nth = tx.change()?;
+    let conversation_id: i64 = on_tx!(&mut *tx, |db| {
+        sqlx::query_scalar(concat!(
+            "INSERT INTO conversations \
+               (our_number, contact_phone, activity, created_at, updated_at) \
+             VALUES ($1, $2, ",
+            new_seq!("3"),
+            ", $4, $4) \
+             ON CONFLICT (our_number, contact_phone) \
+               DO UPDATE SET updated_at = excluded.updated_at \
+             RETURNING id"
+        ))
+        .bind(&msg.to)
+        .bind(&msg.from)
+        .bind(nth)
+        .bind(t)
+        .fetch_one(db)
+        .await
+    })?;
+    let row: Option<MessageRow> = on_tx!(&mut *tx, |db| {
+        sqlx::query_as(concat!(
+            "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
+               body, media, status, status_rank, twilio_sid, segments, created_at, \
+               updated_at, seq) \
+             VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, ",
+            new_seq!("11"),
+            ") ON CONFLICT DO NOTHING RETURNING ",
+            returning_columns!()
+        ))
+        .bind(conversation_id)
+        .bind(&msg.from)
+        .bind(&msg.to)
+        .bind(&msg.body)
+        .bind(media_json(msg))
+        .bind(Status::Received.as_str())
+        .bind(Status::Received.rank())
+        .bind(&msg.twilio_sid)
+        .bind(msg.segments)
+        .bind(t)
+        .bind(nth)
+        .fetch_optional(db)
+        .await
+    })?;
+    let Some(row) = row else { return Ok(None) };
+    let conversation: (Option<String>, bool, i64) = on_tx!(&mut *tx, |db| {
+        sqlx::query_as(
+            "UPDATE conversations SET unread_count = unread_count + 1, \
+               last_message_id = $2, activity = $3, updated_at = $4, \
+               opted_out = COALESCE($5, opted_out) \
+             WHERE id = $1 RETURNING contact_name, opted_out, unread_count",
+        )
+        .bind(conversation_id)
+        .bind(row.id)
+        .bind(row.seq)
+        .bind(t)
+        .bind(opted_out(msg))
+        .fetch_one(db)
+        .await
+    })?;
+    let audience = audience(tx, conversation_id).await?;
+    Ok(Some(change(msg, row.into(), conversation, audience, t)))
+}
