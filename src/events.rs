@@ -153,7 +153,7 @@ impl Events {
     async fn emit<T: Serialize + ?Sized>(
         &self,
         audience: &Audience,
-        event: &str,
+        event: &'static str,
         what: &str,
         payload: &T,
     ) {
@@ -175,6 +175,7 @@ impl Events {
         };
         match sent {
             Ok(()) => {
+                crate::monitoring::events_emitted(event, rooms.len());
                 for r in rooms {
                     tracing::info!("[Socket.io] 📤 Emitted {what} to {r}");
                 }

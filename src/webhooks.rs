@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::{AppError, AppResult, Json};
 use crate::model::{Id, Media, Status};
+use crate::monitoring::{self, Duplicate};
 use crate::sms::{opt_change, segments};
 use crate::store::{NewInbound, StatusOutcome, StatusReport};
 use crate::text::storable;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/crm/sms/webhook", post(inbound).get(inbound_info))
         .route("/api/crm/sms/status-webhook", post(status).get(status_info))
+        .route_layer(axum::middleware::from_fn(monitoring::measure_webhooks))
 }
 
 /// What a `GET` on a webhook answers: how to set it up in Twilio.
@@ -215,7 +217,10 @@ async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Response
             tracing::info!(sid, conversation = %stored.message.conversation_id, "inbound message stored");
             state.services.events.message(&stored).await;
         }
-        None => tracing::info!(sid, "inbound message already stored; Twilio retried"),
+        None => {
+            tracing::info!(sid, "inbound message already stored; Twilio retried");
+            return Ok((Duplicate, twiml()).into_response());
+        }
     }
     Ok(twiml())
 }
@@ -250,7 +255,8 @@ async fn status(State(state): State<AppState>, p: Params) -> AppResult<Response>
                 sid,
                 status = status.as_str(),
                 "status not newer than stored"
-            )
+            );
+            return Ok((Duplicate, twiml()).into_response());
         }
         StatusOutcome::Deferred => {
             tracing::info!(
