@@ -1,6 +1,7 @@
 //! Agents' credentials and sessions: argon2 password hashes (computed by the bounded
 //! [`PasswordHasher`]), server-side session tokens (cookie or Bearer), the `Origin` rule for
-//! cookie-carried mutations, and login throttling ([`LoginThrottle`]).
+//! cookie-carried mutations, who is signed in ([`CurrentAgent`], [`CurrentAdmin`]), and login
+//! throttling ([`LoginThrottle`]).
 
 mod hasher;
 mod setup_token;
@@ -22,7 +23,7 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::model::Agent;
+use crate::model::{Agent, Role};
 
 pub const SESSION_COOKIE: &str = "smsdesk_session";
 pub const SESSION_DAYS: i64 = 30;
@@ -156,6 +157,23 @@ impl FromRequestParts<AppState> for CurrentAgent {
             .await?
             .map(CurrentAgent)
             .ok_or(AppError::Unauthorized)
+    }
+}
+
+/// The signed-in agent of a request, who must be an admin (`403` otherwise).
+pub struct CurrentAdmin(pub Agent);
+
+impl FromRequestParts<AppState> for CurrentAdmin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let CurrentAgent(agent) = CurrentAgent::from_request_parts(parts, state).await?;
+        if agent.role != Role::Admin {
+            return Err(AppError::Forbidden(
+                "only an admin may manage agents".into(),
+            ));
+        }
+        Ok(Self(agent))
     }
 }
 

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::auth::PasswordHasher;
 use crate::config::Settings;
 use crate::domain::{Email, NewAgent, PhoneNumber};
+use crate::model::Role;
 use crate::startup::connect_store;
 
 #[derive(Parser)]
@@ -41,6 +42,9 @@ pub enum AgentCommand {
         /// A Twilio number of the agent (repeat for several).
         #[arg(long = "number", required = true)]
         numbers: Vec<String>,
+        /// Make the agent an admin, who manages the other agents in the page.
+        #[arg(long)]
+        admin: bool,
     },
     /// List agents and their numbers.
     List,
@@ -68,7 +72,14 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 fn print_agent(a: &crate::model::Agent) {
-    println!("{}\t{}\t{}\t{}", a.id, a.email, a.name, a.numbers.join(","));
+    println!(
+        "{}\t{}\t{}\t{}\t{}",
+        a.id,
+        a.email,
+        a.name,
+        a.role.as_str(),
+        a.numbers.join(",")
+    );
 }
 
 pub async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<()> {
@@ -78,18 +89,21 @@ pub async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<
             email,
             name,
             numbers,
+            admin,
         } => {
             let password = read_password()?;
             let new = NewAgent::parse(&email, &name, &password, &numbers)?;
             // One hash at a time, off the async runtime, as the server hashes.
             let hash = PasswordHasher::new(1, 0).hash(password).await?;
             let numbers = PhoneNumber::strings(&new.numbers);
+            let role = if admin { Role::Admin } else { Role::Agent };
             let agent = store
-                .create_agent(new.email.as_str(), new.name.as_str(), &hash, &numbers)
+                .create_agent_as(new.email.as_str(), new.name.as_str(), &hash, &numbers, role)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("an agent with the email {} exists", new.email))?;
             println!(
-                "created agent {} <{}> with {}",
+                "created {} {} <{}> with {}",
+                agent.role.as_str(),
                 agent.name,
                 agent.email,
                 agent.numbers.join(", ")

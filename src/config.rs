@@ -239,6 +239,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub trusted_proxies: TrustedProxies,
     pub max_sockets_per_agent: usize,
+    /// `METRICS_TOKEN`: set, `/metrics` wants it as a Bearer token; unset, it is open.
+    pub metrics_token: Option<SecretString>,
     /// Not read from the environment: [`DEFAULT_MAX_UNCONNECTED_SESSIONS`] (tests lower it).
     pub max_unconnected_sessions: usize,
 }
@@ -402,6 +404,7 @@ impl Settings {
             log_format,
             trusted_proxies,
             max_sockets_per_agent,
+            metrics_token: get("METRICS_TOKEN").map(SecretString::from),
             max_unconnected_sessions: DEFAULT_MAX_UNCONNECTED_SESSIONS,
         })
     }

@@ -153,7 +153,7 @@ impl Events {
     async fn emit<T: Serialize + ?Sized>(
         &self,
         audience: &Audience,
-        event: &str,
+        event: &'static str,
         what: &str,
         payload: &T,
     ) {
@@ -174,13 +174,15 @@ impl Events {
             }
         };
         match sent {
-            // The seed's line per room, but no room names formatted when no one reads them.
-            Ok(()) if tracing::enabled!(tracing::Level::INFO) => {
-                for r in rooms() {
-                    tracing::info!("[Socket.io] 📤 Emitted {what} to {r}");
+            Ok(()) => {
+                crate::monitoring::events_emitted(event, audience.agents().len());
+                // The seed's line per room, but no room names formatted when no one reads them.
+                if tracing::enabled!(tracing::Level::INFO) {
+                    for r in rooms() {
+                        tracing::info!("[Socket.io] 📤 Emitted {what} to {r}");
+                    }
                 }
             }
-            Ok(()) => {}
             Err(e) => tracing::warn!(error = %e, event, "[Socket.io] emit failed"),
         }
     }

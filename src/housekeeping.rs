@@ -39,6 +39,7 @@ pub async fn run(state: AppState) {
         }
         realtime::end_expired_sessions(&state).await;
         prune(&state).await;
+        crate::monitoring::upkeep();
     }
 }
 
@@ -50,6 +51,7 @@ async fn prune(state: &AppState) {
         ("early statuses", store.prune().await),
         ("login failures", state.runtime.login_throttle.prune().await),
         ("pacing rows", store.prune_pacing().await),
+        ("invites", store.prune_invites().await),
     ];
     for (what, outcome) in pruned {
         match outcome {

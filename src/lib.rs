@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod housekeeping;
 pub mod model;
+pub mod monitoring;
 pub mod pages;
 pub mod realtime;
 pub mod send_queue;
@@ -70,6 +71,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// How the sending queue asks Twilio to send.
     pub sending: SendOptions,
+    /// `METRICS_TOKEN`: set, `/metrics` wants it as a Bearer token.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 /// What the server talks to.
@@ -118,6 +121,7 @@ pub fn build_router(state: AppState) -> Router {
     let mut router = Router::new()
         .merge(api::router())
         .merge(webhooks::router())
+        .merge(monitoring::router())
         .merge(pages::router());
     if let Some(sim) = &state.services.simulator {
         router = router.merge(api::dev::router(sim.clone()));

@@ -67,6 +67,50 @@ pub struct Agent {
     pub email: String,
     pub name: String,
     pub numbers: Vec<String>,
+    pub role: Role,
+}
+
+/// What an agent may do: an admin also manages the agents (`/api/admin/*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Agent => "agent",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [Self::Admin, Self::Agent]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// An agent as the admin view shows it (`/api/admin/agents`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedAgent {
+    pub id: Id,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub numbers: Vec<String>,
+    pub disabled: bool,
+    /// Invited, and no password chosen yet.
+    pub invite_pending: bool,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

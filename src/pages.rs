@@ -63,12 +63,14 @@ fn holds(request: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
-/// The pages: `/` sends to the right one, `/login`, the one-time `/setup`, and the inbox.
+/// The pages: `/` sends to the right one, `/login`, the one-time `/setup`, an invited
+/// agent's `/invite`, and the inbox.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(root))
         .route("/login", get(login))
         .route("/setup", get(setup))
+        .route("/invite", get(invite))
         .route("/agent/messages", get(messages))
 }
 
@@ -111,11 +113,11 @@ async fn messages(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 #[derive(Deserialize)]
-struct SetupQuery {
+struct TokenQuery {
     token: Option<String>,
 }
 
-async fn setup(State(state): State<AppState>, Query(q): Query<SetupQuery>) -> Response {
+async fn setup(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
     let setup_token = &state.runtime.setup_token;
     match q.token {
         Some(t) if setup_token.is_open(&state.services.store, &t).await => page("setup.html"),
@@ -124,6 +126,24 @@ async fn setup(State(state): State<AppState>, Query(q): Query<SetupQuery>) -> Re
             "This setup link is not valid (wrong, used, or from an earlier run).",
         )
             .into_response(),
+    }
+}
+
+/// The invite link's page, where the invited agent chooses a password; `404` unless the
+/// invite can still be accepted.
+async fn invite(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
+    let open = match q.token {
+        Some(t) => state.services.store.invite_is_open(&token_hash(&t)).await,
+        None => Ok(false),
+    };
+    match open {
+        Ok(true) => page("invite.html"),
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            "This invite link is not valid (wrong, used, or expired). Ask your admin for a new one.",
+        )
+            .into_response(),
+        Err(e) => AppError::from(e).into_response(),
     }
 }
 

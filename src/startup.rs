@@ -163,6 +163,7 @@ fn router<A: Adapter>(state: &AppState, layer: SocketIoLayer<A>, max_unjoined: u
 impl Server {
     /// Binds the listener, connects the database (running migrations), and wires the app.
     pub async fn build(settings: Settings) -> anyhow::Result<(Self, Started)> {
+        crate::monitoring::install();
         let listener = bind(settings.host, settings.port).await?;
         let port = listener.local_addr()?.port();
         let store = connect_store(&settings.database_url).await?;
@@ -208,6 +209,7 @@ impl Server {
                     secure_cookies: public.scheme() == "https",
                     trusted_proxies: settings.trusted_proxies.clone(),
                     sending: twilio.sending,
+                    metrics_token: settings.metrics_token.clone(),
                 },
                 Services {
                     store,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::{AppError, AppResult, Json};
 use crate::model::{Id, Media, Status};
+use crate::monitoring::{self, Duplicate};
 use crate::sms::{opt_change, segments};
 use crate::store::{NewInbound, StatusOutcome, StatusReport};
 use crate::text::storable;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/crm/sms/webhook", post(inbound).get(inbound_info))
         .route("/api/crm/sms/status-webhook", post(status).get(status_info))
+        .route_layer(axum::middleware::from_fn(monitoring::measure_webhooks))
 }
 
 /// What a `GET` on a webhook answers: how to set it up in Twilio.
@@ -211,23 +213,31 @@ async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Response
     let msg = parse_inbound(&p)?;
     // The write is committed with others of its batch whether this request waits for it or
     // not (a client that hangs up drops the handler): its event must go out all the same.
-    tokio::spawn(store_inbound(state, msg))
+    let stored = tokio::spawn(store_inbound(state, msg))
         .await
         .map_err(|e| AppError::Internal(e.into()))??;
-    Ok(twiml())
+    Ok(if stored {
+        twiml()
+    } else {
+        (Duplicate, twiml()).into_response()
+    })
 }
 
-/// Stores an inbound message and, once it is committed, tells its audience.
-async fn store_inbound(state: AppState, msg: NewInbound) -> AppResult<()> {
+/// Stores an inbound message and, once it is committed, tells its audience. False when Twilio
+/// retried a message already stored.
+async fn store_inbound(state: AppState, msg: NewInbound) -> AppResult<bool> {
     let sid = msg.twilio_sid.clone();
     match state.services.store.insert_inbound(msg).await? {
         Some(stored) => {
             tracing::info!(sid = %sid, conversation = %stored.message.conversation_id, "inbound message stored");
             state.services.events.message(&stored).await;
+            Ok(true)
         }
-        None => tracing::info!(sid = %sid, "inbound message already stored; Twilio retried"),
+        None => {
+            tracing::info!(sid = %sid, "inbound message already stored; Twilio retried");
+            Ok(false)
+        }
     }
-    Ok(())
 }
 
 /// `POST /api/crm/sms/status-webhook`: Twilio tells how far a message got.
@@ -260,7 +270,8 @@ async fn status(State(state): State<AppState>, p: Params) -> AppResult<Response>
                 sid,
                 status = status.as_str(),
                 "status not newer than stored"
-            )
+            );
+            return Ok((Duplicate, twiml()).into_response());
         }
         StatusOutcome::Deferred => {
             tracing::info!(

@@ -8,7 +8,7 @@
 // its part of the page; this file only creates them, in order, and connects them.
 
 import { io } from '/vendor/socket.io.esm.min.js';
-import { get, post, describeError } from '/js/api.js';
+import { api, get, post, describeError } from '/js/api.js';
 import { $, toast } from '/js/dom.js';
 import { Store } from '/js/store.js';
 import { init as initStorage, browserStorage } from '/js/storage.js';
@@ -23,6 +23,8 @@ import { init as initThread } from '/js/thread.js';
 import { init as initComposer } from '/js/composer.js';
 import { init as initTyping } from '/js/typing.js';
 import { init as initDialogs } from '/js/dialogs.js';
+import { init as initAdmin } from '/js/admin.js';
+import { formatPhone } from '/js/format.js';
 
 const store = new Store();
 let agent = null;
@@ -176,6 +178,7 @@ async function boot() {
   agent = { ...who, id: String(who.id) };
   $('#agent-name').textContent = agent.name || agent.email || '';
   $('#agent-name').title = agent.email || '';
+  initAdmin({ me: agent, get, api, formatPhone, onAuthError, toast });
 
   dialogs.checkSimulator();
   await list.load();

@@ -146,7 +146,7 @@ fn agent_add_list_and_numbers() {
         .unwrap();
     let text = String::from_utf8(list.stdout).unwrap();
     assert!(
-        text.contains("ana@example.com\tAna\t+14155550100,+14155550101"),
+        text.contains("ana@example.com\tAna\tadmin\t+14155550100,+14155550101"),
         "{text}"
     );
 
@@ -185,6 +185,34 @@ fn agent_add_list_and_numbers() {
     let out = short.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+
+    // The first agent became the admin; others are agents unless `--admin` says otherwise.
+    for (email, admin) in [("bo@x.io", false), ("cy@x.io", true)] {
+        let mut args = vec!["agent", "add", "--email", email, "--name", "N"];
+        args.extend(["--number", "+14155550100"]);
+        if admin {
+            args.push("--admin");
+        }
+        let mut add = smsdesk(dir.path())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        add.stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"correct horse\n")
+            .unwrap();
+        assert!(add.wait_with_output().unwrap().status.success());
+    }
+    let list = smsdesk(dir.path())
+        .args(["agent", "list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert!(text.contains("bo@x.io\tN\tagent\t"), "{text}");
+    assert!(text.contains("cy@x.io\tN\tadmin\t"), "{text}");
 }
 
 #[test]

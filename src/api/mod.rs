@@ -1,9 +1,11 @@
-//! The REST API of the contract (§3, §4), one module per resource, each with its own
-//! `router()`: [`session`] (setup, sign-in), [`conversations`] (and their messages),
-//! [`send`] (and retry), [`sync`], [`media`], [`health`], and [`dev`] (the simulator's
-//! routes, only in simulator mode). Handlers parse input into [`crate::domain`] values,
-//! call the store, publish through [`crate::events`], and answer with typed bodies.
+//! The REST API of the contract (§3, §4, §12), one module per resource, each with its own
+//! `router()`: [`session`] (setup, invites, sign-in), [`admin`] (managing agents),
+//! [`conversations`] (and their messages), [`send`] (and retry), [`sync`], [`media`],
+//! [`health`], and [`dev`] (the simulator's routes, only in simulator mode). Handlers parse
+//! input into [`crate::domain`] values, call the store, publish through [`crate::events`],
+//! and answer with typed bodies.
 
+pub mod admin;
 pub mod conversations;
 pub mod dev;
 pub mod health;
@@ -24,6 +26,7 @@ use crate::store::Page;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(session::router())
+        .merge(admin::router())
         .merge(conversations::router())
         .merge(send::router())
         .merge(sync::router())

@@ -1,5 +1,5 @@
-//! Becoming and being an agent (contract §3): the one-time setup of the first agent, sign
-//! in, sign out, and who is signed in.
+//! Becoming and being an agent (contract §3, §12): the one-time setup of the first agent,
+//! accepting an invite, sign in, sign out, and who is signed in.
 
 use std::net::SocketAddr;
 
@@ -22,6 +22,7 @@ use crate::text::{self, Lines};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/setup", post(setup))
+        .route("/api/invite", post(accept_invite))
         .route("/api/auth/login", post(login))
         .route("/api/auth/logout", post(logout))
         .route("/api/auth/me", get(me))
@@ -48,6 +49,13 @@ struct SetupBody {
     name: String,
     password: String,
     numbers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteBody {
+    token: String,
+    password: String,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +111,27 @@ async fn setup(State(state): State<AppState>, Json(body): Json<SetupBody>) -> Ap
     }
 }
 
+/// `POST /api/invite`: an invited agent chooses their password and is signed in.
+async fn accept_invite(
+    State(state): State<AppState>,
+    Json(body): Json<InviteBody>,
+) -> AppResult<Response> {
+    let store = &state.services.store;
+    let hash = token_hash(&body.token);
+    // Looked up first, so that an unknown link costs no password hash.
+    if !store.invite_is_open(&hash).await? {
+        return Err(AppError::NotFound("invite"));
+    }
+    NewAgent::check_password(&body.password)?;
+    let password_hash = state.services.hasher.hash(body.password).await?;
+    let agent = store
+        .accept_invite(&hash, &password_hash)
+        .await?
+        .ok_or(AppError::NotFound("invite"))?;
+    tracing::info!(agent = %agent.id, "invite accepted");
+    start_session(&state, agent, StatusCode::OK).await
+}
+
 /// `POST /api/auth/login`, throttled per client address and per account.
 async fn login(
     State(state): State<AppState>,
@@ -155,9 +184,11 @@ async fn check_password(
     if !hasher.has_room() {
         return Err(AppError::Busy(PASSWORDS_BUSY));
     }
-    let (agent, hash) = match state.services.store.agent_by_email(email).await? {
-        Some((agent, hash)) => (Some(agent), Some(hash)),
-        None => (None, None),
+    // An invited agent who has not chosen a password yet is checked against the decoy, as
+    // an unknown email is: as slow, and never a match.
+    let (agent, hash) = match state.services.store.active_agent_by_email(email).await? {
+        Some((agent, hash)) if !hash.is_empty() => (Some(agent), Some(hash)),
+        _ => (None, None),
     };
     let ok = hasher.verify(password, hash).await?;
     Ok(agent.filter(|_| ok))

@@ -47,6 +47,7 @@ async fn sync(
             .ok_or_else(|| AppError::invalid("since must be a seq number (0 or more)"))?,
     };
     let limit = limit(q.limit.as_deref(), 500, 1000)?;
+    crate::monitoring::sync_request();
     let messages = state.services.store.changes(agent.id, since, limit).await?;
     let cursor = messages.last().map_or(since, |m| m.seq);
     let has_more = messages.len() as i64 == limit;

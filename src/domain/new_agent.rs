@@ -1,4 +1,5 @@
-//! What it takes to create an agent, from the setup page or the command line.
+//! What it takes to create an agent, from the setup page, the command line or an admin's
+//! invite, and the rules for a password and a list of numbers wherever they change.
 
 use super::{AgentName, Email, InvalidField, PhoneNumber};
 
@@ -27,20 +28,44 @@ impl NewAgent {
     ) -> Result<Self, InvalidField> {
         let email = Email::try_from(email)?;
         let name = AgentName::try_from(name)?;
-        if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
-            return Err(InvalidField::new("password must be at least 8 characters"));
-        }
-        if numbers.is_empty() || numbers.len() > MAX_NUMBERS {
-            return Err(InvalidField::new(
-                "numbers must list 1 to 50 Twilio numbers",
-            ));
-        }
-        let numbers = PhoneNumber::parse_all("numbers", numbers)?;
+        Self::check_password(password)?;
+        let numbers = Self::parse_numbers(numbers)?;
         Ok(Self {
             email,
             name,
             numbers,
         })
+    }
+
+    /// An invited agent: the same fields but the password, which they choose later.
+    pub fn parse_invited(
+        email: &str,
+        name: &str,
+        numbers: &[String],
+    ) -> Result<Self, InvalidField> {
+        Ok(Self {
+            email: Email::try_from(email)?,
+            name: AgentName::try_from(name)?,
+            numbers: Self::parse_numbers(numbers)?,
+        })
+    }
+
+    /// At least 8 characters, and not so long that hashing it costs more than another.
+    pub fn check_password(password: &str) -> Result<(), InvalidField> {
+        if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
+            return Err(InvalidField::new("password must be at least 8 characters"));
+        }
+        Ok(())
+    }
+
+    /// An agent's numbers: 1 to 50, each E.164 once parsed.
+    pub fn parse_numbers(numbers: &[String]) -> Result<Vec<PhoneNumber>, InvalidField> {
+        if numbers.is_empty() || numbers.len() > MAX_NUMBERS {
+            return Err(InvalidField::new(
+                "numbers must list 1 to 50 Twilio numbers",
+            ));
+        }
+        PhoneNumber::parse_all("numbers", numbers)
     }
 
     /// Whether `password` may be a password at all (what [`NewAgent::parse`] demands):
@@ -88,5 +113,24 @@ mod tests {
         }
         let many: Vec<&str> = vec!["+14155550100"; 51];
         assert!(parse("a@x.io", "Ana", "correct horse", &many).is_err());
+    }
+
+    #[test]
+    fn an_invited_agent_is_checked_but_for_the_password() {
+        let numbers = vec!["(415) 555-0100".to_owned()];
+        let invited = NewAgent::parse_invited("Bo@X.io", "Bo", &numbers).unwrap();
+        assert_eq!(invited.email.as_str(), "bo@x.io");
+        assert_eq!(PhoneNumber::strings(&invited.numbers), ["+14155550100"]);
+        for (email, name, numbers, field) in [
+            ("bo", "Bo", numbers.clone(), "email"),
+            ("bo@x.io", "", numbers.clone(), "name"),
+            ("bo@x.io", "Bo", vec![], "numbers"),
+            ("bo@x.io", "Bo", vec!["12".to_owned()], "numbers"),
+        ] {
+            let err = NewAgent::parse_invited(email, name, &numbers).unwrap_err();
+            assert!(err.to_string().starts_with(field), "{field}: {err}");
+        }
+        assert!(NewAgent::check_password("1234567").is_err());
+        assert!(NewAgent::check_password("12345678").is_ok());
     }
 }

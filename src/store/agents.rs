@@ -1,14 +1,24 @@
-//! Agents, their numbers, and their sessions.
+//! Agents, their numbers, and their sessions. A disabled agent has no session (ending them
+//! is part of disabling, in `admin.rs`), and none of theirs is honoured meanwhile.
 
 use chrono::{DateTime, Utc};
 
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{AgentRow, SessionRow, agent_select};
 use super::{Session, Store, StoreResult};
-use crate::model::{Agent, Id, now};
+use crate::model::{Agent, Id, Role, now};
 
 const INSERT_NUMBER: &str =
     "INSERT INTO agent_numbers (agent_id, number) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+/// Inserts agent `$1`–`$4` (email, name, password hash, created at) with role `$5`, unless
+/// the email is taken; their id. While no active admin exists, the new agent is one: the
+/// oldest active agent is the admin then, however the first agents came to be.
+const INSERT_AGENT: &str = "INSERT INTO agents \
+    (email, name, password_hash, created_at, role) VALUES ($1, $2, $3, $4, \
+    CASE WHEN $5 = 'admin' OR NOT EXISTS \
+    (SELECT 1 FROM agents WHERE role = 'admin' AND NOT disabled) THEN 'admin' ELSE 'agent' END) \
+    ON CONFLICT (email) DO NOTHING RETURNING id";
 
 impl Store {
     pub async fn count_agents(&self) -> StoreResult<i64> {
@@ -20,7 +30,7 @@ impl Store {
         Ok(count)
     }
 
-    /// `None` when the email is taken.
+    /// An agent (an admin if there is none yet); `None` when the email is taken.
     pub async fn create_agent(
         &self,
         email: &str,
@@ -28,19 +38,23 @@ impl Store {
         password_hash: &str,
         numbers: &[String],
     ) -> StoreResult<Option<Agent>> {
-        let mut tx = self.writer.begin().await?;
-        let id: Option<i64> = on_tx!(&mut tx, |db| {
-            sqlx::query_scalar(
-                "INSERT INTO agents (email, name, password_hash, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (email) DO NOTHING RETURNING id",
-            )
-            .bind(email)
-            .bind(name)
-            .bind(password_hash)
-            .bind(now())
-            .fetch_optional(db)
+        self.create_agent_as(email, name, password_hash, numbers, Role::Agent)
             .await
-        })?;
+    }
+
+    /// An agent with `role` (or an admin if there is none yet); `None` when the email is
+    /// taken.
+    pub async fn create_agent_as(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        numbers: &[String],
+        role: Role,
+    ) -> StoreResult<Option<Agent>> {
+        let mut tx = self.writer.begin().await?;
+        lock_agents(&mut tx).await?;
+        let id = insert_agent(&mut tx, email, name, password_hash, role).await?;
         add_numbers(tx, id, numbers).await
     }
 
@@ -54,16 +68,11 @@ impl Store {
         numbers: &[String],
     ) -> StoreResult<Option<Agent>> {
         let mut tx = self.writer.begin().await?;
-        if let Some(lock) = tx.dialect().lock_agents {
-            on_tx!(&mut tx, |db| sqlx::query(lock)
-                .execute(db)
-                .await
-                .map(|r| r.rows_affected()))?;
-        }
+        lock_agents(&mut tx).await?;
         let id: Option<i64> = on_tx!(&mut tx, |db| {
             sqlx::query_scalar(
-                "INSERT INTO agents (email, name, password_hash, created_at) \
-                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM agents) \
+                "INSERT INTO agents (email, name, password_hash, created_at, role) \
+                 SELECT $1, $2, $3, $4, 'admin' WHERE NOT EXISTS (SELECT 1 FROM agents) \
                  ON CONFLICT (email) DO NOTHING RETURNING id",
             )
             .bind(email)
@@ -74,6 +83,21 @@ impl Store {
             .await
         })?;
         add_numbers(tx, id, numbers).await
+    }
+
+    /// The agent with this email who may sign in (not disabled), and their password hash
+    /// (empty, so matching none, while their invite is pending).
+    pub async fn active_agent_by_email(&self, email: &str) -> StoreResult<Option<(Agent, String)>> {
+        let row: Option<AgentRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(
+                agent_select!(),
+                "WHERE a.email = $1 AND NOT a.disabled"
+            ))
+            .bind(email)
+            .fetch_optional(db)
+            .await
+        })?;
+        Ok(row.map(AgentRow::into_agent))
     }
 
     /// The agent with this email, and their password hash.
@@ -156,7 +180,7 @@ impl Store {
             sqlx::query_as(concat!(
                 agent_select!(", s.expires_at"),
                 "JOIN sessions s ON s.agent_id = a.id \
-                 WHERE s.token_hash = $1 AND s.expires_at > $2"
+                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT a.disabled"
             ))
             .bind(token_hash)
             .bind(now())
@@ -196,7 +220,40 @@ impl Store {
     }
 }
 
-async fn agent_by_id(tx: &mut Tx, id: i64) -> StoreResult<Agent> {
+/// Makes other writers of `agents` wait for this transaction where writers are not
+/// serialised anyway, so that what it read of the roles still holds when it commits.
+pub(super) async fn lock_agents(tx: &mut Tx) -> StoreResult<()> {
+    if let Some(lock) = tx.dialect().lock_agents {
+        on_tx!(tx, |db| sqlx::query(lock)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
+/// [`INSERT_AGENT`]; `None` when the email is taken.
+pub(super) async fn insert_agent(
+    tx: &mut Tx,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+    role: Role,
+) -> StoreResult<Option<i64>> {
+    let id: Option<i64> = on_tx!(tx, |db| {
+        sqlx::query_scalar(INSERT_AGENT)
+            .bind(email)
+            .bind(name)
+            .bind(password_hash)
+            .bind(now())
+            .bind(role.as_str())
+            .fetch_optional(db)
+            .await
+    })?;
+    Ok(id)
+}
+
+pub(super) async fn agent_by_id(tx: &mut Tx, id: i64) -> StoreResult<Agent> {
     let row: AgentRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(agent_select!(), "WHERE a.id = $1"))
             .bind(id)
@@ -213,8 +270,16 @@ async fn add_numbers(
     numbers: &[String],
 ) -> StoreResult<Option<Agent>> {
     let Some(id) = id else { return Ok(None) };
+    set_numbers(&mut tx, id, numbers).await?;
+    let agent = agent_by_id(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Some(agent))
+}
+
+/// Gives agent `id` these numbers (besides any they hold).
+pub(super) async fn set_numbers(tx: &mut Tx, id: i64, numbers: &[String]) -> StoreResult<()> {
     for number in numbers {
-        on_tx!(&mut tx, |db| {
+        on_tx!(tx, |db| {
             sqlx::query(INSERT_NUMBER)
                 .bind(id)
                 .bind(number)
@@ -223,7 +288,5 @@ async fn add_numbers(
                 .map(|r| r.rows_affected())
         })?;
     }
-    let agent = agent_by_id(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(Some(agent))
+    Ok(())
 }

@@ -2,12 +2,13 @@
 //! the common dialect of both (`$n` parameters, `ON CONFLICT`, `RETURNING`), and run on
 //! whichever backend is open (`db.rs`); the few differences are named per backend.
 //!
-//! The methods are split by concern: agents and sessions (`agents.rs`), reads (`reads.rs`),
-//! conversations and outbound messages (`writes.rs`), inbound messages
-//! (`inbound.rs`, by group commit), statuses (`statuses.rs`) and the sending
+//! The methods are split by concern: agents and sessions (`agents.rs`), what admins do to
+//! agents (`admin.rs`), reads (`reads.rs`), conversations and outbound messages (`writes.rs`),
+//! inbound messages (`inbound.rs`, by group commit), statuses (`statuses.rs`) and the sending
 //! queue (`queue.rs`). Every write returns what it changed together with its [`Audience`],
 //! read in the same transaction, for [`crate::events`] to publish.
 
+mod admin;
 mod agents;
 mod db;
 mod error;
@@ -30,6 +31,7 @@ use crate::config::DatabaseUrl;
 
 use self::db::Pool;
 
+pub use self::admin::{AgentChanges, AgentUpdate};
 pub use self::error::{StoreError, StoreResult};
 pub use self::logins::{FailureCount, LoginReservation, LoginSubjects};
 pub use self::types::*;
@@ -79,6 +81,21 @@ impl Store {
     /// `"postgres"` or `"sqlite"`.
     pub fn backend(&self) -> &'static str {
         self.writer.dialect().name
+    }
+
+    /// The database connections open in this process: (idle, busy).
+    pub fn pool_connections(&self) -> (usize, usize) {
+        let pools: &[&Pool] = match (&self.reader, &self.writer) {
+            (Pool::Postgres(_), _) => &[&self.writer],
+            _ => &[&self.reader, &self.writer],
+        };
+        pools.iter().fold((0, 0), |(idle, busy), pool| {
+            let (size, free) = match pool {
+                Pool::Postgres(p) => (p.size() as usize, p.num_idle()),
+                Pool::Sqlite(p) => (p.size() as usize, p.num_idle()),
+            };
+            (idle + free, busy + size.saturating_sub(free))
+        })
     }
 
     pub async fn ping(&self) -> StoreResult<()> {

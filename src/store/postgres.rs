@@ -33,8 +33,9 @@ pub(super) const DIALECT: Dialect = Dialect {
     ),
     // Concurrent workers each take another job instead of queueing on the same row.
     claim: claim_sql!(" FOR UPDATE SKIP LOCKED"),
-    // Under READ COMMITTED two writers could both see no agent; this lock makes any other
-    // insert (setup, the CLI, another instance) wait for us, and us for it.
+    // Under READ COMMITTED two writers could both see no agent, or each see the other admin
+    // left; this lock makes any other writer of agents (setup, the CLI, an admin, another
+    // instance) wait for us, and us for it. Reads and sessions' key checks do not wait.
     lock_agents: Some("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE"),
     // An attempt holds its address's row while it waits for its account's: a prune that
     // waited for one while holding the other could deadlock with it.

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Agent, Contact, Conversation, Direction, Id, Message, Status};
+use crate::model::{
+    Agent, Contact, Conversation, Direction, Id, ManagedAgent, Message, Role, Status,
+};
 
 /// A message's columns, for `SELECT … FROM messages m`.
 macro_rules! message_columns {
@@ -52,7 +54,7 @@ macro_rules! agent_select {
     };
     ($more_columns:literal) => {
         concat!(
-            "SELECT a.id, a.email, a.name, a.password_hash, \
+            "SELECT a.id, a.email, a.name, a.password_hash, a.role, a.disabled, a.created_at, \
              (SELECT string_agg(n.number, ',') FROM agent_numbers n WHERE n.agent_id = a.id) \
              AS numbers",
             $more_columns,
@@ -230,6 +232,9 @@ pub(super) struct AgentRow {
     email: String,
     name: String,
     password_hash: String,
+    role: String,
+    disabled: bool,
+    created_at: DateTime<Utc>,
     numbers: Option<String>,
 }
 
@@ -241,24 +246,50 @@ pub(super) struct SessionRow {
 }
 
 impl AgentRow {
-    /// The agent, and their password hash.
+    /// The agent, and their password hash (empty while an invite is pending).
     pub(super) fn into_agent(self) -> (Agent, String) {
-        let mut numbers: Vec<String> = self
-            .numbers
-            .unwrap_or_default()
-            .split(',')
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned)
-            .collect();
-        numbers.sort();
+        let numbers = self.numbers();
         (
             Agent {
                 id: Id(self.id),
                 email: self.email,
                 name: self.name,
                 numbers,
+                role: role(&self.role),
             },
             self.password_hash,
         )
     }
+
+    /// The agent as the admin view shows it.
+    pub(super) fn into_managed(self) -> ManagedAgent {
+        ManagedAgent {
+            id: Id(self.id),
+            numbers: self.numbers(),
+            role: role(&self.role),
+            disabled: self.disabled,
+            invite_pending: self.password_hash.is_empty(),
+            created_at: self.created_at,
+            email: self.email,
+            name: self.name,
+        }
+    }
+
+    fn numbers(&self) -> Vec<String> {
+        let mut numbers: Vec<String> = self
+            .numbers
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        numbers.sort();
+        numbers
+    }
+}
+
+/// The migrations' CHECK keeps `role` to the two; anything else would be read as the lesser.
+fn role(stored: &str) -> Role {
+    stored.parse().unwrap_or(Role::Agent)
 }

@@ -147,8 +147,15 @@ impl TwilioClient {
         self.auth_token.expose_secret()
     }
 
-    /// `POST /Messages.json`.
+    /// `POST /Messages.json`, counted and timed for `/metrics`.
     pub async fn send(&self, msg: &Outgoing<'_>) -> Result<MessageResource, TwilioError> {
+        let started = std::time::Instant::now();
+        let sent = self.create(msg).await;
+        crate::monitoring::twilio_request(&sent, started.elapsed());
+        sent
+    }
+
+    async fn create(&self, msg: &Outgoing<'_>) -> Result<MessageResource, TwilioError> {
         let mut form: Vec<(&str, &str)> = vec![("To", msg.to), ("Body", msg.body)];
         match msg.messaging_service_sid {
             Some(ms) => form.push(("MessagingServiceSid", ms)),

@@ -96,6 +96,10 @@ async fn first_agent_is_created_through_the_one_time_setup_link(app: TestApp) {
     );
     let created: serde_json::Value = r.json().await.unwrap();
     assert_eq!(created["agent"]["email"], "boss@example.com");
+    assert_eq!(
+        created["agent"]["role"], "admin",
+        "the setup link makes an admin"
+    );
     assert_eq!(created["agent"]["numbers"], json!(["+15550001000"]));
     assert!(created["token"].is_string());
 

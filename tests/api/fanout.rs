@@ -1,7 +1,7 @@
 //! Several instances (contract §10): two real instances on one PostgreSQL database and a
 //! private Redis. An event raised on either reaches the agent's sockets on both, once;
-//! logout on one disconnects the session's sockets on the other; and while Redis is down
-//! everything keeps answering, sockets of the instance that raised an event still get it,
+//! logout on one, or an admin disabling the agent there, disconnects the sockets on the
+//! other; and while Redis is down everything keeps answering, sockets of the instance that raised an event still get it,
 //! the others catch up through `sync`, and fan-out comes back with Redis by itself.
 
 use std::collections::HashMap;
@@ -167,6 +167,36 @@ async fn logout_on_one_instance_disconnects_the_session_on_the_other() {
         // Only that session's sockets: Bob's on the same instance still hears.
         let sid = p.a.inbound(CONTACT, NUMBER, "hello bob").await;
         assert_eq!(bob_on_b.next("message:new").await["twilioSid"], sid);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_an_agent_on_one_instance_disconnects_them_on_the_other() {
+    with_two_instances(async |p| {
+        // The first agent is the admin.
+        let admin = p.a.agent("admin@example.com", &[NUMBER]).await;
+        let bob = p.a.agent("bob@example.com", &[NUMBER]).await;
+        let mut bob_on_b = p.b.socket(&bob).await;
+        let mut bob_on_a = p.a.socket(&bob).await;
+        let mut admin_on_b = p.b.socket(&admin).await;
+
+        let r =
+            p.a.http
+                .patch(p.a.url(&format!("/api/admin/agents/{}", bob.id)))
+                .bearer_auth(&admin.token)
+                .json(&json!({"disabled": true}))
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status(), 200);
+        bob_on_b.closed().await;
+        bob_on_a.closed().await;
+        let (status, _) = p.b.get("/api/auth/me", Some(&bob)).await;
+        assert_eq!(status, 401);
+
+        let sid = p.a.inbound(CONTACT, NUMBER, "hello admin").await;
+        assert_eq!(admin_on_b.next("message:new").await["twilioSid"], sid);
     })
     .await
 }

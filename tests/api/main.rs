@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod balancer;
 mod connections;
@@ -14,6 +15,7 @@ mod inbox_list;
 mod input;
 mod instances;
 mod media;
+mod metrics;
 mod outage;
 mod precedence;
 mod queue;
