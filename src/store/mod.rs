@@ -3,11 +3,13 @@
 //! whichever backend is open (`db.rs`); the few differences are named per backend.
 //!
 //! The methods are split by concern: agents and sessions (`agents.rs`), reads (`reads.rs`),
-//! conversations and new messages (`writes.rs`), statuses (`statuses.rs`) and the sending
-//! queue (`queue.rs`). Every write returns what it changed together with its [`Audience`],
-//! read in the same transaction, for [`crate::events`] to publish.
+//! conversations and new messages (`writes.rs`), statuses (`statuses.rs`), the sending
+//! queue (`queue.rs`), search (`search.rs`) and contact names (`contacts.rs`). Every write
+//! returns what it changed together with its [`Audience`], read in the same transaction, for
+//! [`crate::events`] to publish.
 
 mod agents;
+mod contacts;
 mod db;
 mod error;
 mod logins;
@@ -16,6 +18,7 @@ mod postgres;
 mod queue;
 mod reads;
 mod rows;
+mod search;
 mod sqlite;
 mod statuses;
 mod types;
