@@ -17,9 +17,10 @@ use super::{ConversationList, Page, Store, StoreResult};
 use crate::domain::{SearchText, like_literal};
 use crate::model::Id;
 
-/// Conversations in the window per conversation asked for, and the window's bounds.
+/// Conversations in the window per conversation asked for (a page of 50 looks at the next
+/// 200), and the window's bounds.
 const WINDOW_PER_ROW: i64 = 4;
-const WINDOW: (i64, i64) = (100, 800);
+const WINDOW: (i64, i64) = (8, 800);
 
 /// The statements of one backend. Both take the agent as `$1` and the cursor as `$2`; the
 /// window step then the window's size `$3` and the page size `$4`, the index step the page
@@ -49,12 +50,15 @@ macro_rules! sqlite_window {
     };
 }
 
-/// The columns of a window row beyond the conversation's.
-macro_rules! window_columns {
+/// A window row: a conversation, and how far `sync` could see and what the window held.
+macro_rules! window_select {
     () => {
-        "(SELECT up_to FROM seq_visible) AS visible_up_to, \
-         (SELECT count(*) FROM win) AS window_rows, \
-         (SELECT min(activity) FROM win) AS window_floor, "
+        conversation_select!(
+            "(SELECT up_to FROM seq_visible) AS visible_up_to, \
+             (SELECT count(*) FROM win) AS window_rows, \
+             (SELECT min(activity) FROM win) AS window_floor, ",
+            "win c"
+        )
     };
 }
 
@@ -64,7 +68,7 @@ macro_rules! window_columns {
 const POSTGRES: SearchSql = SearchSql {
     in_window: concat!(
         pg_window!(),
-        conversation_select!(window_columns!(), "win c"),
+        window_select!(),
         "WHERE smsdesk_fold(c.contact_name) LIKE ('%' || smsdesk_fold($5::text) || '%') \
             OR replace(c.contact_phone, '+', '') LIKE ('%' || $6::text || '%') \
             OR ($7::text IS NOT NULL AND EXISTS (SELECT 1 FROM messages s \
@@ -93,7 +97,7 @@ const POSTGRES: SearchSql = SearchSql {
 const SQLITE: SearchSql = SearchSql {
     in_window: concat!(
         sqlite_window!(),
-        conversation_select!(window_columns!(), "win c"),
+        window_select!(),
         "WHERE ($5 IS NOT NULL AND EXISTS (SELECT 1 FROM conversations_search \
                 WHERE conversations_search MATCH $5 AND rowid = c.id)) \
             OR c.contact_name LIKE $6 ESCAPE '\\' \
