@@ -357,15 +357,27 @@ async fn time_searches(timer: &Timer, conversations: u64, messages: u64) {
     let rare = messages / 2 + 7;
     let searches = [
         ("search: common name (jose)", "jose".to_owned(), 50),
-        ("search: one name (alvarez <id>)", format!("alvarez {named}"), 1),
+        (
+            "search: one name (alvarez <id>)",
+            format!("alvarez {named}"),
+            1,
+        ),
         (
             "search: phone, written (202) 1xx-xxxx",
             format!("(202) {}-{}", phone / 10_000, phone % 10_000),
             1,
         ),
-        ("search: phone digits, 5", format!("{}", phone / 100 % 100_000), 1),
+        (
+            "search: phone digits, 5",
+            format!("{}", phone / 100 % 100_000),
+            1,
+        ),
         ("search: common word (bench)", "bench".to_owned(), 50),
-        ("search: two words, rare (number N)", format!("number {rare}"), 1),
+        (
+            "search: two words, rare (number N)",
+            format!("number {rare}"),
+            1,
+        ),
         ("search: word prefix (Mess)", "Mess".to_owned(), 50),
         ("search: nothing matches", "zebra".to_owned(), 0),
     ];

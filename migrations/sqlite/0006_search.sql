@@ -1,22 +1,28 @@
 -- Search (contract §11), kept in step by triggers: every write that stores a name, a phone or
 -- a message updates these FTS5 tables in its own transaction, whichever code path wrote it.
 
--- Message words, case- and accent-folded (unicode61), over the messages table itself.
+-- Message words, case- and accent-folded (unicode61), over the messages table itself. The
+-- conversation's id is indexed too, so that one conversation's messages are checked by one
+-- query of the index (`conversation_id : "7" AND body : …`), however many messages it has.
 CREATE VIRTUAL TABLE messages_search USING fts5(
-    body, content = 'messages', content_rowid = 'id',
+    body, conversation_id, content = 'messages', content_rowid = 'id',
     tokenize = 'unicode61 remove_diacritics 2'
 );
 INSERT INTO messages_search (messages_search) VALUES ('rebuild');
 
 CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_search (rowid, body) VALUES (new.id, new.body);
+    INSERT INTO messages_search (rowid, body, conversation_id)
+        VALUES (new.id, new.body, new.conversation_id);
 END;
 CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
-    INSERT INTO messages_search (messages_search, rowid, body) VALUES ('delete', old.id, old.body);
+    INSERT INTO messages_search (messages_search, rowid, body, conversation_id)
+        VALUES ('delete', old.id, old.body, old.conversation_id);
 END;
-CREATE TRIGGER messages_search_update AFTER UPDATE OF body ON messages BEGIN
-    INSERT INTO messages_search (messages_search, rowid, body) VALUES ('delete', old.id, old.body);
-    INSERT INTO messages_search (rowid, body) VALUES (new.id, new.body);
+CREATE TRIGGER messages_search_update AFTER UPDATE OF body, conversation_id ON messages BEGIN
+    INSERT INTO messages_search (messages_search, rowid, body, conversation_id)
+        VALUES ('delete', old.id, old.body, old.conversation_id);
+    INSERT INTO messages_search (rowid, body, conversation_id)
+        VALUES (new.id, new.body, new.conversation_id);
 END;
 
 -- Contact names and phones (without the '+'), as trigrams, case- and accent-folded: a

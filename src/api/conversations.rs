@@ -167,9 +167,8 @@ async fn rename_contact(
 ) -> AppResult<Json<Conversation>> {
     let conversation = visible_conversation(&state, &agent, &id).await?;
     let name = match body.contact_name.as_deref() {
-        Some(raw) => ContactName::parse(raw).map_err(|e| {
-            AppError::invalid(e.to_string().replacen("name", "contactName", 1))
-        })?,
+        Some(raw) => ContactName::parse(raw)
+            .map_err(|e| AppError::invalid(e.to_string().replacen("name", "contactName", 1)))?,
         None => None,
     };
     let renamed = state

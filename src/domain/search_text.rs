@@ -105,8 +105,16 @@ mod tests {
 
     #[test]
     fn phones_are_read_in_any_written_form() {
-        for raw in ["(555) 123-4567", "555.123.4567", "+1 555 123 4567", "5551234567"] {
-            assert!(parse(raw).digits().unwrap().ends_with("5551234567"), "{raw}");
+        for raw in [
+            "(555) 123-4567",
+            "555.123.4567",
+            "+1 555 123 4567",
+            "5551234567",
+        ] {
+            assert!(
+                parse(raw).digits().unwrap().ends_with("5551234567"),
+                "{raw}"
+            );
         }
         assert_eq!(parse("55").digits(), None, "fewer than three digits");
         assert_eq!(parse("room 101").digits(), None, "words are not a phone");
@@ -114,7 +122,10 @@ mod tests {
 
     #[test]
     fn words_are_runs_of_letters_and_digits() {
-        assert_eq!(parse("  Café, \"NEAR(x* 12%").words(), ["Café", "NEAR", "x", "12"]);
+        assert_eq!(
+            parse("  Café, \"NEAR(x* 12%").words(),
+            ["Café", "NEAR", "x", "12"]
+        );
         assert!(parse("\"*%_").words().is_empty());
         assert_eq!(parse(&"a ".repeat(40)).words().len(), MAX_WORDS);
     }

@@ -93,7 +93,9 @@ const POSTGRES: SearchSql = SearchSql {
 
 /// SQLite: an FTS5 expression over the name and phone trigrams, a `LIKE` pattern for a
 /// name shorter than a trigram, and an FTS5 expression over message words, terms `$5`–`$7`.
-/// A term left out is `NULL`, tested before the FTS5 table is asked.
+/// A term left out is `NULL`, tested before the FTS5 table is asked. A conversation of the
+/// window is checked by one query of the words index with its id (a check per message
+/// would cost a query per message: ten thousand for a long thread).
 const SQLITE: SearchSql = SearchSql {
     in_window: concat!(
         sqlite_window!(),
@@ -101,9 +103,9 @@ const SQLITE: SearchSql = SearchSql {
         "WHERE ($5 IS NOT NULL AND EXISTS (SELECT 1 FROM conversations_search \
                 WHERE conversations_search MATCH $5 AND rowid = c.id)) \
             OR c.contact_name LIKE $6 ESCAPE '\\' \
-            OR ($7 IS NOT NULL AND EXISTS (SELECT 1 FROM messages s \
-                JOIN messages_search ON messages_search.rowid = s.id \
-                WHERE s.conversation_id = c.id AND messages_search MATCH $7)) \
+            OR ($7 IS NOT NULL AND EXISTS (SELECT 1 FROM messages_search \
+                WHERE messages_search MATCH \
+                  ('conversation_id : ' || c.id || ' AND (' || $7 || ')'))) \
          ORDER BY c.activity DESC, c.id DESC LIMIT $4"
     ),
     below: concat!(
@@ -168,8 +170,11 @@ fn terms(pool: &Pool, search: &SearchText) -> [Option<String>; 3] {
                 (!people.is_empty()).then(|| people.join(" OR ")),
                 short.then(|| format!("%{}%", like_literal(search.text()))),
                 (!words.is_empty()).then(|| {
-                    let strings: Vec<String> = words.iter().map(|w| fts_string(w)).collect();
-                    format!("{}*", strings.join(" "))
+                    let phrases: Vec<String> = words
+                        .iter()
+                        .map(|w| format!("body : {}", fts_string(w)))
+                        .collect();
+                    format!("{}*", phrases.join(" AND "))
                 }),
             ]
         }

@@ -72,7 +72,10 @@ async fn a_name_is_set_changed_and_cleared(app: TestApp) {
     // A name at the limit is kept whole.
     let hundred = "é".repeat(100);
     let (status, c) = rename(&app, &alice, &id, json!({"contactName": hundred})).await;
-    assert_eq!((status, c["contact"]["name"].as_str()), (200, Some(hundred.as_str())));
+    assert_eq!(
+        (status, c["contact"]["name"].as_str()),
+        (200, Some(hundred.as_str()))
+    );
 }
 
 async fn invalid_names_and_other_agents_conversations_are_refused(app: TestApp) {
@@ -103,7 +106,11 @@ async fn invalid_names_and_other_agents_conversations_are_refused(app: TestApp) 
     assert_eq!(status, 404);
     let (status, _) = rename(&app, &alice, "not-an-id", json!({"contactName": "Nobody"})).await;
     assert_eq!(status, 404);
-    assert_eq!(listed_name(&app, &alice, &id).await, "Kept", "nothing changed");
+    assert_eq!(
+        listed_name(&app, &alice, &id).await,
+        "Kept",
+        "nothing changed"
+    );
 
     // Without a session, or a cookie from another origin: refused.
     let r = app

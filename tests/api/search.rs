@@ -96,7 +96,11 @@ async fn names_are_found_whatever_their_case_and_accents(app: TestApp) {
     assert_eq!(search(&app, &alice, "sé Álv").await, [jose], "across words");
     assert_eq!(search(&app, &alice, "zoe angstrom").await, [zoe]);
     assert_eq!(search(&app, &alice, "ARLE").await, [bob], "inside a word");
-    assert_eq!(search(&app, &alice, "bo").await, [bob], "shorter than a trigram");
+    assert_eq!(
+        search(&app, &alice, "bo").await,
+        [bob],
+        "shorter than a trigram"
+    );
     assert_eq!(set(search(&app, &alice, "ar").await), set(vec![jose, bob]));
     assert!(search(&app, &alice, "alvarezz").await.is_empty());
 }
@@ -132,8 +136,22 @@ async fn phones_are_found_in_any_written_form(app: TestApp) {
 
 async fn messages_hold_all_the_words_the_last_as_a_prefix(app: TestApp) {
     let alice = app.agent("alice@example.com", &[OURS]).await;
-    let tuesday = inbound(&app, &alice, "+14155550201", OURS, "The delivery is set for Tuesday").await;
-    let cancelled = inbound(&app, &alice, "+14155550202", OURS, "Delivery CANCELLED, sorry").await;
+    let tuesday = inbound(
+        &app,
+        &alice,
+        "+14155550201",
+        OURS,
+        "The delivery is set for Tuesday",
+    )
+    .await;
+    let cancelled = inbound(
+        &app,
+        &alice,
+        "+14155550202",
+        OURS,
+        "Delivery CANCELLED, sorry",
+    )
+    .await;
     let dessert = inbound(&app, &alice, "+14155550203", OURS, "Crème brûlée tonight?").await;
     // The two words, but in two different messages.
     let split = inbound(&app, &alice, "+14155550204", OURS, "the delivery").await;
@@ -150,7 +168,11 @@ async fn messages_hold_all_the_words_the_last_as_a_prefix(app: TestApp) {
         set(vec![tuesday, cancelled, split])
     );
     assert_eq!(search(&app, &alice, "delivery cancel").await, [cancelled]);
-    assert_eq!(search(&app, &alice, "creme brul").await, [dessert], "accents");
+    assert_eq!(
+        search(&app, &alice, "creme brul").await,
+        [dessert],
+        "accents"
+    );
     assert_eq!(search(&app, &alice, "BRÛLÉE").await, [dessert]);
     // An outbound message counts too.
     let sent = app.conversation(&alice, "+14155550205").await;
@@ -173,7 +195,11 @@ async fn another_agents_conversations_are_never_found(app: TestApp) {
         let found = search(&app, &alice, q).await;
         assert!(found.iter().all(|id| *id == mine), "{q}: {found:?}");
     }
-    assert_eq!(search(&app, &alice, "secret").await, [mine], "secrets: prefix");
+    assert_eq!(
+        search(&app, &alice, "secret").await,
+        [mine],
+        "secrets: prefix"
+    );
     // The same conversations are found by an agent who shares the number.
     assert!(search(&app, &carol, "secret plan").await.contains(&secret));
     assert_eq!(search(&app, &bob, "no secrets").await, Vec::<i64>::new());
@@ -191,13 +217,24 @@ async fn results_come_newest_first_page_by_page(app: TestApp) {
         } else {
             format!("pear tart number {i}")
         };
-        let id = inbound(&app, &alice, &format!("+1415555{:04}", 400 + i), number, &body).await;
+        let id = inbound(
+            &app,
+            &alice,
+            &format!("+1415555{:04}", 400 + i),
+            number,
+            &body,
+        )
+        .await;
         if body.starts_with("apple") {
             apples.push(id);
         }
     }
     apples.reverse();
-    assert_eq!(search(&app, &alice, "apple").await, apples, "newest activity first");
+    assert_eq!(
+        search(&app, &alice, "apple").await,
+        apples,
+        "newest activity first"
+    );
     for limit in [1, 2, 3] {
         let mut walked = Vec::new();
         let mut cursor = None;
@@ -222,9 +259,24 @@ async fn any_text_is_data(app: TestApp) {
     let alice = app.agent("alice@example.com", &[OURS]).await;
     let percent = named(&app, &alice, "+14155550501", "100% Real").await;
     let underscore = named(&app, &alice, "+14155550502", "snake_case").await;
-    let quote = inbound(&app, &alice, "+14155550503", OURS, r#"she said "hi" * NEAR(x, y)"#).await;
-    assert_eq!(search(&app, &alice, "%").await, [percent], "% is a percent sign");
-    assert_eq!(search(&app, &alice, "_").await, [underscore], "_ is an underscore");
+    let quote = inbound(
+        &app,
+        &alice,
+        "+14155550503",
+        OURS,
+        r#"she said "hi" * NEAR(x, y)"#,
+    )
+    .await;
+    assert_eq!(
+        search(&app, &alice, "%").await,
+        [percent],
+        "% is a percent sign"
+    );
+    assert_eq!(
+        search(&app, &alice, "_").await,
+        [underscore],
+        "_ is an underscore"
+    );
     assert_eq!(search(&app, &alice, "0% r").await, [percent]);
     for q in [
         "\"",
@@ -251,6 +303,9 @@ async fn any_text_is_data(app: TestApp) {
     }
     assert_eq!(search(&app, &alice, "said hi near").await, [quote]);
     assert_eq!(search(&app, &alice, "\"hi\" NEAR").await, [quote]);
+    // A conversation's id is not a word of its messages (SQLite indexes it beside them).
+    let id_as_word = format!("{quote} {quote}");
+    assert!(search(&app, &alice, &id_as_word).await.is_empty());
 
     // Too long: refused, naming q; at the limit: answered.
     let (status, body) = app
