@@ -1,13 +1,15 @@
 //! Scale of data: loads a large inbox straight into a fresh database, starts the release
 //! server on it as its own process, and times the reads an agent's page makes: the
-//! conversation list (first page, and the second through `nextCursor`), a thread page, and
-//! `sync`. Reports p50/p99/max of each, from sending to the last byte of the answer.
+//! conversation list (first page, and the second through `nextCursor`), a thread page,
+//! `sync`, and searches (`?q=`: names, phones, message words, common and rare). Reports
+//! p50/p99/max of each, from sending to the last byte of the answer.
 //!
 //! The data: agent 1 holds two numbers, agent 2 shares the second one (a shared inbox);
 //! `BENCH_CONVERSATIONS` conversations (default 100,000) alternate between the two numbers,
 //! and `BENCH_MESSAGES` messages (default 1,000,000; at least twice the conversations) are
 //! spread over them in an order that interleaves their activity, with every hundredth in one
-//! long thread. The rows are written as the server writes them: `seq` per message, each
+//! long thread. Every tenth contact has a name (eight names with accents, and its number).
+//! The rows are written as the server writes them: `seq` per message, each
 //! conversation's `activity` and `last_message_id` from its newest message, unread counts,
 //! and the change counter (SQLite) or the seq offset the server raises at start (PostgreSQL).
 //!
@@ -75,6 +77,14 @@ const INSERT_CONVERSATIONS: &str = "\
     INSERT INTO conversations (our_number, contact_phone, created_at, updated_at) \
     SELECT CASE WHEN c % 2 = 1 THEN $2 ELSE $3 END, '+1202' || (1000000 + c), $4, $4 \
     FROM n ORDER BY c";
+
+/// Every tenth contact's name: one of eight (with accents) and the conversation's number.
+const SET_NAMES: &str = "\
+    UPDATE conversations SET contact_name = CASE (id / 10) % 8 \
+        WHEN 0 THEN 'José Álvarez' WHEN 1 THEN 'Zoë Ångström' WHEN 2 THEN 'Ana Lima' \
+        WHEN 3 THEN 'Björn Öst' WHEN 4 THEN 'Chloé Dubois' WHEN 5 THEN 'Mary Smith' \
+        WHEN 6 THEN 'Søren Kierkegaard' ELSE 'Renée Martin' END || ' ' || id \
+    WHERE id % 10 = 0";
 
 /// Each conversation's newest message, its activity, and whether it waits to be read.
 const SET_ACTIVITY: &str = "\
@@ -156,6 +166,7 @@ async fn load(url: &str, conversations: u64, messages: u64) -> (String, i64) {
             .await
             .unwrap();
         sqlx::query(SET_ACTIVITY).execute(&mut *tx).await.unwrap();
+        sqlx::query(SET_NAMES).execute(&mut *tx).await.unwrap();
         // SQLite's next seqs come after its change counter; PostgreSQL's server raises its
         // seq offset at start above every stored seq.
         if !url.starts_with("postgres") {
@@ -332,8 +343,67 @@ async fn run(url: &str, conversations: u64, messages: u64, requests: u64) {
             |page| assert_eq!(page["messages"].as_array().unwrap().len(), 500),
         )
         .await;
+    time_searches(&timer, conversations, messages).await;
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// The searches an agent types: names, phones and message words, matched by many
+/// conversations (found in the first conversations looked at) or by few (found through the
+/// indexes), and by none.
+async fn time_searches(timer: &Timer, conversations: u64, messages: u64) {
+    let named = conversations / 2 / 10 * 10;
+    let phone = 1_000_000 + conversations / 3;
+    let rare = messages / 2 + 7;
+    let searches = [
+        ("search: common name (jose)", "jose".to_owned(), 50),
+        (
+            "search: one name (alvarez <id>)",
+            format!("alvarez {named}"),
+            1,
+        ),
+        (
+            "search: phone, written (202) 1xx-xxxx",
+            format!("(202) {}-{}", phone / 10_000, phone % 10_000),
+            1,
+        ),
+        (
+            "search: phone digits, 5",
+            format!("{}", phone / 100 % 100_000),
+            1,
+        ),
+        ("search: common word (bench)", "bench".to_owned(), 50),
+        (
+            "search: two words, rare (number N)",
+            format!("number {rare}"),
+            1,
+        ),
+        ("search: word prefix (Mess)", "Mess".to_owned(), 50),
+        ("search: nothing matches", "zebra".to_owned(), 0),
+    ];
+    for (what, q, at_least) in searches {
+        let path = format!(
+            "/api/crm/sms/conversations?limit=50&q={}",
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        timer
+            .time(what, &path, |page| {
+                let found = page["conversations"].as_array().unwrap().len();
+                assert!(found >= at_least, "{q}: {found} found");
+            })
+            .await;
+    }
+    let first = timer
+        .get("/api/crm/sms/conversations?limit=50&q=bench")
+        .await;
+    let next = first["nextCursor"].as_str().expect("a second page");
+    timer
+        .time(
+            "search: common word, second page",
+            &format!("/api/crm/sms/conversations?limit=50&q=bench&cursor={next}"),
+            |page| assert_eq!(page["conversations"].as_array().unwrap().len(), 50),
+        )
+        .await;
 }
 
 #[tokio::main]

@@ -8,7 +8,7 @@
 // its part of the page; this file only creates them, in order, and connects them.
 
 import { io } from '/vendor/socket.io.esm.min.js';
-import { api, get, post, describeError } from '/js/api.js';
+import { api, get, post, patch, describeError } from '/js/api.js';
 import { $, toast } from '/js/dom.js';
 import { Store } from '/js/store.js';
 import { init as initStorage, browserStorage } from '/js/storage.js';
@@ -25,6 +25,9 @@ import { init as initTyping } from '/js/typing.js';
 import { init as initDialogs } from '/js/dialogs.js';
 import { init as initAdmin } from '/js/admin.js';
 import { formatPhone } from '/js/format.js';
+import { init as initSearch } from '/js/search.js';
+import { init as initNames } from '/js/names.js';
+import { init as initNotify } from '/js/notify.js';
 
 const store = new Store();
 let agent = null;
@@ -80,6 +83,7 @@ const outbox = initOutbox({
   onAuthError,
 });
 const composer = initComposer({ store, openId, send: outbox.send, typing });
+const search = initSearch({ get, store, invalidate, onAuthError });
 const list = initList({
   store,
   get,
@@ -88,6 +92,7 @@ const list = initList({
   typingNames: typing.names,
   agentNumbers,
   select: (id) => thread.select(id),
+  search,
   // The list's own sync cursor: a change still committing while the list was read is above it,
   // even when a newer one is already in the list.
   onLoaded: (syncCursor) => sync.start(syncCursor ?? store.maxSeq),
@@ -105,6 +110,8 @@ const thread = initThread({
   focusRow: list.focusRow,
   onAuthError,
 });
+const names = initNames({ store, patch, openId, invalidate, toast, onAuthError });
+const notify = initNotify({ store, openId, select: (id) => thread.select(id), storage: browserStorage(), toast });
 const sync = initSync({
   get,
   ingest: (m) => inbox.ingest(m, { live: false }),
@@ -118,7 +125,10 @@ const socket = initSocket({
   get,
   onAuthError,
   listeners: {
-    'message:new': (m) => inbox.ingest(m, { live: true }),
+    'message:new': (m) => {
+      inbox.ingest(m, { live: true });
+      notify.onMessage(m);
+    },
     'message:status': inbox.onStatus,
     'conversation:updated': inbox.onConversation,
     typing: typing.receive,
@@ -145,7 +155,10 @@ const dialogs = initDialogs({
 });
 
 render.define('list', list.render);
-render.define('thread', thread.render);
+render.define('thread', () => {
+  thread.render();
+  names.cancel();
+});
 render.define('typing', typing.render);
 
 window.addEventListener('online', outbox.wake);

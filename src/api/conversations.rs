@@ -1,16 +1,17 @@
-//! Conversations and their messages (contract §4): the agent's list, opening one, a
-//! conversation's messages page by page, and marking it read.
+//! Conversations and their messages (contract §4, §11): the agent's list and searching it,
+//! opening one, naming its contact, a conversation's messages page by page, and marking it
+//! read.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 
 use super::{Cursor, PageQuery, parse_id};
 use crate::AppState;
 use crate::auth::CurrentAgent;
-use crate::domain::{ContactName, PhoneNumber};
+use crate::domain::{ContactName, PhoneNumber, SearchText};
 use crate::error::{AppError, AppResult, Json, Query};
 use crate::model::{Agent, Conversation, Message};
 
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
             "/api/crm/sms/conversations",
             get(list_conversations).post(open_conversation),
         )
+        .route("/api/crm/sms/conversations/{id}", patch(rename_contact))
         .route(
             "/api/crm/sms/conversations/{id}/messages",
             get(list_messages),
@@ -46,6 +48,14 @@ pub struct MessagePage {
     pub messages: Vec<Message>,
     /// Where the next (older) page starts; `null` on the last.
     pub next_cursor: Option<Cursor>,
+}
+
+/// `?q=&limit=&cursor=` of the list: `q` narrows it to what matches (§11).
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
 }
 
 #[derive(Deserialize)]
@@ -93,13 +103,15 @@ pub(super) async fn visible_conversation(
 async fn list_conversations(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<ListQuery>,
 ) -> AppResult<Json<ConversationPage>> {
-    let list = state
-        .services
-        .store
-        .list_conversations(agent.id, q.page(50, 200)?)
-        .await?;
+    let page = q.page.page(50, 200)?;
+    let search = q.q.as_deref().map(SearchText::parse).transpose()?.flatten();
+    let store = &state.services.store;
+    let list = match search {
+        Some(search) => store.search_conversations(agent.id, &search, page).await?,
+        None => store.list_conversations(agent.id, page).await?,
+    };
     Ok(Json(ConversationPage {
         conversations: list.conversations,
         next_cursor: list.next.map(Cursor),
@@ -130,6 +142,42 @@ async fn open_conversation(
         state.services.events.conversation(&opened).await;
     }
     Ok(Json(opened.conversation))
+}
+
+/// `PATCH /api/crm/sms/conversations/:id` `{contactName}`: names the contact (`null` or
+/// `""` clears the name), for every agent of the number.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RenameBody {
+    #[serde(deserialize_with = "present")]
+    contact_name: Option<String>,
+}
+
+/// `contactName` must be in the body, even if `null`: a body without it changes nothing a
+/// client meant to change.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::deserialize(d)
+}
+
+async fn rename_contact(
+    State(state): State<AppState>,
+    CurrentAgent(agent): CurrentAgent,
+    Path(id): Path<String>,
+    Json(body): Json<RenameBody>,
+) -> AppResult<Json<Conversation>> {
+    let conversation = visible_conversation(&state, &agent, &id).await?;
+    let name = match body.contact_name.as_deref() {
+        Some(raw) => ContactName::parse(raw)
+            .map_err(|e| AppError::invalid(e.to_string().replacen("name", "contactName", 1)))?,
+        None => None,
+    };
+    let renamed = state
+        .services
+        .store
+        .rename_contact(conversation.id, name.as_ref().map(ContactName::as_str))
+        .await?;
+    state.services.events.conversation(&renamed).await;
+    Ok(Json(renamed.conversation))
 }
 
 async fn list_messages(

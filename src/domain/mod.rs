@@ -10,6 +10,7 @@ mod message_body;
 mod names;
 mod new_agent;
 mod phone_number;
+mod search_text;
 
 pub use client_id::ClientId;
 pub use email::Email;
@@ -17,6 +18,7 @@ pub use message_body::MessageBody;
 pub use names::{AgentName, ContactName};
 pub use new_agent::NewAgent;
 pub use phone_number::PhoneNumber;
+pub use search_text::{SearchText, like_literal};
 
 /// A field that is present but invalid; the message names the field (a `422` over HTTP).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

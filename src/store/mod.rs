@@ -4,12 +4,14 @@
 //!
 //! The methods are split by concern: agents and sessions (`agents.rs`), what admins do to
 //! agents (`admin.rs`), reads (`reads.rs`), conversations and outbound messages (`writes.rs`),
-//! inbound messages (`inbound.rs`, by group commit), statuses (`statuses.rs`) and the sending
-//! queue (`queue.rs`). Every write returns what it changed together with its [`Audience`],
-//! read in the same transaction, for [`crate::events`] to publish.
+//! inbound messages (`inbound.rs`, by group commit), statuses (`statuses.rs`), the sending
+//! queue (`queue.rs`), search (`search.rs`) and contact names (`contacts.rs`). Every write
+//! returns what it changed together with its [`Audience`], read in the same transaction, for
+//! [`crate::events`] to publish.
 
 mod admin;
 mod agents;
+mod contacts;
 mod db;
 mod error;
 mod inbound;
@@ -19,6 +21,7 @@ mod postgres;
 mod queue;
 mod reads;
 mod rows;
+mod search;
 mod sqlite;
 mod statuses;
 mod types;

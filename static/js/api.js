@@ -46,6 +46,7 @@ export async function api(method, path, body) {
 
 export const get = (path) => api('GET', path);
 export const post = (path, body) => api('POST', path, body);
+export const patch = (path, body) => api('PATCH', path, body);
 
 /** A failure worth retrying with the same request: no network, or the server says "try later". */
 export function isTransient(err) {

@@ -1,10 +1,12 @@
 // The conversation list (left column): pages of conversations, newest activity first, more as the agent
 // scrolls; one row per conversation with its avatar, name, last message (or "typing…"), time, opt-out tag
-// and unread count; the unread total in the tab's title.
+// and unread count; the unread total in the tab's title. While a search is on (search.js), only its
+// results, with the matching words marked.
 
 import { describeError } from './api.js';
 import { h, reconcileChildren } from './dom.js';
 import * as fmt from './format.js';
+import { setMarked } from './search.js';
 
 const CONVERSATION_PAGE = 50;
 const REFRESH_DEBOUNCE_MS = 300;
@@ -12,11 +14,11 @@ const REFRESH_DEBOUNCE_MS = 300;
 const $ = (sel) => document.querySelector(sel);
 
 /**
- * init({store, get, invalidate, openId, typingNames, agentNumbers, select, onLoaded, onRefreshed, onAuthError})
+ * init({store, get, invalidate, openId, typingNames, agentNumbers, select, search, onLoaded, onRefreshed, onAuthError})
  * → {load, refresh, requestRefresh, loaded, markLoaded, focusRow, render, updateTitle}
  * `onLoaded(syncCursor)` runs after every page that loaded (with where `sync` may start); `onRefreshed()` after a refresh of the first page.
  */
-export function init({ store, get, invalidate, openId, typingNames, agentNumbers, select, onLoaded, onRefreshed, onAuthError }) {
+export function init({ store, get, invalidate, openId, typingNames, agentNumbers, select, search, onLoaded, onRefreshed, onAuthError }) {
   const els = {
     scroller: $('#conversation-scroller'),
     list: $('#conversation-list'),
@@ -25,6 +27,8 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
     status: $('#conversation-status'),
     retry: $('#conversation-retry'),
     more: $('#load-more-conversations'),
+    noMatch: $('#search-empty'),
+    noMatchText: $('#search-empty-text'),
   };
   let loaded = false;
   let loading = false;
@@ -62,7 +66,7 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
   /** If the first pages do not fill the column, fetch the next one (once per completed load). */
   function fillViewport() {
     const sc = els.scroller;
-    if (!nextCursor || loading || error || sc.clientHeight === 0) return;
+    if (!nextCursor || loading || error || search.active() || sc.clientHeight === 0) return;
     if (sc.scrollHeight <= sc.clientHeight + 8) load({ more: true });
   }
 
@@ -114,7 +118,7 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
     return li;
   }
 
-  function updateRow(li, conv) {
+  function updateRow(li, conv, words) {
     const p = li._parts;
     const active = conv.id === openId();
     const unread = active ? 0 : Math.max(0, conv.unreadCount || 0);
@@ -122,18 +126,18 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
     const name = fmt.contactLabel(conv);
     const preview = typing ? 'typing…' : fmt.messagePreview(conv.lastMessage);
     const when = conv.lastMessage?.createdAt || conv.updatedAt;
-    const sig = [name, preview, when, unread, active, typing, conv.contact?.optedOut, conv.lastMessage?.status].join('\u0001');
+    const sig = [name, preview, when, unread, active, typing, conv.contact?.optedOut, conv.lastMessage?.status, ...words].join('\u0001');
     if (li._sig === sig) return;
     li._sig = sig;
     p.avatar.textContent = fmt.initials(conv);
     p.avatar.dataset.tone = String(fmt.toneFor(conv.contact?.phone || conv.id));
-    p.name.textContent = name;
+    setMarked(p.name, name, words);
     p.name.title = conv.contact?.name ? fmt.formatPhone(conv.contact.phone) : '';
     p.optedOut.hidden = !conv.contact?.optedOut;
     p.time.textContent = fmt.formatListTime(when);
     if (when) p.time.dateTime = when;
     p.time.title = fmt.formatFull(when);
-    p.preview.textContent = preview;
+    setMarked(p.preview, preview, typing ? [] : words);
     p.preview.classList.toggle('is-typing', typing);
     p.unread.textContent = unread > 99 ? '99+' : String(unread);
     p.unread.hidden = unread === 0;
@@ -145,15 +149,24 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
   }
 
   function render() {
-    const convs = store.sortedConversations();
+    const searching = search.active();
+    let convs = store.sortedConversations();
+    if (searching) {
+      const found = new Set(search.ids());
+      convs = convs.filter((c) => found.has(c.id));
+    }
+    const words = searching ? search.words() : [];
     const nodes = convs.map((c) => {
       const li = rowEls.get(c.id) || createRow(c.id);
-      updateRow(li, c);
+      updateRow(li, c, words);
       return li;
     });
     reconcileChildren(els.list, nodes);
-    const empty = loaded && convs.length === 0;
+    const empty = loaded && !searching && convs.length === 0;
     els.empty.hidden = !empty;
+    const noMatch = searching && search.settled() && !search.error() && convs.length === 0;
+    els.noMatch.hidden = !noMatch;
+    if (noMatch) els.noMatchText.textContent = `No conversations match “${search.query()}”`;
     if (empty && agentNumbers().length === 0) {
       els.emptyHint.textContent = 'No phone number is assigned to you yet. Ask an admin to add one.';
     }
@@ -161,6 +174,14 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
   }
 
   function renderFooter() {
+    if (search.active()) {
+      const failed = search.error();
+      els.status.textContent = search.loading() ? 'Searching…' : failed || '';
+      els.status.classList.toggle('error', Boolean(failed));
+      els.retry.hidden = true;
+      els.more.hidden = !search.hasMore() || search.loading();
+      return;
+    }
     let status = '';
     if (loading) status = loaded ? 'Loading more…' : 'Loading conversations…';
     else if (error) status = error;
@@ -168,6 +189,12 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
     els.status.classList.toggle('error', Boolean(error) && !loading);
     els.retry.hidden = !error || loading;
     els.more.hidden = !nextCursor || loading || Boolean(error);
+  }
+
+  /** The next page of whatever the list shows: the search's results, or the conversations. */
+  function loadMore() {
+    if (search.active()) search.more();
+    else load({ more: true });
   }
 
   els.list.addEventListener('click', (e) => {
@@ -178,11 +205,11 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
     'scroll',
     () => {
       const sc = els.scroller;
-      if (sc.scrollTop + sc.clientHeight > sc.scrollHeight - 200) load({ more: true });
+      if (sc.scrollTop + sc.clientHeight > sc.scrollHeight - 200) loadMore();
     },
     { passive: true },
   );
-  els.more.addEventListener('click', () => load({ more: true }));
+  els.more.addEventListener('click', loadMore);
   els.retry.addEventListener('click', () => load({ more: loaded }));
 
   return {

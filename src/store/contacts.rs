@@ -1,0 +1,34 @@
+//! What agents say about a contact: the name they gave it (contract §11).
+
+use super::db::on_tx;
+use super::reads::{audience, conversation_by_id};
+use super::{ConversationChange, Store, StoreResult};
+use crate::model::{Id, now};
+
+impl Store {
+    /// Names the conversation's contact (`None` clears the name), for everyone who holds its
+    /// number. Its place in the list does not change.
+    pub async fn rename_contact(
+        &self,
+        conversation: Id,
+        name: Option<&str>,
+    ) -> StoreResult<ConversationChange> {
+        let mut tx = self.writer.begin().await?;
+        on_tx!(&mut tx, |db| {
+            sqlx::query("UPDATE conversations SET contact_name = $2, updated_at = $3 WHERE id = $1")
+                .bind(conversation.0)
+                .bind(name)
+                .bind(now())
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        let renamed = conversation_by_id(&mut tx, conversation.0).await?;
+        let audience = audience(&mut tx, conversation.0).await?;
+        tx.commit().await?;
+        Ok(ConversationChange {
+            conversation: renamed,
+            audience,
+        })
+    }
+}
