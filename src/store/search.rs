@@ -3,13 +3,25 @@
 //!
 //! The indexes are the database's own (`migrations/*/0006_search.sql`: trigram and full-text
 //! indexes on PostgreSQL, FTS5 tables kept by triggers on SQLite), so no write has to keep
-//! them in step. A search reads in two steps, so that neither a common word nor a rare one
-//! costs a scan of everything:
+//! them in step. What an index costs to ask depends on how many rows it answers with, so a
+//! search first asks how common each of its three parts (name, phone, words) is:
 //!
-//! 1. the agent's next conversations in the list's order (a window of a few pages), each
-//!    checked on its own: a word found in most messages fills a page here;
-//! 2. only when the window did not fill the page: every conversation that matches, from the
-//!    indexes, below the window, sorted by activity: a rare word has few of them.
+//! 1. a part that at most [`RARE`] rows match is read whole from its index: the
+//!    conversations it names are few;
+//! 2. when every part is rare, those conversations are the answer: the page is cut from them,
+//!    in the list's order;
+//! 3. otherwise the agent's next conversations in the list's order (a window of a few pages)
+//!    are checked one by one for the common parts, a handful at a time, until the page is
+//!    full: a common word is found in most of them, each check stops at its first match;
+//! 4. only when the window did not fill the page: every conversation that matches, from the
+//!    indexes, below the window.
+//!
+//! SQLite's FTS5 answers with rows as it finds them, so a part is rare when a query for
+//! `RARE + 1` of its rows returns fewer. PostgreSQL's GIN indexes build their whole answer
+//! before the first row, so there the planner's estimate, from the statistics `ANALYZE`
+//! keeps of every word and trigram, decides.
+
+use std::collections::HashSet;
 
 use super::db::{Pool, on_pool};
 use super::rows::{ListedRow, conversation_select, visible_to};
@@ -17,65 +29,89 @@ use super::{ConversationList, Page, Store, StoreResult};
 use crate::domain::{SearchText, like_literal};
 use crate::model::Id;
 
+/// At most this many rows of an index make a part of a search rare.
+const RARE: i64 = 2_000;
+
 /// Conversations in the window per conversation asked for (a page of 50 looks at the next
 /// 200), and the window's bounds.
 const WINDOW_PER_ROW: i64 = 4;
 const WINDOW: (i64, i64) = (8, 800);
 
-/// The statements of one backend. Both take the agent as `$1` and the cursor as `$2`; the
-/// window step then the window's size `$3` and the page size `$4`, the index step the page
-/// size `$3`; the search terms ([`terms`]) follow.
+/// A message word typed so far is looked for as the words of the index that start with it,
+/// when there are at most this many; FTS5 would otherwise gather every row of every such
+/// word before it answers.
+const MAX_PREFIX_WORDS: usize = 16;
+
+/// The statements of one backend. Conversation ids travel as a JSON array of integers.
 struct SearchSql {
-    in_window: &'static str,
+    /// Per part, the conversations its index names: the part as `$1` (and on SQLite at most
+    /// `$2` index rows; each row is an index row, so a conversation may come more than once).
+    parts: [&'static str; 3],
+    /// The conversations of `$2` that agent `$1` sees, below cursor `$3`, at most `$4`, in
+    /// the list's order.
+    page_of: &'static str,
+    /// Agent `$1`'s next `$3` conversations below `$2` (id and activity), in the list's order.
+    window: &'static str,
+    /// Which of the conversations `$1` are among `$2` or match the parts `$3`–`$5` (a part
+    /// left out is `NULL`).
+    check: &'static str,
+    /// Agent `$1`'s conversations below `$2` that match any of the parts `$4`–`$6`, at most
+    /// `$3`, in the list's order.
     below: &'static str,
 }
 
 /// The agent's next `$3` conversations below `$2`, as the list reads them.
 macro_rules! pg_window {
     () => {
-        "WITH win AS MATERIALIZED (SELECT page.* FROM agent_numbers an CROSS JOIN LATERAL \
-           (SELECT * FROM conversations c WHERE c.our_number = an.number AND c.activity < $2 \
+        "SELECT page.id, page.activity FROM agent_numbers an CROSS JOIN LATERAL \
+           (SELECT c.id, c.activity FROM conversations c \
+            WHERE c.our_number = an.number AND c.activity < $2 \
             ORDER BY c.activity DESC, c.id DESC LIMIT $3) page \
-         WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3) "
+         WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3"
     };
 }
 
 macro_rules! sqlite_window {
     () => {
-        "WITH win AS MATERIALIZED (SELECT c.* FROM agent_numbers an CROSS JOIN conversations c \
+        "SELECT c.id, c.activity FROM agent_numbers an CROSS JOIN conversations c \
          WHERE an.agent_id = $1 AND c.id IN (SELECT page.id FROM conversations page \
            WHERE page.our_number = an.number AND page.activity < $2 \
            ORDER BY page.activity DESC, page.id DESC LIMIT $3) \
-         ORDER BY c.activity DESC, c.id DESC LIMIT $3) "
-    };
-}
-
-/// A window row: a conversation, and how far `sync` could see and what the window held.
-macro_rules! window_select {
-    () => {
-        conversation_select!(
-            "(SELECT up_to FROM seq_visible) AS visible_up_to, \
-             (SELECT count(*) FROM win) AS window_rows, \
-             (SELECT min(activity) FROM win) AS window_floor, ",
-            "win c"
-        )
+         ORDER BY c.activity DESC, c.id DESC LIMIT $3"
     };
 }
 
 /// PostgreSQL: the name (folded) contains the text, the phone the digits, or a message all
-/// the words (a `tsquery`), terms `$5`–`$7`; `to_tsquery` only reads what Rust built from
-/// words of letters and digits, each quoted.
+/// the words (a `tsquery`); `to_tsquery` only reads what Rust built from words of letters
+/// and digits, each quoted.
 const POSTGRES: SearchSql = SearchSql {
-    in_window: concat!(
-        pg_window!(),
-        window_select!(),
-        "WHERE smsdesk_fold(c.contact_name) LIKE ('%' || smsdesk_fold($5::text) || '%') \
-            OR replace(c.contact_phone, '+', '') LIKE ('%' || $6::text || '%') \
-            OR ($7::text IS NOT NULL AND EXISTS (SELECT 1 FROM messages s \
-                WHERE s.conversation_id = c.id \
-                AND s.search @@ to_tsquery('simple', smsdesk_fold($7::text)))) \
-         ORDER BY c.activity DESC, c.id DESC LIMIT $4"
+    parts: [
+        "SELECT id FROM conversations \
+         WHERE smsdesk_fold(contact_name) LIKE ('%' || smsdesk_fold($1::text) || '%')",
+        "SELECT id FROM conversations \
+         WHERE replace(contact_phone, '+', '') LIKE ('%' || $1::text || '%')",
+        "SELECT conversation_id AS id FROM messages \
+         WHERE search @@ to_tsquery('simple', smsdesk_fold($1::text))",
+    ],
+    page_of: concat!(
+        conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
+        "WHERE c.id IN (SELECT json_array_elements_text($2::json)::bigint) \
+         AND c.activity < $3 AND",
+        visible_to!("1"),
+        "ORDER BY c.activity DESC, c.id DESC LIMIT $4"
     ),
+    window: pg_window!(),
+    // The words are looked for newest message first through the conversation's own index,
+    // and the first match ends the look: a common word is found at once.
+    check: "SELECT c.id FROM conversations c \
+        WHERE c.id IN (SELECT json_array_elements_text($1::json)::bigint) \
+        AND (c.id IN (SELECT json_array_elements_text($2::json)::bigint) \
+          OR smsdesk_fold(c.contact_name) LIKE ('%' || smsdesk_fold($3::text) || '%') \
+          OR replace(c.contact_phone, '+', '') LIKE ('%' || $4::text || '%') \
+          OR ($5::text IS NOT NULL AND EXISTS (SELECT 1 FROM (SELECT s.id FROM messages s \
+              WHERE s.conversation_id = c.id \
+              AND s.search @@ to_tsquery('simple', smsdesk_fold($5::text)) \
+              ORDER BY s.id DESC LIMIT 1) first_match)))",
     below: concat!(
         conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
         "WHERE c.id IN ( \
@@ -92,22 +128,35 @@ const POSTGRES: SearchSql = SearchSql {
 };
 
 /// SQLite: an FTS5 expression over the name and phone trigrams, a `LIKE` pattern for a
-/// name shorter than a trigram, and an FTS5 expression over message words, terms `$5`–`$7`.
-/// A term left out is `NULL`, tested before the FTS5 table is asked. A conversation of the
-/// window is checked by one query of the words index with its id (a check per message
-/// would cost a query per message: ten thousand for a long thread).
+/// name shorter than a trigram, and an FTS5 expression over message words. A part left out
+/// is `NULL`, tested before the FTS5 table is asked.
 const SQLITE: SearchSql = SearchSql {
-    in_window: concat!(
-        sqlite_window!(),
-        window_select!(),
-        "WHERE ($5 IS NOT NULL AND EXISTS (SELECT 1 FROM conversations_search \
-                WHERE conversations_search MATCH $5 AND rowid = c.id)) \
-            OR c.contact_name LIKE $6 ESCAPE '\\' \
-            OR ($7 IS NOT NULL AND EXISTS (SELECT 1 FROM messages_search \
-                WHERE messages_search MATCH \
-                  ('conversation_id : ' || c.id || ' AND (' || $7 || ')'))) \
-         ORDER BY c.activity DESC, c.id DESC LIMIT $4"
+    parts: [
+        "SELECT rowid AS id FROM conversations_search \
+         WHERE conversations_search MATCH $1 LIMIT $2",
+        "SELECT id FROM conversations WHERE contact_name LIKE $1 ESCAPE '\\' LIMIT $2",
+        "SELECT m.conversation_id AS id FROM (SELECT rowid FROM messages_search \
+           WHERE messages_search MATCH $1 LIMIT $2) hit \
+         JOIN messages m ON m.id = hit.rowid",
+    ],
+    page_of: concat!(
+        conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
+        "WHERE c.id IN (SELECT value FROM json_each($2)) AND c.activity < $3 AND",
+        visible_to!("1"),
+        "ORDER BY c.activity DESC, c.id DESC LIMIT $4"
     ),
+    window: sqlite_window!(),
+    // One query of the words index per conversation, with its id: a check per message would
+    // cost a query per message (ten thousand for a long thread).
+    check: "SELECT w.value AS id FROM json_each($1) w \
+        WHERE w.value IN (SELECT value FROM json_each($2)) \
+          OR ($3 IS NOT NULL AND EXISTS (SELECT 1 FROM conversations_search \
+              WHERE conversations_search MATCH $3 AND rowid = w.value)) \
+          OR ($4 IS NOT NULL AND EXISTS (SELECT 1 FROM conversations c \
+              WHERE c.id = w.value AND c.contact_name LIKE $4 ESCAPE '\\')) \
+          OR ($5 IS NOT NULL AND EXISTS (SELECT 1 FROM messages_search \
+              WHERE messages_search MATCH \
+                ('conversation_id : ' || w.value || ' AND (' || $5 || ')')))",
     below: concat!(
         conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
         "WHERE c.id IN ( \
@@ -124,14 +173,35 @@ const SQLITE: SearchSql = SearchSql {
     ),
 };
 
-/// A row of the window step: a match, and what the window held.
-#[derive(sqlx::FromRow)]
-struct WindowRow {
-    #[sqlx(flatten)]
-    listed: ListedRow,
-    window_rows: i64,
-    window_floor: Option<i64>,
-}
+/// The index words that start with `$1`, in order, at most [`MAX_PREFIX_WORDS`] + 1. Each
+/// step seeks the next word past every row of the one before: `term > $x` would walk them.
+const SQLITE_WORDS_STARTING: &str = "\
+    WITH RECURSIVE t (term) AS ( \
+      SELECT (SELECT term FROM messages_search_terms WHERE term >= $1 LIMIT 1) \
+      UNION ALL SELECT (SELECT term FROM messages_search_terms \
+                        WHERE term >= t.term || char(1) LIMIT 1) \
+      FROM t WHERE substr(t.term, 1, length($1)) = $1 LIMIT $2) \
+    SELECT term FROM t WHERE substr(term, 1, length($1)) = $1";
+
+/// PostgreSQL: about how many messages hold all the words `$1` (folded; the last a prefix
+/// when `$2`), from the statistics `ANALYZE` keeps of the most common words of
+/// `messages.search` (what the planner reads, which it does not do for a prefix). A word
+/// not among them is rare: rarer than any of them.
+const PG_WORD_ROWS: &str = "\
+    SELECT (min(share) * (SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass))::float8 \
+    FROM (SELECT w.n, COALESCE(sum(e.freq), 0) AS share \
+      FROM unnest($1::text[]) WITH ORDINALITY AS w (word, n) \
+      LEFT JOIN (SELECT e.elem, e.freq FROM pg_stats s, \
+          unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e (elem, freq) \
+        WHERE s.schemaname = current_schema() AND s.tablename = 'messages' \
+          AND s.attname = 'search') e \
+      ON CASE WHEN $2 AND w.n = cardinality($1::text[]) \
+              THEN starts_with(e.elem, smsdesk_fold(w.word)) \
+              ELSE e.elem = smsdesk_fold(w.word) END \
+      GROUP BY w.n) per_word";
+
+/// The index of the message words among a search's parts.
+const WORDS: usize = 2;
 
 fn sql(pool: &Pool) -> &'static SearchSql {
     match pool {
@@ -140,53 +210,164 @@ fn sql(pool: &Pool) -> &'static SearchSql {
     }
 }
 
-/// The search terms as `pool`'s statements take them, in order.
-fn terms(pool: &Pool, search: &SearchText) -> [Option<String>; 3] {
-    let words = search.words();
-    match pool {
-        Pool::Postgres(_) => [
-            Some(like_literal(search.text())),
-            search.digits().map(str::to_owned),
-            (!words.is_empty()).then(|| {
-                let mut query: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
-                if let Some(last) = query.last_mut() {
-                    last.push_str(":*");
-                }
-                query.join(" & ")
-            }),
-        ],
-        Pool::Sqlite(_) => {
-            // Trigrams find substrings of three characters or more; a shorter name is
-            // compared as it is (SQLite's LIKE folds ASCII letters only).
-            let short = search.text().chars().count() < 3;
-            let mut people = Vec::new();
-            if !short {
-                people.push(format!("name : {}", fts_string(search.text())));
-            }
-            if let Some(digits) = search.digits() {
-                people.push(format!("phone : {}", fts_string(digits)));
-            }
-            [
-                (!people.is_empty()).then(|| people.join(" OR ")),
-                short.then(|| format!("%{}%", like_literal(search.text()))),
-                (!words.is_empty()).then(|| {
-                    let phrases: Vec<String> = words
-                        .iter()
-                        .map(|w| format!("body : {}", fts_string(w)))
-                        .collect();
-                    format!("{}*", phrases.join(" AND "))
-                }),
-            ]
-        }
-    }
-}
-
 /// `text` as an FTS5 string: whatever it holds is matched, never read as query syntax.
 fn fts_string(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
+/// The conversations that one part of a search names, when they are few.
+enum Part {
+    Absent,
+    Rare(Vec<i64>),
+    Common,
+}
+
+fn json_ids<'a>(ids: impl IntoIterator<Item = &'a i64>) -> String {
+    let mut out = String::from("[");
+    for (i, id) in ids.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&id.to_string());
+    }
+    out.push(']');
+    out
+}
+
 impl Store {
+    /// The search's three parts as this backend's statements take them, in order; a part
+    /// that cannot match anything is `None`.
+    async fn search_terms(&self, search: &SearchText) -> StoreResult<[Option<String>; 3]> {
+        let words = search.words();
+        Ok(match &self.reader {
+            Pool::Postgres(_) => [
+                Some(like_literal(search.text())),
+                search.digits().map(str::to_owned),
+                (!words.is_empty()).then(|| {
+                    let mut query: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+                    if let Some(last) = query.last_mut() {
+                        last.push_str(":*");
+                    }
+                    query.join(" & ")
+                }),
+            ],
+            Pool::Sqlite(db) => {
+                // Trigrams find substrings of three characters or more; a shorter name is
+                // compared as it is (SQLite's LIKE folds ASCII letters only).
+                let short = search.text().chars().count() < 3;
+                let mut people = Vec::new();
+                if !short {
+                    people.push(format!("name : {}", fts_string(search.text())));
+                }
+                if let Some(digits) = search.digits() {
+                    people.push(format!("phone : {}", fts_string(digits)));
+                }
+                let words = match words.split_last() {
+                    None => None,
+                    Some((last, whole)) => {
+                        let mut parts: Vec<String> = whole
+                            .iter()
+                            .map(|w| format!("body : {}", fts_string(w)))
+                            .collect();
+                        // The index holds words lowercased and without accents; a word typed
+                        // in ASCII is that already once lowercased, any other is left to FTS5.
+                        let prefix = if last.is_ascii() {
+                            let folded = last.to_ascii_lowercase();
+                            let found: Vec<String> = sqlx::query_scalar(SQLITE_WORDS_STARTING)
+                                .bind(&folded)
+                                .bind(MAX_PREFIX_WORDS as i64 + 1)
+                                .fetch_all(db)
+                                .await?;
+                            match found.len() {
+                                0 => None,
+                                n if n <= MAX_PREFIX_WORDS => {
+                                    let any: Vec<String> =
+                                        found.iter().map(|w| fts_string(w)).collect();
+                                    Some(format!("body : ({})", any.join(" OR ")))
+                                }
+                                _ => Some(format!("body : {}*", fts_string(last))),
+                            }
+                        } else {
+                            Some(format!("body : {}*", fts_string(last)))
+                        };
+                        // No word of the index starts with the last: no message matches.
+                        prefix.map(|p| {
+                            parts.push(p);
+                            parts.join(" AND ")
+                        })
+                    }
+                };
+                [
+                    (!people.is_empty()).then(|| people.join(" OR ")),
+                    short.then(|| format!("%{}%", like_literal(search.text()))),
+                    words,
+                ]
+            }
+        })
+    }
+
+    /// How common `term`, part `index` of `search`, is.
+    async fn search_part(
+        &self,
+        index: usize,
+        term: Option<&str>,
+        search: &SearchText,
+    ) -> StoreResult<Part> {
+        let Some(term) = term else {
+            return Ok(Part::Absent);
+        };
+        let statement = sql(&self.reader).parts[index];
+        let ids: Vec<i64> = match &self.reader {
+            Pool::Postgres(db) => {
+                let estimate = if index == WORDS {
+                    let words = search.words();
+                    // A prefix of one or two characters starts too many rare words for the
+                    // statistics to count: it does not make the words rare.
+                    let (words, prefix) = match words.split_last() {
+                        Some((last, whole)) if last.chars().count() < 3 => (whole, false),
+                        _ => (words, true),
+                    };
+                    if words.is_empty() {
+                        return Ok(Part::Common);
+                    }
+                    sqlx::query_scalar::<_, Option<f64>>(PG_WORD_ROWS)
+                        .bind(words)
+                        .bind(prefix)
+                        .fetch_one(db)
+                        .await?
+                        .unwrap_or(f64::MAX)
+                } else {
+                    let explain = format!("EXPLAIN (FORMAT JSON) {statement}");
+                    let plan: sqlx::types::Json<serde_json::Value> =
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+                            .bind(term)
+                            .fetch_one(db)
+                            .await?;
+                    plan.0[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(f64::MAX)
+                };
+                if estimate > RARE as f64 {
+                    return Ok(Part::Common);
+                }
+                sqlx::query_scalar(statement)
+                    .bind(term)
+                    .fetch_all(db)
+                    .await?
+            }
+            Pool::Sqlite(db) => {
+                let ids: Vec<i64> = sqlx::query_scalar(statement)
+                    .bind(term)
+                    .bind(RARE + 1)
+                    .fetch_all(db)
+                    .await?;
+                if ids.len() as i64 > RARE {
+                    return Ok(Part::Common);
+                }
+                ids
+            }
+        };
+        Ok(Part::Rare(ids))
+    }
+
     /// A page of `agent`'s conversations that match `search`, newest activity first, and the
     /// next cursor (the same as the list's).
     pub async fn search_conversations(
@@ -196,46 +377,92 @@ impl Store {
         page: Page,
     ) -> StoreResult<ConversationList> {
         let sql = sql(&self.reader);
-        let [t1, t2, t3] = terms(&self.reader, search);
+        let terms = self.search_terms(search).await?;
         let cursor = page.cursor.unwrap_or(i64::MAX);
-        let window = (page.limit * WINDOW_PER_ROW).clamp(WINDOW.0, WINDOW.1);
-        let found: Vec<WindowRow> = on_pool!(&self.reader, |db| {
-            sqlx::query_as(sql.in_window)
-                .bind(agent.0)
-                .bind(cursor)
-                .bind(window)
-                .bind(page.limit)
-                .bind(&t1)
-                .bind(&t2)
-                .bind(&t3)
-                .fetch_all(db)
+        // Read before anything else: every change up to it has committed before any part
+        // of the search was looked for, so `sync` from it misses nothing the page could not
+        // show.
+        let sync_from: i64 = on_pool!(&self.reader, |db| {
+            sqlx::query_scalar("SELECT up_to FROM seq_visible")
+                .fetch_one(db)
                 .await
         })?;
-        let below_window = match found.first() {
-            // The window held every conversation left: nothing below it.
-            Some(first) if first.window_rows < window => None,
-            Some(first) => first.window_floor,
-            None => Some(cursor),
-        };
-        let mut rows: Vec<ListedRow> = found.into_iter().map(|r| r.listed).collect();
-        let wanted = page.limit - rows.len() as i64;
-        let mut full = wanted == 0;
-        if let Some(floor) = below_window.filter(|_| wanted > 0) {
-            let more: Vec<ListedRow> = on_pool!(&self.reader, |db| {
-                sqlx::query_as(sql.below)
+
+        let mut known: HashSet<i64> = HashSet::new();
+        let mut common: [Option<&str>; 3] = [None; 3];
+        for (index, term) in terms.iter().enumerate() {
+            match self.search_part(index, term.as_deref(), search).await? {
+                Part::Absent => {}
+                Part::Rare(ids) => known.extend(ids),
+                Part::Common => common[index] = term.as_deref(),
+            }
+        }
+        let known = json_ids(&known);
+
+        let mut rows: Vec<ListedRow>;
+        let full;
+        if common.iter().all(Option::is_none) {
+            rows = self.page_of(agent, &known, cursor, page.limit).await?;
+            full = rows.len() as i64 == page.limit;
+        } else {
+            let window = (page.limit * WINDOW_PER_ROW).clamp(WINDOW.0, WINDOW.1);
+            let window_rows: Vec<(i64, i64)> = on_pool!(&self.reader, |db| {
+                sqlx::query_as(sql.window)
                     .bind(agent.0)
-                    .bind(floor)
-                    .bind(wanted)
-                    .bind(&t1)
-                    .bind(&t2)
-                    .bind(&t3)
+                    .bind(cursor)
+                    .bind(window)
                     .fetch_all(db)
                     .await
             })?;
-            full = more.len() as i64 == wanted;
-            rows.extend(more);
+            let ids: Vec<i64> = window_rows.iter().map(|(id, _)| *id).collect();
+            let mut found: Vec<i64> = Vec::new();
+            for chunk in ids.chunks(page.limit.max(1) as usize) {
+                let wanted = page.limit as usize - found.len();
+                let matched: HashSet<i64> = on_pool!(&self.reader, |db| {
+                    sqlx::query_scalar(sql.check)
+                        .bind(json_ids(chunk))
+                        .bind(&known)
+                        .bind(common[0])
+                        .bind(common[1])
+                        .bind(common[2])
+                        .fetch_all(db)
+                        .await
+                })?
+                .into_iter()
+                .collect();
+                found.extend(chunk.iter().filter(|id| matched.contains(id)).take(wanted));
+                if found.len() as i64 == page.limit {
+                    break;
+                }
+            }
+            rows = self
+                .page_of(agent, &json_ids(&found), cursor, page.limit)
+                .await?;
+            let wanted = page.limit - rows.len() as i64;
+            // A window that was not full held every conversation left: nothing below it.
+            let floor = window_rows
+                .last()
+                .filter(|_| window_rows.len() as i64 == window && wanted > 0)
+                .map(|(_, activity)| *activity);
+            let mut more_full = wanted == 0;
+            if let Some(floor) = floor {
+                let more: Vec<ListedRow> = on_pool!(&self.reader, |db| {
+                    sqlx::query_as(sql.below)
+                        .bind(agent.0)
+                        .bind(floor)
+                        .bind(wanted)
+                        .bind(&terms[0])
+                        .bind(&terms[1])
+                        .bind(&terms[2])
+                        .fetch_all(db)
+                        .await
+                })?;
+                more_full = more.len() as i64 == wanted;
+                rows.extend(more);
+            }
+            full = more_full;
         }
-        let sync_from = rows.first().map_or(0, |r| r.visible_up_to);
+
         let mut next = None;
         let conversations = rows
             .into_iter()
@@ -251,6 +478,27 @@ impl Store {
             sync_from,
         })
     }
+
+    /// The conversations `ids` (a JSON array) that `agent` sees, below `cursor`, at most
+    /// `limit`, in the list's order.
+    async fn page_of(
+        &self,
+        agent: Id,
+        ids: &str,
+        cursor: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ListedRow>> {
+        let sql = sql(&self.reader);
+        Ok(on_pool!(&self.reader, |db| {
+            sqlx::query_as(sql.page_of)
+                .bind(agent.0)
+                .bind(ids)
+                .bind(cursor)
+                .bind(limit)
+                .fetch_all(db)
+                .await
+        })?)
+    }
 }
 
 #[cfg(test)]
@@ -260,5 +508,11 @@ mod tests {
     #[test]
     fn fts_strings_hold_any_text_as_data() {
         assert_eq!(fts_string(r#"a "NEAR(b* OR"#), r#""a ""NEAR(b* OR""#);
+    }
+
+    #[test]
+    fn ids_travel_as_a_json_array() {
+        assert_eq!(json_ids(&[]), "[]");
+        assert_eq!(json_ids(&[3, -1, 42]), "[3,-1,42]");
     }
 }

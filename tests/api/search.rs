@@ -2,6 +2,7 @@
 //! phones in any written form, messages holding all the words (the last as a prefix), only
 //! the agent's own conversations, newest activity first, page by page, and any text as data.
 
+use futures_util::{StreamExt, stream};
 use serde_json::json;
 use smsdesk::api::conversations::ConversationPage;
 use smsdesk::model::Conversation;
@@ -17,6 +18,7 @@ on_both_backends! {
     results_come_newest_first_page_by_page: Simulator,
     any_text_is_data: Simulator,
     a_renamed_contact_is_found_by_the_new_name: Simulator,
+    common_words_page_like_the_list: Simulator,
 }
 
 const OURS: &str = "+15550006001";
@@ -355,4 +357,111 @@ async fn a_renamed_contact_is_found_by_the_new_name(app: TestApp) {
     assert_eq!(r.status(), 200);
     assert_eq!(search(&app, &alice, "emilie bronte").await, [id]);
     assert!(search(&app, &alice, "old name").await.is_empty());
+}
+
+/// Every conversation of the plain list, newest activity first, with its last message's text.
+async fn whole_list(app: &TestApp, agent: &Agent) -> Vec<(i64, String)> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/api/crm/sms/conversations?limit=200".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) = app.get_as::<ConversationPage>(&path, Some(agent)).await;
+        assert_eq!(status, 200);
+        all.extend(page.conversations.iter().map(|c| {
+            let text = c.last_message.as_ref().map(|m| m.body.clone());
+            (c.id.0, text.unwrap_or_default())
+        }));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c.0.to_string()),
+            None => return all,
+        }
+    }
+}
+
+/// Every result of `q`, page by page of `limit`.
+async fn search_all(app: &TestApp, agent: &Agent, q: &str, limit: usize) -> Vec<i64> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (ids, next) = search_page(app, agent, q, limit, cursor.as_deref()).await;
+        assert!(ids.len() <= limit, "{q}: a page of {}", ids.len());
+        all.extend(ids);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return all,
+        }
+    }
+}
+
+/// Words found in more messages than the indexes are read whole for: the newest
+/// conversations are checked first, and what they lack is found below them, page by page
+/// in the list's order, with the database's statistics up to date as a live one keeps them.
+async fn common_words_page_like_the_list(app: TestApp) {
+    let alice = app.agent("alice@example.com", &[OURS]).await;
+    const OLDER: usize = 2_060;
+    const NEWER: usize = 45;
+    let post = |i: usize, body: String| {
+        let app = &app;
+        async move {
+            app.inbound(&format!("+1415{:07}", 1_000_000 + i), OURS, &body)
+                .await;
+        }
+    };
+    stream::iter((0..OLDER).map(|i| post(i, format!("common early note {i}"))))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    stream::iter((OLDER..OLDER + NEWER).map(|i| post(i, format!("common late note {i}"))))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    // An old conversation whose contact's name holds the word too.
+    let old: i64 = app
+        .conversation(&alice, "+14151000007")
+        .await
+        .parse()
+        .unwrap();
+    let r = app
+        .http
+        .patch(app.url(&format!("/api/crm/sms/conversations/{old}")))
+        .bearer_auth(&alice.token)
+        .json(&json!({"contactName": "Commonwealth Bank"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    if app.database_url.starts_with("postgres") {
+        let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query("ANALYZE messages, conversations")
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+
+    let list = whole_list(&app, &alice).await;
+    assert_eq!(list.len(), OLDER + NEWER);
+    // What `q` finds: a word of the message starting with it, or the contact's name.
+    let expected = |q: &str| -> Vec<i64> {
+        list.iter()
+            .filter(|(id, text)| {
+                text.split(' ').any(|w| w.starts_with(q))
+                    || (*id == old && "commonwealth bank".contains(q))
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    for (q, limit) in [("common", 200), ("common", 50), ("comm", 50), ("early", 10)] {
+        let found = search_all(&app, &alice, q, limit).await;
+        let expected = expected(q);
+        assert_eq!(found.len(), expected.len(), "{q} by {limit}");
+        assert!(found == expected, "{q} by {limit}: not in the list's order");
+    }
+    let late = search_all(&app, &alice, "late", 50).await;
+    assert_eq!(late, expected("late"), "a word of the newest only");
+    assert_eq!(late.len(), NEWER);
 }
