@@ -48,7 +48,7 @@ struct SearchSql {
     /// `$2` index rows; each row is an index row, so a conversation may come more than once).
     parts: [&'static str; 3],
     /// The conversations of `$2` that agent `$1` sees, below cursor `$3`, at most `$4`, in
-    /// the list's order.
+    /// the list's order; only those get their last message read.
     page_of: &'static str,
     /// Agent `$1`'s next `$3` conversations below `$2` (id and activity), in the list's order.
     window: &'static str,
@@ -87,18 +87,22 @@ macro_rules! sqlite_window {
 const POSTGRES: SearchSql = SearchSql {
     parts: [
         "SELECT id FROM conversations \
-         WHERE smsdesk_fold(contact_name) LIKE ('%' || smsdesk_fold($1::text) || '%')",
+         WHERE contact_name_folded LIKE ('%' || smsdesk_fold($1::text) || '%')",
         "SELECT id FROM conversations \
          WHERE replace(contact_phone, '+', '') LIKE ('%' || $1::text || '%')",
         "SELECT conversation_id AS id FROM messages \
          WHERE search @@ to_tsquery('simple', smsdesk_fold($1::text))",
     ],
     page_of: concat!(
-        conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
-        "WHERE c.id IN (SELECT json_array_elements_text($2::json)::bigint) \
-         AND c.activity < $3 AND",
-        visible_to!("1"),
-        "ORDER BY c.activity DESC, c.id DESC LIMIT $4"
+        conversation_select!(
+            "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
+            "(SELECT * FROM conversations c \
+              WHERE c.id IN (SELECT json_array_elements_text($2::json)::bigint) \
+              AND c.activity < $3 \
+              AND c.our_number IN (SELECT number FROM agent_numbers WHERE agent_id = $1) \
+              ORDER BY c.activity DESC, c.id DESC LIMIT $4) c"
+        ),
+        "ORDER BY c.activity DESC, c.id DESC"
     ),
     window: pg_window!(),
     // The words are looked for newest message first through the conversation's own index,
@@ -106,7 +110,7 @@ const POSTGRES: SearchSql = SearchSql {
     check: "SELECT c.id FROM conversations c \
         WHERE c.id IN (SELECT json_array_elements_text($1::json)::bigint) \
         AND (c.id IN (SELECT json_array_elements_text($2::json)::bigint) \
-          OR smsdesk_fold(c.contact_name) LIKE ('%' || smsdesk_fold($3::text) || '%') \
+          OR c.contact_name_folded LIKE ('%' || smsdesk_fold($3::text) || '%') \
           OR replace(c.contact_phone, '+', '') LIKE ('%' || $4::text || '%') \
           OR ($5::text IS NOT NULL AND EXISTS (SELECT 1 FROM (SELECT s.id FROM messages s \
               WHERE s.conversation_id = c.id \
@@ -116,7 +120,7 @@ const POSTGRES: SearchSql = SearchSql {
         conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
         "WHERE c.id IN ( \
            SELECT id FROM conversations \
-             WHERE smsdesk_fold(contact_name) LIKE ('%' || smsdesk_fold($4::text) || '%') \
+             WHERE contact_name_folded LIKE ('%' || smsdesk_fold($4::text) || '%') \
            UNION SELECT id FROM conversations \
              WHERE replace(contact_phone, '+', '') LIKE ('%' || $5::text || '%') \
            UNION SELECT conversation_id FROM messages \
@@ -140,10 +144,14 @@ const SQLITE: SearchSql = SearchSql {
          JOIN messages m ON m.id = hit.rowid",
     ],
     page_of: concat!(
-        conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
-        "WHERE c.id IN (SELECT value FROM json_each($2)) AND c.activity < $3 AND",
-        visible_to!("1"),
-        "ORDER BY c.activity DESC, c.id DESC LIMIT $4"
+        conversation_select!(
+            "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
+            "(SELECT * FROM conversations c \
+              WHERE c.id IN (SELECT value FROM json_each($2)) AND c.activity < $3 \
+              AND c.our_number IN (SELECT number FROM agent_numbers WHERE agent_id = $1) \
+              ORDER BY c.activity DESC, c.id DESC LIMIT $4) c"
+        ),
+        "ORDER BY c.activity DESC, c.id DESC"
     ),
     window: sqlite_window!(),
     // One query of the words index per conversation, with its id: a check per message would
@@ -215,9 +223,10 @@ fn fts_string(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
-/// The conversations that one part of a search names, when they are few.
+/// How common one part of a search is.
 enum Part {
     Absent,
+    /// Few rows match: the conversations they name.
     Rare(Vec<i64>),
     Common,
 }
@@ -316,56 +325,60 @@ impl Store {
         let Some(term) = term else {
             return Ok(Part::Absent);
         };
-        let statement = sql(&self.reader).parts[index];
-        let ids: Vec<i64> = match &self.reader {
-            Pool::Postgres(db) => {
-                let estimate = if index == WORDS {
-                    let words = search.words();
-                    // A prefix of one or two characters starts too many rare words for the
-                    // statistics to count: it does not make the words rare.
-                    let (words, prefix) = match words.split_last() {
-                        Some((last, whole)) if last.chars().count() < 3 => (whole, false),
-                        _ => (words, true),
-                    };
-                    if words.is_empty() {
-                        return Ok(Part::Common);
-                    }
-                    sqlx::query_scalar::<_, Option<f64>>(PG_WORD_ROWS)
-                        .bind(words)
-                        .bind(prefix)
-                        .fetch_one(db)
-                        .await?
-                        .unwrap_or(f64::MAX)
-                } else {
-                    let explain = format!("EXPLAIN (FORMAT JSON) {statement}");
-                    let plan: sqlx::types::Json<serde_json::Value> =
-                        sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
-                            .bind(term)
-                            .fetch_one(db)
-                            .await?;
-                    plan.0[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(f64::MAX)
-                };
-                if estimate > RARE as f64 {
-                    return Ok(Part::Common);
-                }
-                sqlx::query_scalar(statement)
-                    .bind(term)
-                    .fetch_all(db)
-                    .await?
+        let Pool::Postgres(db) = &self.reader else {
+            let ids = self.part_ids(index, term).await?;
+            return Ok(if ids.len() as i64 > RARE {
+                Part::Common
+            } else {
+                Part::Rare(ids)
+            });
+        };
+        let estimate = if index == WORDS {
+            let words = search.words();
+            // A prefix of one or two characters starts too many rare words for the
+            // statistics to count: it does not make the words rare.
+            let (words, prefix) = match words.split_last() {
+                Some((last, whole)) if last.chars().count() < 3 => (whole, false),
+                _ => (words, true),
+            };
+            if words.is_empty() {
+                return Ok(Part::Common);
             }
+            sqlx::query_scalar::<_, Option<f64>>(PG_WORD_ROWS)
+                .bind(words)
+                .bind(prefix)
+                .fetch_one(db)
+                .await?
+                .unwrap_or(f64::MAX)
+        } else {
+            let explain = format!("EXPLAIN (FORMAT JSON) {}", POSTGRES.parts[index]);
+            let plan: sqlx::types::Json<serde_json::Value> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+                    .bind(term)
+                    .fetch_one(db)
+                    .await?;
+            plan.0[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(f64::MAX)
+        };
+        Ok(if estimate > RARE as f64 {
+            Part::Common
+        } else {
+            Part::Rare(self.part_ids(index, term).await?)
+        })
+    }
+
+    /// The conversations that part `index` of a search, `term`, names.
+    async fn part_ids(&self, index: usize, term: &str) -> StoreResult<Vec<i64>> {
+        let statement = sql(&self.reader).parts[index];
+        Ok(match &self.reader {
+            Pool::Postgres(db) => sqlx::query_scalar(statement).bind(term).fetch_all(db).await,
             Pool::Sqlite(db) => {
-                let ids: Vec<i64> = sqlx::query_scalar(statement)
+                sqlx::query_scalar(statement)
                     .bind(term)
                     .bind(RARE + 1)
                     .fetch_all(db)
-                    .await?;
-                if ids.len() as i64 > RARE {
-                    return Ok(Part::Common);
-                }
-                ids
+                    .await
             }
-        };
-        Ok(Part::Rare(ids))
+        }?)
     }
 
     /// A page of `agent`'s conversations that match `search`, newest activity first, and the
@@ -388,13 +401,21 @@ impl Store {
                 .await
         })?;
 
-        let mut known: HashSet<i64> = HashSet::new();
-        let mut common: [Option<&str>; 3] = [None; 3];
+        let mut parts = Vec::with_capacity(terms.len());
         for (index, term) in terms.iter().enumerate() {
-            match self.search_part(index, term.as_deref(), search).await? {
-                Part::Absent => {}
-                Part::Rare(ids) => known.extend(ids),
-                Part::Common => common[index] = term.as_deref(),
+            parts.push(self.search_part(index, term.as_deref(), search).await?);
+        }
+        let mut common: [Option<&str>; 3] = [None; 3];
+        for (index, part) in parts.iter().enumerate() {
+            if let Part::Common = part {
+                common[index] = terms[index].as_deref();
+            }
+        }
+
+        let mut known: HashSet<i64> = HashSet::new();
+        for part in parts {
+            if let Part::Rare(ids) = part {
+                known.extend(ids);
             }
         }
         let known = json_ids(&known);
@@ -446,17 +467,7 @@ impl Store {
                 .map(|(_, activity)| *activity);
             let mut more_full = wanted == 0;
             if let Some(floor) = floor {
-                let more: Vec<ListedRow> = on_pool!(&self.reader, |db| {
-                    sqlx::query_as(sql.below)
-                        .bind(agent.0)
-                        .bind(floor)
-                        .bind(wanted)
-                        .bind(&terms[0])
-                        .bind(&terms[1])
-                        .bind(&terms[2])
-                        .fetch_all(db)
-                        .await
-                })?;
+                let more = self.below(agent, floor, wanted, &terms).await?;
                 more_full = more.len() as i64 == wanted;
                 rows.extend(more);
             }
@@ -477,6 +488,29 @@ impl Store {
             next: next.filter(|_| full),
             sync_from,
         })
+    }
+
+    /// `agent`'s conversations below `cursor` that match any of `terms`, at most `limit`, in
+    /// the list's order, from the indexes.
+    async fn below(
+        &self,
+        agent: Id,
+        cursor: i64,
+        limit: i64,
+        terms: &[Option<String>; 3],
+    ) -> StoreResult<Vec<ListedRow>> {
+        let sql = sql(&self.reader);
+        Ok(on_pool!(&self.reader, |db| {
+            sqlx::query_as(sql.below)
+                .bind(agent.0)
+                .bind(cursor)
+                .bind(limit)
+                .bind(&terms[0])
+                .bind(&terms[1])
+                .bind(&terms[2])
+                .fetch_all(db)
+                .await
+        })?)
     }
 
     /// The conversations `ids` (a JSON array) that `agent` sees, below `cursor`, at most
