@@ -108,6 +108,9 @@ fn watched(pool: SqlitePoolOptions, file: Option<&Arc<DbFile>>) -> SqlitePoolOpt
     })
 }
 
+/// How much of the database file readers map: past it, they read pages as before.
+const MMAP_SIZE: &str = "1073741824";
+
 /// Connects and migrates: the reader pool, and the writer.
 pub(super) async fn connect(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool)> {
     let options = SqliteConnectOptions::from_str(url)?
@@ -136,10 +139,13 @@ pub(super) async fn connect(url: &str) -> anyhow::Result<(SqlitePool, SqlitePool
         .connect_with(options.clone())
         .await?;
     sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+    // Readers map the file rather than copy each page they read out of the kernel's cache
+    // (a `sync` of 500 messages read ~100 pages that way, a search hundreds): every reader
+    // shares the one mapping, where each connection's own page cache would hold a copy.
     let reader = watched(SqlitePoolOptions::new(), file.as_ref())
         .max_connections(8)
         .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_with(options.read_only(true))
+        .connect_with(options.read_only(true).pragma("mmap_size", MMAP_SIZE))
         .await?;
     Ok((reader, writer))
 }
