@@ -6,9 +6,11 @@
 //! BENCH_AGENTS=100, BENCH_DATABASE_URL=postgres://… to use PostgreSQL instead of SQLite).
 //!
 //! Per run it also reports the CPU time per webhook of the server (utime + stime of its
-//! process, from `/proc/<pid>/stat`) and, on PostgreSQL, of every `postgres` process (its
-//! background workers included), each as the difference over the load window divided by the
-//! webhooks posted. `BENCH_RPS=1000` is the saturation mode of issue 10.
+//! process, from `/proc/<pid>/stat`) and, on PostgreSQL, of the `postgres` processes of the
+//! bench's database (its backends and the server's background processes; every `postgres`
+//! process on the machine too, which includes other databases' work on a shared server), each
+//! as the difference over the load window divided by the webhooks posted. `BENCH_RPS=1000` is
+//! the saturation mode of issue 10.
 //!
 //! `BENCH_INSTANCES=2` (PostgreSQL only) runs several instances on the one database with a
 //! private `redis-server` on a free port as `REDIS_URL`: each agent's sockets are split
@@ -59,20 +61,47 @@ fn cpu_ticks(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU ticks of every process named `postgres` on the machine, by pid.
-fn postgres_ticks() -> HashMap<u32, u64> {
+/// CPU ticks of the processes named `postgres` on the machine, by pid: every one, or with
+/// `database` only those that may work for it (its client backends and the server's own
+/// processes: WAL writer, checkpointer, autovacuum…), not the backends of other databases,
+/// which other people's tests may keep busy on a shared server.
+fn postgres_ticks(database: Option<&str>) -> HashMap<u32, u64> {
     let mut ticks = HashMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        if !std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .is_ok_and(|c| c.trim() == "postgres")
         {
+            continue;
+        }
+        let serves = |db: &str| {
+            let title = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            client_database(&title).is_none_or(|of| of == db)
+        };
+        if database.is_none_or(serves) {
             ticks.insert(pid, cpu_ticks(pid));
         }
     }
     ticks
+}
+
+/// The database of a PostgreSQL client backend, from its process title
+/// (`postgres: 15/main: user database host(port) state`); `None` for the server's own processes.
+fn client_database(title: &str) -> Option<&str> {
+    let rest = title.strip_prefix("postgres: ")?;
+    // The cluster's name, when it has one, comes first.
+    let rest = rest.split_once(": ").map_or(rest, |(_, r)| r);
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let host = words.get(2)?;
+    (host.ends_with(')') || *host == "[local]").then(|| words[1])
+}
+
+/// The database name of a `postgres://` URL.
+fn database_name(url: &str) -> &str {
+    let path = url.rsplit_once('/').map_or("", |(_, p)| p);
+    path.split_once('?').map_or(path, |(name, _)| name)
 }
 
 /// Milliseconds of CPU the postgres processes used between two readings (a process that
@@ -303,7 +332,9 @@ async fn main() {
     let total = rps * seconds;
     let server_cpu = |servers: &[Child]| servers.iter().map(|s| cpu_ticks(s.id())).sum::<u64>();
     let postgres = database_url.starts_with("postgres");
-    let (server_before, db_before) = (server_cpu(&servers), postgres.then(postgres_ticks));
+    let database = database_name(&database_url);
+    let db_ticks = || (postgres_ticks(None), postgres_ticks(Some(database)));
+    let (server_before, db_before) = (server_cpu(&servers), postgres.then(db_ticks));
     let interval = Duration::from_secs_f64(1.0 / rps as f64);
     let started = Instant::now();
     let webhook_url = format!("{PUBLIC_URL}/api/crm/sms/webhook");
@@ -357,7 +388,13 @@ async fn main() {
     }
     let rss_after = rss(&servers);
     let server_ms = ticks_ms(server_cpu(&servers) - server_before);
-    let db_ms = db_before.map(|before| postgres_ms(&before, &postgres_ticks()));
+    let db_ms = db_before.map(|(all, ours)| {
+        let (all_after, ours_after) = db_ticks();
+        (
+            postgres_ms(&all, &all_after),
+            postgres_ms(&ours, &ours_after),
+        )
+    });
 
     let mut lat = seen.latencies.lock().await.clone();
     lat.sort();
@@ -404,9 +441,11 @@ async fn main() {
         server_ms / total.max(1) as f64,
         db_ms.map_or(
             "not measured (SQLite is in the server)".to_owned(),
-            |ms| format!(
-                "{:.3} ms (every postgres process, background workers included)",
-                ms / total.max(1) as f64
+            |(all, ours)| format!(
+                "{:.3} ms ({database}'s backends and the server's background processes; \
+                 every postgres process: {:.3} ms)",
+                ours / total.max(1) as f64,
+                all / total.max(1) as f64
             )
         )
     );
