@@ -145,6 +145,8 @@ struct Seen {
     latencies: Arc<Mutex<Vec<Duration>>>,
     delivered: Arc<AtomicU64>,
     duplicates: Arc<AtomicU64>,
+    /// Sockets whose namespace handshake was answered.
+    connected: Arc<AtomicU64>,
 }
 
 /// A free port on loopback.
@@ -177,6 +179,7 @@ async fn socket(addr: String, token: String, posted: Posted, seen: Seen) {
             continue;
         }
         assert!(text.starts_with("40"), "handshake refused: {text}");
+        seen.connected.fetch_add(1, Ordering::Relaxed);
         break;
     }
     let mut received = HashSet::new();
@@ -325,7 +328,19 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    // Let the handshakes finish and memory settle.
+    // Every handshake answered, then a moment for memory to settle (the server gives back
+    // what the handshakes left free once sockets stop coming for a second): measured while
+    // handshakes were still under way, a busy machine counted their buffers as the idle
+    // sockets'.
+    let started = Instant::now();
+    while seen.connected.load(Ordering::Relaxed) < sockets {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {} of {sockets} sockets connected",
+            seen.connected.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_idle = rss(&servers);
 

@@ -1,6 +1,7 @@
 //! The server's chores between requests: ends sessions as they expire (disconnecting their
-//! sockets at once), logs the sending queue's depth while it is not empty, and prunes what
-//! has expired (early statuses, login failures, pacing rows), so those tables stay small.
+//! sockets at once), logs the sending queue's depth while it is not empty, prunes what has
+//! expired (early statuses, login failures, pacing rows), so those tables stay small, and
+//! gives memory back once sockets stop coming and going.
 
 use std::time::Duration;
 
@@ -42,6 +43,45 @@ pub async fn run(state: AppState) {
         crate::monitoring::upkeep();
     }
 }
+
+/// Once sockets have stopped coming and going for a second, hands the memory that their
+/// handshakes left free back to the system. glibc keeps freed memory in its heaps, and a
+/// burst of handshakes (every page reconnecting after a deploy) leaves it scattered between
+/// the sockets' own allocations, where it stays resident: with 5,000 sockets on PostgreSQL,
+/// 28 KiB per socket before `malloc_trim`, 22 KiB after.
+pub async fn give_back_memory(state: AppState) {
+    let connections = &state.runtime.connections;
+    let mut seen = connections.churn();
+    let mut moved = false;
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = state.runtime.shutdown.cancelled() => return,
+        }
+        let churn = connections.churn();
+        if churn != seen {
+            seen = churn;
+            moved = true;
+        } else if moved {
+            moved = false;
+            // It walks every heap under its lock: not on a thread that serves requests.
+            let _ = tokio::task::spawn_blocking(release_free_memory).await;
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    // SAFETY: malloc_trim takes no pointer and only walks glibc's own heaps, under their locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other allocators give memory back by themselves, or not at all.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
 
 /// Deletes what no longer counts: early statuses of messages that never showed up, login
 /// failures out of the window, and pacing rows whose slots are past.

@@ -280,6 +280,7 @@ impl Server {
             tasks.spawn(worker.clone().run());
         }
         tasks.spawn(housekeeping::run(state.clone()));
+        tasks.spawn(housekeeping::give_back_memory(state.clone()));
         tasks.close();
 
         let token = state.runtime.shutdown.clone();

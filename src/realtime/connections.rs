@@ -2,7 +2,7 @@
 //! expire), and engine.io sessions that have not joined the namespace.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -21,6 +21,8 @@ pub struct Connections {
     state: Mutex<ConnectionsState>,
     /// Told when a socket brings a session expiry, which may be the next one.
     pub expiries_changed: Notify,
+    /// Sockets come and gone since start: memory is given back once it stops moving.
+    churn: AtomicU64,
 }
 
 #[derive(Default)]
@@ -39,6 +41,7 @@ pub(super) struct Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
+        self.connections.churn.fetch_add(1, Ordering::Relaxed);
         let mut state = self.connections.lock();
         if let Some(n) = state.per_agent.get_mut(&self.agent) {
             *n -= 1;
@@ -61,7 +64,13 @@ impl Connections {
             max_per_agent,
             state: Mutex::default(),
             expiries_changed: Notify::new(),
+            churn: AtomicU64::new(0),
         })
+    }
+
+    /// How many sockets have connected or gone since start.
+    pub fn churn(&self) -> u64 {
+        self.churn.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ConnectionsState> {
@@ -89,6 +98,7 @@ impl Connections {
         if first_to_expire {
             self.expiries_changed.notify_one();
         }
+        self.churn.fetch_add(1, Ordering::Relaxed);
         Some(Place {
             connections: self.clone(),
             agent,
