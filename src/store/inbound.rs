@@ -35,6 +35,8 @@ type Answer = StoreResult<Option<MessageChange>>;
 struct Pending {
     msg: NewInbound,
     reply: oneshot::Sender<Answer>,
+    /// When it was handed to the writer.
+    at: Instant,
 }
 
 /// The way to the writer task; the task ends when the store is dropped.
@@ -55,7 +57,11 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         self.inbound
             .0
-            .send(Pending { msg, reply })
+            .send(Pending {
+                msg,
+                reply,
+                at: Instant::now(),
+            })
             .await
             .map_err(|_| writer_gone())?;
         answer.await.map_err(|_| writer_gone())?
@@ -66,11 +72,11 @@ fn writer_gone() -> StoreError {
     StoreError::Other(sqlx::Error::PoolClosed)
 }
 
-/// How long a small batch waits for more messages when the one before it was written
-/// [`RECENTLY`]: under a steady load, webhooks a millisecond or two apart share one commit,
-/// while a lone webhook is written at once. On PostgreSQL a commit (its WAL flush, and the
-/// round trip) costs more than a message's rows: fewer commits, less CPU per webhook, for
-/// about 2 ms more latency (README, "The write path").
+/// How long a small batch waits for more messages, from its oldest's arrival, when the one
+/// before it was written [`RECENTLY`]: under a steady load, webhooks a millisecond or two
+/// apart share one commit, while a lone webhook is written at once. On PostgreSQL a commit
+/// (its WAL flush, and the round trip) costs more than a message's rows: fewer commits, less
+/// CPU per webhook, for up to 2 ms more latency (README, "The write path").
 const GATHER: Duration = Duration::from_millis(2);
 /// A batch this big or bigger already shares its commit well: written without waiting.
 const SMALL_BATCH: usize = 8;
@@ -81,9 +87,15 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut last_write: Option<Instant> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if batch.len() < SMALL_BATCH && last_write.is_some_and(|t| t.elapsed() < RECENTLY) {
+        // The oldest message waits GATHER at most, the time it queued behind the last batch
+        // included.
+        let until = batch[0].at + GATHER;
+        if batch.len() < SMALL_BATCH
+            && last_write.is_some_and(|t| t.elapsed() < RECENTLY)
+            && until > Instant::now()
+        {
             // One timer, then whatever has come: no wake-up per message meanwhile.
-            tokio::time::sleep(GATHER).await;
+            tokio::time::sleep_until(until.into()).await;
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(pending) => batch.push(pending),
