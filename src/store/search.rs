@@ -60,27 +60,6 @@ struct SearchSql {
     below: &'static str,
 }
 
-/// The agent's next `$3` conversations below `$2`, as the list reads them.
-macro_rules! pg_window {
-    () => {
-        "SELECT page.id, page.activity FROM agent_numbers an CROSS JOIN LATERAL \
-           (SELECT c.id, c.activity FROM conversations c \
-            WHERE c.our_number = an.number AND c.activity < $2 \
-            ORDER BY c.activity DESC, c.id DESC LIMIT $3) page \
-         WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3"
-    };
-}
-
-macro_rules! sqlite_window {
-    () => {
-        "SELECT c.id, c.activity FROM agent_numbers an CROSS JOIN conversations c \
-         WHERE an.agent_id = $1 AND c.id IN (SELECT page.id FROM conversations page \
-           WHERE page.our_number = an.number AND page.activity < $2 \
-           ORDER BY page.activity DESC, page.id DESC LIMIT $3) \
-         ORDER BY c.activity DESC, c.id DESC LIMIT $3"
-    };
-}
-
 /// PostgreSQL: the name (folded) contains the text, the phone the digits, or a message all
 /// the words (a `tsquery`); `to_tsquery` only reads what Rust built from words of letters
 /// and digits, each quoted.
@@ -104,7 +83,11 @@ const POSTGRES: SearchSql = SearchSql {
         ),
         "ORDER BY c.activity DESC, c.id DESC"
     ),
-    window: pg_window!(),
+    window: "SELECT page.id, page.activity FROM agent_numbers an CROSS JOIN LATERAL \
+       (SELECT c.id, c.activity FROM conversations c \
+        WHERE c.our_number = an.number AND c.activity < $2 \
+        ORDER BY c.activity DESC, c.id DESC LIMIT $3) page \
+     WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3",
     // The words are looked for newest message first through the conversation's own index,
     // and the first match ends the look: a common word is found at once.
     check: "SELECT c.id FROM conversations c \
@@ -153,7 +136,11 @@ const SQLITE: SearchSql = SearchSql {
         ),
         "ORDER BY c.activity DESC, c.id DESC"
     ),
-    window: sqlite_window!(),
+    window: "SELECT c.id, c.activity FROM agent_numbers an CROSS JOIN conversations c \
+     WHERE an.agent_id = $1 AND c.id IN (SELECT page.id FROM conversations page \
+       WHERE page.our_number = an.number AND page.activity < $2 \
+       ORDER BY page.activity DESC, page.id DESC LIMIT $3) \
+     ORDER BY c.activity DESC, c.id DESC LIMIT $3",
     // One query of the words index per conversation, with its id: a check per message would
     // cost a query per message (ten thousand for a long thread).
     check: "SELECT w.value AS id FROM json_each($1) w \
@@ -232,15 +219,7 @@ enum Part {
 }
 
 fn json_ids<'a>(ids: impl IntoIterator<Item = &'a i64>) -> String {
-    let mut out = String::from("[");
-    for (i, id) in ids.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&id.to_string());
-    }
-    out.push(']');
-    out
+    serde_json::Value::from_iter(ids.into_iter().copied()).to_string()
 }
 
 impl Store {
