@@ -51,6 +51,19 @@ async fn inbound(app: &TestApp, agent: &Agent, from: &str, to: &str, body: &str)
     c.id.0
 }
 
+/// Names the contact of conversation `id` through `PATCH`.
+async fn rename(app: &TestApp, agent: &Agent, id: i64, name: &str) {
+    let r = app
+        .http
+        .patch(app.url(&format!("/api/crm/sms/conversations/{id}")))
+        .bearer_auth(&agent.token)
+        .json(&json!({"contactName": name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// One page of `?q=`: ids and the next cursor.
 async fn search_page(
     app: &TestApp,
@@ -346,15 +359,7 @@ async fn any_text_is_data(app: TestApp) {
 async fn a_renamed_contact_is_found_by_the_new_name(app: TestApp) {
     let alice = app.agent("alice@example.com", &[OURS]).await;
     let id = named(&app, &alice, "+14155550601", "Old Name").await;
-    let r = app
-        .http
-        .patch(app.url(&format!("/api/crm/sms/conversations/{id}")))
-        .bearer_auth(&alice.token)
-        .json(&json!({"contactName": "Émilie Brontë"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    rename(&app, &alice, id, "Émilie Brontë").await;
     assert_eq!(search(&app, &alice, "emilie bronte").await, [id]);
     assert!(search(&app, &alice, "old name").await.is_empty());
 }
@@ -424,15 +429,7 @@ async fn common_words_page_like_the_list(app: TestApp) {
         .await
         .parse()
         .unwrap();
-    let r = app
-        .http
-        .patch(app.url(&format!("/api/crm/sms/conversations/{old}")))
-        .bearer_auth(&alice.token)
-        .json(&json!({"contactName": "Commonwealth Bank"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    rename(&app, &alice, old, "Commonwealth Bank").await;
     if app.database_url.starts_with("postgres") {
         let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
             .await
