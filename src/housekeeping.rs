@@ -14,7 +14,11 @@ use crate::realtime;
 /// prunes what has expired. Also wakes when the first session with a socket here expires,
 /// to end it and disconnect its sockets at once.
 pub async fn run(state: AppState) {
-    let mut every = tokio::time::interval(Duration::from_secs(30));
+    // The first round comes a period after start, not at once: what expired while the
+    // server was down is refused already, and a round racing the first requests would prune
+    // under them (a test that stored an expired session saw it gone before it asked).
+    let period = Duration::from_secs(30);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         let next_expiry = state.runtime.connections.next_expiry();
         let until_expiry = async {
