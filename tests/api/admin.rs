@@ -438,7 +438,23 @@ async fn disabling_ends_sessions_and_disconnects_sockets_at_once(app: TestApp) {
     }
     let (status, _) = app.get("/api/auth/me", Some(&agent)).await;
     assert_eq!(status, 401);
-    assert_eq!(login(&app, "agent@example.com", "password123").await, 401);
+    // The right password learns why; a wrong one learns nothing about the account.
+    let sign_in = async |password: &str| {
+        let body = json!({"email": "agent@example.com", "password": password});
+        app.post_json("/api/auth/login", None, body).await
+    };
+    let (status, refused) = sign_in("password123").await;
+    assert_eq!(status, 401);
+    assert_eq!(refused["error"]["code"], "account_disabled", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("disabled") && message.contains("admin"),
+        "{message}"
+    );
+    let (status, wrong) = sign_in("not the password").await;
+    assert_eq!(status, 401);
+    assert_eq!(wrong["error"]["code"], "unauthorized", "{wrong}");
+    assert!(!wrong.to_string().contains("disabled"), "{wrong}");
     assert!(
         crate::helpers::Socket::connect(
             &app,
