@@ -119,7 +119,7 @@ async fn accept_invite(
     let store = &state.services.store;
     let hash = token_hash(&body.token);
     // Looked up first, so that an unknown link costs no password hash.
-    if !store.invite_is_open(&hash).await? {
+    if store.open_invite(&hash).await?.is_none() {
         return Err(AppError::NotFound("invite"));
     }
     NewAgent::check_password(&body.password)?;

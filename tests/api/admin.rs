@@ -180,12 +180,25 @@ async fn an_invited_agent_chooses_a_password_once(app: TestApp) {
     assert_eq!(login(&app, "new@example.com", "").await, 401);
 
     let token = token_of(&invited.invite_url);
-    let page = async |token: String| {
+    let page_text = async |token: &str| {
         let url = app.url(&format!("/invite?token={token}"));
-        app.http.get(url).send().await.unwrap().status()
+        let r = app.http.get(url).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
     };
-    assert_eq!(page(token.clone()).await, 200);
-    assert_eq!(page("unknown".into()).await, 404);
+    let page = async |token: String| page_text(&token).await.0;
+    let (status, open) = page_text(&token).await;
+    assert_eq!(status, 200);
+    assert!(
+        open.contains("new@example.com"),
+        "the page names the invited email"
+    );
+    let (status, unknown) = page_text("unknown").await;
+    assert_eq!(status, 404);
+    assert!(
+        unknown.contains("This invite link can’t be used"),
+        "{unknown}"
+    );
+    assert!(unknown.contains(r#"href="/login""#), "{unknown}");
     assert_eq!(
         app.http
             .get(app.url("/invite"))
