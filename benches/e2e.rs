@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 const TOKEN: &str = "bench-auth-token";
-const ACCOUNT: &str = "ACbenchbenchbenchbenchbenchbench00";
+const ACCOUNT: &str = "ACbe0cbe0cbe0cbe0cbe0cbe0cbe0cbe0c";
 const PUBLIC_URL: &str = "https://bench.smsdesk.test";
 
 fn env_or(name: &str, default: u64) -> u64 {

@@ -21,6 +21,9 @@ pub enum AppError {
     Invalid(String),
     #[error("sign in first")]
     Unauthorized,
+    /// The right password of an agent an admin disabled: said only to who knows it.
+    #[error("This account is disabled; ask an admin to enable it again.")]
+    AccountDisabled,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0} not found")]
@@ -60,6 +63,7 @@ impl AppError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::AccountDisabled => (StatusCode::UNAUTHORIZED, "account_disabled"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),

@@ -1,5 +1,7 @@
 //! The agent's pages and their static files, embedded in the binary (read from `static/`
-//! at run time in debug builds), served with a strict Content-Security-Policy.
+//! at run time in debug builds), served with a strict Content-Security-Policy. A page that
+//! needs a fact only the server knows (the invited email, the Twilio mode) gets it written
+//! into its HTML, escaped, instead of asking for it with a request of its own.
 
 use axum::Router;
 use axum::extract::State;
@@ -78,6 +80,48 @@ fn page(name: &str) -> Response {
     asset(name, &HeaderMap::new()).unwrap_or_else(|| AppError::NotFound("page").into_response())
 }
 
+/// The page `name` with every `{{key}}` replaced by its value, escaped for HTML text and
+/// attributes alike.
+fn filled(name: &str, values: &[(&str, &str)]) -> Response {
+    let Some(file) = Assets::get(name) else {
+        return AppError::NotFound("page").into_response();
+    };
+    let mut html = String::from_utf8_lossy(&file.data).into_owned();
+    for (key, value) in values {
+        html = html.replace(&format!("{{{{{key}}}}}"), &escape_html(value));
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A link that can no longer be used (`404`, as the API says) still gets a page: what
+/// happened, in the app's style, and the way to sign in.
+fn gone(title: &str, message: &str) -> Response {
+    let page = filled("notice.html", &[("title", title), ("message", message)]);
+    (StatusCode::NOT_FOUND, page).into_response()
+}
+
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> bool {
     match request_token(headers) {
         Some((token, _)) => matches!(
@@ -104,9 +148,15 @@ async fn login() -> Response {
     page("login.html")
 }
 
+/// The inbox, told whether the server runs the Twilio simulator (it then offers "Simulate
+/// incoming SMS").
 async fn messages(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if signed_in(&state, &headers).await {
-        page("messages.html")
+        let mode = match state.services.simulator {
+            Some(_) => "simulated",
+            None => "live",
+        };
+        filled("messages.html", &[("twilio", mode)])
     } else {
         Redirect::to("/login").into_response()
     }
@@ -121,28 +171,29 @@ async fn setup(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Re
     let setup_token = &state.runtime.setup_token;
     match q.token {
         Some(t) if setup_token.is_open(&state.services.store, &t).await => page("setup.html"),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "This setup link is not valid (wrong, used, or from an earlier run).",
-        )
-            .into_response(),
+        _ => gone(
+            "This setup link can’t be used",
+            "It was used already, or it is from an earlier run of the server. Sign in with \
+             the account it created, or restart the server to print a new link.",
+        ),
     }
 }
 
-/// The invite link's page, where the invited agent chooses a password; `404` unless the
-/// invite can still be accepted.
+/// The invite link's page, where the invited agent chooses a password for the email it
+/// names; `404` unless the invite can still be accepted.
 async fn invite(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
     let open = match q.token {
-        Some(t) => state.services.store.invite_is_open(&token_hash(&t)).await,
-        None => Ok(false),
+        Some(t) => state.services.store.open_invite(&token_hash(&t)).await,
+        None => Ok(None),
     };
     match open {
-        Ok(true) => page("invite.html"),
-        Ok(false) => (
-            StatusCode::NOT_FOUND,
-            "This invite link is not valid (wrong, used, or expired). Ask your admin for a new one.",
-        )
-            .into_response(),
+        Ok(Some(email)) => filled("invite.html", &[("email", &email)]),
+        Ok(None) => gone(
+            "This invite link can’t be used",
+            "It was used already, it expired (a link lasts 7 days), or a newer link replaced \
+             it. If you chose your password already, sign in; if not, ask your admin for a \
+             new link.",
+        ),
         Err(e) => AppError::from(e).into_response(),
     }
 }
@@ -195,6 +246,25 @@ mod tests {
             .to_str()
             .unwrap()
             .to_owned()
+    }
+
+    #[tokio::test]
+    async fn filled_pages_escape_what_they_are_given() {
+        assert_eq!(
+            escape_html(r#"<b a='1' b="2">&amp;</b>"#),
+            "&lt;b a=&#39;1&#39; b=&quot;2&quot;&gt;&amp;amp;&lt;/b&gt;"
+        );
+        let page = filled("invite.html", &[("email", "a\"<script>@x.io")]);
+        assert_eq!(page.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(page.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let html = String::from_utf8(body.to_vec()).unwrap();
+        assert!(html.contains("a&quot;&lt;script&gt;@x.io"), "{html}");
+        assert!(
+            !html.contains("{{") && !html.contains("<script>@"),
+            "{html}"
+        );
     }
 
     #[tokio::test]

@@ -142,7 +142,6 @@ const socket = initSocket({
 });
 const dialogs = initDialogs({
   store,
-  get,
   post,
   agentNumbers,
   openId,

@@ -1,30 +1,21 @@
 // An invited agent's page (/invite?token=…): POST /api/invite {token, password} → 200, signed in by
 // cookie → /agent/messages.
-import { post, ApiError } from '/js/api.js';
+import { post } from '/js/api.js';
 import { $, setAlert } from '/js/dom.js';
+import { inviteError, passwordProblem } from '/js/auth-text.js';
 
 const form = $('#invite-form');
 const errorEl = $('#invite-error');
 const button = $('#invite-button');
 const token = new URLSearchParams(location.search).get('token') || '';
 
-function messageFor(err) {
-  if (err instanceof ApiError) {
-    if (err.status === 404) return 'This invite link is invalid, used or expired. Ask your admin for a new one.';
-    return err.message || `Could not set the password (${err.status})`;
-  }
-  return "Can't reach the server. Check your connection and try again.";
-}
-
 form.addEventListener('submit', async (e) => {
   e.preventDefault();
   const password = form.elements.password.value;
-  if (password.length < 8) {
-    setAlert(errorEl, 'Choose a password of at least 8 characters.');
-    return;
-  }
-  if (password !== form.elements.again.value) {
-    setAlert(errorEl, 'The two passwords differ.');
+  const problem = passwordProblem(password, form.elements.again.value);
+  if (problem) {
+    setAlert(errorEl, problem);
+    form.elements.password.focus();
     return;
   }
   button.disabled = true;
@@ -33,7 +24,7 @@ form.addEventListener('submit', async (e) => {
     await post('/api/invite', { token, password });
     location.assign('/agent/messages');
   } catch (err) {
-    setAlert(errorEl, messageFor(err));
+    setAlert(errorEl, inviteError(err));
     button.disabled = false;
   }
 });

@@ -1,18 +1,19 @@
-// Sign-in page: POST /api/auth/login {email, password} → /agent/messages.
-import { post, ApiError } from '/js/api.js';
+// Sign-in page: POST /api/auth/login {email, password} → /agent/messages. Arriving from an inbox whose
+// session ended (`?session=ended`), it says so first.
+import { post } from '/js/api.js';
 import { $, setAlert } from '/js/dom.js';
+import { arrivalNotice, loginError } from '/js/auth-text.js';
 
 const form = $('#login-form');
 const errorEl = $('#login-error');
+const noticeEl = $('#login-notice');
 const button = $('#login-button');
 
-function messageFor(err) {
-  if (err instanceof ApiError) {
-    if (err.status === 401) return 'Wrong email or password';
-    if (err.status === 429) return 'Too many attempts, wait a minute';
-    return err.message || `Sign-in failed (${err.status})`;
-  }
-  return "Can't reach the server. Check your connection and try again.";
+setAlert(noticeEl, arrivalNotice(location.search));
+
+function showError(text) {
+  if (text) setAlert(noticeEl, '');
+  setAlert(errorEl, text);
 }
 
 form.addEventListener('submit', async (e) => {
@@ -20,18 +21,18 @@ form.addEventListener('submit', async (e) => {
   const email = form.elements.email.value.trim();
   const password = form.elements.password.value;
   if (!email || !password) {
-    setAlert(errorEl, 'Enter your email and password.');
+    showError(email ? 'Enter your password.' : 'Enter your email address.');
     (email ? form.elements.password : form.elements.email).focus();
     return;
   }
   button.disabled = true;
   button.textContent = 'Signing in…';
-  setAlert(errorEl, '');
+  showError('');
   try {
     await post('/api/auth/login', { email, password });
     location.assign('/agent/messages');
   } catch (err) {
-    setAlert(errorEl, messageFor(err));
+    showError(loginError(err));
     button.disabled = false;
     button.textContent = 'Sign in';
     form.elements.password.select();

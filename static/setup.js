@@ -1,6 +1,7 @@
 // First-run setup: POST /api/setup {token, email, name, password, numbers} → 201 → /agent/messages.
-import { post, ApiError } from '/js/api.js';
+import { post } from '/js/api.js';
 import { $, setAlert } from '/js/dom.js';
+import { passwordProblem, setupError } from '/js/auth-text.js';
 
 const form = $('#setup-form');
 const errorEl = $('#setup-error');
@@ -20,18 +21,6 @@ if (!token) {
   button.disabled = true;
 }
 
-function messageFor(err) {
-  if (err instanceof ApiError) {
-    if (err.status === 404 || err.status === 403) {
-      return err.status === 404
-        ? 'This setup link is invalid or was already used. Restart the server for a new one, or sign in.'
-        : err.message;
-    }
-    return err.message || `Setup failed (${err.status})`;
-  }
-  return "Can't reach the server. Check your connection and try again.";
-}
-
 form.addEventListener('submit', async (e) => {
   e.preventDefault();
   const f = form.elements;
@@ -44,6 +33,12 @@ form.addEventListener('submit', async (e) => {
     setAlert(errorEl, `Enter ${missing.join(', ')}.`);
     return;
   }
+  const weak = passwordProblem(password);
+  if (weak) {
+    setAlert(errorEl, weak);
+    f.password.focus();
+    return;
+  }
   button.disabled = true;
   button.textContent = 'Creating…';
   setAlert(errorEl, '');
@@ -51,7 +46,7 @@ form.addEventListener('submit', async (e) => {
     await post('/api/setup', { token, email, name, password, numbers });
     location.assign('/agent/messages');
   } catch (err) {
-    setAlert(errorEl, messageFor(err));
+    setAlert(errorEl, setupError(err));
     button.disabled = !token;
     button.textContent = 'Create account';
   }

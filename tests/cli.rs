@@ -258,24 +258,41 @@ fn agent_add_refuses_control_and_invisible_characters() {
 #[test]
 fn bad_configuration_stops_with_one_line_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
-    for (var, value) in [
-        ("PORT", "http"),
-        ("DATABASE_URL", "mysql://db/app"),
-        ("PUBLIC_URL", "not a url"),
-        ("TWILIO_ACCOUNT_SID", "AC123"),
-        ("TRUSTED_PROXIES", "localhost"),
-        ("MAX_SOCKETS_PER_AGENT", "0"),
+    // A database that never answers: were the SIDs accepted, the start would end naming it.
+    let live = [
+        ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+        ("TWILIO_AUTH_TOKEN", "token"),
+        ("DATABASE_URL", "postgres://127.0.0.1:1/nowhere"),
+    ];
+    for (named, env) in [
+        ("PORT", &[("PORT", "http")][..]),
+        ("DATABASE_URL", &[("DATABASE_URL", "mysql://db/app")]),
+        ("PUBLIC_URL", &[("PUBLIC_URL", "not a url")]),
+        ("TWILIO_AUTH_TOKEN", &[live[0]]),
+        (
+            "TWILIO_ACCOUNT_SID",
+            &[("TWILIO_ACCOUNT_SID", "ACnotvalid"), live[1], live[2]],
+        ),
+        (
+            "TWILIO_MESSAGING_SERVICE_SID",
+            &[
+                live[0],
+                live[1],
+                live[2],
+                ("TWILIO_MESSAGING_SERVICE_SID", "MG123"),
+            ],
+        ),
+        ("TRUSTED_PROXIES", &[("TRUSTED_PROXIES", "localhost")]),
+        ("MAX_SOCKETS_PER_AGENT", &[("MAX_SOCKETS_PER_AGENT", "0")]),
     ] {
-        let out = smsdesk(dir.path()).env(var, value).output().unwrap();
-        assert!(!out.status.success(), "{var}={value} must not start");
+        let out = smsdesk(dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{env:?} must not start");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-        let named = if var == "TWILIO_ACCOUNT_SID" {
-            "TWILIO_AUTH_TOKEN"
-        } else {
-            var
-        };
-        assert!(err.contains(named), "{var}: {err}");
+        assert!(err.contains(named), "{env:?}: {err}");
     }
 
     let out = smsdesk(dir.path())

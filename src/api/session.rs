@@ -119,7 +119,7 @@ async fn accept_invite(
     let store = &state.services.store;
     let hash = token_hash(&body.token);
     // Looked up first, so that an unknown link costs no password hash.
-    if !store.invite_is_open(&hash).await? {
+    if store.open_invite(&hash).await?.is_none() {
         return Err(AppError::NotFound("invite"));
     }
     NewAgent::check_password(&body.password)?;
@@ -158,6 +158,11 @@ async fn login(
             tracing::info!(%address, "failed login");
             Err(AppError::Unauthorized)
         }
+        // Refused like a wrong password: the attempt counts.
+        Err(e @ AppError::AccountDisabled) => {
+            tracing::info!(%address, "login of a disabled agent");
+            Err(e)
+        }
         // The password was not checked: the attempt does not count.
         Err(e) => {
             throttle.cancel(attempt).await;
@@ -166,7 +171,8 @@ async fn login(
     }
 }
 
-/// The agent whose email (normalised) and password these are, if any.
+/// The agent whose email (normalised) and password these are, if any;
+/// [`AppError::AccountDisabled`] when they are a disabled agent's.
 async fn check_password(
     state: &AppState,
     email: &str,
@@ -186,12 +192,20 @@ async fn check_password(
     }
     // An invited agent who has not chosen a password yet is checked against the decoy, as
     // an unknown email is: as slow, and never a match.
-    let (agent, hash) = match state.services.store.active_agent_by_email(email).await? {
-        Some((agent, hash)) if !hash.is_empty() => (Some(agent), Some(hash)),
-        _ => (None, None),
-    };
-    let ok = hasher.verify(password, hash).await?;
-    Ok(agent.filter(|_| ok))
+    let candidate = state
+        .services
+        .store
+        .signing_in(email)
+        .await?
+        .filter(|c| !c.password_hash.is_empty());
+    let hash = candidate.as_ref().map(|c| c.password_hash.clone());
+    if !hasher.verify(password, hash).await? {
+        return Ok(None);
+    }
+    match candidate {
+        Some(c) if c.disabled => Err(AppError::AccountDisabled),
+        c => Ok(c.map(|c| c.agent)),
+    }
 }
 
 /// `POST /api/auth/logout`: the session ends here and its sockets are disconnected.

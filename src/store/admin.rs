@@ -92,12 +92,12 @@ impl Store {
         Ok(Some(agent))
     }
 
-    /// Whether this invite can still be accepted: known, unused, not expired, and its agent
-    /// not disabled.
-    pub async fn invite_is_open(&self, token_hash: &str) -> StoreResult<bool> {
-        let open: Option<i64> = on_pool!(&self.reader, |db| {
+    /// The email of the agent this invite is for, if it can still be accepted: known,
+    /// unused, not expired, and its agent not disabled.
+    pub async fn open_invite(&self, token_hash: &str) -> StoreResult<Option<String>> {
+        let email: Option<String> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar(
-                "SELECT a.id FROM invites i JOIN agents a ON a.id = i.agent_id \
+                "SELECT a.email FROM invites i JOIN agents a ON a.id = i.agent_id \
                  WHERE i.token_hash = $1 AND i.expires_at > $2 AND NOT a.disabled",
             )
             .bind(token_hash)
@@ -105,7 +105,7 @@ impl Store {
             .fetch_optional(db)
             .await
         })?;
-        Ok(open.is_some())
+        Ok(email)
     }
 
     /// Uses the invite up and gives its agent the password; `None` when the invite cannot

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{AgentRow, SessionRow, agent_select};
-use super::{Session, Store, StoreResult};
+use super::{Session, SigningIn, Store, StoreResult};
 use crate::model::{Agent, Id, Role, now};
 
 const INSERT_NUMBER: &str =
@@ -85,19 +85,15 @@ impl Store {
         add_numbers(tx, id, numbers).await
     }
 
-    /// The agent with this email who may sign in (not disabled), and their password hash
-    /// (empty, so matching none, while their invite is pending).
-    pub async fn active_agent_by_email(&self, email: &str) -> StoreResult<Option<(Agent, String)>> {
+    /// The agent with this email, disabled or not, as a sign-in checks them.
+    pub async fn signing_in(&self, email: &str) -> StoreResult<Option<SigningIn>> {
         let row: Option<AgentRow> = on_pool!(&self.reader, |db| {
-            sqlx::query_as(concat!(
-                agent_select!(),
-                "WHERE a.email = $1 AND NOT a.disabled"
-            ))
-            .bind(email)
-            .fetch_optional(db)
-            .await
+            sqlx::query_as(concat!(agent_select!(), "WHERE a.email = $1"))
+                .bind(email)
+                .fetch_optional(db)
+                .await
         })?;
-        Ok(row.map(AgentRow::into_agent))
+        Ok(row.map(AgentRow::into_signing_in))
     }
 
     /// The agent with this email, and their password hash.

@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::SigningIn;
+
 use crate::model::{
     Agent, Contact, Conversation, Direction, Id, ManagedAgent, Message, Role, Status,
 };
@@ -259,6 +261,17 @@ impl AgentRow {
             },
             self.password_hash,
         )
+    }
+
+    /// The agent as a sign-in checks them.
+    pub(super) fn into_signing_in(self) -> SigningIn {
+        let disabled = self.disabled;
+        let (agent, password_hash) = self.into_agent();
+        SigningIn {
+            agent,
+            password_hash,
+            disabled,
+        }
     }
 
     /// The agent as the admin view shows it.

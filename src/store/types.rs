@@ -180,6 +180,15 @@ impl DbClock {
     }
 }
 
+/// The agent an email names at sign-in, and what their password is checked against.
+#[derive(Clone, Debug)]
+pub struct SigningIn {
+    pub agent: Agent,
+    /// Empty while their invite is pending: it matches no password.
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
 /// A signed-in session: whose it is, and until when.
 #[derive(Clone, Debug)]
 pub struct Session {

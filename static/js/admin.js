@@ -107,11 +107,11 @@ export function init({ me, get, api, formatPhone, onAuthError, toast }) {
       return h(
         'tr',
         { dataset: { id: row.id, status: row.status } },
-        h('td', { class: 'agent-cell-name' }, row.name),
-        h('td', null, row.email),
-        h('td', null, row.role),
-        h('td', { class: 'agent-cell-numbers' }, row.numbers),
-        h('td', null, h('span', { class: `status-pill status-${row.status}` }, row.statusLabel)),
+        h('td', { class: 'agent-cell-name', dataset: { label: 'Name' } }, row.name),
+        h('td', { dataset: { label: 'Email' } }, row.email),
+        h('td', { dataset: { label: 'Role' } }, row.role),
+        h('td', { class: 'agent-cell-numbers', dataset: { label: 'Numbers' } }, row.numbers),
+        h('td', { dataset: { label: 'Status' } }, h('span', { class: `status-pill status-${row.status}` }, row.statusLabel)),
         h('td', { class: 'agent-cell-actions' }, ...actions),
       );
     });

@@ -1,7 +1,9 @@
-// One message as a bubble: its text (always as text), media, time and status mark (spinner, ✓, ✓✓, or
-// a red error line with Retry). Elements are made once per message and updated in place.
+// One message as a bubble: its text (always as text, its web links clickable), media, time and status
+// mark (spinner, ✓, ✓✓, or a red error line with Retry). Elements are made once per message and
+// updated in place.
 
 import { h } from './dom.js';
+import { linkNodes } from './linkify.js';
 import { statusGroup } from './store.js';
 import * as fmt from './format.js';
 
@@ -92,7 +94,7 @@ export function updateBubble(el, m, key, { retried }) {
   el.dataset.status = m.status || (outbound ? 'pending' : 'received');
   el.dataset.direction = outbound ? 'outbound' : 'inbound';
 
-  p.body.textContent = m.body ?? '';
+  p.body.replaceChildren(...linkNodes(m.body ?? ''));
   p.body.hidden = !m.body;
   if (el._mediaSig !== mediaSig) {
     el._mediaSig = mediaSig;

@@ -18,10 +18,10 @@ function closeDialog(dialog) {
 }
 
 /**
- * init({store, get, post, agentNumbers, openId, onCreated, onAuthError}) → {checkSimulator}
+ * init({store, post, agentNumbers, openId, onCreated, onAuthError}) → {checkSimulator}
  * `onCreated(conv)` runs when a conversation was started (it is in the store).
  */
-export function init({ store, get, post, agentNumbers, openId, onCreated, onAuthError }) {
+export function init({ store, post, agentNumbers, openId, onCreated, onAuthError }) {
   const nc = {
     button: $('#new-conversation-button'),
     dialog: $('#new-conversation-dialog'),
@@ -140,15 +140,12 @@ export function init({ store, get, post, agentNumbers, openId, onCreated, onAuth
   }
 
   return {
-    /** Offer "Simulate incoming SMS" when the server runs its Twilio simulator (404 in live mode). */
-    async checkSimulator() {
-      let simulator = false;
-      try {
-        simulator = Boolean((await get('/dev/status'))?.simulator);
-      } catch {
-        simulator = false;
-      }
-      sim.button.hidden = !simulator;
+    /**
+     * Offer "Simulate incoming SMS" when the server runs its Twilio simulator: the server writes its
+     * mode into the page (`<body data-twilio>`), so live mode never hears of `/dev/*`.
+     */
+    checkSimulator() {
+      sim.button.hidden = document.body.dataset.twilio !== 'simulated';
     },
   };
 }

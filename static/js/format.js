@@ -57,12 +57,51 @@ export function formatDayHeader(value, now = new Date()) {
   return longDateFmt.format(d);
 }
 
-/** "+15551230000" → "+1 (555) 123-0000"; other numbers are shown as given. */
+// Country calling codes of one and two digits (ITU-T E.164); every other code has three.
+const SHORT_CODES = new Set(
+  '1 7 20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98'.split(' '),
+);
+
+// How a few countries group their national numbers, by group sizes; others get groupSizes().
+const NATIONAL_GROUPS = {
+  33: (n) => n.length === 9 && [1, 2, 2, 2, 2], // France: 6 12 34 56 78
+  44: (n) => (n.startsWith('20') && n.length === 10 ? [2, 4, 4] : n.length === 10 && [4, 6]), // UK: 20 7183 8750, 7700 900123
+  61: (n) => n.length === 9 && (n.startsWith('4') ? [3, 3, 3] : [1, 4, 4]), // Australia: 412 345 678, 2 9876 5432
+};
+
+/** Groups of three, the last one or two of four, so that no group is a lone digit: 3-3-4, 3-4-4, 4-4. */
+function groupSizes(length) {
+  if (length <= 4) return [length];
+  if (length === 5) return [2, 3];
+  const tail = length % 3 === 1 ? [4] : length % 3 === 2 ? [4, 4] : [];
+  const rest = length - tail.reduce((a, b) => a + b, 0);
+  return [...Array(rest / 3).fill(3), ...tail];
+}
+
+function grouped(digits, sizes) {
+  const parts = [];
+  let at = 0;
+  for (const size of sizes) {
+    parts.push(digits.slice(at, at + size));
+    at += size;
+  }
+  return parts.join(' ');
+}
+
+/**
+ * An E.164 number as people write it: "+15551230000" → "+1 (555) 123-0000", "+447700900123" →
+ * "+44 7700 900123", others as "+<country code> " and groups of digits. Anything else as given.
+ */
 export function formatPhone(phone) {
   const p = String(phone ?? '');
-  const m = /^\+1(\d{3})(\d{3})(\d{4})$/.exec(p);
-  if (m) return `+1 (${m[1]}) ${m[2]}-${m[3]}`;
-  return p;
+  const nanp = /^\+1(\d{3})(\d{3})(\d{4})$/.exec(p);
+  if (nanp) return `+1 (${nanp[1]}) ${nanp[2]}-${nanp[3]}`;
+  if (!/^\+[1-9]\d{5,14}$/.test(p)) return p;
+  const digits = p.slice(1);
+  const code = [1, 2, 3].map((n) => digits.slice(0, n)).find((c) => c.length === 3 || SHORT_CODES.has(c));
+  const national = digits.slice(code.length);
+  const sizes = NATIONAL_GROUPS[code]?.(national) || groupSizes(national.length);
+  return `+${code} ${grouped(national, sizes)}`;
 }
 
 export function contactLabel(conv) {

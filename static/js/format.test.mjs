@@ -8,11 +8,38 @@ const NOW = new Date(2026, 0, 14, 15, 45); // Wednesday
 const at = (y, m, d, h = 9, min = 30) => new Date(y, m, d, h, min);
 const intl = (opts, d) => new Intl.DateTimeFormat(undefined, opts).format(d);
 
-test('phone numbers: North American ones grouped, others as given', () => {
+test('phone numbers: North American ones as (555) 123-4567, others by country code and groups', () => {
   assert.equal(fmt.formatPhone('+15551230000'), '+1 (555) 123-0000');
-  assert.equal(fmt.formatPhone('+442071838750'), '+442071838750');
-  assert.equal(fmt.formatPhone('+1555123000'), '+1555123000', 'one digit short');
+  assert.equal(fmt.formatPhone('+447700900123'), '+44 7700 900123');
+  assert.equal(fmt.formatPhone('+442071838750'), '+44 20 7183 8750');
+  assert.equal(fmt.formatPhone('+33612345678'), '+33 6 12 34 56 78');
+  assert.equal(fmt.formatPhone('+61412345678'), '+61 412 345 678');
+  assert.equal(fmt.formatPhone('+61298765432'), '+61 2 9876 5432');
+  assert.equal(fmt.formatPhone('+4915123456789'), '+49 151 2345 6789');
+  assert.equal(fmt.formatPhone('+8613812345678'), '+86 138 1234 5678');
+  assert.equal(fmt.formatPhone('+79123456789'), '+7 912 345 6789');
+  assert.equal(fmt.formatPhone('+35312345678'), '+353 1234 5678', 'a three-digit country code');
+  assert.equal(fmt.formatPhone('+2348012345678'), '+234 801 234 5678');
+  assert.equal(fmt.formatPhone('+3545512345'), '+354 551 2345');
+  assert.equal(fmt.formatPhone('+37612345'), '+376 12 345');
+  assert.equal(fmt.formatPhone('+1555123000'), '+1 555 123 000', 'a +1 number one digit short is grouped, not misread');
+});
+
+test('phone numbers: what is not E.164 is shown as given', () => {
+  for (const raw of ['', '5551230000', '+44 7700 900123', '+0123456789', '+12345', '+1234567890123456', 'hello']) {
+    assert.equal(fmt.formatPhone(raw), raw);
+  }
   assert.equal(fmt.formatPhone(null), '');
+  assert.equal(fmt.formatPhone(undefined), '');
+});
+
+test('phone numbers: every E.164 length gets groups of at least two digits, none lost', () => {
+  for (let n = 6; n <= 15; n += 1) {
+    const raw = `+9${'87654321098765'.slice(0, n - 1)}`;
+    const shown = fmt.formatPhone(raw);
+    assert.equal(shown.replace(/\D/g, ''), raw.slice(1), shown);
+    assert.ok(shown.split(' ').slice(1).every((g) => g.length >= 2), shown);
+  }
 });
 
 test('contact label: the name, else the phone, else Unknown', () => {

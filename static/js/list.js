@@ -1,12 +1,14 @@
 // The conversation list (left column): pages of conversations, newest activity first, more as the agent
-// scrolls; one row per conversation with its avatar, name, last message (or "typing…"), time, opt-out tag
-// and unread count; the unread total in the tab's title. While a search is on (search.js), only its
+// scrolls; one row per conversation with its avatar, name, last message (or "typing…", and a red mark
+// when it is ours and was not delivered), time, opt-out tag and unread count; the unread total in the
+// tab's title. While a search is on (search.js), only its
 // results, with the matching words marked.
 
 import { describeError } from './api.js';
 import { h, reconcileChildren } from './dom.js';
 import * as fmt from './format.js';
 import { setMarked } from './search.js';
+import { notDelivered } from './store.js';
 
 const CONVERSATION_PAGE = 50;
 const REFRESH_DEBOUNCE_MS = 300;
@@ -100,6 +102,7 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
     const optedOut = h('span', { class: 'tag tag-muted', hidden: true }, 'Opted out');
     const time = h('time', { class: 'conversation-time' });
     const preview = h('span', { class: 'conversation-preview' });
+    const failed = h('span', { class: 'failed-mark', role: 'img', 'aria-label': 'Not delivered', hidden: true }, '!');
     const unread = h('span', { class: 'unread-badge', hidden: true });
     const button = h(
       'button',
@@ -109,11 +112,11 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
         'span',
         { class: 'conversation-main' },
         h('span', { class: 'conversation-top' }, name, optedOut, time),
-        h('span', { class: 'conversation-bottom' }, preview, unread),
+        h('span', { class: 'conversation-bottom' }, failed, preview, unread),
       ),
     );
     const li = h('li', { class: 'conversation', dataset: { id } }, button);
-    li._parts = { avatar, name, optedOut, time, preview, unread, button };
+    li._parts = { avatar, name, optedOut, time, preview, failed, unread, button };
     rowEls.set(id, li);
     return li;
   }
@@ -126,7 +129,9 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
     const name = fmt.contactLabel(conv);
     const preview = typing ? 'typing…' : fmt.messagePreview(conv.lastMessage);
     const when = conv.lastMessage?.createdAt || conv.updatedAt;
-    const sig = [name, preview, when, unread, active, typing, conv.contact?.optedOut, conv.lastMessage?.status, ...words].join('\u0001');
+    const last = conv.lastMessage;
+    const failed = !typing && notDelivered(last);
+    const sig = [name, preview, when, unread, active, typing, conv.contact?.optedOut, failed, last?.errorMessage, ...words].join('\u0001');
     if (li._sig === sig) return;
     li._sig = sig;
     p.avatar.textContent = fmt.initials(conv);
@@ -139,6 +144,9 @@ export function init({ store, get, invalidate, openId, typingNames, agentNumbers
     p.time.title = fmt.formatFull(when);
     setMarked(p.preview, preview, typing ? [] : words);
     p.preview.classList.toggle('is-typing', typing);
+    p.failed.hidden = !failed;
+    p.failed.title = failed ? `Not delivered${last.errorMessage ? `: ${last.errorMessage}` : ''}` : '';
+    li.classList.toggle('has-failed', failed);
     p.unread.textContent = unread > 99 ? '99+' : String(unread);
     p.unread.hidden = unread === 0;
     p.unread.setAttribute('aria-label', `${unread} unread`);

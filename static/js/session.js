@@ -1,4 +1,5 @@
-// Leaving the inbox: when the agent logs out, and when the server says the session is gone (a 401).
+// Leaving the inbox: when the agent logs out, and when the server says the session is gone (a 401:
+// it expired, was ended in another tab, or an admin disabled the agent; the sign-in page then says so).
 // Before the sign-in page opens, everything the page stored is forgotten and the live parts (socket,
 // send queue) are stopped, so no queued message text outlives the session in this browser.
 
@@ -11,18 +12,19 @@ import { ApiError, describeError } from './api.js';
 export function init({ post, storage, stop, navigate, toast, button = null }) {
   let leaving = false;
 
-  function leave() {
+  /** To the sign-in page; `ended`: the server ended the session, not the agent. */
+  function leave({ ended = false } = {}) {
     if (leaving) return;
     leaving = true;
     stop();
     storage.forget();
-    navigate('/login');
+    navigate(ended ? '/login?session=ended' : '/login');
   }
 
   /** The errors every call site treats alike. True when the page is leaving. */
   function handleAuthError(err) {
     if (err instanceof ApiError && err.status === 401) {
-      leave();
+      leave({ ended: true });
       return true;
     }
     return false;

@@ -89,14 +89,14 @@ test('a 401 (the session is gone) forgets them too, even one in flight that answ
   });
   const slow = p.outbox.send(p.store.conversations.get('1'), 'slow');
   await p.outbox.send(p.store.conversations.get('1'), 'Hello');
-  assert.deepEqual(p.went, ['/login']);
+  assert.deepEqual(p.went, ['/login?session=ended'], 'the sign-in page is told why');
   assert.deepEqual(ours(backend), []);
   answerLate();
   await slow;
   assert.deepEqual(ours(backend), [], 'the late answer writes nothing back');
   // Leaving is once, whatever else answers 401 on the way out.
   p.session.handleAuthError(new ApiError(401, 'unauthorized', 'Sign in'));
-  assert.deepEqual(p.went, ['/login']);
+  assert.deepEqual(p.went, ['/login?session=ended']);
 });
 
 test('a logout the server did not do keeps everything: the agent is still signed in', async () => {

@@ -56,6 +56,11 @@ export function statusGroup(status) {
   }
 }
 
+/** Ours, and Twilio will not deliver it: the thread shows it red with Retry, the list marks its conversation. */
+export function notDelivered(m) {
+  return m?.direction === 'outbound' && statusGroup(m.status) === 'failed';
+}
+
 /** The key a message is rendered and stored under: its clientId when it has one, else its id. */
 export function messageKey(m) {
   return m.clientId ? `c:${m.clientId}` : `i:${m.id}`;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Store, STATUS_RANK, statusRank, mayReplace, statusGroup } from './store.js';
+import { Store, STATUS_RANK, statusRank, mayReplace, statusGroup, notDelivered } from './store.js';
 
 const fixture = JSON.parse(readFileSync(new URL('../../tests/fixtures/status_precedence.json', import.meta.url), 'utf8'));
 
@@ -105,6 +105,28 @@ test('conversations: newest activity first; lastMessage follows the newest messa
   store.upsertMessage(msg({ id: '21', conversationId: '2', createdAt: '2026-01-12T10:00:00Z', seq: 8 }));
   store.removeMessage('i:20');
   assert.equal(store.conversations.get('2').lastMessage.id, '21');
+});
+
+test('a conversation whose last message was not delivered says so, and follows its status events', () => {
+  const store = new Store();
+  store.upsertConversation({ id: '1', contact: { phone: '+14155550123' } });
+  const last = () => store.conversations.get('1').lastMessage;
+  store.upsertMessage(msg({ status: 'pending', seq: 1 }));
+  assert.equal(notDelivered(last()), false);
+  store.applyStatus({ id: '10', status: 'failed', errorCode: 21211, seq: 2 });
+  assert.equal(notDelivered(last()), true);
+  assert.equal(last().errorCode, 21211);
+  // A late delivery receipt is the truth.
+  store.applyStatus({ id: '10', status: 'delivered', seq: 3 });
+  assert.equal(notDelivered(last()), false);
+  store.applyStatus({ id: '10', status: 'undelivered', seq: 4 });
+  assert.equal(notDelivered(last()), true);
+  // A newer message (the retry, or the contact's answer) takes its place.
+  store.upsertMessage(msg({ id: '11', status: 'queued', createdAt: '2026-01-12T10:05:00.000Z', seq: 5 }));
+  assert.equal(notDelivered(last()), false);
+  for (const status of ['failed', 'undelivered']) assert.equal(notDelivered({ direction: 'inbound', status }), false);
+  assert.equal(notDelivered({ direction: 'outbound', status: 'canceled' }), false);
+  assert.equal(notDelivered(null), false);
 });
 
 test('a thread shows the loaded range, oldest first, with local bubbles last among equals', () => {

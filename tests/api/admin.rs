@@ -180,12 +180,25 @@ async fn an_invited_agent_chooses_a_password_once(app: TestApp) {
     assert_eq!(login(&app, "new@example.com", "").await, 401);
 
     let token = token_of(&invited.invite_url);
-    let page = async |token: String| {
+    let page_text = async |token: &str| {
         let url = app.url(&format!("/invite?token={token}"));
-        app.http.get(url).send().await.unwrap().status()
+        let r = app.http.get(url).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
     };
-    assert_eq!(page(token.clone()).await, 200);
-    assert_eq!(page("unknown".into()).await, 404);
+    let page = async |token: String| page_text(&token).await.0;
+    let (status, open) = page_text(&token).await;
+    assert_eq!(status, 200);
+    assert!(
+        open.contains("new@example.com"),
+        "the page names the invited email"
+    );
+    let (status, unknown) = page_text("unknown").await;
+    assert_eq!(status, 404);
+    assert!(
+        unknown.contains("This invite link can’t be used"),
+        "{unknown}"
+    );
+    assert!(unknown.contains(r#"href="/login""#), "{unknown}");
     assert_eq!(
         app.http
             .get(app.url("/invite"))
@@ -438,7 +451,23 @@ async fn disabling_ends_sessions_and_disconnects_sockets_at_once(app: TestApp) {
     }
     let (status, _) = app.get("/api/auth/me", Some(&agent)).await;
     assert_eq!(status, 401);
-    assert_eq!(login(&app, "agent@example.com", "password123").await, 401);
+    // The right password learns why; a wrong one learns nothing about the account.
+    let sign_in = async |password: &str| {
+        let body = json!({"email": "agent@example.com", "password": password});
+        app.post_json("/api/auth/login", None, body).await
+    };
+    let (status, refused) = sign_in("password123").await;
+    assert_eq!(status, 401);
+    assert_eq!(refused["error"]["code"], "account_disabled", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("disabled") && message.contains("admin"),
+        "{message}"
+    );
+    let (status, wrong) = sign_in("not the password").await;
+    assert_eq!(status, 401);
+    assert_eq!(wrong["error"]["code"], "unauthorized", "{wrong}");
+    assert!(!wrong.to_string().contains("disabled"), "{wrong}");
     assert!(
         crate::helpers::Socket::connect(
             &app,

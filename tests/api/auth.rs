@@ -103,7 +103,7 @@ async fn first_agent_is_created_through_the_one_time_setup_link(app: TestApp) {
     assert_eq!(created["agent"]["numbers"], json!(["+15550001000"]));
     assert!(created["token"].is_string());
 
-    // The token died with its use.
+    // The token died with its use; its page says so, and leads to sign-in.
     let (status, _) = app.post_json("/api/setup", None, body).await;
     assert_eq!(status, 404);
     let r = app
@@ -113,6 +113,18 @@ async fn first_agent_is_created_through_the_one_time_setup_link(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = r.text().await.unwrap();
+    assert!(page.contains("This setup link can’t be used"), "{page}");
+    assert!(
+        page.contains(r#"href="/login""#) && page.contains("/app.css"),
+        "{page}"
+    );
 }
 
 async fn login_logout_and_me(app: TestApp) {

@@ -83,7 +83,17 @@ test('admin: invite → the link in a second browser → password → inbox; dis
     assert.match(await page.textContent('#disable-agent-text'), /carol@example\.com/);
     await shot(page, '44-admin-disable-confirm.png');
     await page.click('#disable-agent-dialog button[type="submit"]');
-    await carol.page.waitForURL(/\/login$/, { timeout: 10_000 });
+    await carol.page.waitForURL(/\/login\?session=ended$/, { timeout: 10_000 });
+    assert.match(await carol.page.textContent('#login-notice'), /session has ended.*disabled/);
+    await shot(carol.page, '47-disabled-agent-signed-out.png');
+    // Signing in again: the right password learns the account is disabled, a wrong one learns nothing.
+    await loginThroughForm(carol.page, server, { email: 'carol@example.com', password: 'carols password' });
+    await carol.page.waitForSelector('#login-error:not([hidden])');
+    assert.match(await carol.page.textContent('#login-error'), /^This account is disabled; ask an admin/);
+    assert.equal(await carol.page.isVisible('#login-notice'), false);
+    await shot(carol.page, '48-disabled-agent-sign-in.png');
+    await loginThroughForm(carol.page, server, { email: 'carol@example.com', password: 'not her password' });
+    await carol.page.waitForFunction(() => /Wrong email or password\./.test(document.querySelector('#login-error').textContent));
     await page.waitForFunction(
       (id) => document.querySelector(`#agents-rows tr[data-id="${id}"]`)?.dataset.status === 'disabled',
       row.id,

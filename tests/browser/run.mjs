@@ -524,7 +524,8 @@ test('j. logging out, or losing the session, leaves no queued send in localStora
     const res = await fetch(`${server.base}/api/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
     assert.equal(res.status, 204);
     await page.unroute('**/api/crm/sms/send', unreachable);
-    await page.waitForURL(/\/login$/, { timeout: 20_000 });
+    await page.waitForURL(/\/login\?session=ended$/, { timeout: 20_000 });
+    assert.match(await page.textContent('#login-notice'), /Your session has ended/);
     assert.deepEqual(await stored(), {}, 'localStorage after the 401');
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.dialogs, []);
@@ -694,7 +695,9 @@ test('m. logging out in one tab ends the other tab\'s live connection: it goes t
 
     await page.click('#logout-button');
     await page.waitForURL(/\/login$/);
-    await other.waitForURL(/\/login$/, { timeout: 5000 });
+    assert.equal(await page.isVisible('#login-notice'), false, 'who logged out knows it');
+    await other.waitForURL(/\/login\?session=ended$/, { timeout: 5000 });
+    assert.ok(await other.isVisible('#login-notice'), 'the other tab says why it is at the sign-in page');
     await server.simulateInbound(token, { from: '+14155550123', body: 'Confidential after logout' });
     await sleep(500);
     assert.equal(await other.evaluate(() => document.body.innerText.includes('Confidential after logout')), false);
