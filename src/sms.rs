@@ -12,7 +12,11 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
     if trimmed.is_empty() || trimmed.len() > 40 || !text::is_clean(trimmed, Lines::One) {
         return None;
     }
-    let parsed = phonenumber::parse(Some(country::Id::US), trimmed).ok()?;
+    // A number written with its country code is parsed without a default country:
+    // libphonenumber, given the US, strips a `1` after any country code as if it were the
+    // US trunk prefix (+49 151… became +49 51…).
+    let default_country = (!trimmed.starts_with('+')).then_some(country::Id::US);
+    let parsed = phonenumber::parse(default_country, trimmed).ok()?;
     if !phonenumber::is_valid(&parsed) && !is_possible(&parsed) {
         return None;
     }
@@ -110,6 +114,14 @@ mod tests {
             normalize_phone("+44 20 7946 0958").as_deref(),
             Some("+442079460958")
         );
+        for (raw, e164) in [
+            ("+49 151 23456789", "+4915123456789"),
+            ("+49 170 1234567", "+491701234567"),
+            ("+86 138 1234 5678", "+8613812345678"),
+            ("+33 6 12 34 56 78", "+33612345678"),
+        ] {
+            assert_eq!(normalize_phone(raw).as_deref(), Some(e164), "{raw}");
+        }
         assert_eq!(
             normalize_phone("+15005550006").as_deref(),
             Some("+15005550006")
