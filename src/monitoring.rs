@@ -24,7 +24,6 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::twilio::TwilioError;
 
 /// The Prometheus text format's content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -258,19 +257,6 @@ pub enum TwilioOutcome {
     ConnectError = 5,
 }
 
-impl TwilioOutcome {
-    pub fn of<T>(result: &Result<T, TwilioError>) -> Self {
-        match result {
-            Ok(_) => Self::Created,
-            Err(TwilioError::Api { status: 429, .. }) => Self::RateLimited,
-            Err(TwilioError::Api { status, .. }) if *status >= 500 => Self::ServerError,
-            Err(TwilioError::Api { .. }) => Self::ClientError,
-            Err(TwilioError::NoAnswer(_)) => Self::Timeout,
-            Err(TwilioError::NotSent(_)) => Self::ConnectError,
-        }
-    }
-}
-
 static TWILIO_KEYS: [Key; 6] = [
     key!(TWILIO, "outcome" => "created"),
     key!(TWILIO, "outcome" => "client_error"),
@@ -282,8 +268,7 @@ static TWILIO_KEYS: [Key; 6] = [
 static TWILIO_DURATION_KEY: Key = Key::from_static_name(TWILIO_DURATION);
 
 /// One call to the Messages API to send, and how it went.
-pub fn twilio_request<T>(result: &Result<T, TwilioError>, took: Duration) {
-    let outcome = TwilioOutcome::of(result);
+pub fn twilio_request(outcome: TwilioOutcome, took: Duration) {
     metrics::with_recorder(|r| {
         r.register_counter(&TWILIO_KEYS[outcome as usize], &METADATA)
             .increment(1);

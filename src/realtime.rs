@@ -18,12 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, TryData};
@@ -32,6 +29,7 @@ use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::AppState;
 use crate::auth::{cookie_token, origin_allowed, token_hash};
+use crate::events::{room, session_room};
 use crate::model::{Id, TypingEvent};
 use crate::store::StoreError;
 
@@ -46,17 +44,6 @@ const TYPING_INTERVAL: Duration = Duration::from_millis(500);
 const TYPING_PER_AGENT_PER_SECOND: usize = 10;
 /// engine.io sessions that have not joined the namespace are closed after this.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub fn room(agent: Id) -> String {
-    format!("user:{}", agent.0)
-}
-
-/// The room of one session's sockets. Named after a digest of the token's hash, so room
-/// names (which may be logged) show neither the token nor the database key.
-pub fn session_room(token_hash: &str) -> String {
-    let digest = Sha256::digest(format!("session room {token_hash}"));
-    format!("session:{}", URL_SAFE_NO_PAD.encode(&digest[..12]))
-}
 
 /// What a connected socket remembers: who it is, and for which session.
 #[derive(Clone)]
@@ -405,15 +392,5 @@ mod tests {
         };
         assert!(!t.expire(c, a, old), "renewed since");
         assert!(t.expire(c, a, new));
-    }
-
-    #[test]
-    fn session_rooms_hide_the_token_hash() {
-        let hash = token_hash("a token");
-        let room = session_room(&hash);
-        assert!(room.starts_with("session:"));
-        assert!(!room.contains(&hash) && !room.contains("a token"));
-        assert_eq!(room, session_room(&hash));
-        assert_ne!(room, session_room(&token_hash("another token")));
     }
 }

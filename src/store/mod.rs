@@ -13,6 +13,7 @@ mod admin;
 mod agents;
 mod contacts;
 mod db;
+mod dialect;
 mod error;
 mod inbound;
 mod logins;
