@@ -159,7 +159,7 @@ async fn load(url: &str, conversations: u64, messages: u64) -> (String, i64) {
             .bind(Status::Received.as_str())
             .bind(Status::Delivered.rank())
             .bind(Status::Received.rank())
-            .bind(agent.id.0)
+            .bind(agent.id)
             .bind(now)
             .bind(first - 1)
             .execute(&mut *tx)

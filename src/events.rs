@@ -22,12 +22,12 @@ use socketioxide::adapter::Emitter;
 use socketioxide::{BroadcastError, SocketIo};
 use socketioxide_redis::FredAdapter;
 
-use crate::model::{Conversation, Id, Message, TypingEvent};
+use crate::model::{AgentId, Conversation, Message, TypingEvent};
 use crate::store::{Audience, ConversationChange, MessageChange, MessageEvent};
 
 /// The room of an agent's sockets: every event about their conversations goes there.
-pub fn room(agent: Id) -> String {
-    format!("user:{}", agent.0)
+pub fn room(agent: AgentId) -> String {
+    format!("user:{agent}")
 }
 
 /// The room of one session's sockets. Named after a digest of the token's hash, so room

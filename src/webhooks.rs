@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{AppError, AppResult, Json};
-use crate::model::{Id, Media, Status};
+use crate::model::{Media, MessageId, Status};
 use crate::monitoring::{self, Duplicate};
 use crate::sms::{opt_change, segments};
 use crate::store::{NewInbound, StatusOutcome, StatusReport};
@@ -253,7 +253,7 @@ async fn status(State(state): State<AppState>, p: Params) -> AppResult<Response>
         .as_deref()
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
         .and_then(|q| q.into_iter().find(|(k, _)| k == "mid"))
-        .and_then(|(_, v)| v.parse::<Id>().ok());
+        .and_then(|(_, v)| v.parse::<MessageId>().ok());
     let report = StatusReport {
         message_id,
         twilio_sid: sid.to_owned(),

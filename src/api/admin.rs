@@ -3,18 +3,18 @@
 //! Disabling ends the agent's sessions and disconnects their sockets on every instance.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use super::parse_id;
+use super::PathId;
 use crate::AppState;
 use crate::auth::{self, CurrentAdmin};
 use crate::domain::{AgentName, NewAgent, PhoneNumber};
 use crate::error::{AppError, AppResult, Json};
-use crate::model::{ManagedAgent, Role, now};
+use crate::model::{AgentId, ManagedAgent, Role, now};
 use crate::store::{AgentChanges, AgentUpdate};
 
 /// How long an invite link works.
@@ -111,9 +111,8 @@ async fn invite(
 async fn reinvite(
     State(state): State<AppState>,
     _: CurrentAdmin,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
 ) -> AppResult<(StatusCode, Json<Invited>)> {
-    let id = parse_id(&id, "agent")?;
     let (invite_url, hash, expires_at) = new_invite(&state);
     let agent = state
         .services
@@ -133,10 +132,9 @@ async fn reinvite(
 async fn update(
     State(state): State<AppState>,
     CurrentAdmin(admin): CurrentAdmin,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
     Json(body): Json<UpdateBody>,
 ) -> AppResult<Json<ManagedAgent>> {
-    let id = parse_id(&id, "agent")?;
     let changes = AgentChanges {
         name: body
             .name

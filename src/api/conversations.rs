@@ -3,17 +3,17 @@
 //! read.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 
-use super::{Cursor, PageQuery, parse_id};
+use super::{Cursor, PageQuery, PathId};
 use crate::AppState;
 use crate::auth::CurrentAgent;
 use crate::domain::{ContactName, PhoneNumber, SearchText};
 use crate::error::{AppError, AppResult, Json, Query};
-use crate::model::{Agent, Conversation, Message};
+use crate::model::{Agent, Conversation, ConversationId, Message};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -89,9 +89,8 @@ pub(super) fn our_number(agent: &Agent, from: Option<&str>) -> AppResult<PhoneNu
 pub(super) async fn visible_conversation(
     state: &AppState,
     agent: &Agent,
-    id: &str,
+    id: ConversationId,
 ) -> AppResult<Conversation> {
-    let id = parse_id(id, "conversation")?;
     state
         .services
         .store
@@ -162,10 +161,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 async fn rename_contact(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
     Json(body): Json<RenameBody>,
 ) -> AppResult<Json<Conversation>> {
-    let conversation = visible_conversation(&state, &agent, &id).await?;
+    let conversation = visible_conversation(&state, &agent, id).await?;
     let name = match body.contact_name.as_deref() {
         Some(raw) => ContactName::parse(raw)
             .map_err(|e| AppError::invalid(e.to_string().replacen("name", "contactName", 1)))?,
@@ -183,10 +182,10 @@ async fn rename_contact(
 async fn list_messages(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
     Query(q): Query<PageQuery>,
 ) -> AppResult<Json<MessagePage>> {
-    let conversation = visible_conversation(&state, &agent, &id).await?;
+    let conversation = visible_conversation(&state, &agent, id).await?;
     let (messages, next) = state
         .services
         .store
@@ -201,9 +200,9 @@ async fn list_messages(
 async fn mark_read(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
 ) -> AppResult<StatusCode> {
-    let conversation = visible_conversation(&state, &agent, &id).await?;
+    let conversation = visible_conversation(&state, &agent, id).await?;
     if let Some(read) = state.services.store.mark_read(conversation.id).await? {
         state.services.events.conversation(&read).await;
     }

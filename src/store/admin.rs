@@ -9,7 +9,7 @@ use super::agents::{agent_by_id, insert_agent, lock_agents, set_numbers};
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{AgentRow, agent_select};
 use super::{Store, StoreResult};
-use crate::model::{Agent, Id, ManagedAgent, Role, now};
+use crate::model::{Agent, AgentId, ManagedAgent, Role, now};
 
 /// What a `PATCH /api/admin/agents/:id` changes; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
@@ -72,22 +72,22 @@ impl Store {
     /// when there is no such agent, or they chose a password already.
     pub async fn renew_invite(
         &self,
-        agent: Id,
+        agent: AgentId,
         invite: (&str, DateTime<Utc>),
     ) -> StoreResult<Option<ManagedAgent>> {
         let mut tx = self.writer.begin().await?;
-        let pending: Option<i64> = on_tx!(&mut tx, |db| {
+        let pending: Option<AgentId> = on_tx!(&mut tx, |db| {
             sqlx::query_scalar("SELECT id FROM agents WHERE id = $1 AND password_hash = ''")
-                .bind(agent.0)
+                .bind(agent)
                 .fetch_optional(db)
                 .await
         })?;
         if pending.is_none() {
             return Ok(None);
         }
-        delete_invites(&mut tx, agent.0).await?;
-        insert_invite(&mut tx, agent.0, invite).await?;
-        let agent = managed_by_id(&mut tx, agent.0).await?;
+        delete_invites(&mut tx, agent).await?;
+        insert_invite(&mut tx, agent, invite).await?;
+        let agent = managed_by_id(&mut tx, agent).await?;
         tx.commit().await?;
         Ok(Some(agent))
     }
@@ -95,7 +95,7 @@ impl Store {
     /// Whether this invite can still be accepted: known, unused, not expired, and its agent
     /// not disabled.
     pub async fn invite_is_open(&self, token_hash: &str) -> StoreResult<bool> {
-        let open: Option<i64> = on_pool!(&self.reader, |db| {
+        let open: Option<AgentId> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar(
                 "SELECT a.id FROM invites i JOIN agents a ON a.id = i.agent_id \
                  WHERE i.token_hash = $1 AND i.expires_at > $2 AND NOT a.disabled",
@@ -116,7 +116,7 @@ impl Store {
         password_hash: &str,
     ) -> StoreResult<Option<Agent>> {
         let mut tx = self.writer.begin().await?;
-        let agent: Option<i64> = on_tx!(&mut tx, |db| {
+        let agent: Option<AgentId> = on_tx!(&mut tx, |db| {
             sqlx::query_scalar(
                 "DELETE FROM invites WHERE token_hash = $1 AND expires_at > $2 \
                  RETURNING agent_id",
@@ -151,16 +151,16 @@ impl Store {
     /// sessions (their sockets are the caller's to disconnect).
     pub async fn update_agent(
         &self,
-        by: Id,
-        id: Id,
+        by: AgentId,
+        id: AgentId,
         changes: &AgentChanges,
     ) -> StoreResult<AgentUpdate> {
         let mut tx = self.writer.begin().await?;
         lock_agents(&mut tx).await?;
-        if !is_active_admin(&mut tx, by.0).await? {
+        if !is_active_admin(&mut tx, by).await? {
             return Ok(AgentUpdate::NotAdmin);
         }
-        let Some(current) = find_managed(&mut tx, id.0).await? else {
+        let Some(current) = find_managed(&mut tx, id).await? else {
             return Ok(AgentUpdate::NotFound);
         };
         let stays_admin = changes.role.unwrap_or(current.role) == Role::Admin
@@ -168,7 +168,7 @@ impl Store {
         if current.role == Role::Admin
             && !current.disabled
             && !stays_admin
-            && active_admins_besides(&mut tx, id.0).await? == 0
+            && active_admins_besides(&mut tx, id).await? == 0
         {
             return Ok(AgentUpdate::LastAdmin);
         }
@@ -177,7 +177,7 @@ impl Store {
                 "UPDATE agents SET name = COALESCE($2, name), role = COALESCE($3, role), \
                  disabled = COALESCE($4, disabled) WHERE id = $1",
             )
-            .bind(id.0)
+            .bind(id)
             .bind(changes.name.as_deref())
             .bind(changes.role.map(Role::as_str))
             .bind(changes.disabled)
@@ -188,24 +188,24 @@ impl Store {
         if let Some(numbers) = &changes.numbers {
             on_tx!(&mut tx, |db| {
                 sqlx::query("DELETE FROM agent_numbers WHERE agent_id = $1")
-                    .bind(id.0)
+                    .bind(id)
                     .execute(db)
                     .await
                     .map(|r| r.rows_affected())
             })?;
-            set_numbers(&mut tx, id.0, numbers).await?;
+            set_numbers(&mut tx, id, numbers).await?;
         }
         let ended_sessions: Vec<String> = if changes.disabled == Some(true) {
             on_tx!(&mut tx, |db| {
                 sqlx::query_scalar("DELETE FROM sessions WHERE agent_id = $1 RETURNING token_hash")
-                    .bind(id.0)
+                    .bind(id)
                     .fetch_all(db)
                     .await
             })?
         } else {
             Vec::new()
         };
-        let agent = managed_by_id(&mut tx, id.0).await?;
+        let agent = managed_by_id(&mut tx, id).await?;
         tx.commit().await?;
         Ok(AgentUpdate::Updated {
             agent,
@@ -226,8 +226,8 @@ impl Store {
     }
 }
 
-async fn is_active_admin(tx: &mut Tx, id: i64) -> StoreResult<bool> {
-    let found: Option<i64> = on_tx!(tx, |db| {
+async fn is_active_admin(tx: &mut Tx, id: AgentId) -> StoreResult<bool> {
+    let found: Option<AgentId> = on_tx!(tx, |db| {
         sqlx::query_scalar(
             "SELECT id FROM agents WHERE id = $1 AND role = 'admin' AND NOT disabled",
         )
@@ -238,7 +238,7 @@ async fn is_active_admin(tx: &mut Tx, id: i64) -> StoreResult<bool> {
     Ok(found.is_some())
 }
 
-async fn active_admins_besides(tx: &mut Tx, id: i64) -> StoreResult<i64> {
+async fn active_admins_besides(tx: &mut Tx, id: AgentId) -> StoreResult<i64> {
     let count: i64 = on_tx!(tx, |db| {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM agents WHERE role = 'admin' AND NOT disabled AND id <> $1",
@@ -250,7 +250,7 @@ async fn active_admins_besides(tx: &mut Tx, id: i64) -> StoreResult<i64> {
     Ok(count)
 }
 
-async fn find_managed(tx: &mut Tx, id: i64) -> StoreResult<Option<ManagedAgent>> {
+async fn find_managed(tx: &mut Tx, id: AgentId) -> StoreResult<Option<ManagedAgent>> {
     let row: Option<AgentRow> = on_tx!(tx, |db| {
         sqlx::query_as(concat!(agent_select!(), "WHERE a.id = $1"))
             .bind(id)
@@ -260,7 +260,7 @@ async fn find_managed(tx: &mut Tx, id: i64) -> StoreResult<Option<ManagedAgent>>
     Ok(row.map(AgentRow::into_managed))
 }
 
-async fn managed_by_id(tx: &mut Tx, id: i64) -> StoreResult<ManagedAgent> {
+async fn managed_by_id(tx: &mut Tx, id: AgentId) -> StoreResult<ManagedAgent> {
     let row: AgentRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(agent_select!(), "WHERE a.id = $1"))
             .bind(id)
@@ -270,7 +270,11 @@ async fn managed_by_id(tx: &mut Tx, id: i64) -> StoreResult<ManagedAgent> {
     Ok(row.into_managed())
 }
 
-async fn insert_invite(tx: &mut Tx, agent: i64, invite: (&str, DateTime<Utc>)) -> StoreResult<()> {
+async fn insert_invite(
+    tx: &mut Tx,
+    agent: AgentId,
+    invite: (&str, DateTime<Utc>),
+) -> StoreResult<()> {
     on_tx!(tx, |db| {
         sqlx::query(
             "INSERT INTO invites (token_hash, agent_id, created_at, expires_at) \
@@ -287,7 +291,7 @@ async fn insert_invite(tx: &mut Tx, agent: i64, invite: (&str, DateTime<Utc>)) -
     Ok(())
 }
 
-async fn delete_invites(tx: &mut Tx, agent: i64) -> StoreResult<()> {
+async fn delete_invites(tx: &mut Tx, agent: AgentId) -> StoreResult<()> {
     on_tx!(tx, |db| {
         sqlx::query("DELETE FROM invites WHERE agent_id = $1")
             .bind(agent)

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{AgentRow, SessionRow, agent_select};
 use super::{Session, Store, StoreResult};
-use crate::model::{Agent, Id, Role, now};
+use crate::model::{Agent, AgentId, Role, now};
 
 const INSERT_NUMBER: &str =
     "INSERT INTO agent_numbers (agent_id, number) VALUES ($1, $2) ON CONFLICT DO NOTHING";
@@ -69,7 +69,7 @@ impl Store {
     ) -> StoreResult<Option<Agent>> {
         let mut tx = self.writer.begin().await?;
         lock_agents(&mut tx).await?;
-        let id: Option<i64> = on_tx!(&mut tx, |db| {
+        let id: Option<AgentId> = on_tx!(&mut tx, |db| {
             sqlx::query_scalar(
                 "INSERT INTO agents (email, name, password_hash, created_at, role) \
                  SELECT $1, $2, $3, $4, 'admin' WHERE NOT EXISTS (SELECT 1 FROM agents) \
@@ -122,7 +122,7 @@ impl Store {
 
     pub async fn change_numbers(
         &self,
-        agent: Id,
+        agent: AgentId,
         add: &[String],
         remove: &[String],
     ) -> StoreResult<Agent> {
@@ -130,7 +130,7 @@ impl Store {
         for number in add {
             on_tx!(&mut tx, |db| {
                 sqlx::query(INSERT_NUMBER)
-                    .bind(agent.0)
+                    .bind(agent)
                     .bind(number)
                     .execute(db)
                     .await
@@ -140,14 +140,14 @@ impl Store {
         for number in remove {
             on_tx!(&mut tx, |db| {
                 sqlx::query("DELETE FROM agent_numbers WHERE agent_id = $1 AND number = $2")
-                    .bind(agent.0)
+                    .bind(agent)
                     .bind(number)
                     .execute(db)
                     .await
                     .map(|r| r.rows_affected())
             })?;
         }
-        let agent = agent_by_id(&mut tx, agent.0).await?;
+        let agent = agent_by_id(&mut tx, agent).await?;
         tx.commit().await?;
         Ok(agent)
     }
@@ -155,7 +155,7 @@ impl Store {
     pub async fn create_session(
         &self,
         token_hash: &str,
-        agent: Id,
+        agent: AgentId,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         on_pool!(&self.writer, |db| {
@@ -164,7 +164,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4)",
             )
             .bind(token_hash)
-            .bind(agent.0)
+            .bind(agent)
             .bind(now())
             .bind(expires_at)
             .execute(db)
@@ -239,8 +239,8 @@ pub(super) async fn insert_agent(
     name: &str,
     password_hash: &str,
     role: Role,
-) -> StoreResult<Option<i64>> {
-    let id: Option<i64> = on_tx!(tx, |db| {
+) -> StoreResult<Option<AgentId>> {
+    let id: Option<AgentId> = on_tx!(tx, |db| {
         sqlx::query_scalar(INSERT_AGENT)
             .bind(email)
             .bind(name)
@@ -253,7 +253,7 @@ pub(super) async fn insert_agent(
     Ok(id)
 }
 
-pub(super) async fn agent_by_id(tx: &mut Tx, id: i64) -> StoreResult<Agent> {
+pub(super) async fn agent_by_id(tx: &mut Tx, id: AgentId) -> StoreResult<Agent> {
     let row: AgentRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(agent_select!(), "WHERE a.id = $1"))
             .bind(id)
@@ -266,7 +266,7 @@ pub(super) async fn agent_by_id(tx: &mut Tx, id: i64) -> StoreResult<Agent> {
 /// Gives a just-inserted agent (`id`, `None` if nothing was inserted) its numbers and commits.
 async fn add_numbers(
     mut tx: Tx,
-    id: Option<i64>,
+    id: Option<AgentId>,
     numbers: &[String],
 ) -> StoreResult<Option<Agent>> {
     let Some(id) = id else { return Ok(None) };
@@ -277,7 +277,7 @@ async fn add_numbers(
 }
 
 /// Gives agent `id` these numbers (besides any they hold).
-pub(super) async fn set_numbers(tx: &mut Tx, id: i64, numbers: &[String]) -> StoreResult<()> {
+pub(super) async fn set_numbers(tx: &mut Tx, id: AgentId, numbers: &[String]) -> StoreResult<()> {
     for number in numbers {
         on_tx!(tx, |db| {
             sqlx::query(INSERT_NUMBER)

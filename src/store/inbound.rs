@@ -22,7 +22,9 @@ use super::db::{MAX_CHANGES, Pool, Tx, new_seq, on_tx};
 use super::reads::audience;
 use super::rows::{MessageRow, returning_columns};
 use super::{Audience, MessageChange, MessageEvent, NewInbound, Store, StoreError, StoreResult};
-use crate::model::{Contact, Conversation, Message, Status, now};
+use crate::model::{
+    AgentId, Contact, Conversation, ConversationId, Message, MessageId, Status, now,
+};
 use crate::sms::OptChange;
 
 /// The most messages one transaction writes: each takes one of its 255 `seq`s (`db.rs`), and
@@ -189,7 +191,7 @@ struct Stored {
     contact_name: Option<String>,
     opted_out: bool,
     unread_count: i64,
-    audience: Vec<i64>,
+    audience: Vec<AgentId>,
     /// The message's place in the batch, from 1.
     nth: i64,
 }
@@ -285,7 +287,7 @@ async fn write_one(
     msg: &NewInbound,
     t: chrono::DateTime<chrono::Utc>,
 ) -> StoreResult<Option<MessageChange>> {
-    let known: Option<i64> = on_tx!(&mut *tx, |db| {
+    let known: Option<MessageId> = on_tx!(&mut *tx, |db| {
         sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
             .bind(&msg.twilio_sid)
             .fetch_optional(db)
@@ -295,7 +297,7 @@ async fn write_one(
         return Ok(None);
     }
     let nth = tx.change()?;
-    let conversation_id: i64 = on_tx!(&mut *tx, |db| {
+    let conversation_id: ConversationId = on_tx!(&mut *tx, |db| {
         sqlx::query_scalar(concat!(
             "INSERT INTO conversations \
                (our_number, contact_phone, activity, created_at, updated_at) \

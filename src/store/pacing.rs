@@ -39,7 +39,7 @@ impl Store {
         })?;
         let kept = on_tx!(&mut tx, |db| {
             sqlx::query("UPDATE send_jobs SET slot_us = $3 WHERE message_id = $1 AND claim = $2")
-                .bind(claim.message.0)
+                .bind(claim.message)
                 .bind(claim.token)
                 .bind(slot)
                 .execute(db)

@@ -6,7 +6,7 @@ use super::rows::{
     ConversationRow, ListedRow, MessageRow, conversation_select, message_columns, visible_to,
 };
 use super::{Audience, ConversationList, Page, Store, StoreResult};
-use crate::model::{Conversation, Id, Message};
+use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId};
 
 /// The agents who hold conversation `$1`'s number: everyone who hears about it.
 const AUDIENCE: &str = "SELECT an.agent_id FROM conversations c \
@@ -27,11 +27,15 @@ pub(super) use audience_column;
 
 impl Store {
     /// A page of `agent`'s conversations, most recently active first, and the next cursor.
-    pub async fn list_conversations(&self, agent: Id, page: Page) -> StoreResult<ConversationList> {
+    pub async fn list_conversations(
+        &self,
+        agent: AgentId,
+        page: Page,
+    ) -> StoreResult<ConversationList> {
         let list = self.reader.dialect().list_conversations;
         let rows: Vec<ListedRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(list)
-                .bind(agent.0)
+                .bind(agent)
                 .bind(page.cursor.unwrap_or(i64::MAX))
                 .bind(page.limit)
                 .fetch_all(db)
@@ -58,15 +62,19 @@ impl Store {
     }
 
     /// The conversation if `agent` may see it.
-    pub async fn conversation(&self, agent: Id, id: Id) -> StoreResult<Option<Conversation>> {
+    pub async fn conversation(
+        &self,
+        agent: AgentId,
+        id: ConversationId,
+    ) -> StoreResult<Option<Conversation>> {
         let row: Option<ConversationRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
                 conversation_select!(),
                 "WHERE c.id = $2 AND",
                 visible_to!("1")
             ))
-            .bind(agent.0)
-            .bind(id.0)
+            .bind(agent)
+            .bind(id)
             .fetch_optional(db)
             .await
         })?;
@@ -76,7 +84,7 @@ impl Store {
     /// A page of the conversation's messages, newest first, and the next cursor.
     pub async fn list_messages(
         &self,
-        conversation: Id,
+        conversation: ConversationId,
         page: Page,
     ) -> StoreResult<(Vec<Message>, Option<i64>)> {
         let rows: Vec<MessageRow> = on_pool!(&self.reader, |db| {
@@ -86,20 +94,20 @@ impl Store {
                 " FROM messages m WHERE m.conversation_id = $1 AND m.id < $2 \
                  ORDER BY m.id DESC LIMIT $3"
             ))
-            .bind(conversation.0)
+            .bind(conversation)
             .bind(page.cursor.unwrap_or(i64::MAX))
             .bind(page.limit)
             .fetch_all(db)
             .await
         })?;
         let next = (rows.len() as i64 == page.limit)
-            .then(|| rows.last().map(|m| m.id))
+            .then(|| rows.last().map(|m| m.id.get()))
             .flatten();
         Ok((rows.into_iter().map(Into::into).collect(), next))
     }
 
     /// The message if `agent` may see it.
-    pub async fn message(&self, agent: Id, id: Id) -> StoreResult<Option<Message>> {
+    pub async fn message(&self, agent: AgentId, id: MessageId) -> StoreResult<Option<Message>> {
         let row: Option<MessageRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -108,8 +116,8 @@ impl Store {
                  WHERE m.id = $2 AND",
                 visible_to!("1")
             ))
-            .bind(agent.0)
-            .bind(id.0)
+            .bind(agent)
+            .bind(id)
             .fetch_optional(db)
             .await
         })?;
@@ -120,7 +128,12 @@ impl Store {
     /// change can still commit at or below it. It is read in the same statement, so with the
     /// same snapshot, and applied to the first page in `seq` order (the same rows, as those at
     /// or below it come first): a bound the planner cannot see would cost it the index order.
-    pub async fn changes(&self, agent: Id, since: i64, limit: i64) -> StoreResult<Vec<Message>> {
+    pub async fn changes(
+        &self,
+        agent: AgentId,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
         let rows: Vec<MessageRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
                 "SELECT * FROM (SELECT ",
@@ -131,7 +144,7 @@ impl Store {
                 "ORDER BY m.seq LIMIT $3) m \
                  WHERE m.seq <= (SELECT up_to FROM seq_visible) ORDER BY m.seq"
             ))
-            .bind(agent.0)
+            .bind(agent)
             .bind(since)
             .bind(limit)
             .fetch_all(db)
@@ -141,10 +154,10 @@ impl Store {
     }
 
     /// Who hears about the conversation now (writes read it in their own transaction).
-    pub async fn audience(&self, conversation: Id) -> StoreResult<Audience> {
-        let agents: Vec<i64> = on_pool!(&self.reader, |db| {
+    pub async fn audience(&self, conversation: ConversationId) -> StoreResult<Audience> {
+        let agents: Vec<AgentId> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar(AUDIENCE)
-                .bind(conversation.0)
+                .bind(conversation)
                 .fetch_all(db)
                 .await
         })?;
@@ -153,7 +166,7 @@ impl Store {
 
     /// Whether a message with this Twilio sid is stored.
     pub async fn has_sid(&self, sid: &str) -> StoreResult<bool> {
-        let found: Option<i64> = on_pool!(&self.reader, |db| {
+        let found: Option<MessageId> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
                 .bind(sid)
                 .fetch_optional(db)
@@ -164,8 +177,8 @@ impl Store {
 }
 
 /// Who hears about the conversation, as of this transaction.
-pub(super) async fn audience(tx: &mut Tx, conversation: i64) -> StoreResult<Audience> {
-    let agents: Vec<i64> = on_tx!(tx, |db| {
+pub(super) async fn audience(tx: &mut Tx, conversation: ConversationId) -> StoreResult<Audience> {
+    let agents: Vec<AgentId> = on_tx!(tx, |db| {
         sqlx::query_scalar(AUDIENCE)
             .bind(conversation)
             .fetch_all(db)
@@ -174,7 +187,7 @@ pub(super) async fn audience(tx: &mut Tx, conversation: i64) -> StoreResult<Audi
     Ok(Audience::new(agents))
 }
 
-pub(super) async fn message_by_id(tx: &mut Tx, id: i64) -> StoreResult<Message> {
+pub(super) async fn message_by_id(tx: &mut Tx, id: MessageId) -> StoreResult<Message> {
     let row: MessageRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(
             "SELECT ",
@@ -188,7 +201,10 @@ pub(super) async fn message_by_id(tx: &mut Tx, id: i64) -> StoreResult<Message> 
     Ok(row.into())
 }
 
-pub(super) async fn conversation_by_id(tx: &mut Tx, id: i64) -> StoreResult<Conversation> {
+pub(super) async fn conversation_by_id(
+    tx: &mut Tx,
+    id: ConversationId,
+) -> StoreResult<Conversation> {
     let row: ConversationRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(conversation_select!(), "WHERE c.id = $1"))
             .bind(id)

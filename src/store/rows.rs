@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    Agent, Contact, Conversation, Direction, Id, ManagedAgent, Message, Role, Status,
+    Agent, AgentId, Contact, Conversation, ConversationId, Direction, ManagedAgent, Message,
+    MessageId, Role, Status,
 };
 
 /// A message's columns, for `SELECT … FROM messages m`.
@@ -80,8 +81,8 @@ pub(super) use {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MessageRow {
-    pub id: i64,
-    pub conversation_id: i64,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
     direction: String,
     from_number: String,
     to_number: String,
@@ -92,7 +93,7 @@ pub(super) struct MessageRow {
     error_message: Option<String>,
     twilio_sid: Option<String>,
     client_id: Option<String>,
-    agent_id: Option<i64>,
+    agent_id: Option<AgentId>,
     segments: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -102,8 +103,8 @@ pub(super) struct MessageRow {
 impl From<MessageRow> for Message {
     fn from(r: MessageRow) -> Self {
         Message {
-            id: Id(r.id),
-            conversation_id: Id(r.conversation_id),
+            id: r.id,
+            conversation_id: r.conversation_id,
             direction: direction(&r.direction),
             from: r.from_number,
             to: r.to_number,
@@ -114,7 +115,7 @@ impl From<MessageRow> for Message {
             error_message: r.error_message,
             twilio_sid: r.twilio_sid,
             client_id: r.client_id,
-            agent_id: r.agent_id.map(Id),
+            agent_id: r.agent_id,
             segments: r.segments,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -136,7 +137,7 @@ pub(super) fn status(column: &str) -> Status {
 /// A conversation row, with its last message's columns (all null when it has none).
 #[derive(sqlx::FromRow)]
 pub(super) struct ConversationRow {
-    c_id: i64,
+    c_id: ConversationId,
     our_number: String,
     contact_phone: String,
     contact_name: Option<String>,
@@ -158,8 +159,8 @@ pub(super) struct ListedRow {
 
 #[derive(sqlx::FromRow)]
 struct LastMessageRow {
-    id: Option<i64>,
-    conversation_id: Option<i64>,
+    id: Option<MessageId>,
+    conversation_id: Option<ConversationId>,
     direction: Option<String>,
     from_number: Option<String>,
     to_number: Option<String>,
@@ -170,7 +171,7 @@ struct LastMessageRow {
     error_message: Option<String>,
     twilio_sid: Option<String>,
     client_id: Option<String>,
-    agent_id: Option<i64>,
+    agent_id: Option<AgentId>,
     segments: Option<i64>,
     created_at: Option<DateTime<Utc>>,
     updated_at: Option<DateTime<Utc>>,
@@ -210,7 +211,7 @@ impl ConversationRow {
         let activity = self.activity;
         (
             Conversation {
-                id: Id(self.c_id),
+                id: self.c_id,
                 our_number: self.our_number,
                 contact: Contact {
                     phone: self.contact_phone,
@@ -228,7 +229,7 @@ impl ConversationRow {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AgentRow {
-    id: i64,
+    id: AgentId,
     email: String,
     name: String,
     password_hash: String,
@@ -251,7 +252,7 @@ impl AgentRow {
         let numbers = self.numbers();
         (
             Agent {
-                id: Id(self.id),
+                id: self.id,
                 email: self.email,
                 name: self.name,
                 numbers,
@@ -264,7 +265,7 @@ impl AgentRow {
     /// The agent as the admin view shows it.
     pub(super) fn into_managed(self) -> ManagedAgent {
         ManagedAgent {
-            id: Id(self.id),
+            id: self.id,
             numbers: self.numbers(),
             role: role(&self.role),
             disabled: self.disabled,

@@ -8,7 +8,7 @@ use super::rows::{self, MessageRow, returning_columns};
 use super::{
     Audience, MessageChange, MessageEvent, StatusOutcome, StatusReport, Store, StoreResult,
 };
-use crate::model::{Direction, Message, Status, now};
+use crate::model::{Direction, Message, MessageId, Status, now};
 use crate::twilio::errors::describe as describe_error;
 
 /// The statement that finds a status callback's message by `$by` = `$1`, with its status,
@@ -54,9 +54,9 @@ impl Store {
     pub async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
         let mut tx = self.writer.begin().await?;
         let sql = tx.dialect().status_target[usize::from(report.message_id.is_none())];
-        let found: Option<(i64, Option<String>, String, String)> = match report.message_id {
+        let found: Option<(MessageId, Option<String>, String, String)> = match report.message_id {
             Some(id) => on_tx!(&mut tx, |db| {
-                sqlx::query_as(sql).bind(id.0).fetch_optional(db).await
+                sqlx::query_as(sql).bind(id).fetch_optional(db).await
             })?,
             None => on_tx!(&mut tx, |db| {
                 sqlx::query_as(sql)
@@ -78,7 +78,7 @@ impl Store {
         let direction = rows::direction(&direction);
         if !report.status.reported_for(direction) {
             tracing::info!(
-                message = id,
+                message = %id,
                 status = report.status.as_str(),
                 direction = direction.as_str(),
                 "status callback of the other direction; ignored"
@@ -87,7 +87,7 @@ impl Store {
         }
         if sid.is_some_and(|s| s != report.twilio_sid) {
             tracing::warn!(
-                message = id,
+                message = %id,
                 sid = %report.twilio_sid,
                 "status callback names another sid than the message has; ignored"
             );
@@ -141,7 +141,7 @@ async fn keep_early(tx: &mut Tx, report: &StatusReport) -> StoreResult<()> {
 
 /// Applies the statuses kept for `sid` before it was recorded for outbound message `id`, as
 /// if they had come in now, in the order they arrived.
-pub(super) async fn apply_early(tx: &mut Tx, id: i64, sid: &str) -> StoreResult<()> {
+pub(super) async fn apply_early(tx: &mut Tx, id: MessageId, sid: &str) -> StoreResult<()> {
     let early: Vec<(String, Option<i64>)> = on_tx!(&mut *tx, |db| {
         sqlx::query_as(
             "SELECT status, error_code FROM early_statuses WHERE twilio_sid = $1 \
@@ -172,7 +172,7 @@ pub(super) async fn apply_early(tx: &mut Tx, id: i64, sid: &str) -> StoreResult<
 }
 
 /// Message `id`'s status, locked until the transaction ends (see [`super::db::Dialect`]).
-pub(super) async fn locked_status(tx: &mut Tx, id: i64) -> StoreResult<Option<Status>> {
+pub(super) async fn locked_status(tx: &mut Tx, id: MessageId) -> StoreResult<Option<Status>> {
     let sql = tx.dialect().lock_status;
     let status: Option<String> = on_tx!(tx, |db| {
         sqlx::query_scalar(sql).bind(id).fetch_optional(db).await
@@ -184,7 +184,7 @@ pub(super) async fn locked_status(tx: &mut Tx, id: i64) -> StoreResult<Option<St
 /// may not.
 pub(super) async fn advance_status(
     tx: &mut Tx,
-    id: i64,
+    id: MessageId,
     change: &StatusChange<'_>,
 ) -> StoreResult<Option<Message>> {
     let Some(current) = locked_status(tx, id).await? else {
@@ -206,7 +206,7 @@ struct WrittenRow {
 /// may replace it; the message as written and its audience, read in the same statement.
 async fn write_status(
     tx: &mut Tx,
-    id: i64,
+    id: MessageId,
     current: Status,
     change: &StatusChange<'_>,
 ) -> StoreResult<Option<(Message, Audience)>> {
@@ -236,6 +236,6 @@ async fn write_status(
         .fetch_one(db)
         .await
     })?;
-    let audience = Audience::parse(written.audience.as_deref());
+    let audience = Audience::parse(written.audience.as_deref())?;
     Ok(Some((written.row.into(), audience)))
 }

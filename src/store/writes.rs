@@ -7,7 +7,7 @@ use super::rows::{MessageRow, returning_columns};
 use super::{
     ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
-use crate::model::{Id, Status, now};
+use crate::model::{ConversationId, Status, now};
 
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
@@ -20,7 +20,7 @@ impl Store {
     ) -> StoreResult<ConversationChange> {
         let mut tx = self.writer.begin().await?;
         let nth = tx.change()?;
-        let id: i64 = on_tx!(&mut tx, |db| {
+        let id: ConversationId = on_tx!(&mut tx, |db| {
             sqlx::query_scalar(concat!(
                 "INSERT INTO conversations \
                    (our_number, contact_phone, contact_name, activity, created_at, updated_at) \
@@ -49,13 +49,16 @@ impl Store {
     }
 
     /// Sets the unread count to zero; `None` when it already was.
-    pub async fn mark_read(&self, conversation: Id) -> StoreResult<Option<ConversationChange>> {
+    pub async fn mark_read(
+        &self,
+        conversation: ConversationId,
+    ) -> StoreResult<Option<ConversationChange>> {
         let mut tx = self.writer.begin().await?;
         let changed = on_tx!(&mut tx, |db| {
             sqlx::query(
                 "UPDATE conversations SET unread_count = 0 WHERE id = $1 AND unread_count <> 0",
             )
-            .bind(conversation.0)
+            .bind(conversation)
             .execute(db)
             .await
             .map(|r| r.rows_affected())
@@ -63,8 +66,8 @@ impl Store {
         if changed == 0 {
             return Ok(None);
         }
-        let updated = conversation_by_id(&mut tx, conversation.0).await?;
-        let audience = audience(&mut tx, conversation.0).await?;
+        let updated = conversation_by_id(&mut tx, conversation).await?;
+        let audience = audience(&mut tx, conversation).await?;
         tx.commit().await?;
         Ok(Some(ConversationChange {
             conversation: updated,
@@ -83,7 +86,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT our_number, contact_phone, opted_out FROM conversations WHERE id = $1",
             )
-            .bind(msg.conversation_id.0)
+            .bind(msg.conversation_id)
             .fetch_one(db)
             .await
         })?;
@@ -102,14 +105,14 @@ impl Store {
                 ") ON CONFLICT DO NOTHING RETURNING ",
                 returning_columns!()
             ))
-            .bind(msg.conversation_id.0)
+            .bind(msg.conversation_id)
             .bind(&our_number)
             .bind(&contact)
             .bind(&msg.body)
             .bind(Status::Pending.as_str())
             .bind(Status::Pending.rank())
             .bind(&msg.client_id)
-            .bind(msg.agent_id.0)
+            .bind(msg.agent_id)
             .bind(msg.segments)
             .bind(t)
             .bind(nth)
@@ -135,7 +138,7 @@ impl Store {
                 "UPDATE conversations SET last_message_id = $2, activity = $3, updated_at = $4 \
                  WHERE id = $1",
             )
-            .bind(msg.conversation_id.0)
+            .bind(msg.conversation_id)
             .bind(row.id)
             .bind(row.seq)
             .bind(t)
@@ -143,7 +146,7 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        let audience = audience(&mut tx, msg.conversation_id.0).await?;
+        let audience = audience(&mut tx, msg.conversation_id).await?;
         tx.commit().await?;
         Ok(Outbound::Created(Box::new(MessageChange {
             event: MessageEvent::New,
@@ -162,13 +165,13 @@ async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outb
             super::rows::message_columns!(),
             " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
         ))
-        .bind(msg.agent_id.0)
+        .bind(msg.agent_id)
         .bind(&msg.client_id)
         .fetch_optional(db)
         .await
     })?;
     Ok(earlier.map(|earlier| {
-        if earlier.body == msg.body && earlier.conversation_id == msg.conversation_id.0 {
+        if earlier.body == msg.body && earlier.conversation_id == msg.conversation_id {
             Outbound::Existing(Box::new(earlier.into()))
         } else {
             Outbound::ClientIdReused

@@ -27,7 +27,7 @@ on_both_backends! {
 async fn expired_sessions_are_refused_and_pruned(app: TestApp) {
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let (token, hash) = smsdesk::auth::new_token();
-    let id = smsdesk::model::Id(alice.id.parse().unwrap());
+    let id: smsdesk::model::AgentId = alice.id.parse().unwrap();
     let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
     app.store
         .create_session(&hash, id, yesterday)

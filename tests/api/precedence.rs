@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smsdesk::config::DatabaseUrl;
-use smsdesk::model::{Direction, Id, Message, Status};
+use smsdesk::model::{AgentId, ConversationId, Direction, Message, MessageId, Status};
 use smsdesk::store::{
     Accepted, NewInbound, NewOutbound, Outbound, SendJob, StatusOutcome, StatusReport, Store,
 };
@@ -42,8 +42,8 @@ const CONTACT: &str = "+14155550123";
 /// The store, an agent on [`OURS`] and their conversation with [`CONTACT`].
 struct Desk {
     store: Arc<Store>,
-    agent: Id,
-    conversation: Id,
+    agent: AgentId,
+    conversation: ConversationId,
     sends: usize,
 }
 
@@ -111,7 +111,7 @@ impl Desk {
     }
 
     /// Reports `status` for `sid`, naming `message` as our `StatusCallback` URL does.
-    async fn report(&self, message: Option<Id>, sid: &str, status: Status) -> StatusOutcome {
+    async fn report(&self, message: Option<MessageId>, sid: &str, status: Status) -> StatusOutcome {
         let report = StatusReport {
             message_id: message,
             twilio_sid: sid.to_owned(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smsdesk::config::DatabaseUrl;
-use smsdesk::model::{Id, Status};
+use smsdesk::model::{AgentId, MessageId, Status};
 use smsdesk::store::{Accepted, NewOutbound, Outbound, SendJob, Store};
 
 use crate::helpers::{new_sid, wait_until};
@@ -42,7 +42,7 @@ async fn open(url: &str) -> Arc<Store> {
 }
 
 /// An agent on +15550001000 and `n` queued messages to one contact, all saying "ok".
-async fn queued(store: &Store, n: usize) -> (Id, Vec<Id>) {
+async fn queued(store: &Store, n: usize) -> (AgentId, Vec<MessageId>) {
     let agent = store
         .create_agent("a@x.io", "A", "hash", &["+15550001000".into()])
         .await
