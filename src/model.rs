@@ -6,6 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
 mod id;
+mod stored;
 
 pub use id::{AgentId, ConversationId, EntityId, MessageId};
 

@@ -179,7 +179,7 @@ impl Store {
             )
             .bind(id)
             .bind(changes.name.as_deref())
-            .bind(changes.role.map(Role::as_str))
+            .bind(changes.role)
             .bind(changes.disabled)
             .execute(db)
             .await

@@ -246,7 +246,7 @@ pub(super) async fn insert_agent(
             .bind(name)
             .bind(password_hash)
             .bind(now())
-            .bind(role.as_str())
+            .bind(role)
             .fetch_optional(db)
             .await
     })?;

@@ -159,7 +159,7 @@ impl Store {
             .bind(id)
             .bind(sid)
             .bind(replace)
-            .bind(status.as_str())
+            .bind(status)
             .bind(status.rank())
             .bind(now())
             .bind(nth)

@@ -2,9 +2,10 @@
 //! are `concat!` fragments so every statement stays one literal that sqlx can cache.
 
 use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
 use crate::model::{
-    Agent, AgentId, Contact, Conversation, ConversationId, Direction, ManagedAgent, Message,
+    Agent, AgentId, Contact, Conversation, ConversationId, Direction, ManagedAgent, Media, Message,
     MessageId, Role, Status,
 };
 
@@ -83,12 +84,13 @@ pub(super) use {
 pub(super) struct MessageRow {
     pub id: MessageId,
     pub conversation_id: ConversationId,
-    direction: String,
+    direction: Direction,
     from_number: String,
     to_number: String,
     pub body: String,
-    media: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    media: MediaColumn,
+    status: Status,
     error_code: Option<i64>,
     error_message: Option<String>,
     twilio_sid: Option<String>,
@@ -105,12 +107,12 @@ impl From<MessageRow> for Message {
         Message {
             id: r.id,
             conversation_id: r.conversation_id,
-            direction: direction(&r.direction),
+            direction: r.direction,
             from: r.from_number,
             to: r.to_number,
             body: r.body,
-            media: serde_json::from_str(&r.media).unwrap_or_default(),
-            status: status(&r.status),
+            media: r.media.0,
+            status: r.status,
             error_code: r.error_code,
             error_message: r.error_message,
             twilio_sid: r.twilio_sid,
@@ -124,14 +126,15 @@ impl From<MessageRow> for Message {
     }
 }
 
-/// The `direction` column, which its CHECK keeps to the two values.
-pub(super) fn direction(column: &str) -> Direction {
-    column.parse().unwrap_or(Direction::Outbound)
-}
+/// The `media` column: a message's media, as JSON.
+struct MediaColumn(Vec<Media>);
 
-/// The `status` column; only [`Status::as_str`] ever writes it.
-pub(super) fn status(column: &str) -> Status {
-    column.parse().unwrap_or(Status::Pending)
+impl TryFrom<String> for MediaColumn {
+    type Error = serde_json::Error;
+
+    fn try_from(json: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(&json).map(Self)
+    }
 }
 
 /// A conversation row, with its last message's columns (all null when it has none).
@@ -146,7 +149,7 @@ pub(super) struct ConversationRow {
     c_updated_at: DateTime<Utc>,
     activity: i64,
     #[sqlx(flatten)]
-    last: LastMessageRow,
+    last: LastMessage,
 }
 
 /// A row of the conversation list, with how far `sync` could see in the list's snapshot.
@@ -157,51 +160,23 @@ pub(super) struct ListedRow {
     pub(super) visible_up_to: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct LastMessageRow {
-    id: Option<MessageId>,
-    conversation_id: Option<ConversationId>,
-    direction: Option<String>,
-    from_number: Option<String>,
-    to_number: Option<String>,
-    body: Option<String>,
-    media: Option<String>,
-    status: Option<String>,
-    error_code: Option<i64>,
-    error_message: Option<String>,
-    twilio_sid: Option<String>,
-    client_id: Option<String>,
-    agent_id: Option<AgentId>,
-    segments: Option<i64>,
-    created_at: Option<DateTime<Utc>>,
-    updated_at: Option<DateTime<Utc>>,
-    seq: Option<i64>,
-}
+/// A conversation's last message, from the columns of the `LEFT JOIN` that reads it: none
+/// when they are null.
+struct LastMessage(Option<Message>);
 
-impl LastMessageRow {
-    fn into_message(self) -> Option<Message> {
-        Some(
-            MessageRow {
-                id: self.id?,
-                conversation_id: self.conversation_id?,
-                direction: self.direction?,
-                from_number: self.from_number?,
-                to_number: self.to_number?,
-                body: self.body?,
-                media: self.media?,
-                status: self.status?,
-                error_code: self.error_code,
-                error_message: self.error_message,
-                twilio_sid: self.twilio_sid,
-                client_id: self.client_id,
-                agent_id: self.agent_id,
-                segments: self.segments?,
-                created_at: self.created_at?,
-                updated_at: self.updated_at?,
-                seq: self.seq?,
-            }
-            .into(),
-        )
+impl<'r, R> FromRow<'r, R> for LastMessage
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    MessageId: Decode<'r, R::Database> + Type<R::Database>,
+    MessageRow: FromRow<'r, R>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let id: Option<MessageId> = row.try_get("id")?;
+        Ok(Self(match id {
+            Some(_) => Some(MessageRow::from_row(row)?.into()),
+            None => None,
+        }))
     }
 }
 
@@ -218,7 +193,7 @@ impl ConversationRow {
                     name: self.contact_name,
                     opted_out: self.opted_out,
                 },
-                last_message: self.last.into_message(),
+                last_message: self.last.0,
                 unread_count: self.unread_count,
                 updated_at: self.c_updated_at,
             },
@@ -233,7 +208,7 @@ pub(super) struct AgentRow {
     email: String,
     name: String,
     password_hash: String,
-    role: String,
+    role: Role,
     disabled: bool,
     created_at: DateTime<Utc>,
     numbers: Option<String>,
@@ -256,7 +231,7 @@ impl AgentRow {
                 email: self.email,
                 name: self.name,
                 numbers,
-                role: role(&self.role),
+                role: self.role,
             },
             self.password_hash,
         )
@@ -267,7 +242,7 @@ impl AgentRow {
         ManagedAgent {
             id: self.id,
             numbers: self.numbers(),
-            role: role(&self.role),
+            role: self.role,
             disabled: self.disabled,
             invite_pending: self.password_hash.is_empty(),
             created_at: self.created_at,
@@ -288,9 +263,4 @@ impl AgentRow {
         numbers.sort();
         numbers
     }
-}
-
-/// The migrations' CHECK keeps `role` to the two; anything else would be read as the lesser.
-fn role(stored: &str) -> Role {
-    stored.parse().unwrap_or(Role::Agent)
 }

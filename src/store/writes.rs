@@ -109,7 +109,7 @@ impl Store {
             .bind(&our_number)
             .bind(&contact)
             .bind(&msg.body)
-            .bind(Status::Pending.as_str())
+            .bind(Status::Pending)
             .bind(Status::Pending.rank())
             .bind(&msg.client_id)
             .bind(msg.agent_id)
