@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
@@ -192,15 +192,16 @@ impl IntoResponseParts for Duplicate {
     }
 }
 
-/// Counts and times the webhooks' `POST`s, by their answers (a route layer of the webhooks).
-pub async fn measure_webhooks(request: Request, next: Next) -> Response {
+/// Counts and times a webhook's `POST`s, by their answers (a route layer of each webhook,
+/// with its kind as its state).
+pub async fn measure_webhook(
+    State(kind): State<WebhookKind>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let kind = match request.extensions().get::<MatchedPath>() {
-        Some(path) if path.as_str().ends_with("status-webhook") => WebhookKind::Status,
-        _ => WebhookKind::Inbound,
-    };
     let started = Instant::now();
     let response = next.run(request).await;
     let duplicate = response.extensions().get::<Duplicate>().is_some();

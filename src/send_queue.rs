@@ -24,6 +24,7 @@ use crate::model::{Message, Status};
 use crate::store::{Accepted, Claim, SendJob, Store};
 use crate::twilio::errors::describe;
 use crate::twilio::{Outgoing, TwilioClient, TwilioError};
+use crate::webhooks::StatusCallback;
 
 mod lookalike;
 mod pacer;
@@ -49,9 +50,9 @@ pub const WORKERS: usize = 4;
 pub struct SendOptions {
     /// Sends go through this Messaging Service (`MessagingServiceSid`) instead of `From`.
     pub messaging_service_sid: Option<String>,
-    /// The status webhook's URL, to which each message's id is added as `StatusCallback`;
-    /// `None` when Twilio could not reach it (live mode with a local `PUBLIC_URL`).
-    pub status_callback: Option<String>,
+    /// Where Twilio posts each message's statuses; `None` when Twilio could not reach it
+    /// (live mode with a local `PUBLIC_URL`).
+    pub status_callback: Option<StatusCallback>,
 }
 
 /// What the API shares with the workers: the bell that wakes them when a message is queued,
@@ -306,7 +307,7 @@ impl Worker {
             .options
             .status_callback
             .as_ref()
-            .map(|url| format!("{url}?mid={}", message.id));
+            .map(|callback| callback.for_message(message.id));
         let out = Outgoing {
             to: &message.to,
             from: &message.from,

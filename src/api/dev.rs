@@ -15,6 +15,7 @@ use crate::auth::CurrentAgent;
 use crate::domain::{MessageBody, PhoneNumber};
 use crate::error::{AppError, AppResult, Json};
 use crate::twilio::simulator::{self, Simulator};
+use crate::webhooks::INBOUND_PATH;
 
 /// Inbound messages carry at most this many media, as with Twilio.
 const MAX_MEDIA: usize = 10;
@@ -72,7 +73,7 @@ async fn simulate_inbound(
     }
     let params = sim.inbound_params(from.as_str(), to.as_str(), &body.body, &body.media_urls);
     let sid = params[0].1.clone();
-    let url = format!("{}/api/crm/sms/webhook", state.config.public_url);
+    let url = format!("{}{INBOUND_PATH}", state.config.public_url);
     let delivery = sim
         .deliver(url, params, state.runtime.shutdown.clone())
         .await;
