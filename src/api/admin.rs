@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::PathId;
 use crate::AppState;
 use crate::auth::{self, CurrentAdmin};
-use crate::domain::{AgentName, NewAgent, PhoneNumber};
+use crate::domain::{AgentName, NewAgent};
 use crate::error::{AppError, AppResult, Json};
 use crate::model::{AgentId, ManagedAgent, Role, now};
-use crate::store::{AgentChanges, AgentUpdate};
+use crate::store::{AgentChanges, AgentUpdate, Invite};
 
 /// How long an invite link works.
 pub const INVITE_DAYS: i64 = 7;
@@ -92,11 +92,12 @@ async fn invite(
         .services
         .store
         .invite_agent(
-            new.email.as_str(),
-            new.name.as_str(),
-            &PhoneNumber::strings(&new.numbers),
+            &new,
             role,
-            (&hash, expires_at),
+            Invite {
+                token_hash: &hash,
+                expires_at,
+            },
         )
         .await?
         .ok_or_else(|| {
@@ -117,7 +118,13 @@ async fn reinvite(
     let agent = state
         .services
         .store
-        .renew_invite(id, (&hash, expires_at))
+        .renew_invite(
+            id,
+            Invite {
+                token_hash: &hash,
+                expires_at,
+            },
+        )
         .await?
         .ok_or_else(|| {
             AppError::conflict(
@@ -136,18 +143,12 @@ async fn update(
     Json(body): Json<UpdateBody>,
 ) -> AppResult<Json<ManagedAgent>> {
     let changes = AgentChanges {
-        name: body
-            .name
-            .as_deref()
-            .map(AgentName::try_from)
-            .transpose()?
-            .map(|n| n.as_str().to_owned()),
+        name: body.name.as_deref().map(AgentName::try_from).transpose()?,
         numbers: body
             .numbers
             .as_deref()
             .map(NewAgent::parse_numbers)
-            .transpose()?
-            .map(|n| PhoneNumber::strings(&n)),
+            .transpose()?,
         role: parse_role(body.role.as_deref())?,
         disabled: body.disabled,
     };

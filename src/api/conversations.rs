@@ -131,11 +131,7 @@ async fn open_conversation(
     let opened = state
         .services
         .store
-        .open_conversation(
-            from.as_str(),
-            phone.as_str(),
-            name.as_ref().map(ContactName::as_str),
-        )
+        .open_conversation(&from, &phone, name.as_ref())
         .await?;
     if name.is_some() {
         state.services.events.conversation(&opened).await;
@@ -173,7 +169,7 @@ async fn rename_contact(
     let renamed = state
         .services
         .store
-        .rename_contact(conversation.id, name.as_ref().map(ContactName::as_str))
+        .rename_contact(conversation.id, name.as_ref())
         .await?;
     state.services.events.conversation(&renamed).await;
     Ok(Json(renamed.conversation))

@@ -64,7 +64,7 @@ async fn send(
             state
                 .services
                 .store
-                .open_conversation(from.as_str(), to.as_str(), None)
+                .open_conversation(&from, &to, None)
                 .await?
                 .conversation
         }
@@ -114,8 +114,8 @@ async fn queue_message(
         conversation_id: conversation.id,
         agent_id: agent.id,
         segments: segments(text.as_str()),
-        body: text.into(),
-        client_id: client_id.into(),
+        body: text,
+        client_id,
     };
     match state.services.store.insert_outbound(&new).await? {
         Outbound::Created(created) => {

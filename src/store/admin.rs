@@ -9,13 +9,22 @@ use super::agents::{agent_by_id, insert_agent, lock_agents, set_numbers};
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{AgentRow, agent_select};
 use super::{Store, StoreResult};
+use crate::domain::{AgentName, NewAgent, PhoneNumber};
 use crate::model::{Agent, AgentId, ManagedAgent, Role, now};
+
+/// A one-time link to choose a password: what the database keeps of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Invite<'a> {
+    /// The SHA-256 of the link's token (the token itself is only in the link).
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
 
 /// What a `PATCH /api/admin/agents/:id` changes; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct AgentChanges {
-    pub name: Option<String>,
-    pub numbers: Option<Vec<String>>,
+    pub name: Option<AgentName>,
+    pub numbers: Option<Vec<PhoneNumber>>,
     pub role: Option<Role>,
     pub disabled: Option<bool>,
 }
@@ -50,18 +59,16 @@ impl Store {
     /// is given; `None` when the email is taken.
     pub async fn invite_agent(
         &self,
-        email: &str,
-        name: &str,
-        numbers: &[String],
+        agent: &NewAgent,
         role: Role,
-        invite: (&str, DateTime<Utc>),
+        invite: Invite<'_>,
     ) -> StoreResult<Option<ManagedAgent>> {
         let mut tx = self.writer.begin().await?;
         lock_agents(&mut tx).await?;
-        let Some(id) = insert_agent(&mut tx, email, name, "", role).await? else {
+        let Some(id) = insert_agent(&mut tx, agent, "", role).await? else {
             return Ok(None);
         };
-        set_numbers(&mut tx, id, numbers).await?;
+        set_numbers(&mut tx, id, &agent.numbers).await?;
         insert_invite(&mut tx, id, invite).await?;
         let agent = managed_by_id(&mut tx, id).await?;
         tx.commit().await?;
@@ -73,7 +80,7 @@ impl Store {
     pub async fn renew_invite(
         &self,
         agent: AgentId,
-        invite: (&str, DateTime<Utc>),
+        invite: Invite<'_>,
     ) -> StoreResult<Option<ManagedAgent>> {
         let mut tx = self.writer.begin().await?;
         let pending: Option<AgentId> = on_tx!(&mut tx, |db| {
@@ -178,7 +185,7 @@ impl Store {
                  disabled = COALESCE($4, disabled) WHERE id = $1",
             )
             .bind(id)
-            .bind(changes.name.as_deref())
+            .bind(changes.name.as_ref().map(AgentName::as_str))
             .bind(changes.role)
             .bind(changes.disabled)
             .execute(db)
@@ -270,20 +277,16 @@ async fn managed_by_id(tx: &mut Tx, id: AgentId) -> StoreResult<ManagedAgent> {
     Ok(row.into_managed())
 }
 
-async fn insert_invite(
-    tx: &mut Tx,
-    agent: AgentId,
-    invite: (&str, DateTime<Utc>),
-) -> StoreResult<()> {
+async fn insert_invite(tx: &mut Tx, agent: AgentId, invite: Invite<'_>) -> StoreResult<()> {
     on_tx!(tx, |db| {
         sqlx::query(
             "INSERT INTO invites (token_hash, agent_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4)",
         )
-        .bind(invite.0)
+        .bind(invite.token_hash)
         .bind(agent)
         .bind(now())
-        .bind(invite.1)
+        .bind(invite.expires_at)
         .execute(db)
         .await
         .map(|r| r.rows_affected())

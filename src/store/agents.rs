@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{AgentRow, SessionRow, agent_select};
 use super::{Session, Store, StoreResult};
+use crate::domain::{NewAgent, PhoneNumber};
 use crate::model::{Agent, AgentId, Role, now};
 
 const INSERT_NUMBER: &str =
@@ -33,12 +34,10 @@ impl Store {
     /// An agent (an admin if there is none yet); `None` when the email is taken.
     pub async fn create_agent(
         &self,
-        email: &str,
-        name: &str,
+        agent: &NewAgent,
         password_hash: &str,
-        numbers: &[String],
     ) -> StoreResult<Option<Agent>> {
-        self.create_agent_as(email, name, password_hash, numbers, Role::Agent)
+        self.create_agent_as(agent, password_hash, Role::Agent)
             .await
     }
 
@@ -46,26 +45,22 @@ impl Store {
     /// taken.
     pub async fn create_agent_as(
         &self,
-        email: &str,
-        name: &str,
+        agent: &NewAgent,
         password_hash: &str,
-        numbers: &[String],
         role: Role,
     ) -> StoreResult<Option<Agent>> {
         let mut tx = self.writer.begin().await?;
         lock_agents(&mut tx).await?;
-        let id = insert_agent(&mut tx, email, name, password_hash, role).await?;
-        add_numbers(tx, id, numbers).await
+        let id = insert_agent(&mut tx, agent, password_hash, role).await?;
+        add_numbers(tx, id, &agent.numbers).await
     }
 
     /// The first agent, made by the setup link: `None` when any agent exists, whoever made
     /// it (this process, the CLI, another instance), decided in the write itself.
     pub async fn create_first_agent(
         &self,
-        email: &str,
-        name: &str,
+        agent: &NewAgent,
         password_hash: &str,
-        numbers: &[String],
     ) -> StoreResult<Option<Agent>> {
         let mut tx = self.writer.begin().await?;
         lock_agents(&mut tx).await?;
@@ -75,14 +70,14 @@ impl Store {
                  SELECT $1, $2, $3, $4, 'admin' WHERE NOT EXISTS (SELECT 1 FROM agents) \
                  ON CONFLICT (email) DO NOTHING RETURNING id",
             )
-            .bind(email)
-            .bind(name)
+            .bind(agent.email.as_str())
+            .bind(agent.name.as_str())
             .bind(password_hash)
             .bind(now())
             .fetch_optional(db)
             .await
         })?;
-        add_numbers(tx, id, numbers).await
+        add_numbers(tx, id, &agent.numbers).await
     }
 
     /// The agent with this email who may sign in (not disabled), and their password hash
@@ -123,25 +118,16 @@ impl Store {
     pub async fn change_numbers(
         &self,
         agent: AgentId,
-        add: &[String],
-        remove: &[String],
+        add: &[PhoneNumber],
+        remove: &[PhoneNumber],
     ) -> StoreResult<Agent> {
         let mut tx = self.writer.begin().await?;
-        for number in add {
-            on_tx!(&mut tx, |db| {
-                sqlx::query(INSERT_NUMBER)
-                    .bind(agent)
-                    .bind(number)
-                    .execute(db)
-                    .await
-                    .map(|r| r.rows_affected())
-            })?;
-        }
+        set_numbers(&mut tx, agent, add).await?;
         for number in remove {
             on_tx!(&mut tx, |db| {
                 sqlx::query("DELETE FROM agent_numbers WHERE agent_id = $1 AND number = $2")
                     .bind(agent)
-                    .bind(number)
+                    .bind(number.as_str())
                     .execute(db)
                     .await
                     .map(|r| r.rows_affected())
@@ -235,15 +221,14 @@ pub(super) async fn lock_agents(tx: &mut Tx) -> StoreResult<()> {
 /// [`INSERT_AGENT`]; `None` when the email is taken.
 pub(super) async fn insert_agent(
     tx: &mut Tx,
-    email: &str,
-    name: &str,
+    agent: &NewAgent,
     password_hash: &str,
     role: Role,
 ) -> StoreResult<Option<AgentId>> {
     let id: Option<AgentId> = on_tx!(tx, |db| {
         sqlx::query_scalar(INSERT_AGENT)
-            .bind(email)
-            .bind(name)
+            .bind(agent.email.as_str())
+            .bind(agent.name.as_str())
             .bind(password_hash)
             .bind(now())
             .bind(role)
@@ -267,7 +252,7 @@ pub(super) async fn agent_by_id(tx: &mut Tx, id: AgentId) -> StoreResult<Agent> 
 async fn add_numbers(
     mut tx: Tx,
     id: Option<AgentId>,
-    numbers: &[String],
+    numbers: &[PhoneNumber],
 ) -> StoreResult<Option<Agent>> {
     let Some(id) = id else { return Ok(None) };
     set_numbers(&mut tx, id, numbers).await?;
@@ -277,12 +262,16 @@ async fn add_numbers(
 }
 
 /// Gives agent `id` these numbers (besides any they hold).
-pub(super) async fn set_numbers(tx: &mut Tx, id: AgentId, numbers: &[String]) -> StoreResult<()> {
+pub(super) async fn set_numbers(
+    tx: &mut Tx,
+    id: AgentId,
+    numbers: &[PhoneNumber],
+) -> StoreResult<()> {
     for number in numbers {
         on_tx!(tx, |db| {
             sqlx::query(INSERT_NUMBER)
                 .bind(id)
-                .bind(number)
+                .bind(number.as_str())
                 .execute(db)
                 .await
                 .map(|r| r.rows_affected())

@@ -3,6 +3,7 @@
 use super::db::on_tx;
 use super::reads::{audience, conversation_by_id};
 use super::{ConversationChange, Store, StoreResult};
+use crate::domain::ContactName;
 use crate::model::{ConversationId, now};
 
 impl Store {
@@ -11,13 +12,13 @@ impl Store {
     pub async fn rename_contact(
         &self,
         conversation: ConversationId,
-        name: Option<&str>,
+        name: Option<&ContactName>,
     ) -> StoreResult<ConversationChange> {
         let mut tx = self.writer.begin().await?;
         on_tx!(&mut tx, |db| {
             sqlx::query("UPDATE conversations SET contact_name = $2, updated_at = $3 WHERE id = $1")
                 .bind(conversation)
-                .bind(name)
+                .bind(name.map(ContactName::as_str))
                 .bind(now())
                 .execute(db)
                 .await

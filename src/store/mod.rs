@@ -35,7 +35,7 @@ use crate::config::DatabaseUrl;
 
 use self::db::Pool;
 
-pub use self::admin::{AgentChanges, AgentUpdate};
+pub use self::admin::{AgentChanges, AgentUpdate, Invite};
 pub use self::error::{StoreError, StoreResult};
 pub use self::logins::{FailureCount, LoginReservation, LoginSubjects};
 pub use self::types::*;

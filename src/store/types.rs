@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::{ClientId, MessageBody};
 use crate::model::{
     Agent, AgentId, Conversation, ConversationId, Media, Message, MessageId, Status,
 };
@@ -89,8 +90,8 @@ pub struct NewInbound {
 pub struct NewOutbound {
     pub conversation_id: ConversationId,
     pub agent_id: AgentId,
-    pub client_id: String,
-    pub body: String,
+    pub client_id: ClientId,
+    pub body: MessageBody,
     pub segments: i64,
 }
 

@@ -7,6 +7,7 @@ use super::rows::{MessageRow, returning_columns};
 use super::{
     ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
+use crate::domain::{ContactName, PhoneNumber};
 use crate::model::{ConversationId, Status, now};
 
 impl Store {
@@ -14,9 +15,9 @@ impl Store {
     /// replaces the stored one.
     pub async fn open_conversation(
         &self,
-        our_number: &str,
-        contact: &str,
-        name: Option<&str>,
+        our_number: &PhoneNumber,
+        contact: &PhoneNumber,
+        name: Option<&ContactName>,
     ) -> StoreResult<ConversationChange> {
         let mut tx = self.writer.begin().await?;
         let nth = tx.change()?;
@@ -31,9 +32,9 @@ impl Store {
                    SET contact_name = COALESCE(excluded.contact_name, conversations.contact_name) \
                  RETURNING id"
             ))
-            .bind(our_number)
-            .bind(contact)
-            .bind(name)
+            .bind(our_number.as_str())
+            .bind(contact.as_str())
+            .bind(name.map(ContactName::as_str))
             .bind(nth)
             .bind(now())
             .fetch_one(db)
@@ -108,10 +109,10 @@ impl Store {
             .bind(msg.conversation_id)
             .bind(&our_number)
             .bind(&contact)
-            .bind(&msg.body)
+            .bind(msg.body.as_str())
             .bind(Status::Pending)
             .bind(Status::Pending.rank())
-            .bind(&msg.client_id)
+            .bind(msg.client_id.as_str())
             .bind(msg.agent_id)
             .bind(msg.segments)
             .bind(t)
@@ -166,12 +167,12 @@ async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outb
             " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
         ))
         .bind(msg.agent_id)
-        .bind(&msg.client_id)
+        .bind(msg.client_id.as_str())
         .fetch_optional(db)
         .await
     })?;
     Ok(earlier.map(|earlier| {
-        if earlier.body == msg.body && earlier.conversation_id == msg.conversation_id {
+        if earlier.body == msg.body.as_str() && earlier.conversation_id == msg.conversation_id {
             Outbound::Existing(Box::new(earlier.into()))
         } else {
             Outbound::ClientIdReused

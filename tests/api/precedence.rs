@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smsdesk::config::DatabaseUrl;
+use smsdesk::domain::{ClientId, MessageBody, NewAgent, PhoneNumber};
 use smsdesk::model::{AgentId, ConversationId, Direction, Message, MessageId, Status};
 use smsdesk::store::{
     Accepted, NewInbound, NewOutbound, Outbound, SendJob, StatusOutcome, StatusReport, Store,
@@ -30,6 +31,10 @@ async fn the_store_applies_the_precedence_rule_on_postgres() {
     .await
 }
 
+fn phone(number: &str) -> PhoneNumber {
+    PhoneNumber::parse("phone", number).unwrap()
+}
+
 async fn open(url: &str) -> Arc<Store> {
     smsdesk::store::connect(&DatabaseUrl::parse(url).unwrap(), Duration::from_secs(5))
         .await
@@ -50,11 +55,17 @@ struct Desk {
 impl Desk {
     async fn new(store: Arc<Store>) -> Self {
         let agent = store
-            .create_agent("a@x.io", "A", "hash", &[OURS.into()])
+            .create_agent(
+                &NewAgent::parse_invited("a@x.io", "A", &[OURS.into()]).unwrap(),
+                "hash",
+            )
             .await
             .unwrap()
             .unwrap();
-        let conversation = store.open_conversation(OURS, CONTACT, None).await.unwrap();
+        let conversation = store
+            .open_conversation(&phone(OURS), &phone(CONTACT), None)
+            .await
+            .unwrap();
         Self {
             store,
             agent: agent.id,
@@ -69,8 +80,8 @@ impl Desk {
         let new = NewOutbound {
             conversation_id: self.conversation,
             agent_id: self.agent,
-            client_id: format!("c-{}", self.sends),
-            body: "ok".into(),
+            client_id: ClientId::try_from(format!("c-{}", self.sends)).unwrap(),
+            body: MessageBody::try_from("ok".to_owned()).unwrap(),
             segments: 1,
         };
         match self.store.insert_outbound(&new).await.unwrap() {
