@@ -46,6 +46,7 @@ pub enum AgentUpdate {
 
 impl Store {
     /// Every agent, oldest first, as the admin view shows them.
+    #[tracing::instrument(skip_all, err)]
     pub async fn managed_agents(&self) -> StoreResult<Vec<ManagedAgent>> {
         let rows: Vec<AgentRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(agent_select!(), "ORDER BY a.id"))
@@ -57,6 +58,7 @@ impl Store {
 
     /// An invited agent, without a password until they accept the invite whose token hash
     /// is given; `None` when the email is taken.
+    #[tracing::instrument(skip_all, err)]
     pub async fn invite_agent(
         &self,
         agent: &NewAgent,
@@ -77,6 +79,7 @@ impl Store {
 
     /// A new invite for an agent who has not accepted theirs (the old links die); `None`
     /// when there is no such agent, or they chose a password already.
+    #[tracing::instrument(skip_all, err)]
     pub async fn renew_invite(
         &self,
         agent: AgentId,
@@ -101,6 +104,7 @@ impl Store {
 
     /// Whether this invite can still be accepted: known, unused, not expired, and its agent
     /// not disabled.
+    #[tracing::instrument(skip_all, err)]
     pub async fn invite_is_open(&self, token_hash: &str) -> StoreResult<bool> {
         let open: Option<AgentId> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar(
@@ -117,6 +121,7 @@ impl Store {
 
     /// Uses the invite up and gives its agent the password; `None` when the invite cannot
     /// be accepted (of concurrent uses, one succeeds).
+    #[tracing::instrument(skip_all, err)]
     pub async fn accept_invite(
         &self,
         token_hash: &str,
@@ -156,6 +161,7 @@ impl Store {
 
     /// Applies `changes` to agent `id` for the admin `by`. Disabling also ends the agent's
     /// sessions (their sockets are the caller's to disconnect).
+    #[tracing::instrument(skip_all, err)]
     pub async fn update_agent(
         &self,
         by: AgentId,
@@ -221,6 +227,7 @@ impl Store {
     }
 
     /// Deletes the invites that expired unused.
+    #[tracing::instrument(skip_all, err)]
     pub async fn prune_invites(&self) -> StoreResult<u64> {
         let pruned = on_pool!(&self.writer, |db| {
             sqlx::query("DELETE FROM invites WHERE expires_at <= $1")

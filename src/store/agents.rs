@@ -22,6 +22,7 @@ const INSERT_AGENT: &str = "INSERT INTO agents \
     ON CONFLICT (email) DO NOTHING RETURNING id";
 
 impl Store {
+    #[tracing::instrument(skip_all, err)]
     pub async fn count_agents(&self) -> StoreResult<i64> {
         let count: i64 = on_pool!(&self.reader, |db| {
             sqlx::query_scalar("SELECT COUNT(*) FROM agents")
@@ -43,6 +44,7 @@ impl Store {
 
     /// An agent with `role` (or an admin if there is none yet); `None` when the email is
     /// taken.
+    #[tracing::instrument(skip_all, err)]
     pub async fn create_agent_as(
         &self,
         agent: &NewAgent,
@@ -57,6 +59,7 @@ impl Store {
 
     /// The first agent, made by the setup link: `None` when any agent exists, whoever made
     /// it (this process, the CLI, another instance), decided in the write itself.
+    #[tracing::instrument(skip_all, err)]
     pub async fn create_first_agent(
         &self,
         agent: &NewAgent,
@@ -82,6 +85,7 @@ impl Store {
 
     /// The agent with this email who may sign in (not disabled), and their password hash
     /// (empty, so matching none, while their invite is pending).
+    #[tracing::instrument(skip_all, err)]
     pub async fn active_agent_by_email(&self, email: &str) -> StoreResult<Option<(Agent, String)>> {
         let row: Option<AgentRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
@@ -96,6 +100,7 @@ impl Store {
     }
 
     /// The agent with this email, and their password hash.
+    #[tracing::instrument(skip_all, err)]
     pub async fn agent_by_email(&self, email: &str) -> StoreResult<Option<(Agent, String)>> {
         let row: Option<AgentRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(agent_select!(), "WHERE a.email = $1"))
@@ -106,6 +111,7 @@ impl Store {
         Ok(row.map(AgentRow::into_agent))
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn list_agents(&self) -> StoreResult<Vec<Agent>> {
         let rows: Vec<AgentRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(agent_select!(), "ORDER BY a.id"))
@@ -115,6 +121,7 @@ impl Store {
         Ok(rows.into_iter().map(|r| r.into_agent().0).collect())
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn change_numbers(
         &self,
         agent: AgentId,
@@ -138,6 +145,7 @@ impl Store {
         Ok(agent)
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn create_session(
         &self,
         token_hash: &str,
@@ -161,6 +169,7 @@ impl Store {
     }
 
     /// The session with this token hash, if it has not expired.
+    #[tracing::instrument(skip_all, err)]
     pub async fn session(&self, token_hash: &str) -> StoreResult<Option<Session>> {
         let row: Option<SessionRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
@@ -183,6 +192,7 @@ impl Store {
         Ok(self.session(token_hash).await?.map(|s| s.agent))
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
         on_pool!(&self.writer, |db| {
             sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
@@ -195,6 +205,7 @@ impl Store {
     }
 
     /// Deletes the sessions that have expired; their token hashes.
+    #[tracing::instrument(skip_all, err)]
     pub async fn end_expired_sessions(&self) -> StoreResult<Vec<String>> {
         let hashes: Vec<String> = on_pool!(&self.writer, |db| {
             sqlx::query_scalar("DELETE FROM sessions WHERE expires_at <= $1 RETURNING token_hash")

@@ -9,6 +9,7 @@ use crate::model::{ConversationId, now};
 impl Store {
     /// Names the conversation's contact (`None` clears the name), for everyone who holds its
     /// number. Its place in the list does not change.
+    #[tracing::instrument(skip_all, err)]
     pub async fn rename_contact(
         &self,
         conversation: ConversationId,

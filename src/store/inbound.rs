@@ -55,6 +55,7 @@ impl InboundWriter {
 impl Store {
     /// Stores an inbound message once its transaction commits; `None` when this `MessageSid`
     /// was stored before.
+    #[tracing::instrument(skip_all, err)]
     pub async fn insert_inbound(&self, msg: NewInbound) -> StoreResult<Option<MessageChange>> {
         let (reply, answer) = oneshot::channel();
         self.inbound

@@ -38,6 +38,7 @@ impl Store {
     /// them is at its limit, counts attempt `attempt` against both. Attempts on the same
     /// subjects, on any instance, take their turns: each counts what the ones before it
     /// added, so none is let through past a limit and none is refused below it.
+    #[tracing::instrument(skip_all, err)]
     pub async fn reserve_login(
         &self,
         subjects: LoginSubjects<'_>,
@@ -117,6 +118,7 @@ impl Store {
 
     /// Takes attempt `attempt` back from `address`, and with `clear_account` clears every
     /// failure of `account`; without it, takes the attempt back from `account` only.
+    #[tracing::instrument(skip_all, err)]
     pub async fn settle_login_attempt(
         &self,
         address: &str,
@@ -143,6 +145,7 @@ impl Store {
 
     /// Deletes failures older than `window_us`, which no longer count, and the subjects
     /// not used since.
+    #[tracing::instrument(skip_all, err)]
     pub async fn prune_login_failures(&self, window_us: i64) -> StoreResult<u64> {
         let mut pruned = 0;
         for sql in [

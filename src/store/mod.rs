@@ -102,6 +102,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn ping(&self) -> StoreResult<()> {
         db::on_pool!(&self.reader, |db| sqlx::query("SELECT 1")
             .execute(db)

@@ -55,6 +55,7 @@ const DELETE_JOB: &str = "DELETE FROM send_jobs WHERE message_id = $1 AND claim 
 
 impl Store {
     /// Claims the first due job for `lease`.
+    #[tracing::instrument(skip_all, err)]
     pub async fn claim_send(&self, lease: Duration) -> StoreResult<Option<SendJob>> {
         let t = now();
         let until = t + chrono::Duration::from_std(lease).unwrap_or_default();
@@ -95,6 +96,7 @@ impl Store {
     }
 
     /// Extends the claim's lease to `lease` from now.
+    #[tracing::instrument(skip_all, err)]
     pub async fn renew_lease(&self, claim: Claim, lease: Duration) -> StoreResult<bool> {
         let until = now() + chrono::Duration::from_std(lease).unwrap_or_default();
         let renewed = on_pool!(&self.writer, |db| {
@@ -113,6 +115,7 @@ impl Store {
 
     /// Records the sid Twilio gave the claimed message, with the status it answered and any
     /// status that came in for the sid before it was recorded.
+    #[tracing::instrument(skip_all, err)]
     pub async fn mark_accepted(
         &self,
         claim: Claim,
@@ -189,6 +192,7 @@ impl Store {
 
     /// Fails the claimed message for good (with `reason` as its error text), and marks the
     /// contact opted out when Twilio said so.
+    #[tracing::instrument(skip_all, err)]
     pub async fn mark_failed(
         &self,
         claim: Claim,
@@ -241,6 +245,7 @@ impl Store {
     }
 
     /// Puts the claimed message back, to be tried again at `at`.
+    #[tracing::instrument(skip_all, err)]
     pub async fn reschedule(
         &self,
         claim: Claim,
@@ -266,6 +271,7 @@ impl Store {
     }
 
     /// Puts a claimed message back without counting the claim as an attempt.
+    #[tracing::instrument(skip_all, err)]
     pub async fn defer(&self, claim: Claim, at: DateTime<Utc>) -> StoreResult<bool> {
         // SET reads the old row: undo the claim's attempt, and its first try if it was one.
         let ours = on_pool!(&self.writer, |db| {
@@ -285,6 +291,7 @@ impl Store {
         Ok(ours > 0)
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn queue_stats(&self) -> StoreResult<QueueStats> {
         let (depth, oldest): (i64, Option<DateTime<Utc>>) = on_pool!(&self.reader, |db| {
             sqlx::query_as(

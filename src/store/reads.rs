@@ -27,6 +27,7 @@ pub(super) use audience_column;
 
 impl Store {
     /// A page of `agent`'s conversations, most recently active first, and the next cursor.
+    #[tracing::instrument(skip_all, err)]
     pub async fn list_conversations(
         &self,
         agent: AgentId,
@@ -62,6 +63,7 @@ impl Store {
     }
 
     /// The conversation if `agent` may see it.
+    #[tracing::instrument(skip_all, err)]
     pub async fn conversation(
         &self,
         agent: AgentId,
@@ -82,6 +84,7 @@ impl Store {
     }
 
     /// A page of the conversation's messages, newest first, and the next cursor.
+    #[tracing::instrument(skip_all, err)]
     pub async fn list_messages(
         &self,
         conversation: ConversationId,
@@ -107,6 +110,7 @@ impl Store {
     }
 
     /// The message if `agent` may see it.
+    #[tracing::instrument(skip_all, err)]
     pub async fn message(&self, agent: AgentId, id: MessageId) -> StoreResult<Option<Message>> {
         let row: Option<MessageRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
@@ -128,6 +132,7 @@ impl Store {
     /// change can still commit at or below it. It is read in the same statement, so with the
     /// same snapshot, and applied to the first page in `seq` order (the same rows, as those at
     /// or below it come first): a bound the planner cannot see would cost it the index order.
+    #[tracing::instrument(skip_all, err)]
     pub async fn changes(
         &self,
         agent: AgentId,
@@ -154,6 +159,7 @@ impl Store {
     }
 
     /// Who hears about the conversation now (writes read it in their own transaction).
+    #[tracing::instrument(skip_all, err)]
     pub async fn audience(&self, conversation: ConversationId) -> StoreResult<Audience> {
         let agents: Vec<AgentId> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar(AUDIENCE)
@@ -165,6 +171,7 @@ impl Store {
     }
 
     /// Whether a message with this Twilio sid is stored.
+    #[tracing::instrument(skip_all, err)]
     pub async fn has_sid(&self, sid: &str) -> StoreResult<bool> {
         let found: Option<MessageId> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")

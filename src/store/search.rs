@@ -362,6 +362,7 @@ impl Store {
 
     /// A page of `agent`'s conversations that match `search`, newest activity first, and the
     /// next cursor (the same as the list's).
+    #[tracing::instrument(skip_all, err)]
     pub async fn search_conversations(
         &self,
         agent: AgentId,

@@ -61,6 +61,7 @@ impl<'a> StatusChange<'a> {
 impl Store {
     /// Applies a status callback to the message it names (our id, else the sid), or keeps
     /// it until a send records the sid.
+    #[tracing::instrument(skip_all, err)]
     pub async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
         let mut tx = self.writer.begin().await?;
         let sql = tx.dialect().status_target[usize::from(report.message_id.is_none())];
@@ -119,6 +120,7 @@ impl Store {
 
     /// Deletes early statuses whose message never showed up (kept a day: Twilio's
     /// callbacks for messages sent elsewhere land there too).
+    #[tracing::instrument(skip_all, err)]
     pub async fn prune(&self) -> StoreResult<u64> {
         let pruned = on_pool!(&self.writer, |db| {
             sqlx::query("DELETE FROM early_statuses WHERE received_at < $1")

@@ -13,6 +13,7 @@ use crate::model::{ConversationId, Status, now};
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
     /// replaces the stored one.
+    #[tracing::instrument(skip_all, err)]
     pub async fn open_conversation(
         &self,
         our_number: &PhoneNumber,
@@ -50,6 +51,7 @@ impl Store {
     }
 
     /// Sets the unread count to zero; `None` when it already was.
+    #[tracing::instrument(skip_all, err)]
     pub async fn mark_read(
         &self,
         conversation: ConversationId,
@@ -78,6 +80,7 @@ impl Store {
 
     /// Stores an outbound message as `pending` and queues it for sending, unless the same
     /// `clientId` was used before or the contact opted out.
+    #[tracing::instrument(skip_all, err)]
     pub async fn insert_outbound(&self, msg: &NewOutbound) -> StoreResult<Outbound> {
         let mut tx = self.writer.begin().await?;
         if let Some(done) = earlier_send(&mut tx, msg).await? {
