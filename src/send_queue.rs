@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::events::Events;
 use crate::model::{Message, Status};
 use crate::store::{Accepted, Claim, SendJob, Store};
+use crate::twilio::client::MessageResource;
 use crate::twilio::errors::describe;
 use crate::twilio::{Outgoing, TwilioClient, TwilioError};
 use crate::webhooks::StatusCallback;
@@ -316,10 +317,7 @@ impl Worker {
             status_callback,
         };
         match self.twilio.send(&out).await {
-            Ok(resource) => Outcome::Accepted {
-                status: resource.status.parse().unwrap_or(Status::Queued),
-                sid: resource.sid,
-            },
+            Ok(resource) => Outcome::accepted(resource),
             Err(TwilioError::Api {
                 status,
                 code,
@@ -423,10 +421,7 @@ impl Worker {
                 continue;
             }
             tracing::info!(message = %message.id, sid = %m.sid, "reconciled: Twilio already had this message");
-            return Ok(Some(Outcome::Accepted {
-                status: m.status.parse().unwrap_or(Status::Queued),
-                sid: m.sid,
-            }));
+            return Ok(Some(Outcome::accepted(m)));
         }
         Ok(None)
     }
@@ -452,6 +447,17 @@ enum Outcome {
     },
     /// Not sent and nothing to record: the claim is gone, or could not be checked.
     Dropped(String),
+}
+
+impl Outcome {
+    /// Twilio has the message, with the status it gave: one we do not track is `queued`, as
+    /// everything Twilio has accepted is at least.
+    fn accepted(resource: MessageResource) -> Self {
+        Self::Accepted {
+            status: resource.status.parse().unwrap_or(Status::Queued),
+            sid: resource.sid,
+        }
+    }
 }
 
 fn tried_for(job: &SendJob) -> Duration {

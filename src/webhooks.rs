@@ -21,10 +21,15 @@ use crate::twilio::media::{OCTET_STREAM, normalize_content_type};
 use crate::twilio::signature;
 
 /// Twilio allows at most 10 media per message.
-const MAX_MEDIA: usize = 10;
+pub const MAX_MEDIA: usize = 10;
 const MAX_FIELD: usize = 64;
 const MAX_BODY: usize = 16 * 1024;
 const MAX_URL: usize = 2048;
+
+/// Whether `url` may be a message's media: an http(s) URL of at most [`MAX_URL`] bytes.
+pub fn is_media_url(url: &str) -> bool {
+    url.len() <= MAX_URL && (url.starts_with("https://") || url.starts_with("http://"))
+}
 
 /// Where Twilio posts inbound messages, under `PUBLIC_URL`.
 pub const INBOUND_PATH: &str = "/api/crm/sms/webhook";
@@ -237,7 +242,7 @@ fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
         let Some(url) = p.get(&format!("MediaUrl{i}")).filter(|u| !u.is_empty()) else {
             continue;
         };
-        if url.len() > MAX_URL || !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !is_media_url(url) {
             return Err(AppError::BadRequest(format!("MediaUrl{i} is not a URL")));
         }
         let content_type = p

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::agents::{agent_by_id, insert_agent, lock_agents, set_numbers};
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{AgentRow, agent_select};
-use super::{Store, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::domain::{AgentName, NewAgent, PhoneNumber};
 use crate::model::{Agent, AgentId, ManagedAgent, Role, now};
 
@@ -274,14 +274,11 @@ async fn find_managed(tx: &mut Tx, id: AgentId) -> StoreResult<Option<ManagedAge
     Ok(row.map(AgentRow::into_managed))
 }
 
+/// Agent `id`, whom this transaction wrote.
 async fn managed_by_id(tx: &mut Tx, id: AgentId) -> StoreResult<ManagedAgent> {
-    let row: AgentRow = on_tx!(tx, |db| {
-        sqlx::query_as(concat!(agent_select!(), "WHERE a.id = $1"))
-            .bind(id)
-            .fetch_one(db)
-            .await
-    })?;
-    Ok(row.into_managed())
+    find_managed(tx, id)
+        .await?
+        .ok_or(StoreError::Other(sqlx::Error::RowNotFound))
 }
 
 async fn insert_invite(tx: &mut Tx, agent: AgentId, invite: Invite<'_>) -> StoreResult<()> {

@@ -96,7 +96,7 @@ impl Store {
             .fetch_optional(db)
             .await
         })?;
-        Ok(row.map(AgentRow::into_agent))
+        Ok(row.map(AgentRow::into_credentials))
     }
 
     /// The agent with this email, and their password hash.
@@ -108,7 +108,7 @@ impl Store {
                 .fetch_optional(db)
                 .await
         })?;
-        Ok(row.map(AgentRow::into_agent))
+        Ok(row.map(AgentRow::into_credentials))
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -118,7 +118,7 @@ impl Store {
                 .fetch_all(db)
                 .await
         })?;
-        Ok(rows.into_iter().map(|r| r.into_agent().0).collect())
+        Ok(rows.into_iter().map(AgentRow::into_agent).collect())
     }
 
     #[tracing::instrument(skip_all, err)]
@@ -183,7 +183,7 @@ impl Store {
             .await
         })?;
         Ok(row.map(|r| Session {
-            agent: r.agent.into_agent().0,
+            agent: r.agent.into_agent(),
             expires_at: r.expires_at,
         }))
     }
@@ -256,7 +256,7 @@ pub(super) async fn agent_by_id(tx: &mut Tx, id: AgentId) -> StoreResult<Agent> 
             .fetch_one(db)
             .await
     })?;
-    Ok(row.into_agent().0)
+    Ok(row.into_agent())
 }
 
 /// Gives a just-inserted agent (`id`, `None` if nothing was inserted) its numbers and commits.

@@ -3,7 +3,8 @@
 
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{
-    ConversationRow, ListedRow, MessageRow, conversation_select, message_columns, visible_to,
+    ConversationRow, ListedRow, MessageRow, conversation_page, conversation_select,
+    message_columns, visible_to,
 };
 use super::{Audience, ConversationList, Page, Store, StoreResult};
 use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId};
@@ -46,20 +47,7 @@ impl Store {
         // Read in the list's own snapshot: every change up to it is in what the list shows.
         // With no conversation at all, everything of the agent's is newer than the list.
         let sync_from = rows.first().map_or(0, |r| r.visible_up_to);
-        let mut next = None;
-        let conversations = rows
-            .into_iter()
-            .map(|r| {
-                let (c, activity) = r.row.into_conversation();
-                next = Some(activity);
-                c
-            })
-            .collect();
-        Ok(ConversationList {
-            conversations,
-            next: next.filter(|_| full),
-            sync_from,
-        })
+        Ok(conversation_page(rows, full, sync_from))
     }
 
     /// The conversation if `agent` may see it.
@@ -80,7 +68,7 @@ impl Store {
             .fetch_optional(db)
             .await
         })?;
-        Ok(row.map(|r| r.into_conversation().0))
+        Ok(row.map(ConversationRow::into_conversation))
     }
 
     /// A page of the conversation's messages, newest first, and the next cursor.
@@ -218,5 +206,5 @@ pub(super) async fn conversation_by_id(
             .fetch_one(db)
             .await
     })?;
-    Ok(row.into_conversation().0)
+    Ok(row.into_conversation())
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
+use super::ConversationList;
 use crate::model::{
     Agent, AgentId, Contact, Conversation, ConversationId, Direction, ManagedAgent, Media, Message,
     MessageId, Role, Status,
@@ -181,24 +182,37 @@ where
 }
 
 impl ConversationRow {
-    /// The conversation, and its `activity` (the list's cursor).
-    pub(super) fn into_conversation(self) -> (Conversation, i64) {
-        let activity = self.activity;
-        (
-            Conversation {
-                id: self.c_id,
-                our_number: self.our_number,
-                contact: Contact {
-                    phone: self.contact_phone,
-                    name: self.contact_name,
-                    opted_out: self.opted_out,
-                },
-                last_message: self.last.0,
-                unread_count: self.unread_count,
-                updated_at: self.c_updated_at,
+    pub(super) fn into_conversation(self) -> Conversation {
+        Conversation {
+            id: self.c_id,
+            our_number: self.our_number,
+            contact: Contact {
+                phone: self.contact_phone,
+                name: self.contact_name,
+                opted_out: self.opted_out,
             },
-            activity,
-        )
+            last_message: self.last.0,
+            unread_count: self.unread_count,
+            updated_at: self.c_updated_at,
+        }
+    }
+}
+
+/// A page of the conversation list, from its rows in the list's order: when the page is
+/// `full`, the next one starts below the last row's activity.
+pub(super) fn conversation_page(
+    rows: Vec<ListedRow>,
+    full: bool,
+    sync_from: i64,
+) -> ConversationList {
+    let next = rows.last().map(|r| r.row.activity).filter(|_| full);
+    ConversationList {
+        conversations: rows
+            .into_iter()
+            .map(|r| r.row.into_conversation())
+            .collect(),
+        next,
+        sync_from,
     }
 }
 
@@ -222,19 +236,20 @@ pub(super) struct SessionRow {
 }
 
 impl AgentRow {
+    pub(super) fn into_agent(self) -> Agent {
+        Agent {
+            numbers: self.numbers(),
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            role: self.role,
+        }
+    }
+
     /// The agent, and their password hash (empty while an invite is pending).
-    pub(super) fn into_agent(self) -> (Agent, String) {
-        let numbers = self.numbers();
-        (
-            Agent {
-                id: self.id,
-                email: self.email,
-                name: self.name,
-                numbers,
-                role: self.role,
-            },
-            self.password_hash,
-        )
+    pub(super) fn into_credentials(mut self) -> (Agent, String) {
+        let hash = std::mem::take(&mut self.password_hash);
+        (self.into_agent(), hash)
     }
 
     /// The agent as the admin view shows it.

@@ -24,7 +24,7 @@
 use std::collections::HashSet;
 
 use super::db::{Pool, on_pool};
-use super::rows::{ListedRow, conversation_select, visible_to};
+use super::rows::{ListedRow, conversation_page, conversation_select, visible_to};
 use super::{ConversationList, Page, Store, StoreResult};
 use crate::domain::{SearchText, like_literal};
 use crate::model::{AgentId, ConversationId};
@@ -454,20 +454,7 @@ impl Store {
             full = more_full;
         }
 
-        let mut next = None;
-        let conversations = rows
-            .into_iter()
-            .map(|r| {
-                let (c, activity) = r.row.into_conversation();
-                next = Some(activity);
-                c
-            })
-            .collect();
-        Ok(ConversationList {
-            conversations,
-            next: next.filter(|_| full),
-            sync_from,
-        })
+        Ok(conversation_page(rows, full, sync_from))
     }
 
     /// `agent`'s conversations below `cursor` that match any of `terms`, at most `limit`, in

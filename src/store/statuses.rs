@@ -121,7 +121,7 @@ impl Store {
     /// Deletes early statuses whose message never showed up (kept a day: Twilio's
     /// callbacks for messages sent elsewhere land there too).
     #[tracing::instrument(skip_all, err)]
-    pub async fn prune(&self) -> StoreResult<u64> {
+    pub async fn prune_early_statuses(&self) -> StoreResult<u64> {
         let pruned = on_pool!(&self.writer, |db| {
             sqlx::query("DELETE FROM early_statuses WHERE received_at < $1")
                 .bind(now() - chrono::Duration::days(1))
