@@ -184,14 +184,21 @@ impl Writer {
     }
 }
 
+/// What an inbound message left of its conversation's own state.
+#[derive(sqlx::FromRow)]
+struct ConversationState {
+    contact_name: Option<String>,
+    opted_out: bool,
+    unread_count: i64,
+}
+
 /// What `store_inbound` answers for a message it stored.
 #[derive(sqlx::FromRow)]
 struct Stored {
     #[sqlx(flatten)]
     row: MessageRow,
-    contact_name: Option<String>,
-    opted_out: bool,
-    unread_count: i64,
+    #[sqlx(flatten)]
+    conversation: ConversationState,
     audience: Vec<AgentId>,
     /// The message's place in the batch, from 1.
     nth: i64,
@@ -237,7 +244,7 @@ async fn write_postgres(
         answers[i] = Some(change(
             msgs[i],
             s.row.into(),
-            (s.contact_name, s.opted_out, s.unread_count),
+            s.conversation,
             Audience::new(s.audience),
             t,
         ));
@@ -258,7 +265,7 @@ fn opted_out(msg: &NewInbound) -> Option<bool> {
 fn change(
     msg: &NewInbound,
     message: Message,
-    (name, opted_out, unread_count): (Option<String>, bool, i64),
+    state: ConversationState,
     audience: Audience,
     t: chrono::DateTime<chrono::Utc>,
 ) -> MessageChange {
@@ -267,11 +274,11 @@ fn change(
         our_number: msg.to.clone(),
         contact: Contact {
             phone: msg.from.clone(),
-            name,
-            opted_out,
+            name: state.contact_name,
+            opted_out: state.opted_out,
         },
         last_message: Some(message.clone()),
-        unread_count,
+        unread_count: state.unread_count,
         updated_at: t,
     };
     MessageChange {
@@ -341,7 +348,7 @@ async fn write_one(
         .await
     })?;
     let Some(row) = row else { return Ok(None) };
-    let conversation: (Option<String>, bool, i64) = on_tx!(&mut *tx, |db| {
+    let conversation: ConversationState = on_tx!(&mut *tx, |db| {
         sqlx::query_as(
             "UPDATE conversations SET unread_count = unread_count + 1, \
                last_message_id = $2, activity = $3, updated_at = $4, \

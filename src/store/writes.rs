@@ -86,7 +86,7 @@ impl Store {
         if let Some(done) = earlier_send(&mut tx, msg).await? {
             return Ok(done);
         }
-        let (our_number, contact, opted_out): (String, String, bool) = on_tx!(&mut tx, |db| {
+        let to: Recipient = on_tx!(&mut tx, |db| {
             sqlx::query_as(
                 "SELECT our_number, contact_phone, opted_out FROM conversations WHERE id = $1",
             )
@@ -94,7 +94,7 @@ impl Store {
             .fetch_one(db)
             .await
         })?;
-        if opted_out {
+        if to.opted_out {
             return Ok(Outbound::OptedOut);
         }
         let nth = tx.change()?;
@@ -110,8 +110,8 @@ impl Store {
                 returning_columns!()
             ))
             .bind(msg.conversation_id)
-            .bind(&our_number)
-            .bind(&contact)
+            .bind(&to.our_number)
+            .bind(&to.contact_phone)
             .bind(msg.body.as_str())
             .bind(Status::Pending)
             .bind(Status::Pending.rank())
@@ -159,6 +159,14 @@ impl Store {
             audience,
         })))
     }
+}
+
+/// Whom an outbound message of a conversation goes to, and from which number.
+#[derive(sqlx::FromRow)]
+struct Recipient {
+    our_number: String,
+    contact_phone: String,
+    opted_out: bool,
 }
 
 /// What an earlier send with the same `clientId` from the same agent means for this one.
