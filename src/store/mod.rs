@@ -2,8 +2,9 @@
 //! the common dialect of both (`$n` parameters, `ON CONFLICT`, `RETURNING`), and run on
 //! whichever backend is open (`db.rs`); the few differences are a `Dialect` (`dialect.rs`)
 //! that each backend gives (`postgres.rs`, `sqlite.rs`), which only this file opens. Ids and
-//! enums are bound and read as their own types (`crate::model`), and a row is a named
-//! struct (`rows.rs`): a value the database holds that is none of its type's fails to read.
+//! enums are bound and read as their own types (`crate::model`), and a row of more than two
+//! columns is a named struct (`rows.rs` and beside its statement): a value the database
+//! holds that is none of its type's fails to read.
 //!
 //! The methods are split by concern: agents and sessions (`agents.rs`), what admins do to
 //! agents (`admin.rs`), reads (`reads.rs`), conversations and outbound messages (`writes.rs`),
