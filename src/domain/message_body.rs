@@ -52,12 +52,6 @@ impl fmt::Display for MessageBody {
     }
 }
 
-impl From<MessageBody> for String {
-    fn from(b: MessageBody) -> Self {
-        b.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
