@@ -149,9 +149,10 @@ fn the_api_answers_with_typed_bodies() {
 
 /// The top-level modules of `src/`, lowest floor first, each with the modules it may import
 /// (through `crate::`). A module imports only from floors below its own, so no two modules
-/// need each other. `lib` is the crate root's `AppState`, which the modules that serve
-/// requests share: lib.rs wires every module into it and into the routes, and is the one
-/// place allowed to look up.
+/// need each other. `lib` stands for the crate root's own items (`crate::AppState`): lib.rs
+/// wires every module into the state and the routes, and the modules that serve requests
+/// take the state back. That is the one import allowed up the floors, and the low floors
+/// (`error`, `config`, `model`, `domain`) do without it.
 #[rustfmt::skip]
 const FLOORS: &[(&str, &[&str])] = &[
     ("model", &[]),
