@@ -22,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use smsdesk::domain::NewAgent;
 use smsdesk::model::Status;
 use sqlx::Connection;
 
@@ -124,12 +125,12 @@ async fn load(url: &str, conversations: u64, messages: u64) -> (String, i64) {
     let email = "agent@bench.test".to_owned();
     let both: Vec<String> = NUMBERS.iter().map(|n| n.to_string()).collect();
     let agent = store
-        .create_agent(&email, "Agent", &hash, &both)
+        .create_agent(&new_agent(&email, "Agent", &both), &hash)
         .await
         .unwrap()
         .unwrap();
     store
-        .create_agent("shares@bench.test", "Shares", &hash, &both[1..])
+        .create_agent(&new_agent("shares@bench.test", "Shares", &both[1..]), &hash)
         .await
         .unwrap()
         .unwrap();
@@ -159,7 +160,7 @@ async fn load(url: &str, conversations: u64, messages: u64) -> (String, i64) {
             .bind(Status::Received.as_str())
             .bind(Status::Delivered.rank())
             .bind(Status::Received.rank())
-            .bind(agent.id.0)
+            .bind(agent.id)
             .bind(now)
             .bind(first - 1)
             .execute(&mut *tx)
@@ -442,4 +443,9 @@ async fn main() {
             }
         }
     }
+}
+
+/// A new agent's fields, checked as any other agent's.
+fn new_agent(email: &str, name: &str, numbers: &[String]) -> NewAgent {
+    NewAgent::parse_invited(email, name, numbers).expect("a valid agent")
 }

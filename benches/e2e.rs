@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use smsdesk::domain::NewAgent;
 use smsdesk::twilio::signature::sign;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message as Ws;
@@ -235,7 +236,10 @@ async fn main() {
         let number = format!("+1555{:07}", a);
         let email = format!("agent{a}-{}@bench.test", rand::random::<u32>());
         let agent = store
-            .create_agent(&email, &format!("Agent {a}"), &hash, &[number])
+            .create_agent(
+                &NewAgent::parse_invited(&email, &format!("Agent {a}"), &[number]).unwrap(),
+                &hash,
+            )
             .await
             .unwrap()
             .unwrap();

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use smsdesk::domain::NewAgent;
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -53,7 +55,10 @@ async fn main() {
     let email = format!("agent-{}@bench.test", rand::random::<u32>());
     let hash = smsdesk::auth::hash_password("bench-password").unwrap();
     store
-        .create_agent(&email, "Agent", &hash, &["+15550000001".to_owned()])
+        .create_agent(
+            &NewAgent::parse_invited(&email, "Agent", &["+15550000001".to_owned()]).unwrap(),
+            &hash,
+        )
         .await
         .unwrap()
         .unwrap();

@@ -2,6 +2,7 @@
 //! and where Twilio should post.
 
 use crate::startup::Started;
+use crate::webhooks::{INBOUND_PATH, StatusCallback};
 
 /// Emoji take two terminal columns.
 fn columns(text: &str) -> usize {
@@ -43,12 +44,12 @@ pub fn banner(s: &Started) -> String {
     out.push_str(&format!("Public URL: {}\n", s.public_url));
     out.push_str("Paste into Twilio (Phone Numbers → your number → Messaging):\n");
     out.push_str(&format!(
-        "  A message comes in:  {}/api/crm/sms/webhook\n",
+        "  A message comes in:  {}{INBOUND_PATH}\n",
         s.public_url
     ));
     out.push_str(&format!(
-        "  Status callback URL: {}/api/crm/sms/status-webhook\n",
-        s.public_url
+        "  Status callback URL: {}\n",
+        StatusCallback::new(&s.public_url).url()
     ));
     if !s.status_callbacks {
         out.push_str(

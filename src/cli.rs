@@ -95,10 +95,9 @@ pub async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<
             let new = NewAgent::parse(&email, &name, &password, &numbers)?;
             // One hash at a time, off the async runtime, as the server hashes.
             let hash = PasswordHasher::new(1, 0).hash(password).await?;
-            let numbers = PhoneNumber::strings(&new.numbers);
             let role = if admin { Role::Admin } else { Role::Agent };
             let agent = store
-                .create_agent_as(new.email.as_str(), new.name.as_str(), &hash, &numbers, role)
+                .create_agent_as(&new, &hash, role)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("an agent with the email {} exists", new.email))?;
             println!(
@@ -119,8 +118,8 @@ pub async fn agent(settings: Settings, command: AgentCommand) -> anyhow::Result<
             }
         }
         AgentCommand::Numbers { email, add, remove } => {
-            let add = PhoneNumber::strings(&PhoneNumber::parse_all("--add", &add)?);
-            let remove = PhoneNumber::strings(&PhoneNumber::parse_all("--remove", &remove)?);
+            let add = PhoneNumber::parse_all("--add", &add)?;
+            let remove = PhoneNumber::parse_all("--remove", &remove)?;
             let (agent, _) = store
                 .agent_by_email(&Email::normalize(&email))
                 .await?

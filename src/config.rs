@@ -9,12 +9,14 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::send_queue::DEFAULT_LEASE;
-
 mod twilio;
 
 pub use twilio::{TwilioLive, TwilioMode};
 
+/// How long a worker's claim on a queued message lasts unless `SEND_LEASE_SECONDS` says
+/// otherwise: longer than the longest attempt, so that even a worker whose renewals fail is
+/// out of its Twilio calls before anyone else can start theirs (`send_queue.rs` checks it).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(80);
 /// The shortest `SEND_LEASE_SECONDS`: a worker renews its lease every quarter of it.
 const MIN_LEASE_SECONDS: u64 = 2;
 

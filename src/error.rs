@@ -8,9 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::auth::{Blocked, HashError, Refused};
 use crate::domain::InvalidField;
-use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -35,7 +33,7 @@ pub enum AppError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// Too many failed attempts; the message and `Retry-After` give the same wait.
-    #[error("too many failed attempts: try again in {}", crate::auth::describe_wait(*retry_after).1)]
+    #[error("too many failed attempts: try again in {}", describe_wait(*retry_after).1)]
     TooManyRequests { retry_after: Duration },
     #[error("the database is not answering; try again shortly")]
     Unavailable,
@@ -108,9 +106,7 @@ impl IntoResponse for AppError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         let retry_after = match &self {
-            Self::TooManyRequests { retry_after } => {
-                Some(crate::auth::describe_wait(*retry_after).0)
-            }
+            Self::TooManyRequests { retry_after } => Some(describe_wait(*retry_after).0),
             Self::Busy(_) => Some(1),
             _ => None,
         };
@@ -129,43 +125,8 @@ impl From<InvalidField> for AppError {
     }
 }
 
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => Self::Unavailable,
-            StoreError::Other(e) => Self::Internal(e.into()),
-        }
-    }
-}
-
-impl From<HashError> for AppError {
-    fn from(e: HashError) -> Self {
-        match e {
-            HashError::Busy => Self::Busy(PASSWORDS_BUSY),
-            HashError::Failed(e) => Self::Internal(e),
-        }
-    }
-}
-
 /// What a client hears when too many passwords are already being checked.
 pub const PASSWORDS_BUSY: &str = "too many sign-ins are being checked; try again in a second";
-
-impl From<Blocked> for AppError {
-    fn from(b: Blocked) -> Self {
-        Self::TooManyRequests {
-            retry_after: b.retry_after,
-        }
-    }
-}
-
-impl From<Refused> for AppError {
-    fn from(r: Refused) -> Self {
-        match r {
-            Refused::Blocked(b) => b.into(),
-            Refused::Store(e) => e.into(),
-        }
-    }
-}
 
 impl From<JsonRejection> for AppError {
     fn from(r: JsonRejection) -> Self {
@@ -214,3 +175,36 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// A wait as `Retry-After` gives it (whole seconds, at least 1) and in words: seconds under a
+/// minute, else minutes rounded up (and the seconds rounded up to match them).
+pub fn describe_wait(wait: Duration) -> (u64, String) {
+    let seconds = wait.as_secs().max(1);
+    if seconds < 60 {
+        let unit = if seconds == 1 { "second" } else { "seconds" };
+        (seconds, format!("{seconds} {unit}"))
+    } else {
+        let minutes = seconds.div_ceil(60);
+        let unit = if minutes == 1 { "minute" } else { "minutes" };
+        (minutes * 60, format!("{minutes} {unit}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_the_same_in_words_and_seconds() {
+        for (seconds, told) in [
+            (0, (1, "1 second")),
+            (42, (42, "42 seconds")),
+            (60, (60, "1 minute")),
+            (61, (120, "2 minutes")),
+            (900, (900, "15 minutes")),
+        ] {
+            let (retry_after, words) = describe_wait(Duration::from_secs(seconds));
+            assert_eq!((retry_after, words.as_str()), told, "{seconds} s");
+        }
+    }
+}

@@ -14,14 +14,28 @@ mod redis;
 
 pub use redis::Redis;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use socketioxide::adapter::Emitter;
 use socketioxide::{BroadcastError, SocketIo};
 use socketioxide_redis::FredAdapter;
 
-use crate::model::{Conversation, Message, TypingEvent};
-use crate::realtime::{room, session_room};
+use crate::model::{AgentId, Conversation, Message, TypingEvent};
 use crate::store::{Audience, ConversationChange, MessageChange, MessageEvent};
+
+/// The room of an agent's sockets: every event about their conversations goes there.
+pub fn room(agent: AgentId) -> String {
+    format!("user:{agent}")
+}
+
+/// The room of one session's sockets. Named after a digest of the token's hash, so room
+/// names (which may be logged) show neither the token nor the database key.
+pub fn session_room(token_hash: &str) -> String {
+    let digest = Sha256::digest(format!("session room {token_hash}"));
+    format!("session:{}", URL_SAFE_NO_PAD.encode(&digest[..12]))
+}
 
 /// socket.io with the Redis adapter.
 pub type RedisIo = SocketIo<FredAdapter<Emitter>>;
@@ -195,4 +209,19 @@ fn fell_back(what: &str, error: &dyn std::fmt::Display) {
         what,
         "[Socket.io] Redis failed; delivering to this instance's sockets only"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_rooms_hide_the_token_hash() {
+        let hash = "k4yS7dC3sZ0lq9xVw2bN8mT5rE1uJ6hG4fA0pL7oI3c";
+        let room = session_room(hash);
+        assert!(room.starts_with("session:"));
+        assert!(!room.contains(hash));
+        assert_eq!(room, session_room(hash));
+        assert_ne!(room, session_room("another hash"));
+    }
 }

@@ -92,7 +92,7 @@ fn release_free_memory() {}
 async fn prune(state: &AppState) {
     let store = &state.services.store;
     let pruned = [
-        ("early statuses", store.prune().await),
+        ("early statuses", store.prune_early_statuses().await),
         ("login failures", state.runtime.login_throttle.prune().await),
         ("pacing rows", store.prune_pacing().await),
         ("invites", store.prune_invites().await),

@@ -1,53 +1,14 @@
 //! The domain as the contract shows it: agents, conversations, messages and statuses.
 
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// A database id, shown to clients as a string.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Id(pub i64);
+mod id;
+mod stored;
 
-impl Serialize for Id {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Id {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Number(i64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) => Ok(Id(n)),
-            Raw::Text(t) => t
-                .parse()
-                .map_err(|_| serde::de::Error::custom("an id is a string of digits")),
-        }
-    }
-}
-
-impl FromStr for Id {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(());
-        }
-        s.parse().map(Id).map_err(|_| ())
-    }
-}
-
-impl fmt::Display for Id {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use id::{AgentId, ConversationId, EntityId, MessageId};
 
 /// Times go out as RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -63,7 +24,7 @@ pub fn now() -> DateTime<Utc> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
-    pub id: Id,
+    pub id: AgentId,
     pub email: String,
     pub name: String,
     pub numbers: Vec<String>,
@@ -101,7 +62,7 @@ impl FromStr for Role {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedAgent {
-    pub id: Id,
+    pub id: AgentId,
     pub email: String,
     pub name: String,
     pub role: Role,
@@ -273,8 +234,8 @@ pub struct Media {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
-    pub id: Id,
-    pub conversation_id: Id,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
     pub direction: Direction,
     pub from: String,
     pub to: String,
@@ -285,7 +246,7 @@ pub struct Message {
     pub error_message: Option<String>,
     pub twilio_sid: Option<String>,
     pub client_id: Option<String>,
-    pub agent_id: Option<Id>,
+    pub agent_id: Option<AgentId>,
     pub segments: i64,
     #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
@@ -313,8 +274,8 @@ impl Message {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusEvent<'a> {
-    pub id: Id,
-    pub conversation_id: Id,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
     pub status: Status,
     pub error_code: Option<i64>,
     pub error_message: Option<&'a str>,
@@ -335,7 +296,7 @@ pub struct Contact {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Conversation {
-    pub id: Id,
+    pub id: ConversationId,
     pub our_number: String,
     pub contact: Contact,
     pub last_message: Option<Message>,
@@ -347,9 +308,9 @@ pub struct Conversation {
 #[derive(Serialize, Deserialize)]
 pub struct TypingEvent {
     #[serde(rename = "conversationId")]
-    pub conversation_id: Id,
+    pub conversation_id: ConversationId,
     #[serde(rename = "agentId")]
-    pub agent_id: Id,
+    pub agent_id: AgentId,
     #[serde(rename = "agentName")]
     pub agent_name: String,
     #[serde(rename = "isTyping")]
@@ -453,14 +414,5 @@ mod tests {
         assert_eq!("inbound".parse(), Ok(Inbound));
         assert_eq!("outbound".parse(), Ok(Outbound));
         assert_eq!("sideways".parse::<Direction>(), Err(()));
-    }
-
-    #[test]
-    fn ids_are_strings_outside() {
-        assert_eq!(serde_json::to_string(&Id(42)).unwrap(), "\"42\"");
-        assert_eq!(serde_json::from_str::<Id>("\"42\"").unwrap(), Id(42));
-        assert!(serde_json::from_str::<Id>("\"4x\"").is_err());
-        assert!("".parse::<Id>().is_err());
-        assert!("99999999999999999999".parse::<Id>().is_err());
     }
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
@@ -24,7 +24,6 @@ use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::twilio::TwilioError;
 
 /// The Prometheus text format's content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -193,15 +192,16 @@ impl IntoResponseParts for Duplicate {
     }
 }
 
-/// Counts and times the webhooks' `POST`s, by their answers (a route layer of the webhooks).
-pub async fn measure_webhooks(request: Request, next: Next) -> Response {
+/// Counts and times a webhook's `POST`s, by their answers (a route layer of each webhook,
+/// with its kind as its state).
+pub async fn measure_webhook(
+    State(kind): State<WebhookKind>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let kind = match request.extensions().get::<MatchedPath>() {
-        Some(path) if path.as_str().ends_with("status-webhook") => WebhookKind::Status,
-        _ => WebhookKind::Inbound,
-    };
     let started = Instant::now();
     let response = next.run(request).await;
     let duplicate = response.extensions().get::<Duplicate>().is_some();
@@ -258,19 +258,6 @@ pub enum TwilioOutcome {
     ConnectError = 5,
 }
 
-impl TwilioOutcome {
-    pub fn of<T>(result: &Result<T, TwilioError>) -> Self {
-        match result {
-            Ok(_) => Self::Created,
-            Err(TwilioError::Api { status: 429, .. }) => Self::RateLimited,
-            Err(TwilioError::Api { status, .. }) if *status >= 500 => Self::ServerError,
-            Err(TwilioError::Api { .. }) => Self::ClientError,
-            Err(TwilioError::NoAnswer(_)) => Self::Timeout,
-            Err(TwilioError::NotSent(_)) => Self::ConnectError,
-        }
-    }
-}
-
 static TWILIO_KEYS: [Key; 6] = [
     key!(TWILIO, "outcome" => "created"),
     key!(TWILIO, "outcome" => "client_error"),
@@ -282,8 +269,7 @@ static TWILIO_KEYS: [Key; 6] = [
 static TWILIO_DURATION_KEY: Key = Key::from_static_name(TWILIO_DURATION);
 
 /// One call to the Messages API to send, and how it went.
-pub fn twilio_request<T>(result: &Result<T, TwilioError>, took: Duration) {
-    let outcome = TwilioOutcome::of(result);
+pub fn twilio_request(outcome: TwilioOutcome, took: Duration) {
     metrics::with_recorder(|r| {
         r.register_counter(&TWILIO_KEYS[outcome as usize], &METADATA)
             .increment(1);

@@ -18,12 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Extension, SocketRef, TryData};
@@ -32,7 +29,8 @@ use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::AppState;
 use crate::auth::{cookie_token, origin_allowed, token_hash};
-use crate::model::{Id, TypingEvent};
+use crate::events::{room, session_room};
+use crate::model::{AgentId, ConversationId, TypingEvent};
 use crate::store::StoreError;
 
 use self::connections::Unjoined;
@@ -47,21 +45,10 @@ const TYPING_PER_AGENT_PER_SECOND: usize = 10;
 /// engine.io sessions that have not joined the namespace are closed after this.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn room(agent: Id) -> String {
-    format!("user:{}", agent.0)
-}
-
-/// The room of one session's sockets. Named after a digest of the token's hash, so room
-/// names (which may be logged) show neither the token nor the database key.
-pub fn session_room(token_hash: &str) -> String {
-    let digest = Sha256::digest(format!("session room {token_hash}"));
-    format!("session:{}", URL_SAFE_NO_PAD.encode(&digest[..12]))
-}
-
 /// What a connected socket remembers: who it is, and for which session.
 #[derive(Clone)]
 struct SocketAgent {
-    id: Id,
+    id: AgentId,
     name: Arc<str>,
     token_hash: Arc<str>,
 }
@@ -198,7 +185,7 @@ pub async fn end_expired_sessions(state: &AppState) {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TypingIn {
-    conversation_id: Id,
+    conversation_id: ConversationId,
     is_typing: bool,
 }
 
@@ -213,9 +200,9 @@ pub struct TypingStates {
 #[derive(Default)]
 struct Typing {
     /// (conversation, agent) → generation of the state being shown.
-    active: HashMap<(Id, Id), u64>,
+    active: HashMap<(ConversationId, AgentId), u64>,
     /// Per agent: the `true`s relayed in the last second, oldest first.
-    recent: HashMap<Id, VecDeque<(Id, Instant)>>,
+    recent: HashMap<AgentId, VecDeque<(ConversationId, Instant)>>,
 }
 
 /// What becomes of a typing event.
@@ -235,7 +222,13 @@ impl TypingStates {
     /// Whether a typing event of `agent` in `conversation` is relayed. A `false` that ends a
     /// state being shown always is; anything else at most once per [`TYPING_INTERVAL`] per
     /// conversation, and [`TYPING_PER_AGENT_PER_SECOND`] times in all.
-    fn admit(&self, conversation: Id, agent: Id, is_typing: bool, now: Instant) -> Option<Relay> {
+    fn admit(
+        &self,
+        conversation: ConversationId,
+        agent: AgentId,
+        is_typing: bool,
+        now: Instant,
+    ) -> Option<Relay> {
         let mut typing = self.lock();
         if !is_typing && typing.active.remove(&(conversation, agent)).is_some() {
             return Some(Relay::Stop);
@@ -270,7 +263,7 @@ impl TypingStates {
     }
 
     /// Ends the state if it is still `generation`; whether it did.
-    fn expire(&self, conversation: Id, agent: Id, generation: u64) -> bool {
+    fn expire(&self, conversation: ConversationId, agent: AgentId, generation: u64) -> bool {
         let mut typing = self.lock();
         let key = (conversation, agent);
         let current = typing.active.get(&key) == Some(&generation);
@@ -340,10 +333,18 @@ async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
 mod tests {
     use super::*;
 
+    /// Conversation `c` and agent `a`'s ids.
+    fn ids(c: u32, a: u32) -> (ConversationId, AgentId) {
+        (
+            c.to_string().parse().unwrap(),
+            a.to_string().parse().unwrap(),
+        )
+    }
+
     #[test]
     fn typing_is_relayed_twice_a_second_per_conversation() {
         let t = TypingStates::default();
-        let (c, d, a) = (Id(1), Id(2), Id(7));
+        let ((c, a), (d, other)) = (ids(1, 7), ids(2, 8));
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         assert!(matches!(t.admit(c, a, true, t0), Some(Relay::Start(_))));
@@ -352,7 +353,7 @@ mod tests {
             t.admit(d, a, true, ms(499)).is_some(),
             "another conversation"
         );
-        assert!(t.admit(c, Id(8), true, t0).is_some(), "another agent");
+        assert!(t.admit(c, other, true, t0).is_some(), "another agent");
         assert!(t.admit(c, a, true, ms(500)).is_some());
     }
 
@@ -361,19 +362,27 @@ mod tests {
         let t = TypingStates::default();
         let t0 = Instant::now();
         let allowed = (0..50)
-            .filter(|i| t.admit(Id(*i), Id(7), true, t0).is_some())
+            .filter(|i| {
+                let (c, a) = ids(*i, 7);
+                t.admit(c, a, true, t0).is_some()
+            })
             .count();
         assert_eq!(allowed, TYPING_PER_AGENT_PER_SECOND);
         assert!(
-            t.admit(Id(99), Id(7), true, t0 + Duration::from_secs(1))
-                .is_some()
+            t.admit(
+                ids(99, 7).0,
+                ids(99, 7).1,
+                true,
+                t0 + Duration::from_secs(1)
+            )
+            .is_some()
         );
     }
 
     #[test]
     fn false_that_ends_a_shown_state_is_always_relayed() {
         let t = TypingStates::default();
-        let (c, a) = (Id(1), Id(7));
+        let (c, a) = ids(1, 7);
         let t0 = Instant::now();
         let Some(Relay::Start(g)) = t.admit(c, a, true, t0) else {
             panic!("the first true is relayed")
@@ -395,7 +404,7 @@ mod tests {
     #[test]
     fn an_expiry_ends_only_the_state_it_saw() {
         let t = TypingStates::default();
-        let (c, a) = (Id(1), Id(7));
+        let (c, a) = ids(1, 7);
         let t0 = Instant::now();
         let Some(Relay::Start(old)) = t.admit(c, a, true, t0) else {
             panic!("relayed")
@@ -405,15 +414,5 @@ mod tests {
         };
         assert!(!t.expire(c, a, old), "renewed since");
         assert!(t.expire(c, a, new));
-    }
-
-    #[test]
-    fn session_rooms_hide_the_token_hash() {
-        let hash = token_hash("a token");
-        let room = session_room(&hash);
-        assert!(room.starts_with("session:"));
-        assert!(!room.contains(&hash) && !room.contains("a token"));
-        assert_eq!(room, session_room(&hash));
-        assert_ne!(room, session_room(&token_hash("another token")));
     }
 }

@@ -22,9 +22,10 @@ use crate::AppState;
 use crate::events::Events;
 use crate::model::{Message, Status};
 use crate::store::{Accepted, Claim, SendJob, Store};
-use crate::twilio::client::{LIST_PAGE_TIMEOUT, LIST_PAGES, SEND_TIMEOUT};
+use crate::twilio::client::MessageResource;
 use crate::twilio::errors::describe;
 use crate::twilio::{Outgoing, TwilioClient, TwilioError};
+use crate::webhooks::StatusCallback;
 
 mod lookalike;
 mod pacer;
@@ -32,15 +33,6 @@ mod pacer;
 use lookalike::is_our_send;
 pub use pacer::{Pacer, SLOT_TOLERANCE};
 
-/// The longest one claim's calls to Twilio can take: a lookup of at most [`LIST_PAGES`]
-/// pages, then a create, each cut off at its timeout.
-const ATTEMPT_WORST_CASE: Duration =
-    Duration::from_secs(LIST_PAGES as u64 * LIST_PAGE_TIMEOUT.as_secs() + SEND_TIMEOUT.as_secs());
-/// How long a claimed message stays with its worker before another may take it, unless
-/// `SEND_LEASE_SECONDS` says otherwise: the worst case of an attempt plus room for the
-/// database writes around it, so that even a worker whose renewals fail is out of its
-/// Twilio calls before anyone else can start theirs.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(ATTEMPT_WORST_CASE.as_secs() + 15);
 /// After this long of failing to reach Twilio, a message is given up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
 /// The longest pause between two attempts.
@@ -59,9 +51,9 @@ pub const WORKERS: usize = 4;
 pub struct SendOptions {
     /// Sends go through this Messaging Service (`MessagingServiceSid`) instead of `From`.
     pub messaging_service_sid: Option<String>,
-    /// The status webhook's URL, to which each message's id is added as `StatusCallback`;
-    /// `None` when Twilio could not reach it (live mode with a local `PUBLIC_URL`).
-    pub status_callback: Option<String>,
+    /// Where Twilio posts each message's statuses; `None` when Twilio could not reach it
+    /// (live mode with a local `PUBLIC_URL`).
+    pub status_callback: Option<StatusCallback>,
 }
 
 /// What the API shares with the workers: the bell that wakes them when a message is queued,
@@ -316,7 +308,7 @@ impl Worker {
             .options
             .status_callback
             .as_ref()
-            .map(|url| format!("{url}?mid={}", message.id));
+            .map(|callback| callback.for_message(message.id));
         let out = Outgoing {
             to: &message.to,
             from: &message.from,
@@ -325,10 +317,7 @@ impl Worker {
             status_callback,
         };
         match self.twilio.send(&out).await {
-            Ok(resource) => Outcome::Accepted {
-                status: resource.status.parse().unwrap_or(Status::Queued),
-                sid: resource.sid,
-            },
+            Ok(resource) => Outcome::accepted(resource),
             Err(TwilioError::Api {
                 status,
                 code,
@@ -432,10 +421,7 @@ impl Worker {
                 continue;
             }
             tracing::info!(message = %message.id, sid = %m.sid, "reconciled: Twilio already had this message");
-            return Ok(Some(Outcome::Accepted {
-                status: m.status.parse().unwrap_or(Status::Queued),
-                sid: m.sid,
-            }));
+            return Ok(Some(Outcome::accepted(m)));
         }
         Ok(None)
     }
@@ -461,6 +447,17 @@ enum Outcome {
     },
     /// Not sent and nothing to record: the claim is gone, or could not be checked.
     Dropped(String),
+}
+
+impl Outcome {
+    /// Twilio has the message, with the status it gave: one we do not track is `queued`, as
+    /// everything Twilio has accepted is at least.
+    fn accepted(resource: MessageResource) -> Self {
+        Self::Accepted {
+            status: resource.status.parse().unwrap_or(Status::Queued),
+            sid: resource.sid,
+        }
+    }
 }
 
 fn tried_for(job: &SendJob) -> Duration {
@@ -507,6 +504,7 @@ fn backoff(attempts: i64, retry_after: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::twilio::client::{LIST_PAGE_TIMEOUT, LIST_PAGES, SEND_TIMEOUT};
 
     #[test]
     fn retrying_is_bounded() {
@@ -524,13 +522,14 @@ mod tests {
         );
     }
 
+    /// The default lease (`config.rs`) outlives the longest one claim's calls to Twilio can
+    /// take, a lookup of at most [`LIST_PAGES`] pages then a create, each cut off at its
+    /// timeout, with room for the database writes around them.
     #[test]
     fn a_lease_outlives_the_worst_attempt_and_is_renewed_within_it() {
-        assert_eq!(
-            ATTEMPT_WORST_CASE,
-            LIST_PAGES * LIST_PAGE_TIMEOUT + SEND_TIMEOUT
-        );
-        assert!(DEFAULT_LEASE > ATTEMPT_WORST_CASE);
+        use crate::config::DEFAULT_LEASE;
+        let worst_attempt = LIST_PAGES * LIST_PAGE_TIMEOUT + SEND_TIMEOUT;
+        assert!(DEFAULT_LEASE >= worst_attempt + Duration::from_secs(15));
         let queue = SendQueue::new(None, DEFAULT_LEASE);
         assert!(
             queue.heartbeat() * 2 < DEFAULT_LEASE,

@@ -27,6 +27,7 @@ use crate::store::{self, Store};
 use crate::twilio::TwilioClient;
 use crate::twilio::media::MediaPolicy;
 use crate::twilio::simulator::Simulator;
+use crate::webhooks::StatusCallback;
 use crate::{AppState, Config, Runtime, Services, build_router, housekeeping, serve};
 
 /// How long draining may take after the shutdown signal before the server stops anyway.
@@ -100,8 +101,7 @@ struct Twilio {
 }
 
 fn twilio(mode: &TwilioMode, public: &Url, self_base: &str) -> Twilio {
-    let public_url = public.as_str().trim_end_matches('/');
-    let status_webhook = format!("{public_url}/api/crm/sms/status-webhook");
+    let status_callback = StatusCallback::new(public.as_str().trim_end_matches('/'));
     match mode {
         TwilioMode::Live(live) => Twilio {
             client: TwilioClient::new(
@@ -112,7 +112,7 @@ fn twilio(mode: &TwilioMode, public: &Url, self_base: &str) -> Twilio {
             simulator: None,
             sending: SendOptions {
                 messaging_service_sid: live.messaging_service_sid.clone(),
-                status_callback: (!is_local(public)).then_some(status_webhook),
+                status_callback: (!is_local(public)).then_some(status_callback),
             },
         },
         TwilioMode::Simulated => {
@@ -128,7 +128,7 @@ fn twilio(mode: &TwilioMode, public: &Url, self_base: &str) -> Twilio {
                 simulator: Some(sim),
                 sending: SendOptions {
                     messaging_service_sid: None,
-                    status_callback: Some(status_webhook),
+                    status_callback: Some(status_callback),
                 },
             }
         }

@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 
-use crate::domain::InvalidField;
-
 /// Whether a field may span lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lines {
@@ -22,33 +20,10 @@ pub fn is_clean(value: &str, lines: Lines) -> bool {
         .all(|c| !c.is_control() || (lines == Lines::Many && matches!(c, '\n' | '\r' | '\t')))
 }
 
-/// Refuses a field with a control character, naming the field.
-pub fn check_clean(field: &str, value: &str, lines: Lines) -> Result<(), InvalidField> {
-    if is_clean(value, lines) {
-        Ok(())
-    } else {
-        Err(InvalidField::new(format!(
-            "{field} must not contain control characters"
-        )))
-    }
-}
-
 /// Whether `value` shows anything: not only whitespace, zero-width, format or other
 /// invisible characters.
 pub fn is_visible(value: &str) -> bool {
     value.chars().any(|c| !is_invisible(c))
-}
-
-/// A message body a client sends: 1 to `max` characters, at least one of them visible, no
-/// control character but newlines and tabs.
-pub fn check_body(field: &str, value: &str, max: usize) -> Result<(), InvalidField> {
-    check_clean(field, value, Lines::Many)?;
-    if !is_visible(value) || value.chars().count() > max {
-        return Err(InvalidField::new(format!(
-            "{field} must be 1 to {max} characters, at least one of them visible"
-        )));
-    }
-    Ok(())
 }
 
 /// Text from a webhook as it can be stored: PostgreSQL's `TEXT` refuses NUL, and a message
@@ -133,16 +108,6 @@ mod tests {
         }
         for visible in ["ok", " . ", "😀", "👍🏽", "\u{200B}a", "é", "中", "١"] {
             assert!(is_visible(visible), "{visible:?}");
-        }
-    }
-
-    #[test]
-    fn bodies_are_checked_whole() {
-        assert!(check_body("body", "hello\nthere", 10).is_err());
-        assert!(check_body("body", "hello\nyou", 10).is_ok());
-        for bad in ["\u{200B}", "hi\0", "", "  "] {
-            let err = check_body("body", bad, 1600).unwrap_err().to_string();
-            assert!(err.starts_with("body "), "{err}");
         }
     }
 

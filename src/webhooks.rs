@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{AppError, AppResult, Json};
-use crate::model::{Id, Media, Status};
-use crate::monitoring::{self, Duplicate};
+use crate::model::{Media, MessageId, Status};
+use crate::monitoring::{self, Duplicate, WebhookKind};
 use crate::sms::{opt_change, segments};
 use crate::store::{NewInbound, StatusOutcome, StatusReport};
 use crate::text::storable;
@@ -21,16 +21,76 @@ use crate::twilio::media::{OCTET_STREAM, normalize_content_type};
 use crate::twilio::signature;
 
 /// Twilio allows at most 10 media per message.
-const MAX_MEDIA: usize = 10;
+pub const MAX_MEDIA: usize = 10;
 const MAX_FIELD: usize = 64;
 const MAX_BODY: usize = 16 * 1024;
 const MAX_URL: usize = 2048;
 
+/// Whether `url` may be a message's media: an http(s) URL of at most [`MAX_URL`] bytes.
+pub fn is_media_url(url: &str) -> bool {
+    url.len() <= MAX_URL && (url.starts_with("https://") || url.starts_with("http://"))
+}
+
+/// Where Twilio posts inbound messages, under `PUBLIC_URL`.
+pub const INBOUND_PATH: &str = "/api/crm/sms/webhook";
+/// Where Twilio posts status callbacks, under `PUBLIC_URL`.
+pub const STATUS_PATH: &str = "/api/crm/sms/status-webhook";
+
 pub fn router() -> Router<AppState> {
+    let measured = |kind| axum::middleware::from_fn_with_state(kind, monitoring::measure_webhook);
     Router::new()
-        .route("/api/crm/sms/webhook", post(inbound).get(inbound_info))
-        .route("/api/crm/sms/status-webhook", post(status).get(status_info))
-        .route_layer(axum::middleware::from_fn(monitoring::measure_webhooks))
+        .route(
+            INBOUND_PATH,
+            post(inbound)
+                .get(inbound_info)
+                .route_layer(measured(WebhookKind::Inbound)),
+        )
+        .route(
+            STATUS_PATH,
+            post(status)
+                .get(status_info)
+                .route_layer(measured(WebhookKind::Status)),
+        )
+}
+
+/// The `StatusCallback` URL of our sends: the status webhook with the message's own id in
+/// its query, so that a callback that arrives before the Messages API has answered (before
+/// the message has its sid) still finds its message. Built and read here only.
+#[derive(Clone, Debug)]
+pub struct StatusCallback {
+    /// `PUBLIC_URL` and [`STATUS_PATH`].
+    url: String,
+}
+
+impl StatusCallback {
+    /// The query parameter that carries our id.
+    const MESSAGE_ID: &str = "mid";
+
+    /// The status webhook under `public_url` (without a trailing slash).
+    pub fn new(public_url: &str) -> Self {
+        Self {
+            url: format!("{public_url}{STATUS_PATH}"),
+        }
+    }
+
+    /// The webhook itself, for messages sent elsewhere (which carry no id of ours).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The `StatusCallback` of message `id`.
+    pub fn for_message(&self, id: MessageId) -> String {
+        format!("{}?{}={id}", self.url, Self::MESSAGE_ID)
+    }
+
+    /// Our message's id in the query of a callback's URL, if it is one of ours.
+    pub fn message_id(query: Option<&str>) -> Option<MessageId> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query?)
+            .ok()?
+            .into_iter()
+            .find(|(name, _)| name == Self::MESSAGE_ID)
+            .and_then(|(_, id)| id.parse().ok())
+    }
 }
 
 /// What a `GET` on a webhook answers: how to set it up in Twilio.
@@ -182,7 +242,7 @@ fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
         let Some(url) = p.get(&format!("MediaUrl{i}")).filter(|u| !u.is_empty()) else {
             continue;
         };
-        if url.len() > MAX_URL || !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !is_media_url(url) {
             return Err(AppError::BadRequest(format!("MediaUrl{i} is not a URL")));
         }
         let content_type = p
@@ -248,14 +308,8 @@ async fn status(State(state): State<AppState>, p: Params) -> AppResult<Response>
         tracing::info!(sid, status = reported, "ignored a status we do not track");
         return Ok(twiml());
     };
-    let message_id = p
-        .query
-        .as_deref()
-        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-        .and_then(|q| q.into_iter().find(|(k, _)| k == "mid"))
-        .and_then(|(_, v)| v.parse::<Id>().ok());
     let report = StatusReport {
-        message_id,
+        message_id: StatusCallback::message_id(p.query.as_deref()),
         twilio_sid: sid.to_owned(),
         status,
         error_code: p.get("ErrorCode").and_then(|c| c.trim().parse().ok()),
@@ -419,6 +473,26 @@ mod tests {
             let i = victim.index(tampered.len());
             tampered[i].1.push('!');
             prop_assert!(!signature::verify(&token, &url, &tampered, &sig));
+        }
+    }
+
+    #[test]
+    fn a_status_callback_carries_its_message_id() {
+        let callback = StatusCallback::new("https://smsdesk.test");
+        assert_eq!(
+            callback.url(),
+            "https://smsdesk.test/api/crm/sms/status-webhook"
+        );
+        let id: MessageId = "42".parse().unwrap();
+        let url = callback.for_message(id);
+        assert_eq!(
+            url,
+            "https://smsdesk.test/api/crm/sms/status-webhook?mid=42"
+        );
+        let query = url.split_once('?').map(|(_, q)| q);
+        assert_eq!(StatusCallback::message_id(query), Some(id));
+        for other in [None, Some(""), Some("mid=x"), Some("id=42"), Some("mid=-1")] {
+            assert_eq!(StatusCallback::message_id(other), None, "{other:?}");
         }
     }
 

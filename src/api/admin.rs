@@ -3,19 +3,19 @@
 //! Disabling ends the agent's sessions and disconnects their sockets on every instance.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use super::parse_id;
+use super::PathId;
 use crate::AppState;
 use crate::auth::{self, CurrentAdmin};
-use crate::domain::{AgentName, NewAgent, PhoneNumber};
+use crate::domain::{AgentName, NewAgent};
 use crate::error::{AppError, AppResult, Json};
-use crate::model::{ManagedAgent, Role, now};
-use crate::store::{AgentChanges, AgentUpdate};
+use crate::model::{AgentId, ManagedAgent, Role, now};
+use crate::store::{AgentChanges, AgentUpdate, Invite};
 
 /// How long an invite link works.
 pub const INVITE_DAYS: i64 = 7;
@@ -92,11 +92,12 @@ async fn invite(
         .services
         .store
         .invite_agent(
-            new.email.as_str(),
-            new.name.as_str(),
-            &PhoneNumber::strings(&new.numbers),
+            &new,
             role,
-            (&hash, expires_at),
+            Invite {
+                token_hash: &hash,
+                expires_at,
+            },
         )
         .await?
         .ok_or_else(|| {
@@ -111,14 +112,19 @@ async fn invite(
 async fn reinvite(
     State(state): State<AppState>,
     _: CurrentAdmin,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
 ) -> AppResult<(StatusCode, Json<Invited>)> {
-    let id = parse_id(&id, "agent")?;
     let (invite_url, hash, expires_at) = new_invite(&state);
     let agent = state
         .services
         .store
-        .renew_invite(id, (&hash, expires_at))
+        .renew_invite(
+            id,
+            Invite {
+                token_hash: &hash,
+                expires_at,
+            },
+        )
         .await?
         .ok_or_else(|| {
             AppError::conflict(
@@ -133,23 +139,16 @@ async fn reinvite(
 async fn update(
     State(state): State<AppState>,
     CurrentAdmin(admin): CurrentAdmin,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
     Json(body): Json<UpdateBody>,
 ) -> AppResult<Json<ManagedAgent>> {
-    let id = parse_id(&id, "agent")?;
     let changes = AgentChanges {
-        name: body
-            .name
-            .as_deref()
-            .map(AgentName::try_from)
-            .transpose()?
-            .map(|n| n.as_str().to_owned()),
+        name: body.name.as_deref().map(AgentName::try_from).transpose()?,
         numbers: body
             .numbers
             .as_deref()
             .map(NewAgent::parse_numbers)
-            .transpose()?
-            .map(|n| PhoneNumber::strings(&n)),
+            .transpose()?,
         role: parse_role(body.role.as_deref())?,
         disabled: body.disabled,
     };

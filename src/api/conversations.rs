@@ -3,17 +3,17 @@
 //! read.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
 
-use super::{Cursor, PageQuery, parse_id};
+use super::{Cursor, PageQuery, PathId};
 use crate::AppState;
 use crate::auth::CurrentAgent;
 use crate::domain::{ContactName, PhoneNumber, SearchText};
 use crate::error::{AppError, AppResult, Json, Query};
-use crate::model::{Agent, Conversation, Message};
+use crate::model::{Agent, Conversation, ConversationId, Message};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -89,9 +89,8 @@ pub(super) fn our_number(agent: &Agent, from: Option<&str>) -> AppResult<PhoneNu
 pub(super) async fn visible_conversation(
     state: &AppState,
     agent: &Agent,
-    id: &str,
+    id: ConversationId,
 ) -> AppResult<Conversation> {
-    let id = parse_id(id, "conversation")?;
     state
         .services
         .store
@@ -132,11 +131,7 @@ async fn open_conversation(
     let opened = state
         .services
         .store
-        .open_conversation(
-            from.as_str(),
-            phone.as_str(),
-            name.as_ref().map(ContactName::as_str),
-        )
+        .open_conversation(&from, &phone, name.as_ref())
         .await?;
     if name.is_some() {
         state.services.events.conversation(&opened).await;
@@ -162,10 +157,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 async fn rename_contact(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
     Json(body): Json<RenameBody>,
 ) -> AppResult<Json<Conversation>> {
-    let conversation = visible_conversation(&state, &agent, &id).await?;
+    let conversation = visible_conversation(&state, &agent, id).await?;
     let name = match body.contact_name.as_deref() {
         Some(raw) => ContactName::parse(raw)
             .map_err(|e| AppError::invalid(e.to_string().replacen("name", "contactName", 1)))?,
@@ -174,7 +169,7 @@ async fn rename_contact(
     let renamed = state
         .services
         .store
-        .rename_contact(conversation.id, name.as_ref().map(ContactName::as_str))
+        .rename_contact(conversation.id, name.as_ref())
         .await?;
     state.services.events.conversation(&renamed).await;
     Ok(Json(renamed.conversation))
@@ -183,10 +178,10 @@ async fn rename_contact(
 async fn list_messages(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
     Query(q): Query<PageQuery>,
 ) -> AppResult<Json<MessagePage>> {
-    let conversation = visible_conversation(&state, &agent, &id).await?;
+    let conversation = visible_conversation(&state, &agent, id).await?;
     let (messages, next) = state
         .services
         .store
@@ -201,9 +196,9 @@ async fn list_messages(
 async fn mark_read(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
 ) -> AppResult<StatusCode> {
-    let conversation = visible_conversation(&state, &agent, &id).await?;
+    let conversation = visible_conversation(&state, &agent, id).await?;
     if let Some(read) = state.services.store.mark_read(conversation.id).await? {
         state.services.events.conversation(&read).await;
     }

@@ -15,10 +15,7 @@ use crate::auth::CurrentAgent;
 use crate::domain::{MessageBody, PhoneNumber};
 use crate::error::{AppError, AppResult, Json};
 use crate::twilio::simulator::{self, Simulator};
-
-/// Inbound messages carry at most this many media, as with Twilio.
-const MAX_MEDIA: usize = 10;
-const MAX_URL: usize = 2048;
+use crate::webhooks::{INBOUND_PATH, MAX_MEDIA, is_media_url};
 
 pub fn router(sim: Arc<Simulator>) -> Router<AppState> {
     Router::new()
@@ -62,17 +59,12 @@ async fn simulate_inbound(
         return Err(AppError::invalid("to must be one of your numbers"));
     }
     MessageBody::check_caption(&body.body, !body.media_urls.is_empty())?;
-    if body.media_urls.len() > MAX_MEDIA
-        || body
-            .media_urls
-            .iter()
-            .any(|u| !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > MAX_URL)
-    {
+    if body.media_urls.len() > MAX_MEDIA || !body.media_urls.iter().all(|u| is_media_url(u)) {
         return Err(AppError::invalid("mediaUrls must be up to 10 http(s) URLs"));
     }
     let params = sim.inbound_params(from.as_str(), to.as_str(), &body.body, &body.media_urls);
     let sid = params[0].1.clone();
-    let url = format!("{}/api/crm/sms/webhook", state.config.public_url);
+    let url = format!("{}{INBOUND_PATH}", state.config.public_url);
     let delivery = sim
         .deliver(url, params, state.runtime.shutdown.clone())
         .await;

@@ -8,10 +8,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::parse_id;
+use super::PathId;
 use crate::AppState;
 use crate::auth::CurrentAgent;
 use crate::error::{AppError, AppResult};
+use crate::model::MessageId;
 use crate::twilio::media::{OCTET_STREAM, normalize_content_type, presentation};
 
 pub fn router() -> Router<AppState> {
@@ -21,9 +22,9 @@ pub fn router() -> Router<AppState> {
 async fn media(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    Path((id, n)): Path<(String, String)>,
+    PathId(id): PathId<MessageId>,
+    Path((_, n)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    let id = parse_id(&id, "message")?;
     let message = state
         .services
         .store

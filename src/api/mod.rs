@@ -15,11 +15,13 @@ pub mod session;
 pub mod sync;
 
 use axum::Router;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
-use crate::model::Id;
+use crate::model::EntityId;
 use crate::store::Page;
 
 /// Every route of the API but the simulator's.
@@ -34,9 +36,25 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
 }
 
-/// An id from a path; one that cannot be an id names nothing.
-fn parse_id(raw: &str, what: &'static str) -> AppResult<Id> {
-    raw.parse().map_err(|_| AppError::NotFound(what))
+/// The `{id}` of a route's path, as the id type it names. One that cannot be such an id
+/// names nothing: a `404`, as for an id that is not there.
+pub struct PathId<T>(pub T);
+
+impl<T: EntityId, S: Send + Sync> FromRequestParts<S> for PathId<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> AppResult<Self> {
+        let not_found = || AppError::NotFound(T::ENTITY);
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found())?;
+        params
+            .into_iter()
+            .find(|(name, _)| name == "id")
+            .and_then(|(_, raw)| raw.parse().ok())
+            .map(Self)
+            .ok_or_else(not_found)
+    }
 }
 
 /// A page's position, handed out as an opaque string.

@@ -3,19 +3,19 @@
 //! message back.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 
+use super::PathId;
 use super::conversations::{our_number, visible_conversation};
-use super::parse_id;
 use crate::AppState;
 use crate::auth::CurrentAgent;
 use crate::domain::{ClientId, MessageBody, PhoneNumber};
 use crate::error::{AppError, AppResult, Json};
-use crate::model::{Agent, Conversation, Direction, Id, Message};
+use crate::model::{Agent, Conversation, ConversationId, Direction, Message, MessageId};
 use crate::sms::segments;
 use crate::store::{NewOutbound, Outbound};
 
@@ -35,7 +35,7 @@ pub struct Queued {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SendBody {
-    conversation_id: Option<Id>,
+    conversation_id: Option<ConversationId>,
     to: Option<String>,
     from: Option<String>,
     body: String,
@@ -57,14 +57,14 @@ async fn send(
     let client_id = ClientId::try_from(body.client_id)?;
     let text = MessageBody::try_from(body.body)?;
     let conversation = match (body.conversation_id, body.to.as_deref()) {
-        (Some(id), _) => visible_conversation(&state, &agent, &id.to_string()).await?,
+        (Some(id), _) => visible_conversation(&state, &agent, id).await?,
         (None, Some(to)) => {
             let to = PhoneNumber::parse("to", to)?;
             let from = our_number(&agent, body.from.as_deref())?;
             state
                 .services
                 .store
-                .open_conversation(from.as_str(), to.as_str(), None)
+                .open_conversation(&from, &to, None)
                 .await?
                 .conversation
         }
@@ -77,11 +77,10 @@ async fn send(
 async fn retry(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    Path(id): Path<String>,
+    PathId(id): PathId<MessageId>,
     Json(body): Json<RetryBody>,
 ) -> AppResult<Response> {
     let client_id = ClientId::try_from(body.client_id)?;
-    let id = parse_id(&id, "message")?;
     let original = state
         .services
         .store
@@ -94,8 +93,7 @@ async fn retry(
             "only a failed or undelivered outbound message can be retried",
         ));
     }
-    let conversation =
-        visible_conversation(&state, &agent, &original.conversation_id.to_string()).await?;
+    let conversation = visible_conversation(&state, &agent, original.conversation_id).await?;
     // It was a body when it was sent; a body it stays.
     let text = MessageBody::from_store(original.body);
     queue_message(&state, &agent, &conversation, text, client_id).await
@@ -116,8 +114,8 @@ async fn queue_message(
         conversation_id: conversation.id,
         agent_id: agent.id,
         segments: segments(text.as_str()),
-        body: text.into(),
-        client_id: client_id.into(),
+        body: text,
+        client_id,
     };
     match state.services.store.insert_outbound(&new).await? {
         Outbound::Created(created) => {

@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::auth::{
     self, CurrentAgent, SESSION_DAYS, clear_cookie, request_token, session_cookie, token_hash,
 };
-use crate::domain::{Email, NewAgent, PhoneNumber};
+use crate::domain::{Email, NewAgent};
 use crate::error::{AppError, AppResult, Json, PASSWORDS_BUSY};
 use crate::model::{Agent, now};
 use crate::text::{self, Lines};
@@ -87,11 +87,10 @@ async fn setup(State(state): State<AppState>, Json(body): Json<SetupBody>) -> Ap
     }
     let created = async {
         let hash = state.services.hasher.hash(body.password).await?;
-        let numbers = PhoneNumber::strings(&new.numbers);
         state
             .services
             .store
-            .create_first_agent(new.email.as_str(), new.name.as_str(), &hash, &numbers)
+            .create_first_agent(&new, &hash)
             .await?
             .ok_or(AppError::NotFound("setup token"))
     }

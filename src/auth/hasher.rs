@@ -12,6 +12,7 @@ use argon2::Block;
 use tokio::sync::Semaphore;
 
 use super::{decoy_hash, hash_password, verify_password_in};
+use crate::error::{AppError, PASSWORDS_BUSY};
 
 /// How many callers may wait for a turn beyond those running.
 pub const QUEUE: usize = 64;
@@ -24,6 +25,15 @@ pub enum HashError {
     Busy,
     #[error(transparent)]
     Failed(anyhow::Error),
+}
+
+impl From<HashError> for AppError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Self::Busy(PASSWORDS_BUSY),
+            HashError::Failed(e) => Self::Internal(e),
+        }
+    }
 }
 
 pub struct PasswordHasher {

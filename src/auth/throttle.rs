@@ -16,6 +16,7 @@ use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::TrustedProxies;
+use crate::error::AppError;
 use crate::store::{DbTime, FailureCount, LoginSubjects, Store, StoreError};
 
 /// Failures older than this no longer count.
@@ -54,6 +55,23 @@ pub enum Refused {
 impl From<StoreError> for Refused {
     fn from(e: StoreError) -> Self {
         Self::Store(e)
+    }
+}
+
+impl From<Blocked> for AppError {
+    fn from(b: Blocked) -> Self {
+        Self::TooManyRequests {
+            retry_after: b.retry_after,
+        }
+    }
+}
+
+impl From<Refused> for AppError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Blocked(b) => b.into(),
+            Refused::Store(e) => e.into(),
+        }
     }
 }
 
@@ -209,20 +227,6 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
         .ok()
         .map(|ip| ip.to_canonical())
-}
-
-/// The wait in the words of a `429`: whole seconds under a minute, else whole minutes,
-/// rounded up; the number of seconds is what `Retry-After` says.
-pub fn describe_wait(wait: Duration) -> (u64, String) {
-    let seconds = wait.as_secs().max(1);
-    if seconds < 60 {
-        let unit = if seconds == 1 { "second" } else { "seconds" };
-        (seconds, format!("{seconds} {unit}"))
-    } else {
-        let minutes = seconds.div_ceil(60);
-        let unit = if minutes == 1 { "minute" } else { "minutes" };
-        (minutes * 60, format!("{minutes} {unit}"))
-    }
 }
 
 #[cfg(test)]
@@ -432,26 +436,5 @@ mod tests {
             client_address(ip("127.0.0.1"), &headers(&["1.2.3.4"]), &nobody),
             ip("127.0.0.1")
         );
-    }
-
-    #[test]
-    fn waits_read_the_same_in_words_and_seconds() {
-        assert_eq!(
-            describe_wait(Duration::from_secs(0)),
-            (1, "1 second".into())
-        );
-        assert_eq!(
-            describe_wait(Duration::from_secs(42)),
-            (42, "42 seconds".into())
-        );
-        assert_eq!(
-            describe_wait(Duration::from_secs(60)),
-            (60, "1 minute".into())
-        );
-        assert_eq!(
-            describe_wait(Duration::from_secs(61)),
-            (120, "2 minutes".into())
-        );
-        assert_eq!(describe_wait(WINDOW), (900, "15 minutes".into()));
     }
 }

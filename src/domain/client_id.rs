@@ -44,12 +44,6 @@ impl fmt::Display for ClientId {
     }
 }
 
-impl From<ClientId> for String {
-    fn from(c: ClientId) -> Self {
-        c.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

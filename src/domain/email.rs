@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::InvalidField;
-use crate::text::{self, Lines};
+use super::{InvalidField, check_clean};
+use crate::text::Lines;
 
 /// Trimmed and lower-cased, at most 254 bytes, with a local part and a domain around an `@`,
 /// and no control character.
@@ -31,7 +31,7 @@ impl TryFrom<&str> for Email {
     type Error = InvalidField;
 
     fn try_from(raw: &str) -> Result<Self, InvalidField> {
-        text::check_clean("email", raw, Lines::One)?;
+        check_clean("email", raw, Lines::One)?;
         let email = Self::normalize(raw);
         if email.len() > Self::MAX_LEN
             || !email.contains('@')

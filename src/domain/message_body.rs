@@ -4,11 +4,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::InvalidField;
+use super::{InvalidField, check_body, check_clean};
 use crate::text;
 
 /// 1 to [`MessageBody::MAX_CHARS`] characters, at least one of them visible, no control
-/// character but newlines and tabs ([`text::check_body`]).
+/// character but newlines and tabs ([`check_body`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct MessageBody(String);
@@ -29,11 +29,11 @@ impl MessageBody {
     /// Checks the text beside media (the simulator's MMS): it may be empty or invisible
     /// when there is media, and is otherwise held to the rule for a body.
     pub fn check_caption(raw: &str, has_media: bool) -> Result<(), InvalidField> {
-        text::check_clean("body", raw, text::Lines::Many)?;
+        check_clean("body", raw, text::Lines::Many)?;
         if has_media && raw.chars().count() <= Self::MAX_CHARS {
             return Ok(());
         }
-        text::check_body("body", raw, Self::MAX_CHARS)
+        check_body("body", raw, Self::MAX_CHARS)
     }
 }
 
@@ -41,7 +41,7 @@ impl TryFrom<String> for MessageBody {
     type Error = InvalidField;
 
     fn try_from(raw: String) -> Result<Self, InvalidField> {
-        text::check_body("body", &raw, Self::MAX_CHARS)?;
+        check_body("body", &raw, Self::MAX_CHARS)?;
         Ok(Self(raw))
     }
 }
@@ -49,12 +49,6 @@ impl TryFrom<String> for MessageBody {
 impl fmt::Display for MessageBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl From<MessageBody> for String {
-    fn from(b: MessageBody) -> Self {
-        b.0
     }
 }
 

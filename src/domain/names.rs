@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::InvalidField;
+use super::{InvalidField, check_clean};
 use crate::text::{self, Lines};
 
 /// At most this many characters in a name.
@@ -25,7 +25,7 @@ impl TryFrom<&str> for AgentName {
     type Error = InvalidField;
 
     fn try_from(raw: &str) -> Result<Self, InvalidField> {
-        text::check_clean("name", raw, Lines::One)?;
+        check_clean("name", raw, Lines::One)?;
         let name = raw.trim();
         if !text::is_visible(name) || name.chars().count() > MAX_CHARS {
             return Err(InvalidField::new("name must be 1 to 100 characters"));
@@ -48,7 +48,7 @@ pub struct ContactName(String);
 
 impl ContactName {
     pub fn parse(raw: &str) -> Result<Option<Self>, InvalidField> {
-        text::check_clean("name", raw, Lines::One)?;
+        check_clean("name", raw, Lines::One)?;
         let name = raw.trim();
         if !text::is_visible(name) {
             return Ok(None);

@@ -3,7 +3,7 @@
 //! its words in a message. The text is only ever bound as data; the store folds case and
 //! accents with the database's own rules (the same ones its indexes were built with).
 
-use super::InvalidField;
+use super::{InvalidField, check_clean};
 use crate::text::{self, Lines};
 
 /// At most this many characters: enough for any name, number or phrase, not for an essay.
@@ -26,7 +26,7 @@ pub struct SearchText {
 impl SearchText {
     /// `None` for a text that shows nothing: no filter at all.
     pub fn parse(raw: &str) -> Result<Option<Self>, InvalidField> {
-        text::check_clean("q", raw, Lines::One)?;
+        check_clean("q", raw, Lines::One)?;
         let text = raw.trim();
         if !text::is_visible(text) {
             return Ok(None);

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::error::AppError;
-use crate::model::Id;
+use crate::model::AgentId;
 
 /// The sockets connected here: how many each agent holds (at most `MAX_SOCKETS_PER_AGENT`),
 /// and when their sessions expire, so housekeeping can wake when the first one does.
@@ -27,7 +27,7 @@ pub struct Connections {
 
 #[derive(Default)]
 struct ConnectionsState {
-    per_agent: HashMap<Id, usize>,
+    per_agent: HashMap<AgentId, usize>,
     /// Sockets per (expiry, session room).
     expiries: BTreeMap<(DateTime<Utc>, Arc<str>), usize>,
 }
@@ -35,7 +35,7 @@ struct ConnectionsState {
 /// A socket's place among its agent's, given back when the socket goes.
 pub(super) struct Place {
     connections: Arc<Connections>,
-    agent: Id,
+    agent: AgentId,
     session: (DateTime<Utc>, Arc<str>),
 }
 
@@ -80,7 +80,7 @@ impl Connections {
     /// A place for one more socket of `agent`, unless it holds the most it may.
     pub(super) fn take(
         self: &Arc<Self>,
-        agent: Id,
+        agent: AgentId,
         session_room: Arc<str>,
         expires_at: DateTime<Utc>,
     ) -> Option<Place> {
@@ -215,17 +215,21 @@ pub async fn admit_handshakes(
 mod tests {
     use super::*;
 
+    fn agent(n: u32) -> AgentId {
+        n.to_string().parse().unwrap()
+    }
+
     #[test]
     fn sockets_per_agent_are_capped_and_given_back() {
         let c = Connections::new(2);
         let later = Utc::now() + chrono::Duration::hours(1);
-        let first = c.take(Id(1), "session:a".into(), later).unwrap();
-        let _second = c.take(Id(1), "session:a".into(), later).unwrap();
-        assert!(c.take(Id(1), "session:b".into(), later).is_none());
+        let first = c.take(agent(1), "session:a".into(), later).unwrap();
+        let _second = c.take(agent(1), "session:a".into(), later).unwrap();
+        assert!(c.take(agent(1), "session:b".into(), later).is_none());
         assert_eq!(c.sockets(), 2);
-        assert!(c.take(Id(2), "session:c".into(), later).is_some());
+        assert!(c.take(agent(2), "session:c".into(), later).is_some());
         drop(first);
-        assert!(c.take(Id(1), "session:b".into(), later).is_some());
+        assert!(c.take(agent(1), "session:b".into(), later).is_some());
         assert_eq!(c.sockets(), 1, "the places given back are not counted");
     }
 
@@ -235,8 +239,8 @@ mod tests {
         let now = Utc::now();
         let soon = now + chrono::Duration::seconds(1);
         let later = now + chrono::Duration::hours(1);
-        let early = c.take(Id(1), "session:soon".into(), soon).unwrap();
-        let _late = c.take(Id(1), "session:later".into(), later).unwrap();
+        let early = c.take(agent(1), "session:soon".into(), soon).unwrap();
+        let _late = c.take(agent(1), "session:later".into(), later).unwrap();
         assert_eq!(c.next_expiry(), Some(soon));
         assert!(c.take_expired(now).is_empty());
         assert_eq!(c.take_expired(soon), vec![Arc::<str>::from("session:soon")]);

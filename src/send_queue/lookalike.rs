@@ -33,8 +33,8 @@ mod tests {
     fn outbound(body: &str) -> Message {
         let t = Utc::now();
         Message {
-            id: crate::model::Id(1),
-            conversation_id: crate::model::Id(1),
+            id: "1".parse().unwrap(),
+            conversation_id: "1".parse().unwrap(),
             direction: crate::model::Direction::Outbound,
             from: "+15550001000".into(),
             to: "+14155550123".into(),
@@ -45,7 +45,7 @@ mod tests {
             error_message: None,
             twilio_sid: None,
             client_id: Some("c-1".into()),
-            agent_id: Some(crate::model::Id(1)),
+            agent_id: "1".parse().ok(),
             segments: 1,
             created_at: t,
             updated_at: t,

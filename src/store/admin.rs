@@ -8,14 +8,23 @@ use chrono::{DateTime, Utc};
 use super::agents::{agent_by_id, insert_agent, lock_agents, set_numbers};
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{AgentRow, agent_select};
-use super::{Store, StoreResult};
-use crate::model::{Agent, Id, ManagedAgent, Role, now};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{AgentName, NewAgent, PhoneNumber};
+use crate::model::{Agent, AgentId, ManagedAgent, Role, now};
+
+/// A one-time link to choose a password: what the database keeps of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Invite<'a> {
+    /// The SHA-256 of the link's token (the token itself is only in the link).
+    pub token_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
 
 /// What a `PATCH /api/admin/agents/:id` changes; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct AgentChanges {
-    pub name: Option<String>,
-    pub numbers: Option<Vec<String>>,
+    pub name: Option<AgentName>,
+    pub numbers: Option<Vec<PhoneNumber>>,
     pub role: Option<Role>,
     pub disabled: Option<bool>,
 }
@@ -37,6 +46,7 @@ pub enum AgentUpdate {
 
 impl Store {
     /// Every agent, oldest first, as the admin view shows them.
+    #[tracing::instrument(skip_all, err)]
     pub async fn managed_agents(&self) -> StoreResult<Vec<ManagedAgent>> {
         let rows: Vec<AgentRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(agent_select!(), "ORDER BY a.id"))
@@ -48,20 +58,19 @@ impl Store {
 
     /// An invited agent, without a password until they accept the invite whose token hash
     /// is given; `None` when the email is taken.
+    #[tracing::instrument(skip_all, err)]
     pub async fn invite_agent(
         &self,
-        email: &str,
-        name: &str,
-        numbers: &[String],
+        agent: &NewAgent,
         role: Role,
-        invite: (&str, DateTime<Utc>),
+        invite: Invite<'_>,
     ) -> StoreResult<Option<ManagedAgent>> {
         let mut tx = self.writer.begin().await?;
         lock_agents(&mut tx).await?;
-        let Some(id) = insert_agent(&mut tx, email, name, "", role).await? else {
+        let Some(id) = insert_agent(&mut tx, agent, "", role).await? else {
             return Ok(None);
         };
-        set_numbers(&mut tx, id, numbers).await?;
+        set_numbers(&mut tx, id, &agent.numbers).await?;
         insert_invite(&mut tx, id, invite).await?;
         let agent = managed_by_id(&mut tx, id).await?;
         tx.commit().await?;
@@ -70,30 +79,32 @@ impl Store {
 
     /// A new invite for an agent who has not accepted theirs (the old links die); `None`
     /// when there is no such agent, or they chose a password already.
+    #[tracing::instrument(skip_all, err)]
     pub async fn renew_invite(
         &self,
-        agent: Id,
-        invite: (&str, DateTime<Utc>),
+        agent: AgentId,
+        invite: Invite<'_>,
     ) -> StoreResult<Option<ManagedAgent>> {
         let mut tx = self.writer.begin().await?;
-        let pending: Option<i64> = on_tx!(&mut tx, |db| {
+        let pending: Option<AgentId> = on_tx!(&mut tx, |db| {
             sqlx::query_scalar("SELECT id FROM agents WHERE id = $1 AND password_hash = ''")
-                .bind(agent.0)
+                .bind(agent)
                 .fetch_optional(db)
                 .await
         })?;
         if pending.is_none() {
             return Ok(None);
         }
-        delete_invites(&mut tx, agent.0).await?;
-        insert_invite(&mut tx, agent.0, invite).await?;
-        let agent = managed_by_id(&mut tx, agent.0).await?;
+        delete_invites(&mut tx, agent).await?;
+        insert_invite(&mut tx, agent, invite).await?;
+        let agent = managed_by_id(&mut tx, agent).await?;
         tx.commit().await?;
         Ok(Some(agent))
     }
 
     /// The email of the agent this invite is for, if it can still be accepted: known,
     /// unused, not expired, and its agent not disabled.
+    #[tracing::instrument(skip_all, err)]
     pub async fn open_invite(&self, token_hash: &str) -> StoreResult<Option<String>> {
         let email: Option<String> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar(
@@ -110,13 +121,14 @@ impl Store {
 
     /// Uses the invite up and gives its agent the password; `None` when the invite cannot
     /// be accepted (of concurrent uses, one succeeds).
+    #[tracing::instrument(skip_all, err)]
     pub async fn accept_invite(
         &self,
         token_hash: &str,
         password_hash: &str,
     ) -> StoreResult<Option<Agent>> {
         let mut tx = self.writer.begin().await?;
-        let agent: Option<i64> = on_tx!(&mut tx, |db| {
+        let agent: Option<AgentId> = on_tx!(&mut tx, |db| {
             sqlx::query_scalar(
                 "DELETE FROM invites WHERE token_hash = $1 AND expires_at > $2 \
                  RETURNING agent_id",
@@ -149,18 +161,19 @@ impl Store {
 
     /// Applies `changes` to agent `id` for the admin `by`. Disabling also ends the agent's
     /// sessions (their sockets are the caller's to disconnect).
+    #[tracing::instrument(skip_all, err)]
     pub async fn update_agent(
         &self,
-        by: Id,
-        id: Id,
+        by: AgentId,
+        id: AgentId,
         changes: &AgentChanges,
     ) -> StoreResult<AgentUpdate> {
         let mut tx = self.writer.begin().await?;
         lock_agents(&mut tx).await?;
-        if !is_active_admin(&mut tx, by.0).await? {
+        if !is_active_admin(&mut tx, by).await? {
             return Ok(AgentUpdate::NotAdmin);
         }
-        let Some(current) = find_managed(&mut tx, id.0).await? else {
+        let Some(current) = find_managed(&mut tx, id).await? else {
             return Ok(AgentUpdate::NotFound);
         };
         let stays_admin = changes.role.unwrap_or(current.role) == Role::Admin
@@ -168,7 +181,7 @@ impl Store {
         if current.role == Role::Admin
             && !current.disabled
             && !stays_admin
-            && active_admins_besides(&mut tx, id.0).await? == 0
+            && active_admins_besides(&mut tx, id).await? == 0
         {
             return Ok(AgentUpdate::LastAdmin);
         }
@@ -177,9 +190,9 @@ impl Store {
                 "UPDATE agents SET name = COALESCE($2, name), role = COALESCE($3, role), \
                  disabled = COALESCE($4, disabled) WHERE id = $1",
             )
-            .bind(id.0)
-            .bind(changes.name.as_deref())
-            .bind(changes.role.map(Role::as_str))
+            .bind(id)
+            .bind(changes.name.as_ref().map(AgentName::as_str))
+            .bind(changes.role)
             .bind(changes.disabled)
             .execute(db)
             .await
@@ -188,24 +201,24 @@ impl Store {
         if let Some(numbers) = &changes.numbers {
             on_tx!(&mut tx, |db| {
                 sqlx::query("DELETE FROM agent_numbers WHERE agent_id = $1")
-                    .bind(id.0)
+                    .bind(id)
                     .execute(db)
                     .await
                     .map(|r| r.rows_affected())
             })?;
-            set_numbers(&mut tx, id.0, numbers).await?;
+            set_numbers(&mut tx, id, numbers).await?;
         }
         let ended_sessions: Vec<String> = if changes.disabled == Some(true) {
             on_tx!(&mut tx, |db| {
                 sqlx::query_scalar("DELETE FROM sessions WHERE agent_id = $1 RETURNING token_hash")
-                    .bind(id.0)
+                    .bind(id)
                     .fetch_all(db)
                     .await
             })?
         } else {
             Vec::new()
         };
-        let agent = managed_by_id(&mut tx, id.0).await?;
+        let agent = managed_by_id(&mut tx, id).await?;
         tx.commit().await?;
         Ok(AgentUpdate::Updated {
             agent,
@@ -214,6 +227,7 @@ impl Store {
     }
 
     /// Deletes the invites that expired unused.
+    #[tracing::instrument(skip_all, err)]
     pub async fn prune_invites(&self) -> StoreResult<u64> {
         let pruned = on_pool!(&self.writer, |db| {
             sqlx::query("DELETE FROM invites WHERE expires_at <= $1")
@@ -226,8 +240,8 @@ impl Store {
     }
 }
 
-async fn is_active_admin(tx: &mut Tx, id: i64) -> StoreResult<bool> {
-    let found: Option<i64> = on_tx!(tx, |db| {
+async fn is_active_admin(tx: &mut Tx, id: AgentId) -> StoreResult<bool> {
+    let found: Option<AgentId> = on_tx!(tx, |db| {
         sqlx::query_scalar(
             "SELECT id FROM agents WHERE id = $1 AND role = 'admin' AND NOT disabled",
         )
@@ -238,7 +252,7 @@ async fn is_active_admin(tx: &mut Tx, id: i64) -> StoreResult<bool> {
     Ok(found.is_some())
 }
 
-async fn active_admins_besides(tx: &mut Tx, id: i64) -> StoreResult<i64> {
+async fn active_admins_besides(tx: &mut Tx, id: AgentId) -> StoreResult<i64> {
     let count: i64 = on_tx!(tx, |db| {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM agents WHERE role = 'admin' AND NOT disabled AND id <> $1",
@@ -250,7 +264,7 @@ async fn active_admins_besides(tx: &mut Tx, id: i64) -> StoreResult<i64> {
     Ok(count)
 }
 
-async fn find_managed(tx: &mut Tx, id: i64) -> StoreResult<Option<ManagedAgent>> {
+async fn find_managed(tx: &mut Tx, id: AgentId) -> StoreResult<Option<ManagedAgent>> {
     let row: Option<AgentRow> = on_tx!(tx, |db| {
         sqlx::query_as(concat!(agent_select!(), "WHERE a.id = $1"))
             .bind(id)
@@ -260,26 +274,23 @@ async fn find_managed(tx: &mut Tx, id: i64) -> StoreResult<Option<ManagedAgent>>
     Ok(row.map(AgentRow::into_managed))
 }
 
-async fn managed_by_id(tx: &mut Tx, id: i64) -> StoreResult<ManagedAgent> {
-    let row: AgentRow = on_tx!(tx, |db| {
-        sqlx::query_as(concat!(agent_select!(), "WHERE a.id = $1"))
-            .bind(id)
-            .fetch_one(db)
-            .await
-    })?;
-    Ok(row.into_managed())
+/// Agent `id`, whom this transaction wrote.
+async fn managed_by_id(tx: &mut Tx, id: AgentId) -> StoreResult<ManagedAgent> {
+    find_managed(tx, id)
+        .await?
+        .ok_or(StoreError::Other(sqlx::Error::RowNotFound))
 }
 
-async fn insert_invite(tx: &mut Tx, agent: i64, invite: (&str, DateTime<Utc>)) -> StoreResult<()> {
+async fn insert_invite(tx: &mut Tx, agent: AgentId, invite: Invite<'_>) -> StoreResult<()> {
     on_tx!(tx, |db| {
         sqlx::query(
             "INSERT INTO invites (token_hash, agent_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4)",
         )
-        .bind(invite.0)
+        .bind(invite.token_hash)
         .bind(agent)
         .bind(now())
-        .bind(invite.1)
+        .bind(invite.expires_at)
         .execute(db)
         .await
         .map(|r| r.rows_affected())
@@ -287,7 +298,7 @@ async fn insert_invite(tx: &mut Tx, agent: i64, invite: (&str, DateTime<Utc>)) -
     Ok(())
 }
 
-async fn delete_invites(tx: &mut Tx, agent: i64) -> StoreResult<()> {
+async fn delete_invites(tx: &mut Tx, agent: AgentId) -> StoreResult<()> {
     on_tx!(tx, |db| {
         sqlx::query("DELETE FROM invites WHERE agent_id = $1")
             .bind(agent)

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{AgentRow, SessionRow, agent_select};
 use super::{Session, SigningIn, Store, StoreResult};
-use crate::model::{Agent, Id, Role, now};
+use crate::domain::{NewAgent, PhoneNumber};
+use crate::model::{Agent, AgentId, Role, now};
 
 const INSERT_NUMBER: &str =
     "INSERT INTO agent_numbers (agent_id, number) VALUES ($1, $2) ON CONFLICT DO NOTHING";
@@ -21,6 +22,7 @@ const INSERT_AGENT: &str = "INSERT INTO agents \
     ON CONFLICT (email) DO NOTHING RETURNING id";
 
 impl Store {
+    #[tracing::instrument(skip_all, err)]
     pub async fn count_agents(&self) -> StoreResult<i64> {
         let count: i64 = on_pool!(&self.reader, |db| {
             sqlx::query_scalar("SELECT COUNT(*) FROM agents")
@@ -33,59 +35,56 @@ impl Store {
     /// An agent (an admin if there is none yet); `None` when the email is taken.
     pub async fn create_agent(
         &self,
-        email: &str,
-        name: &str,
+        agent: &NewAgent,
         password_hash: &str,
-        numbers: &[String],
     ) -> StoreResult<Option<Agent>> {
-        self.create_agent_as(email, name, password_hash, numbers, Role::Agent)
+        self.create_agent_as(agent, password_hash, Role::Agent)
             .await
     }
 
     /// An agent with `role` (or an admin if there is none yet); `None` when the email is
     /// taken.
+    #[tracing::instrument(skip_all, err)]
     pub async fn create_agent_as(
         &self,
-        email: &str,
-        name: &str,
+        agent: &NewAgent,
         password_hash: &str,
-        numbers: &[String],
         role: Role,
     ) -> StoreResult<Option<Agent>> {
         let mut tx = self.writer.begin().await?;
         lock_agents(&mut tx).await?;
-        let id = insert_agent(&mut tx, email, name, password_hash, role).await?;
-        add_numbers(tx, id, numbers).await
+        let id = insert_agent(&mut tx, agent, password_hash, role).await?;
+        add_numbers(tx, id, &agent.numbers).await
     }
 
     /// The first agent, made by the setup link: `None` when any agent exists, whoever made
     /// it (this process, the CLI, another instance), decided in the write itself.
+    #[tracing::instrument(skip_all, err)]
     pub async fn create_first_agent(
         &self,
-        email: &str,
-        name: &str,
+        agent: &NewAgent,
         password_hash: &str,
-        numbers: &[String],
     ) -> StoreResult<Option<Agent>> {
         let mut tx = self.writer.begin().await?;
         lock_agents(&mut tx).await?;
-        let id: Option<i64> = on_tx!(&mut tx, |db| {
+        let id: Option<AgentId> = on_tx!(&mut tx, |db| {
             sqlx::query_scalar(
                 "INSERT INTO agents (email, name, password_hash, created_at, role) \
                  SELECT $1, $2, $3, $4, 'admin' WHERE NOT EXISTS (SELECT 1 FROM agents) \
                  ON CONFLICT (email) DO NOTHING RETURNING id",
             )
-            .bind(email)
-            .bind(name)
+            .bind(agent.email.as_str())
+            .bind(agent.name.as_str())
             .bind(password_hash)
             .bind(now())
             .fetch_optional(db)
             .await
         })?;
-        add_numbers(tx, id, numbers).await
+        add_numbers(tx, id, &agent.numbers).await
     }
 
     /// The agent with this email, disabled or not, as a sign-in checks them.
+    #[tracing::instrument(skip_all, err)]
     pub async fn signing_in(&self, email: &str) -> StoreResult<Option<SigningIn>> {
         let row: Option<AgentRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(agent_select!(), "WHERE a.email = $1"))
@@ -97,6 +96,7 @@ impl Store {
     }
 
     /// The agent with this email, and their password hash.
+    #[tracing::instrument(skip_all, err)]
     pub async fn agent_by_email(&self, email: &str) -> StoreResult<Option<(Agent, String)>> {
         let row: Option<AgentRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(agent_select!(), "WHERE a.email = $1"))
@@ -104,54 +104,48 @@ impl Store {
                 .fetch_optional(db)
                 .await
         })?;
-        Ok(row.map(AgentRow::into_agent))
+        Ok(row.map(AgentRow::into_credentials))
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn list_agents(&self) -> StoreResult<Vec<Agent>> {
         let rows: Vec<AgentRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(agent_select!(), "ORDER BY a.id"))
                 .fetch_all(db)
                 .await
         })?;
-        Ok(rows.into_iter().map(|r| r.into_agent().0).collect())
+        Ok(rows.into_iter().map(AgentRow::into_agent).collect())
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn change_numbers(
         &self,
-        agent: Id,
-        add: &[String],
-        remove: &[String],
+        agent: AgentId,
+        add: &[PhoneNumber],
+        remove: &[PhoneNumber],
     ) -> StoreResult<Agent> {
         let mut tx = self.writer.begin().await?;
-        for number in add {
-            on_tx!(&mut tx, |db| {
-                sqlx::query(INSERT_NUMBER)
-                    .bind(agent.0)
-                    .bind(number)
-                    .execute(db)
-                    .await
-                    .map(|r| r.rows_affected())
-            })?;
-        }
+        set_numbers(&mut tx, agent, add).await?;
         for number in remove {
             on_tx!(&mut tx, |db| {
                 sqlx::query("DELETE FROM agent_numbers WHERE agent_id = $1 AND number = $2")
-                    .bind(agent.0)
-                    .bind(number)
+                    .bind(agent)
+                    .bind(number.as_str())
                     .execute(db)
                     .await
                     .map(|r| r.rows_affected())
             })?;
         }
-        let agent = agent_by_id(&mut tx, agent.0).await?;
+        let agent = agent_by_id(&mut tx, agent).await?;
         tx.commit().await?;
         Ok(agent)
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn create_session(
         &self,
         token_hash: &str,
-        agent: Id,
+        agent: AgentId,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         on_pool!(&self.writer, |db| {
@@ -160,7 +154,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4)",
             )
             .bind(token_hash)
-            .bind(agent.0)
+            .bind(agent)
             .bind(now())
             .bind(expires_at)
             .execute(db)
@@ -171,6 +165,7 @@ impl Store {
     }
 
     /// The session with this token hash, if it has not expired.
+    #[tracing::instrument(skip_all, err)]
     pub async fn session(&self, token_hash: &str) -> StoreResult<Option<Session>> {
         let row: Option<SessionRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
@@ -184,7 +179,7 @@ impl Store {
             .await
         })?;
         Ok(row.map(|r| Session {
-            agent: r.agent.into_agent().0,
+            agent: r.agent.into_agent(),
             expires_at: r.expires_at,
         }))
     }
@@ -193,6 +188,7 @@ impl Store {
         Ok(self.session(token_hash).await?.map(|s| s.agent))
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
         on_pool!(&self.writer, |db| {
             sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
@@ -205,6 +201,7 @@ impl Store {
     }
 
     /// Deletes the sessions that have expired; their token hashes.
+    #[tracing::instrument(skip_all, err)]
     pub async fn end_expired_sessions(&self) -> StoreResult<Vec<String>> {
         let hashes: Vec<String> = on_pool!(&self.writer, |db| {
             sqlx::query_scalar("DELETE FROM sessions WHERE expires_at <= $1 RETURNING token_hash")
@@ -231,39 +228,38 @@ pub(super) async fn lock_agents(tx: &mut Tx) -> StoreResult<()> {
 /// [`INSERT_AGENT`]; `None` when the email is taken.
 pub(super) async fn insert_agent(
     tx: &mut Tx,
-    email: &str,
-    name: &str,
+    agent: &NewAgent,
     password_hash: &str,
     role: Role,
-) -> StoreResult<Option<i64>> {
-    let id: Option<i64> = on_tx!(tx, |db| {
+) -> StoreResult<Option<AgentId>> {
+    let id: Option<AgentId> = on_tx!(tx, |db| {
         sqlx::query_scalar(INSERT_AGENT)
-            .bind(email)
-            .bind(name)
+            .bind(agent.email.as_str())
+            .bind(agent.name.as_str())
             .bind(password_hash)
             .bind(now())
-            .bind(role.as_str())
+            .bind(role)
             .fetch_optional(db)
             .await
     })?;
     Ok(id)
 }
 
-pub(super) async fn agent_by_id(tx: &mut Tx, id: i64) -> StoreResult<Agent> {
+pub(super) async fn agent_by_id(tx: &mut Tx, id: AgentId) -> StoreResult<Agent> {
     let row: AgentRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(agent_select!(), "WHERE a.id = $1"))
             .bind(id)
             .fetch_one(db)
             .await
     })?;
-    Ok(row.into_agent().0)
+    Ok(row.into_agent())
 }
 
 /// Gives a just-inserted agent (`id`, `None` if nothing was inserted) its numbers and commits.
 async fn add_numbers(
     mut tx: Tx,
-    id: Option<i64>,
-    numbers: &[String],
+    id: Option<AgentId>,
+    numbers: &[PhoneNumber],
 ) -> StoreResult<Option<Agent>> {
     let Some(id) = id else { return Ok(None) };
     set_numbers(&mut tx, id, numbers).await?;
@@ -273,12 +269,16 @@ async fn add_numbers(
 }
 
 /// Gives agent `id` these numbers (besides any they hold).
-pub(super) async fn set_numbers(tx: &mut Tx, id: i64, numbers: &[String]) -> StoreResult<()> {
+pub(super) async fn set_numbers(
+    tx: &mut Tx,
+    id: AgentId,
+    numbers: &[PhoneNumber],
+) -> StoreResult<()> {
     for number in numbers {
         on_tx!(tx, |db| {
             sqlx::query(INSERT_NUMBER)
                 .bind(id)
-                .bind(number)
+                .bind(number.as_str())
                 .execute(db)
                 .await
                 .map(|r| r.rows_affected())

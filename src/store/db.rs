@@ -1,7 +1,7 @@
 //! The two backends behind one type. [`Pool`] and [`Tx`] hold either backend's pool or
 //! transaction, and `on_pool!` / `on_tx!` run a statement, written once, on whichever it is:
 //! the statement is compiled for both, only the types differ. What the dialects do differently
-//! is spelled out in a [`Dialect`] per backend (`postgres.rs`, `sqlite.rs`).
+//! is a [`Dialect`], which each backend gives (`postgres.rs`, `sqlite.rs`).
 //!
 //! A change to a message (or a new conversation) takes a `seq`, written in the statement as
 //! [`new_seq!`]: the transaction's base from the view `seq_base` plus the change's number
@@ -10,6 +10,7 @@
 
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+use super::dialect::{Backend, Dialect};
 use super::error::{StoreError, StoreResult};
 
 #[derive(Clone)]
@@ -68,39 +69,11 @@ macro_rules! on_tx {
 
 pub(super) use {new_seq, on_pool, on_tx};
 
-/// The statements that differ between the backends.
-pub(super) struct Dialect {
-    pub name: &'static str,
-    /// Run before a commit, with the number of `seq`s the transaction took as `$1`, where
-    /// `seq_base` does not move by itself.
-    pub count_seqs: Option<&'static str>,
-    /// Reads message `$1`'s status, which must not change until the transaction ends: a
-    /// status is only written after Rust decided it may replace the stored one.
-    pub lock_status: &'static str,
-    /// A status callback's message by id (`[0]`) or by sid (`[1]`) as `$1`, with its status
-    /// locked as by `lock_status` (see `statuses.rs`).
-    pub status_target: [&'static str; 2],
-    /// A page of agent `$1`'s conversations with `activity` below `$2`, at most `$3`, newest
-    /// activity first (ties: highest id first), as [`super::rows::ListedRow`]s. Each of the
-    /// agent's numbers reads its own page from the index `(our_number, activity, id)`, and
-    /// the pages are merged: an `IN` over the numbers would cost a scan and sort of all the
-    /// agent's conversations.
-    pub list_conversations: &'static str,
-    /// Claims the first due job of the sending queue (see `queue.rs`).
-    pub claim: &'static str,
-    /// Makes another first-agent insert wait for this one, where writers are not serialised
-    /// anyway.
-    pub lock_agents: Option<&'static str>,
-    /// Deletes the login subjects not used for `$1` microseconds, never waiting for one that
-    /// a login attempt holds (see `logins.rs`).
-    pub prune_login_subjects: &'static str,
-}
-
 impl Pool {
     pub(super) fn dialect(&self) -> &'static Dialect {
         match self {
-            Self::Postgres(_) => &super::postgres::DIALECT,
-            Self::Sqlite(_) => &super::sqlite::DIALECT,
+            Self::Postgres(_) => &Postgres::DIALECT,
+            Self::Sqlite(_) => &Sqlite::DIALECT,
         }
     }
 
@@ -129,8 +102,8 @@ impl Pool {
 impl Tx {
     pub(super) fn dialect(&self) -> &'static Dialect {
         match self.conn {
-            TxConn::Postgres(_) => &super::postgres::DIALECT,
-            TxConn::Sqlite(_) => &super::sqlite::DIALECT,
+            TxConn::Postgres(_) => &Postgres::DIALECT,
+            TxConn::Sqlite(_) => &Sqlite::DIALECT,
         }
     }
 

@@ -1,6 +1,8 @@
 //! What a store call can fail with, and which failures mean "the database is not there right
 //! now" (webhooks answer 503 so Twilio retries; `connect` waits for it).
 
+use crate::error::AppError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached (down, restarting, locked, read-only): try again later.
@@ -11,6 +13,16 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A client hears `503` while the database is unavailable; anything else is our failure.
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Self::Unavailable,
+            StoreError::Other(e) => Self::Internal(e.into()),
+        }
+    }
+}
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {

@@ -22,7 +22,9 @@ use super::db::{MAX_CHANGES, Pool, Tx, new_seq, on_tx};
 use super::reads::audience;
 use super::rows::{MessageRow, returning_columns};
 use super::{Audience, MessageChange, MessageEvent, NewInbound, Store, StoreError, StoreResult};
-use crate::model::{Contact, Conversation, Message, Status, now};
+use crate::model::{
+    AgentId, Contact, Conversation, ConversationId, Message, MessageId, Status, now,
+};
 use crate::sms::OptChange;
 
 /// The most messages one transaction writes: each takes one of its 255 `seq`s (`db.rs`), and
@@ -53,6 +55,7 @@ impl InboundWriter {
 impl Store {
     /// Stores an inbound message once its transaction commits; `None` when this `MessageSid`
     /// was stored before.
+    #[tracing::instrument(skip_all, err)]
     pub async fn insert_inbound(&self, msg: NewInbound) -> StoreResult<Option<MessageChange>> {
         let (reply, answer) = oneshot::channel();
         self.inbound
@@ -181,15 +184,22 @@ impl Writer {
     }
 }
 
+/// What an inbound message left of its conversation's own state.
+#[derive(sqlx::FromRow)]
+struct ConversationState {
+    contact_name: Option<String>,
+    opted_out: bool,
+    unread_count: i64,
+}
+
 /// What `store_inbound` answers for a message it stored.
 #[derive(sqlx::FromRow)]
 struct Stored {
     #[sqlx(flatten)]
     row: MessageRow,
-    contact_name: Option<String>,
-    opted_out: bool,
-    unread_count: i64,
-    audience: Vec<i64>,
+    #[sqlx(flatten)]
+    conversation: ConversationState,
+    audience: Vec<AgentId>,
     /// The message's place in the batch, from 1.
     nth: i64,
 }
@@ -221,7 +231,7 @@ async fn write_postgres(
     .bind(msgs.iter().map(|m| m.segments).collect::<Vec<_>>())
     .bind(msgs.iter().map(|m| opted_out(m)).collect::<Vec<_>>())
     .bind(&nths)
-    .bind(Status::Received.as_str())
+    .bind(Status::Received)
     .bind(Status::Received.rank())
     .bind(t)
     .fetch_all(&mut *db)
@@ -234,7 +244,7 @@ async fn write_postgres(
         answers[i] = Some(change(
             msgs[i],
             s.row.into(),
-            (s.contact_name, s.opted_out, s.unread_count),
+            s.conversation,
             Audience::new(s.audience),
             t,
         ));
@@ -255,7 +265,7 @@ fn opted_out(msg: &NewInbound) -> Option<bool> {
 fn change(
     msg: &NewInbound,
     message: Message,
-    (name, opted_out, unread_count): (Option<String>, bool, i64),
+    state: ConversationState,
     audience: Audience,
     t: chrono::DateTime<chrono::Utc>,
 ) -> MessageChange {
@@ -264,11 +274,11 @@ fn change(
         our_number: msg.to.clone(),
         contact: Contact {
             phone: msg.from.clone(),
-            name,
-            opted_out,
+            name: state.contact_name,
+            opted_out: state.opted_out,
         },
         last_message: Some(message.clone()),
-        unread_count,
+        unread_count: state.unread_count,
         updated_at: t,
     };
     MessageChange {
@@ -285,7 +295,7 @@ async fn write_one(
     msg: &NewInbound,
     t: chrono::DateTime<chrono::Utc>,
 ) -> StoreResult<Option<MessageChange>> {
-    let known: Option<i64> = on_tx!(&mut *tx, |db| {
+    let known: Option<MessageId> = on_tx!(&mut *tx, |db| {
         sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
             .bind(&msg.twilio_sid)
             .fetch_optional(db)
@@ -295,7 +305,7 @@ async fn write_one(
         return Ok(None);
     }
     let nth = tx.change()?;
-    let conversation_id: i64 = on_tx!(&mut *tx, |db| {
+    let conversation_id: ConversationId = on_tx!(&mut *tx, |db| {
         sqlx::query_scalar(concat!(
             "INSERT INTO conversations \
                (our_number, contact_phone, activity, created_at, updated_at) \
@@ -328,7 +338,7 @@ async fn write_one(
         .bind(&msg.to)
         .bind(&msg.body)
         .bind(media_json(msg))
-        .bind(Status::Received.as_str())
+        .bind(Status::Received)
         .bind(Status::Received.rank())
         .bind(&msg.twilio_sid)
         .bind(msg.segments)
@@ -338,7 +348,7 @@ async fn write_one(
         .await
     })?;
     let Some(row) = row else { return Ok(None) };
-    let conversation: (Option<String>, bool, i64) = on_tx!(&mut *tx, |db| {
+    let conversation: ConversationState = on_tx!(&mut *tx, |db| {
         sqlx::query_as(
             "UPDATE conversations SET unread_count = unread_count + 1, \
                last_message_id = $2, activity = $3, updated_at = $4, \

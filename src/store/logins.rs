@@ -23,6 +23,16 @@ pub struct LoginSubjects<'a> {
     pub max_per_account: i64,
 }
 
+/// The failures of an attempt's two subjects within the window, as one statement reads them.
+#[derive(sqlx::FromRow)]
+struct Counts {
+    by_address: i64,
+    address_blocking_since: Option<i64>,
+    by_account: i64,
+    account_blocking_since: Option<i64>,
+    now_us: i64,
+}
+
 /// What [`Store::reserve_login`] found, and whether it counted the attempt.
 #[derive(Clone, Copy, Debug)]
 pub struct LoginReservation {
@@ -38,6 +48,7 @@ impl Store {
     /// them is at its limit, counts attempt `attempt` against both. Attempts on the same
     /// subjects, on any instance, take their turns: each counts what the ones before it
     /// added, so none is let through past a limit and none is refused below it.
+    #[tracing::instrument(skip_all, err)]
     pub async fn reserve_login(
         &self,
         subjects: LoginSubjects<'_>,
@@ -59,32 +70,31 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        type Counts = (i64, Option<i64>, i64, Option<i64>, i64);
-        let (by_address, address_since, by_account, account_since, db_now): Counts =
-            on_tx!(&mut tx, |db| {
-                sqlx::query_as(
-                    "SELECT \
-                       (SELECT COUNT(*) FROM login_failures WHERE subject = $1 \
-                          AND at_us > (SELECT now_us FROM db_clock) - $3), \
-                       (SELECT at_us FROM login_failures WHERE subject = $1 \
-                          AND at_us > (SELECT now_us FROM db_clock) - $3 \
-                          ORDER BY at_us DESC LIMIT 1 OFFSET $4), \
-                       (SELECT COUNT(*) FROM login_failures WHERE subject = $2 \
-                          AND at_us > (SELECT now_us FROM db_clock) - $3), \
-                       (SELECT at_us FROM login_failures WHERE subject = $2 \
-                          AND at_us > (SELECT now_us FROM db_clock) - $3 \
-                          ORDER BY at_us DESC LIMIT 1 OFFSET $5), \
-                       (SELECT now_us FROM db_clock)",
-                )
-                .bind(subjects.address)
-                .bind(subjects.account)
-                .bind(window_us)
-                .bind(subjects.max_per_address - 1)
-                .bind(subjects.max_per_account - 1)
-                .fetch_one(db)
-                .await
-            })?;
-        let counted = address_since.is_none() && account_since.is_none();
+        let counts: Counts = on_tx!(&mut tx, |db| {
+            sqlx::query_as(
+                "SELECT \
+                   (SELECT COUNT(*) FROM login_failures WHERE subject = $1 \
+                      AND at_us > (SELECT now_us FROM db_clock) - $3) AS by_address, \
+                   (SELECT at_us FROM login_failures WHERE subject = $1 \
+                      AND at_us > (SELECT now_us FROM db_clock) - $3 \
+                      ORDER BY at_us DESC LIMIT 1 OFFSET $4) AS address_blocking_since, \
+                   (SELECT COUNT(*) FROM login_failures WHERE subject = $2 \
+                      AND at_us > (SELECT now_us FROM db_clock) - $3) AS by_account, \
+                   (SELECT at_us FROM login_failures WHERE subject = $2 \
+                      AND at_us > (SELECT now_us FROM db_clock) - $3 \
+                      ORDER BY at_us DESC LIMIT 1 OFFSET $5) AS account_blocking_since, \
+                   (SELECT now_us FROM db_clock) AS now_us",
+            )
+            .bind(subjects.address)
+            .bind(subjects.account)
+            .bind(window_us)
+            .bind(subjects.max_per_address - 1)
+            .bind(subjects.max_per_account - 1)
+            .fetch_one(db)
+            .await
+        })?;
+        let counted =
+            counts.address_blocking_since.is_none() && counts.account_blocking_since.is_none();
         if counted {
             on_tx!(&mut tx, |db| {
                 sqlx::query(
@@ -103,20 +113,21 @@ impl Store {
         tx.commit().await?;
         Ok(LoginReservation {
             by_address: FailureCount {
-                count: by_address,
-                blocking_since_us: address_since,
+                count: counts.by_address,
+                blocking_since_us: counts.address_blocking_since,
             },
             by_account: FailureCount {
-                count: by_account,
-                blocking_since_us: account_since,
+                count: counts.by_account,
+                blocking_since_us: counts.account_blocking_since,
             },
-            clock: DbClock::read_now(db_now),
+            clock: DbClock::read_now(counts.now_us),
             counted,
         })
     }
 
     /// Takes attempt `attempt` back from `address`, and with `clear_account` clears every
     /// failure of `account`; without it, takes the attempt back from `account` only.
+    #[tracing::instrument(skip_all, err)]
     pub async fn settle_login_attempt(
         &self,
         address: &str,
@@ -143,6 +154,7 @@ impl Store {
 
     /// Deletes failures older than `window_us`, which no longer count, and the subjects
     /// not used since.
+    #[tracing::instrument(skip_all, err)]
     pub async fn prune_login_failures(&self, window_us: i64) -> StoreResult<u64> {
         let mut pruned = 0;
         for sql in [

@@ -1,6 +1,10 @@
 //! Persistence: one [`Store`] over PostgreSQL or SQLite. Each statement is written once, in
 //! the common dialect of both (`$n` parameters, `ON CONFLICT`, `RETURNING`), and run on
-//! whichever backend is open (`db.rs`); the few differences are named per backend.
+//! whichever backend is open (`db.rs`); the few differences are a `Dialect` (`dialect.rs`)
+//! that each backend gives (`postgres.rs`, `sqlite.rs`), which only this file opens. Ids and
+//! enums are bound and read as their own types (`crate::model`), and a row of more than two
+//! columns is a named struct (`rows.rs` and beside its statement): a value the database
+//! holds that is none of its type's fails to read.
 //!
 //! The methods are split by concern: agents and sessions (`agents.rs`), what admins do to
 //! agents (`admin.rs`), reads (`reads.rs`), conversations and outbound messages (`writes.rs`),
@@ -13,6 +17,7 @@ mod admin;
 mod agents;
 mod contacts;
 mod db;
+mod dialect;
 mod error;
 mod inbound;
 mod logins;
@@ -34,7 +39,7 @@ use crate::config::DatabaseUrl;
 
 use self::db::Pool;
 
-pub use self::admin::{AgentChanges, AgentUpdate};
+pub use self::admin::{AgentChanges, AgentUpdate, Invite};
 pub use self::error::{StoreError, StoreResult};
 pub use self::logins::{FailureCount, LoginReservation, LoginSubjects};
 pub use self::types::*;
@@ -101,6 +106,7 @@ impl Store {
         })
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn ping(&self) -> StoreResult<()> {
         db::on_pool!(&self.reader, |db| sqlx::query("SELECT 1")
             .execute(db)

@@ -14,6 +14,7 @@ impl Store {
     /// Gives the claimed message the next free slot of `number`, `cost_us` long, and keeps
     /// it with the message's queue row. Returns the slot and the database's clock, or
     /// `None` when the claim is no longer the job's (nothing is taken then).
+    #[tracing::instrument(skip_all, err)]
     pub async fn take_slot(
         &self,
         claim: Claim,
@@ -39,7 +40,7 @@ impl Store {
         })?;
         let kept = on_tx!(&mut tx, |db| {
             sqlx::query("UPDATE send_jobs SET slot_us = $3 WHERE message_id = $1 AND claim = $2")
-                .bind(claim.message.0)
+                .bind(claim.message)
                 .bind(claim.token)
                 .bind(slot)
                 .execute(db)
@@ -55,6 +56,7 @@ impl Store {
     }
 
     /// Forgets numbers whose last slot is long past.
+    #[tracing::instrument(skip_all, err)]
     pub async fn prune_pacing(&self) -> StoreResult<u64> {
         let pruned = on_pool!(&self.writer, |db| {
             sqlx::query(

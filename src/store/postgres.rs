@@ -8,41 +8,43 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::db::Dialect;
+use super::dialect::{Backend, Dialect};
 use super::queue::claim_sql;
 use super::rows::conversation_select;
 use super::statuses::status_target;
 
-pub(super) const DIALECT: Dialect = Dialect {
-    name: "postgres",
-    count_seqs: None,
-    status_target: [
-        status_target!("id", " FOR UPDATE"),
-        status_target!("twilio_sid", " FOR UPDATE"),
-    ],
-    lock_status: "SELECT status FROM messages WHERE id = $1 FOR UPDATE",
-    list_conversations: concat!(
-        conversation_select!(
-            "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
-            "(SELECT page.* FROM agent_numbers an CROSS JOIN LATERAL \
-               (SELECT * FROM conversations c WHERE c.our_number = an.number \
-                AND c.activity < $2 ORDER BY c.activity DESC, c.id DESC LIMIT $3) page \
-             WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3) c"
+impl Backend for sqlx::Postgres {
+    const DIALECT: Dialect = Dialect {
+        name: "postgres",
+        count_seqs: None,
+        status_target: [
+            status_target!("id", " FOR UPDATE"),
+            status_target!("twilio_sid", " FOR UPDATE"),
+        ],
+        lock_status: "SELECT status FROM messages WHERE id = $1 FOR UPDATE",
+        list_conversations: concat!(
+            conversation_select!(
+                "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
+                "(SELECT page.* FROM agent_numbers an CROSS JOIN LATERAL \
+                   (SELECT * FROM conversations c WHERE c.our_number = an.number \
+                    AND c.activity < $2 ORDER BY c.activity DESC, c.id DESC LIMIT $3) page \
+                 WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3) c"
+            ),
+            "ORDER BY c.activity DESC, c.id DESC"
         ),
-        "ORDER BY c.activity DESC, c.id DESC"
-    ),
-    // Concurrent workers each take another job instead of queueing on the same row.
-    claim: claim_sql!(" FOR UPDATE SKIP LOCKED"),
-    // Under READ COMMITTED two writers could both see no agent, or each see the other admin
-    // left; this lock makes any other writer of agents (setup, the CLI, an admin, another
-    // instance) wait for us, and us for it. Reads and sessions' key checks do not wait.
-    lock_agents: Some("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE"),
-    // An attempt holds its address's row while it waits for its account's: a prune that
-    // waited for one while holding the other could deadlock with it.
-    prune_login_subjects: "DELETE FROM login_subjects WHERE subject IN (SELECT subject \
-        FROM login_subjects WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1 \
-        FOR UPDATE SKIP LOCKED)",
-};
+        // Concurrent workers each take another job instead of queueing on the same row.
+        claim: claim_sql!(" FOR UPDATE SKIP LOCKED"),
+        // Under READ COMMITTED two writers could both see no agent, or each see the other admin
+        // left; this lock makes any other writer of agents (setup, the CLI, an admin, another
+        // instance) wait for us, and us for it. Reads and sessions' key checks do not wait.
+        lock_agents: Some("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE"),
+        // An attempt holds its address's row while it waits for its account's: a prune that
+        // waited for one while holding the other could deadlock with it.
+        prune_login_subjects: "DELETE FROM login_subjects WHERE subject IN (SELECT subject \
+            FROM login_subjects WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1 \
+            FOR UPDATE SKIP LOCKED)",
+    };
+}
 
 /// A transaction of ours left open holds `sync` back on every instance (its id stays the
 /// oldest running); the server ends it after this long idle. None of ours waits on anything

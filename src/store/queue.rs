@@ -13,7 +13,7 @@ use super::{
     Accepted, Claim, DbClock, DbTime, MessageChange, MessageEvent, QueueStats, SendJob, Store,
     StoreResult,
 };
-use crate::model::{Id, Status, now};
+use crate::model::{MessageId, Status, now};
 
 /// The claim statement, with what locks the chosen row on backends that need it.
 macro_rules! claim_sql {
@@ -29,77 +29,81 @@ macro_rules! claim_sql {
             $lock,
             ") AND (lease_until IS NULL OR lease_until < $2) \
              RETURNING message_id, claim, attempts, first_tried_at, maybe_sent, last_error, \
-               slot_us, (SELECT now_us FROM db_clock)"
+               slot_us, (SELECT now_us FROM db_clock) AS now_us"
         )
     };
 }
 
 pub(super) use claim_sql;
 
+/// A job as the claim statement returns it.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    message_id: MessageId,
+    /// The claim's fencing token.
+    claim: i64,
+    attempts: i64,
+    first_tried_at: Option<DateTime<Utc>>,
+    maybe_sent: bool,
+    last_error: Option<String>,
+    slot_us: Option<i64>,
+    /// The database's clock at the claim.
+    now_us: i64,
+}
+
 const DELETE_JOB: &str = "DELETE FROM send_jobs WHERE message_id = $1 AND claim = $2";
 
 impl Store {
     /// Claims the first due job for `lease`.
+    #[tracing::instrument(skip_all, err)]
     pub async fn claim_send(&self, lease: Duration) -> StoreResult<Option<SendJob>> {
         let t = now();
         let until = t + chrono::Duration::from_std(lease).unwrap_or_default();
         let mut tx = self.writer.begin().await?;
         let sql = tx.dialect().claim;
-        type ClaimRow = (
-            i64,
-            i64,
-            i64,
-            Option<DateTime<Utc>>,
-            bool,
-            Option<String>,
-            Option<i64>,
-            i64,
-        );
-        let claimed: Option<ClaimRow> = on_tx!(&mut tx, |db| {
+        let claimed: Option<ClaimedRow> = on_tx!(&mut tx, |db| {
             sqlx::query_as(sql)
                 .bind(until)
                 .bind(t)
                 .fetch_optional(db)
                 .await
         })?;
-        let Some((id, token, attempts, first_tried_at, maybe_sent, last_error, slot, db_now)) =
-            claimed
-        else {
+        let Some(row) = claimed else {
             return Ok(None);
         };
-        let claimed = DbClock::read_now(db_now);
-        let message = message_by_id(&mut tx, id).await?;
+        let message = message_by_id(&mut tx, row.message_id).await?;
         let opted_out: bool = on_tx!(&mut tx, |db| {
             sqlx::query_scalar("SELECT opted_out FROM conversations WHERE id = $1")
-                .bind(message.conversation_id.0)
+                .bind(message.conversation_id)
                 .fetch_one(db)
                 .await
         })?;
         tx.commit().await?;
         Ok(Some(SendJob {
             claim: Claim {
-                message: Id(id),
-                token,
+                message: row.message_id,
+                token: row.claim,
             },
             message,
             conversation_opted_out: opted_out,
-            attempts,
-            first_tried_at: first_tried_at.unwrap_or(t),
-            maybe_sent,
-            last_error,
-            slot: slot.map(DbTime),
-            claimed,
+            attempts: row.attempts,
+            first_tried_at: row.first_tried_at.unwrap_or(t),
+            maybe_sent: row.maybe_sent,
+            last_error: row.last_error,
+            slot: row.slot_us.map(DbTime),
+            claimed: DbClock::read_now(row.now_us),
         }))
     }
 
     /// Extends the claim's lease to `lease` from now.
+    #[tracing::instrument(skip_all, err)]
     pub async fn renew_lease(&self, claim: Claim, lease: Duration) -> StoreResult<bool> {
         let until = now() + chrono::Duration::from_std(lease).unwrap_or_default();
         let renewed = on_pool!(&self.writer, |db| {
             sqlx::query(
                 "UPDATE send_jobs SET lease_until = $3 WHERE message_id = $1 AND claim = $2",
             )
-            .bind(claim.message.0)
+            .bind(claim.message)
             .bind(claim.token)
             .bind(until)
             .execute(db)
@@ -111,13 +115,14 @@ impl Store {
 
     /// Records the sid Twilio gave the claimed message, with the status it answered and any
     /// status that came in for the sid before it was recorded.
+    #[tracing::instrument(skip_all, err)]
     pub async fn mark_accepted(
         &self,
         claim: Claim,
         sid: &str,
         status: Status,
     ) -> StoreResult<Accepted> {
-        let id = claim.message.0;
+        let id = claim.message;
         let mut tx = self.writer.begin().await?;
         // Returning early drops the transaction, which puts the job back.
         let ours = on_tx!(&mut tx, |db| {
@@ -131,7 +136,7 @@ impl Store {
         if ours == 0 {
             return Ok(Accepted::LostClaim);
         }
-        let holder: Option<i64> = on_tx!(&mut tx, |db| {
+        let holder: Option<MessageId> = on_tx!(&mut tx, |db| {
             sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1 AND id <> $2")
                 .bind(sid)
                 .bind(id)
@@ -157,7 +162,7 @@ impl Store {
             .bind(id)
             .bind(sid)
             .bind(replace)
-            .bind(status.as_str())
+            .bind(status)
             .bind(status.rank())
             .bind(now())
             .bind(nth)
@@ -175,7 +180,7 @@ impl Store {
         }
         apply_early(&mut tx, id, sid).await?;
         let message = message_by_id(&mut tx, id).await?;
-        let audience = audience(&mut tx, message.conversation_id.0).await?;
+        let audience = audience(&mut tx, message.conversation_id).await?;
         tx.commit().await?;
         Ok(Accepted::Recorded(Box::new(MessageChange {
             event: MessageEvent::Status,
@@ -187,6 +192,7 @@ impl Store {
 
     /// Fails the claimed message for good (with `reason` as its error text), and marks the
     /// contact opted out when Twilio said so.
+    #[tracing::instrument(skip_all, err)]
     pub async fn mark_failed(
         &self,
         claim: Claim,
@@ -194,7 +200,7 @@ impl Store {
         reason: &str,
         opt_out: bool,
     ) -> StoreResult<Option<MessageChange>> {
-        let id = claim.message.0;
+        let id = claim.message;
         let mut tx = self.writer.begin().await?;
         let ours = on_tx!(&mut tx, |db| {
             sqlx::query(DELETE_JOB)
@@ -215,7 +221,7 @@ impl Store {
         };
         advance_status(&mut tx, id, &failed).await?;
         let message = message_by_id(&mut tx, id).await?;
-        let conversation_id = message.conversation_id.0;
+        let conversation_id = message.conversation_id;
         let conversation = if opt_out {
             on_tx!(&mut tx, |db| {
                 sqlx::query("UPDATE conversations SET opted_out = TRUE WHERE id = $1")
@@ -239,6 +245,7 @@ impl Store {
     }
 
     /// Puts the claimed message back, to be tried again at `at`.
+    #[tracing::instrument(skip_all, err)]
     pub async fn reschedule(
         &self,
         claim: Claim,
@@ -251,7 +258,7 @@ impl Store {
                 "UPDATE send_jobs SET run_at = $3, lease_until = NULL, maybe_sent = $4, \
                    last_error = $5 WHERE message_id = $1 AND claim = $2",
             )
-            .bind(claim.message.0)
+            .bind(claim.message)
             .bind(claim.token)
             .bind(at)
             .bind(maybe_sent)
@@ -264,6 +271,7 @@ impl Store {
     }
 
     /// Puts a claimed message back without counting the claim as an attempt.
+    #[tracing::instrument(skip_all, err)]
     pub async fn defer(&self, claim: Claim, at: DateTime<Utc>) -> StoreResult<bool> {
         // SET reads the old row: undo the claim's attempt, and its first try if it was one.
         let ours = on_pool!(&self.writer, |db| {
@@ -273,7 +281,7 @@ impl Store {
                    first_tried_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_tried_at END \
                  WHERE message_id = $1 AND claim = $2",
             )
-            .bind(claim.message.0)
+            .bind(claim.message)
             .bind(claim.token)
             .bind(at)
             .execute(db)
@@ -283,6 +291,7 @@ impl Store {
         Ok(ours > 0)
     }
 
+    #[tracing::instrument(skip_all, err)]
     pub async fn queue_stats(&self) -> StoreResult<QueueStats> {
         let (depth, oldest): (i64, Option<DateTime<Utc>>) = on_pool!(&self.reader, |db| {
             sqlx::query_as(

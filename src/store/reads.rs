@@ -3,10 +3,11 @@
 
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{
-    ConversationRow, ListedRow, MessageRow, conversation_select, message_columns, visible_to,
+    ConversationRow, ListedRow, MessageRow, conversation_page, conversation_select,
+    message_columns, visible_to,
 };
 use super::{Audience, ConversationList, Page, Store, StoreResult};
-use crate::model::{Conversation, Id, Message};
+use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId};
 
 /// The agents who hold conversation `$1`'s number: everyone who hears about it.
 const AUDIENCE: &str = "SELECT an.agent_id FROM conversations c \
@@ -27,11 +28,16 @@ pub(super) use audience_column;
 
 impl Store {
     /// A page of `agent`'s conversations, most recently active first, and the next cursor.
-    pub async fn list_conversations(&self, agent: Id, page: Page) -> StoreResult<ConversationList> {
+    #[tracing::instrument(skip_all, err)]
+    pub async fn list_conversations(
+        &self,
+        agent: AgentId,
+        page: Page,
+    ) -> StoreResult<ConversationList> {
         let list = self.reader.dialect().list_conversations;
         let rows: Vec<ListedRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(list)
-                .bind(agent.0)
+                .bind(agent)
                 .bind(page.cursor.unwrap_or(i64::MAX))
                 .bind(page.limit)
                 .fetch_all(db)
@@ -41,42 +47,35 @@ impl Store {
         // Read in the list's own snapshot: every change up to it is in what the list shows.
         // With no conversation at all, everything of the agent's is newer than the list.
         let sync_from = rows.first().map_or(0, |r| r.visible_up_to);
-        let mut next = None;
-        let conversations = rows
-            .into_iter()
-            .map(|r| {
-                let (c, activity) = r.row.into_conversation();
-                next = Some(activity);
-                c
-            })
-            .collect();
-        Ok(ConversationList {
-            conversations,
-            next: next.filter(|_| full),
-            sync_from,
-        })
+        Ok(conversation_page(rows, full, sync_from))
     }
 
     /// The conversation if `agent` may see it.
-    pub async fn conversation(&self, agent: Id, id: Id) -> StoreResult<Option<Conversation>> {
+    #[tracing::instrument(skip_all, err)]
+    pub async fn conversation(
+        &self,
+        agent: AgentId,
+        id: ConversationId,
+    ) -> StoreResult<Option<Conversation>> {
         let row: Option<ConversationRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
                 conversation_select!(),
                 "WHERE c.id = $2 AND",
                 visible_to!("1")
             ))
-            .bind(agent.0)
-            .bind(id.0)
+            .bind(agent)
+            .bind(id)
             .fetch_optional(db)
             .await
         })?;
-        Ok(row.map(|r| r.into_conversation().0))
+        Ok(row.map(ConversationRow::into_conversation))
     }
 
     /// A page of the conversation's messages, newest first, and the next cursor.
+    #[tracing::instrument(skip_all, err)]
     pub async fn list_messages(
         &self,
-        conversation: Id,
+        conversation: ConversationId,
         page: Page,
     ) -> StoreResult<(Vec<Message>, Option<i64>)> {
         let rows: Vec<MessageRow> = on_pool!(&self.reader, |db| {
@@ -86,20 +85,21 @@ impl Store {
                 " FROM messages m WHERE m.conversation_id = $1 AND m.id < $2 \
                  ORDER BY m.id DESC LIMIT $3"
             ))
-            .bind(conversation.0)
+            .bind(conversation)
             .bind(page.cursor.unwrap_or(i64::MAX))
             .bind(page.limit)
             .fetch_all(db)
             .await
         })?;
         let next = (rows.len() as i64 == page.limit)
-            .then(|| rows.last().map(|m| m.id))
+            .then(|| rows.last().map(|m| m.id.get()))
             .flatten();
         Ok((rows.into_iter().map(Into::into).collect(), next))
     }
 
     /// The message if `agent` may see it.
-    pub async fn message(&self, agent: Id, id: Id) -> StoreResult<Option<Message>> {
+    #[tracing::instrument(skip_all, err)]
+    pub async fn message(&self, agent: AgentId, id: MessageId) -> StoreResult<Option<Message>> {
         let row: Option<MessageRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -108,8 +108,8 @@ impl Store {
                  WHERE m.id = $2 AND",
                 visible_to!("1")
             ))
-            .bind(agent.0)
-            .bind(id.0)
+            .bind(agent)
+            .bind(id)
             .fetch_optional(db)
             .await
         })?;
@@ -120,7 +120,13 @@ impl Store {
     /// change can still commit at or below it. It is read in the same statement, so with the
     /// same snapshot, and applied to the first page in `seq` order (the same rows, as those at
     /// or below it come first): a bound the planner cannot see would cost it the index order.
-    pub async fn changes(&self, agent: Id, since: i64, limit: i64) -> StoreResult<Vec<Message>> {
+    #[tracing::instrument(skip_all, err)]
+    pub async fn changes(
+        &self,
+        agent: AgentId,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Message>> {
         let rows: Vec<MessageRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
                 "SELECT * FROM (SELECT ",
@@ -131,7 +137,7 @@ impl Store {
                 "ORDER BY m.seq LIMIT $3) m \
                  WHERE m.seq <= (SELECT up_to FROM seq_visible) ORDER BY m.seq"
             ))
-            .bind(agent.0)
+            .bind(agent)
             .bind(since)
             .bind(limit)
             .fetch_all(db)
@@ -141,10 +147,11 @@ impl Store {
     }
 
     /// Who hears about the conversation now (writes read it in their own transaction).
-    pub async fn audience(&self, conversation: Id) -> StoreResult<Audience> {
-        let agents: Vec<i64> = on_pool!(&self.reader, |db| {
+    #[tracing::instrument(skip_all, err)]
+    pub async fn audience(&self, conversation: ConversationId) -> StoreResult<Audience> {
+        let agents: Vec<AgentId> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar(AUDIENCE)
-                .bind(conversation.0)
+                .bind(conversation)
                 .fetch_all(db)
                 .await
         })?;
@@ -152,8 +159,9 @@ impl Store {
     }
 
     /// Whether a message with this Twilio sid is stored.
+    #[tracing::instrument(skip_all, err)]
     pub async fn has_sid(&self, sid: &str) -> StoreResult<bool> {
-        let found: Option<i64> = on_pool!(&self.reader, |db| {
+        let found: Option<MessageId> = on_pool!(&self.reader, |db| {
             sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
                 .bind(sid)
                 .fetch_optional(db)
@@ -164,8 +172,8 @@ impl Store {
 }
 
 /// Who hears about the conversation, as of this transaction.
-pub(super) async fn audience(tx: &mut Tx, conversation: i64) -> StoreResult<Audience> {
-    let agents: Vec<i64> = on_tx!(tx, |db| {
+pub(super) async fn audience(tx: &mut Tx, conversation: ConversationId) -> StoreResult<Audience> {
+    let agents: Vec<AgentId> = on_tx!(tx, |db| {
         sqlx::query_scalar(AUDIENCE)
             .bind(conversation)
             .fetch_all(db)
@@ -174,7 +182,7 @@ pub(super) async fn audience(tx: &mut Tx, conversation: i64) -> StoreResult<Audi
     Ok(Audience::new(agents))
 }
 
-pub(super) async fn message_by_id(tx: &mut Tx, id: i64) -> StoreResult<Message> {
+pub(super) async fn message_by_id(tx: &mut Tx, id: MessageId) -> StoreResult<Message> {
     let row: MessageRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(
             "SELECT ",
@@ -188,12 +196,15 @@ pub(super) async fn message_by_id(tx: &mut Tx, id: i64) -> StoreResult<Message> 
     Ok(row.into())
 }
 
-pub(super) async fn conversation_by_id(tx: &mut Tx, id: i64) -> StoreResult<Conversation> {
+pub(super) async fn conversation_by_id(
+    tx: &mut Tx,
+    id: ConversationId,
+) -> StoreResult<Conversation> {
     let row: ConversationRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(conversation_select!(), "WHERE c.id = $1"))
             .bind(id)
             .fetch_one(db)
             .await
     })?;
-    Ok(row.into_conversation().0)
+    Ok(row.into_conversation())
 }

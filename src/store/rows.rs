@@ -2,11 +2,12 @@
 //! are `concat!` fragments so every statement stays one literal that sqlx can cache.
 
 use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
-use super::SigningIn;
-
+use super::{ConversationList, SigningIn};
 use crate::model::{
-    Agent, Contact, Conversation, Direction, Id, ManagedAgent, Message, Role, Status,
+    Agent, AgentId, Contact, Conversation, ConversationId, Direction, ManagedAgent, Media, Message,
+    MessageId, Role, Status,
 };
 
 /// A message's columns, for `SELECT … FROM messages m`.
@@ -82,19 +83,20 @@ pub(super) use {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MessageRow {
-    pub id: i64,
-    pub conversation_id: i64,
-    direction: String,
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    direction: Direction,
     from_number: String,
     to_number: String,
     pub body: String,
-    media: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    media: MediaColumn,
+    status: Status,
     error_code: Option<i64>,
     error_message: Option<String>,
     twilio_sid: Option<String>,
     client_id: Option<String>,
-    agent_id: Option<i64>,
+    agent_id: Option<AgentId>,
     segments: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -104,19 +106,19 @@ pub(super) struct MessageRow {
 impl From<MessageRow> for Message {
     fn from(r: MessageRow) -> Self {
         Message {
-            id: Id(r.id),
-            conversation_id: Id(r.conversation_id),
-            direction: direction(&r.direction),
+            id: r.id,
+            conversation_id: r.conversation_id,
+            direction: r.direction,
             from: r.from_number,
             to: r.to_number,
             body: r.body,
-            media: serde_json::from_str(&r.media).unwrap_or_default(),
-            status: status(&r.status),
+            media: r.media.0,
+            status: r.status,
             error_code: r.error_code,
             error_message: r.error_message,
             twilio_sid: r.twilio_sid,
             client_id: r.client_id,
-            agent_id: r.agent_id.map(Id),
+            agent_id: r.agent_id,
             segments: r.segments,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -125,20 +127,21 @@ impl From<MessageRow> for Message {
     }
 }
 
-/// The `direction` column, which its CHECK keeps to the two values.
-pub(super) fn direction(column: &str) -> Direction {
-    column.parse().unwrap_or(Direction::Outbound)
-}
+/// The `media` column: a message's media, as JSON.
+struct MediaColumn(Vec<Media>);
 
-/// The `status` column; only [`Status::as_str`] ever writes it.
-pub(super) fn status(column: &str) -> Status {
-    column.parse().unwrap_or(Status::Pending)
+impl TryFrom<String> for MediaColumn {
+    type Error = serde_json::Error;
+
+    fn try_from(json: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(&json).map(Self)
+    }
 }
 
 /// A conversation row, with its last message's columns (all null when it has none).
 #[derive(sqlx::FromRow)]
 pub(super) struct ConversationRow {
-    c_id: i64,
+    c_id: ConversationId,
     our_number: String,
     contact_phone: String,
     contact_name: Option<String>,
@@ -147,7 +150,7 @@ pub(super) struct ConversationRow {
     c_updated_at: DateTime<Utc>,
     activity: i64,
     #[sqlx(flatten)]
-    last: LastMessageRow,
+    last: LastMessage,
 }
 
 /// A row of the conversation list, with how far `sync` could see in the list's snapshot.
@@ -158,83 +161,68 @@ pub(super) struct ListedRow {
     pub(super) visible_up_to: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct LastMessageRow {
-    id: Option<i64>,
-    conversation_id: Option<i64>,
-    direction: Option<String>,
-    from_number: Option<String>,
-    to_number: Option<String>,
-    body: Option<String>,
-    media: Option<String>,
-    status: Option<String>,
-    error_code: Option<i64>,
-    error_message: Option<String>,
-    twilio_sid: Option<String>,
-    client_id: Option<String>,
-    agent_id: Option<i64>,
-    segments: Option<i64>,
-    created_at: Option<DateTime<Utc>>,
-    updated_at: Option<DateTime<Utc>>,
-    seq: Option<i64>,
-}
+/// A conversation's last message, from the columns of the `LEFT JOIN` that reads it: none
+/// when they are null.
+struct LastMessage(Option<Message>);
 
-impl LastMessageRow {
-    fn into_message(self) -> Option<Message> {
-        Some(
-            MessageRow {
-                id: self.id?,
-                conversation_id: self.conversation_id?,
-                direction: self.direction?,
-                from_number: self.from_number?,
-                to_number: self.to_number?,
-                body: self.body?,
-                media: self.media?,
-                status: self.status?,
-                error_code: self.error_code,
-                error_message: self.error_message,
-                twilio_sid: self.twilio_sid,
-                client_id: self.client_id,
-                agent_id: self.agent_id,
-                segments: self.segments?,
-                created_at: self.created_at?,
-                updated_at: self.updated_at?,
-                seq: self.seq?,
-            }
-            .into(),
-        )
+impl<'r, R> FromRow<'r, R> for LastMessage
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    MessageId: Decode<'r, R::Database> + Type<R::Database>,
+    MessageRow: FromRow<'r, R>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let id: Option<MessageId> = row.try_get("id")?;
+        Ok(Self(match id {
+            Some(_) => Some(MessageRow::from_row(row)?.into()),
+            None => None,
+        }))
     }
 }
 
 impl ConversationRow {
-    /// The conversation, and its `activity` (the list's cursor).
-    pub(super) fn into_conversation(self) -> (Conversation, i64) {
-        let activity = self.activity;
-        (
-            Conversation {
-                id: Id(self.c_id),
-                our_number: self.our_number,
-                contact: Contact {
-                    phone: self.contact_phone,
-                    name: self.contact_name,
-                    opted_out: self.opted_out,
-                },
-                last_message: self.last.into_message(),
-                unread_count: self.unread_count,
-                updated_at: self.c_updated_at,
+    pub(super) fn into_conversation(self) -> Conversation {
+        Conversation {
+            id: self.c_id,
+            our_number: self.our_number,
+            contact: Contact {
+                phone: self.contact_phone,
+                name: self.contact_name,
+                opted_out: self.opted_out,
             },
-            activity,
-        )
+            last_message: self.last.0,
+            unread_count: self.unread_count,
+            updated_at: self.c_updated_at,
+        }
+    }
+}
+
+/// A page of the conversation list, from its rows in the list's order: when the page is
+/// `full`, the next one starts below the last row's activity.
+pub(super) fn conversation_page(
+    rows: Vec<ListedRow>,
+    full: bool,
+    sync_from: i64,
+) -> ConversationList {
+    let next = rows.last().map(|r| r.row.activity).filter(|_| full);
+    ConversationList {
+        conversations: rows
+            .into_iter()
+            .map(|r| r.row.into_conversation())
+            .collect(),
+        next,
+        sync_from,
     }
 }
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AgentRow {
-    id: i64,
+    id: AgentId,
     email: String,
     name: String,
     password_hash: String,
-    role: String,
+    role: Role,
     disabled: bool,
     created_at: DateTime<Utc>,
     numbers: Option<String>,
@@ -248,25 +236,26 @@ pub(super) struct SessionRow {
 }
 
 impl AgentRow {
+    pub(super) fn into_agent(self) -> Agent {
+        Agent {
+            numbers: self.numbers(),
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            role: self.role,
+        }
+    }
+
     /// The agent, and their password hash (empty while an invite is pending).
-    pub(super) fn into_agent(self) -> (Agent, String) {
-        let numbers = self.numbers();
-        (
-            Agent {
-                id: Id(self.id),
-                email: self.email,
-                name: self.name,
-                numbers,
-                role: role(&self.role),
-            },
-            self.password_hash,
-        )
+    pub(super) fn into_credentials(mut self) -> (Agent, String) {
+        let hash = std::mem::take(&mut self.password_hash);
+        (self.into_agent(), hash)
     }
 
     /// The agent as a sign-in checks them.
     pub(super) fn into_signing_in(self) -> SigningIn {
         let disabled = self.disabled;
-        let (agent, password_hash) = self.into_agent();
+        let (agent, password_hash) = self.into_credentials();
         SigningIn {
             agent,
             password_hash,
@@ -277,9 +266,9 @@ impl AgentRow {
     /// The agent as the admin view shows it.
     pub(super) fn into_managed(self) -> ManagedAgent {
         ManagedAgent {
-            id: Id(self.id),
+            id: self.id,
             numbers: self.numbers(),
-            role: role(&self.role),
+            role: self.role,
             disabled: self.disabled,
             invite_pending: self.password_hash.is_empty(),
             created_at: self.created_at,
@@ -300,9 +289,4 @@ impl AgentRow {
         numbers.sort();
         numbers
     }
-}
-
-/// The migrations' CHECK keeps `role` to the two; anything else would be read as the lesser.
-fn role(stored: &str) -> Role {
-    stored.parse().unwrap_or(Role::Agent)
 }

@@ -24,10 +24,10 @@
 use std::collections::HashSet;
 
 use super::db::{Pool, on_pool};
-use super::rows::{ListedRow, conversation_select, visible_to};
+use super::rows::{ListedRow, conversation_page, conversation_select, visible_to};
 use super::{ConversationList, Page, Store, StoreResult};
 use crate::domain::{SearchText, like_literal};
-use crate::model::Id;
+use crate::model::{AgentId, ConversationId};
 
 /// At most this many rows of an index make a part of a search rare.
 const RARE: i64 = 2_000;
@@ -214,12 +214,12 @@ fn fts_string(text: &str) -> String {
 enum Part {
     Absent,
     /// Few rows match: the conversations they name.
-    Rare(Vec<i64>),
+    Rare(Vec<ConversationId>),
     Common,
 }
 
-fn json_ids<'a>(ids: impl IntoIterator<Item = &'a i64>) -> String {
-    serde_json::Value::from_iter(ids.into_iter().copied()).to_string()
+fn json_ids<'a>(ids: impl IntoIterator<Item = &'a ConversationId>) -> String {
+    serde_json::Value::from_iter(ids.into_iter().map(|id| id.get())).to_string()
 }
 
 impl Store {
@@ -346,7 +346,7 @@ impl Store {
     }
 
     /// The conversations that part `index` of a search, `term`, names.
-    async fn part_ids(&self, index: usize, term: &str) -> StoreResult<Vec<i64>> {
+    async fn part_ids(&self, index: usize, term: &str) -> StoreResult<Vec<ConversationId>> {
         let statement = sql(&self.reader).parts[index];
         Ok(match &self.reader {
             Pool::Postgres(db) => sqlx::query_scalar(statement).bind(term).fetch_all(db).await,
@@ -362,9 +362,10 @@ impl Store {
 
     /// A page of `agent`'s conversations that match `search`, newest activity first, and the
     /// next cursor (the same as the list's).
+    #[tracing::instrument(skip_all, err)]
     pub async fn search_conversations(
         &self,
-        agent: Id,
+        agent: AgentId,
         search: &SearchText,
         page: Page,
     ) -> StoreResult<ConversationList> {
@@ -391,7 +392,7 @@ impl Store {
             }
         }
 
-        let mut known: HashSet<i64> = HashSet::new();
+        let mut known: HashSet<ConversationId> = HashSet::new();
         for part in parts {
             if let Part::Rare(ids) = part {
                 known.extend(ids);
@@ -406,19 +407,19 @@ impl Store {
             full = rows.len() as i64 == page.limit;
         } else {
             let window = (page.limit * WINDOW_PER_ROW).clamp(WINDOW.0, WINDOW.1);
-            let window_rows: Vec<(i64, i64)> = on_pool!(&self.reader, |db| {
+            let window_rows: Vec<(ConversationId, i64)> = on_pool!(&self.reader, |db| {
                 sqlx::query_as(sql.window)
-                    .bind(agent.0)
+                    .bind(agent)
                     .bind(cursor)
                     .bind(window)
                     .fetch_all(db)
                     .await
             })?;
-            let ids: Vec<i64> = window_rows.iter().map(|(id, _)| *id).collect();
-            let mut found: Vec<i64> = Vec::new();
+            let ids: Vec<ConversationId> = window_rows.iter().map(|(id, _)| *id).collect();
+            let mut found: Vec<ConversationId> = Vec::new();
             for chunk in ids.chunks(page.limit.max(1) as usize) {
                 let wanted = page.limit as usize - found.len();
-                let matched: HashSet<i64> = on_pool!(&self.reader, |db| {
+                let matched: HashSet<ConversationId> = on_pool!(&self.reader, |db| {
                     sqlx::query_scalar(sql.check)
                         .bind(json_ids(chunk))
                         .bind(&known)
@@ -453,27 +454,14 @@ impl Store {
             full = more_full;
         }
 
-        let mut next = None;
-        let conversations = rows
-            .into_iter()
-            .map(|r| {
-                let (c, activity) = r.row.into_conversation();
-                next = Some(activity);
-                c
-            })
-            .collect();
-        Ok(ConversationList {
-            conversations,
-            next: next.filter(|_| full),
-            sync_from,
-        })
+        Ok(conversation_page(rows, full, sync_from))
     }
 
     /// `agent`'s conversations below `cursor` that match any of `terms`, at most `limit`, in
     /// the list's order, from the indexes.
     async fn below(
         &self,
-        agent: Id,
+        agent: AgentId,
         cursor: i64,
         limit: i64,
         terms: &[Option<String>; 3],
@@ -481,7 +469,7 @@ impl Store {
         let sql = sql(&self.reader);
         Ok(on_pool!(&self.reader, |db| {
             sqlx::query_as(sql.below)
-                .bind(agent.0)
+                .bind(agent)
                 .bind(cursor)
                 .bind(limit)
                 .bind(&terms[0])
@@ -496,7 +484,7 @@ impl Store {
     /// `limit`, in the list's order.
     async fn page_of(
         &self,
-        agent: Id,
+        agent: AgentId,
         ids: &str,
         cursor: i64,
         limit: i64,
@@ -504,7 +492,7 @@ impl Store {
         let sql = sql(&self.reader);
         Ok(on_pool!(&self.reader, |db| {
             sqlx::query_as(sql.page_of)
-                .bind(agent.0)
+                .bind(agent)
                 .bind(ids)
                 .bind(cursor)
                 .bind(limit)
@@ -525,7 +513,8 @@ mod tests {
 
     #[test]
     fn ids_travel_as_a_json_array() {
+        let ids: Vec<ConversationId> = ["3", "42"].iter().map(|i| i.parse().unwrap()).collect();
         assert_eq!(json_ids(&[]), "[]");
-        assert_eq!(json_ids(&[3, -1, 42]), "[3,-1,42]");
+        assert_eq!(json_ids(&ids), "[3,42]");
     }
 }

@@ -17,7 +17,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::db::Dialect;
+use super::dialect::{Backend, Dialect};
 use super::queue::claim_sql;
 use super::rows::conversation_select;
 use super::statuses::status_target;
@@ -25,29 +25,31 @@ use super::statuses::status_target;
 /// SQLite serialises writers, and the store has only one writer connection: whatever a write
 /// reads stays as it read it until it commits, so nothing needs locking, and `seq`s commit in
 /// order, so `sync` may show every one committed.
-pub(super) const DIALECT: Dialect = Dialect {
-    name: "sqlite",
-    // `seq_base` reads the counter, which counts the seqs taken by the writes committed.
-    count_seqs: Some("UPDATE change_counter SET seq = seq + $1 WHERE id = 1"),
-    status_target: [status_target!("id", ""), status_target!("twilio_sid", "")],
-    lock_status: "SELECT status FROM messages WHERE id = $1",
-    // No LATERAL here: each number's page is a correlated list of ids, which SQLite reads
-    // for each of the agent's numbers (joined first: CROSS JOIN keeps that order).
-    list_conversations: concat!(
-        conversation_select!(
-            "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
-            "agent_numbers an CROSS JOIN conversations c"
+impl Backend for sqlx::Sqlite {
+    const DIALECT: Dialect = Dialect {
+        name: "sqlite",
+        // `seq_base` reads the counter, which counts the seqs taken by the writes committed.
+        count_seqs: Some("UPDATE change_counter SET seq = seq + $1 WHERE id = 1"),
+        status_target: [status_target!("id", ""), status_target!("twilio_sid", "")],
+        lock_status: "SELECT status FROM messages WHERE id = $1",
+        // No LATERAL here: each number's page is a correlated list of ids, which SQLite reads
+        // for each of the agent's numbers (joined first: CROSS JOIN keeps that order).
+        list_conversations: concat!(
+            conversation_select!(
+                "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
+                "agent_numbers an CROSS JOIN conversations c"
+            ),
+            "WHERE an.agent_id = $1 AND c.id IN (SELECT page.id FROM conversations page \
+               WHERE page.our_number = an.number AND page.activity < $2 \
+               ORDER BY page.activity DESC, page.id DESC LIMIT $3) \
+             ORDER BY c.activity DESC, c.id DESC LIMIT $3"
         ),
-        "WHERE an.agent_id = $1 AND c.id IN (SELECT page.id FROM conversations page \
-           WHERE page.our_number = an.number AND page.activity < $2 \
-           ORDER BY page.activity DESC, page.id DESC LIMIT $3) \
-         ORDER BY c.activity DESC, c.id DESC LIMIT $3"
-    ),
-    claim: claim_sql!(""),
-    lock_agents: None,
-    prune_login_subjects: "DELETE FROM login_subjects \
-        WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1",
-};
+        claim: claim_sql!(""),
+        lock_agents: None,
+        prune_login_subjects: "DELETE FROM login_subjects \
+            WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1",
+    };
+}
 
 /// The database file as it was when opened: its path and its identity on disk.
 struct DbFile {

@@ -4,11 +4,11 @@
 
 use super::db::{Tx, new_seq, on_pool, on_tx};
 use super::reads::audience_column;
-use super::rows::{self, MessageRow, returning_columns};
+use super::rows::{MessageRow, returning_columns};
 use super::{
     Audience, MessageChange, MessageEvent, StatusOutcome, StatusReport, Store, StoreResult,
 };
-use crate::model::{Direction, Message, Status, now};
+use crate::model::{Direction, Message, MessageId, Status, now};
 use crate::twilio::errors::describe as describe_error;
 
 /// The statement that finds a status callback's message by `$by` = `$1`, with its status,
@@ -25,6 +25,16 @@ macro_rules! status_target {
 }
 
 pub(super) use status_target;
+
+/// A status callback's message, as `Dialect::status_target` finds it.
+#[derive(sqlx::FromRow)]
+struct Target {
+    id: MessageId,
+    twilio_sid: Option<String>,
+    direction: Direction,
+    /// Locked until the transaction ends.
+    status: Status,
+}
 
 /// A status to write to a message, with its error and the sid it was reported for.
 pub(super) struct StatusChange<'a> {
@@ -51,12 +61,13 @@ impl<'a> StatusChange<'a> {
 impl Store {
     /// Applies a status callback to the message it names (our id, else the sid), or keeps
     /// it until a send records the sid.
+    #[tracing::instrument(skip_all, err)]
     pub async fn apply_status(&self, report: &StatusReport) -> StoreResult<StatusOutcome> {
         let mut tx = self.writer.begin().await?;
         let sql = tx.dialect().status_target[usize::from(report.message_id.is_none())];
-        let found: Option<(i64, Option<String>, String, String)> = match report.message_id {
+        let found: Option<Target> = match report.message_id {
             Some(id) => on_tx!(&mut tx, |db| {
-                sqlx::query_as(sql).bind(id.0).fetch_optional(db).await
+                sqlx::query_as(sql).bind(id).fetch_optional(db).await
             })?,
             None => on_tx!(&mut tx, |db| {
                 sqlx::query_as(sql)
@@ -65,7 +76,7 @@ impl Store {
                     .await
             })?,
         };
-        let Some((id, sid, direction, current)) = found else {
+        let Some(target) = found else {
             // Only an outbound message can still be given this sid (when its send is
             // recorded), so a status of the other direction will never apply.
             if report.message_id.is_some() || !report.status.reported_for(Direction::Outbound) {
@@ -75,27 +86,26 @@ impl Store {
             tx.commit().await?;
             return Ok(StatusOutcome::Deferred);
         };
-        let direction = rows::direction(&direction);
-        if !report.status.reported_for(direction) {
+        let id = target.id;
+        if !report.status.reported_for(target.direction) {
             tracing::info!(
-                message = id,
+                message = %id,
                 status = report.status.as_str(),
-                direction = direction.as_str(),
+                direction = target.direction.as_str(),
                 "status callback of the other direction; ignored"
             );
             return Ok(StatusOutcome::Stale);
         }
-        if sid.is_some_and(|s| s != report.twilio_sid) {
+        if target.twilio_sid.is_some_and(|s| s != report.twilio_sid) {
             tracing::warn!(
-                message = id,
+                message = %id,
                 sid = %report.twilio_sid,
                 "status callback names another sid than the message has; ignored"
             );
             return Ok(StatusOutcome::Stale);
         }
         let change = StatusChange::reported(report.status, report.error_code, &report.twilio_sid);
-        let Some((message, audience)) =
-            write_status(&mut tx, id, rows::status(&current), &change).await?
+        let Some((message, audience)) = write_status(&mut tx, id, target.status, &change).await?
         else {
             return Ok(StatusOutcome::Stale);
         };
@@ -110,7 +120,8 @@ impl Store {
 
     /// Deletes early statuses whose message never showed up (kept a day: Twilio's
     /// callbacks for messages sent elsewhere land there too).
-    pub async fn prune(&self) -> StoreResult<u64> {
+    #[tracing::instrument(skip_all, err)]
+    pub async fn prune_early_statuses(&self) -> StoreResult<u64> {
         let pruned = on_pool!(&self.writer, |db| {
             sqlx::query("DELETE FROM early_statuses WHERE received_at < $1")
                 .bind(now() - chrono::Duration::days(1))
@@ -129,7 +140,7 @@ async fn keep_early(tx: &mut Tx, report: &StatusReport) -> StoreResult<()> {
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .bind(&report.twilio_sid)
-        .bind(report.status.as_str())
+        .bind(report.status)
         .bind(report.error_code)
         .bind(now())
         .execute(db)
@@ -141,8 +152,8 @@ async fn keep_early(tx: &mut Tx, report: &StatusReport) -> StoreResult<()> {
 
 /// Applies the statuses kept for `sid` before it was recorded for outbound message `id`, as
 /// if they had come in now, in the order they arrived.
-pub(super) async fn apply_early(tx: &mut Tx, id: i64, sid: &str) -> StoreResult<()> {
-    let early: Vec<(String, Option<i64>)> = on_tx!(&mut *tx, |db| {
+pub(super) async fn apply_early(tx: &mut Tx, id: MessageId, sid: &str) -> StoreResult<()> {
+    let early: Vec<(Status, Option<i64>)> = on_tx!(&mut *tx, |db| {
         sqlx::query_as(
             "SELECT status, error_code FROM early_statuses WHERE twilio_sid = $1 \
              ORDER BY received_at",
@@ -161,30 +172,27 @@ pub(super) async fn apply_early(tx: &mut Tx, id: i64, sid: &str) -> StoreResult<
             .await
             .map(|r| r.rows_affected())
     })?;
-    let reports = early
-        .into_iter()
-        .filter_map(|(status, code)| Some((status.parse::<Status>().ok()?, code)));
-    if let Some((status, code)) = Status::settle(Direction::Outbound, reports) {
+    if let Some((status, code)) = Status::settle(Direction::Outbound, early) {
         let change = StatusChange::reported(status, code, sid);
         advance_status(tx, id, &change).await?;
     }
     Ok(())
 }
 
-/// Message `id`'s status, locked until the transaction ends (see [`super::db::Dialect`]).
-pub(super) async fn locked_status(tx: &mut Tx, id: i64) -> StoreResult<Option<Status>> {
+/// Message `id`'s status, locked until the transaction ends (see [`super::dialect::Dialect`]).
+pub(super) async fn locked_status(tx: &mut Tx, id: MessageId) -> StoreResult<Option<Status>> {
     let sql = tx.dialect().lock_status;
-    let status: Option<String> = on_tx!(tx, |db| {
+    let status: Option<Status> = on_tx!(tx, |db| {
         sqlx::query_scalar(sql).bind(id).fetch_optional(db).await
     })?;
-    Ok(status.as_deref().map(rows::status))
+    Ok(status)
 }
 
 /// Writes `change` to message `id` if its status may replace the stored one; `None` if it
 /// may not.
 pub(super) async fn advance_status(
     tx: &mut Tx,
-    id: i64,
+    id: MessageId,
     change: &StatusChange<'_>,
 ) -> StoreResult<Option<Message>> {
     let Some(current) = locked_status(tx, id).await? else {
@@ -206,7 +214,7 @@ struct WrittenRow {
 /// may replace it; the message as written and its audience, read in the same statement.
 async fn write_status(
     tx: &mut Tx,
-    id: i64,
+    id: MessageId,
     current: Status,
     change: &StatusChange<'_>,
 ) -> StoreResult<Option<(Message, Audience)>> {
@@ -226,7 +234,7 @@ async fn write_status(
             audience_column!()
         ))
         .bind(id)
-        .bind(change.status.as_str())
+        .bind(change.status)
         .bind(change.status.rank())
         .bind(change.error_code)
         .bind(change.error_message.as_deref())
@@ -236,6 +244,6 @@ async fn write_status(
         .fetch_one(db)
         .await
     })?;
-    let audience = Audience::parse(written.audience.as_deref());
+    let audience = Audience::parse(written.audience.as_deref())?;
     Ok(Some((written.row.into(), audience)))
 }

@@ -2,40 +2,48 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Agent, Conversation, Id, Media, Message, Status};
+use crate::domain::{ClientId, MessageBody};
+use crate::model::{
+    Agent, AgentId, Conversation, ConversationId, Media, Message, MessageId, Status,
+};
 use crate::sms::OptChange;
 
 /// Who hears about a conversation: the agents who hold its number. A write reads it in its
 /// own transaction, so it names exactly the agents who could see the change when it committed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Audience(Vec<Id>);
+pub struct Audience(Vec<AgentId>);
 
 impl Audience {
-    pub(super) fn new(agents: Vec<i64>) -> Self {
-        Self(agents.into_iter().map(Id).collect())
-    }
-
-    /// The agents of an `audience_column!` (`reads.rs`): ids separated by commas, or none.
-    pub(super) fn parse(column: Option<&str>) -> Self {
-        let mut agents: Vec<Id> = column
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|a| a.parse().ok().map(Id))
-            .collect();
-        agents.sort_unstable_by_key(|a| a.0);
+    pub(super) fn new(agents: Vec<AgentId>) -> Self {
         Self(agents)
     }
 
-    pub fn agents(&self) -> &[Id] {
+    /// The agents of an `audience_column!` (`reads.rs`): ids separated by commas, or none.
+    pub(super) fn parse(column: Option<&str>) -> Result<Self, sqlx::Error> {
+        let mut agents = column
+            .unwrap_or_default()
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                a.parse().map_err(|()| {
+                    sqlx::Error::Decode(format!("{a:?} in an audience is not an agent's id").into())
+                })
+            })
+            .collect::<Result<Vec<AgentId>, _>>()?;
+        agents.sort_unstable();
+        Ok(Self(agents))
+    }
+
+    pub fn agents(&self) -> &[AgentId] {
         &self.0
     }
 
-    pub fn contains(&self, agent: Id) -> bool {
+    pub fn contains(&self, agent: AgentId) -> bool {
         self.0.contains(&agent)
     }
 
     /// Everyone but `agent` (who does not need to hear of their own typing).
-    pub fn without(&self, agent: Id) -> Self {
+    pub fn without(&self, agent: AgentId) -> Self {
         Self(self.0.iter().copied().filter(|a| *a != agent).collect())
     }
 }
@@ -80,10 +88,10 @@ pub struct NewInbound {
 
 #[derive(Clone, Debug)]
 pub struct NewOutbound {
-    pub conversation_id: Id,
-    pub agent_id: Id,
-    pub client_id: String,
-    pub body: String,
+    pub conversation_id: ConversationId,
+    pub agent_id: AgentId,
+    pub client_id: ClientId,
+    pub body: MessageBody,
     pub segments: i64,
 }
 
@@ -101,7 +109,7 @@ pub enum Outbound {
 #[derive(Clone, Debug)]
 pub struct StatusReport {
     /// Our id from the `StatusCallback` query, when Twilio used our URL.
-    pub message_id: Option<Id>,
+    pub message_id: Option<MessageId>,
     pub twilio_sid: String,
     pub status: Status,
     pub error_code: Option<i64>,
@@ -121,7 +129,7 @@ pub enum StatusOutcome {
 /// changes nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Claim {
-    pub message: Id,
+    pub message: MessageId,
     pub token: i64,
 }
 
@@ -225,11 +233,16 @@ mod tests {
 
     #[test]
     fn an_audience_column_is_read_in_agent_order() {
+        let ids = |ids: &[&str]| Audience::new(ids.iter().map(|i| i.parse().unwrap()).collect());
         assert_eq!(
-            Audience::parse(Some("12,3,7")),
-            Audience::new(vec![3, 7, 12])
+            Audience::parse(Some("12,3,7")).unwrap(),
+            ids(&["3", "7", "12"])
         );
-        assert_eq!(Audience::parse(Some("5")), Audience::new(vec![5]));
-        assert_eq!(Audience::parse(None), Audience::default());
+        assert_eq!(Audience::parse(Some("5")).unwrap(), ids(&["5"]));
+        assert_eq!(Audience::parse(None).unwrap(), Audience::default());
+        assert!(
+            Audience::parse(Some("5,x")).is_err(),
+            "never a silent default"
+        );
     }
 }

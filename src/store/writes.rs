@@ -7,20 +7,22 @@ use super::rows::{MessageRow, returning_columns};
 use super::{
     ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
-use crate::model::{Id, Status, now};
+use crate::domain::{ContactName, PhoneNumber};
+use crate::model::{ConversationId, Status, now};
 
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
     /// replaces the stored one.
+    #[tracing::instrument(skip_all, err)]
     pub async fn open_conversation(
         &self,
-        our_number: &str,
-        contact: &str,
-        name: Option<&str>,
+        our_number: &PhoneNumber,
+        contact: &PhoneNumber,
+        name: Option<&ContactName>,
     ) -> StoreResult<ConversationChange> {
         let mut tx = self.writer.begin().await?;
         let nth = tx.change()?;
-        let id: i64 = on_tx!(&mut tx, |db| {
+        let id: ConversationId = on_tx!(&mut tx, |db| {
             sqlx::query_scalar(concat!(
                 "INSERT INTO conversations \
                    (our_number, contact_phone, contact_name, activity, created_at, updated_at) \
@@ -31,9 +33,9 @@ impl Store {
                    SET contact_name = COALESCE(excluded.contact_name, conversations.contact_name) \
                  RETURNING id"
             ))
-            .bind(our_number)
-            .bind(contact)
-            .bind(name)
+            .bind(our_number.as_str())
+            .bind(contact.as_str())
+            .bind(name.map(ContactName::as_str))
             .bind(nth)
             .bind(now())
             .fetch_one(db)
@@ -49,13 +51,17 @@ impl Store {
     }
 
     /// Sets the unread count to zero; `None` when it already was.
-    pub async fn mark_read(&self, conversation: Id) -> StoreResult<Option<ConversationChange>> {
+    #[tracing::instrument(skip_all, err)]
+    pub async fn mark_read(
+        &self,
+        conversation: ConversationId,
+    ) -> StoreResult<Option<ConversationChange>> {
         let mut tx = self.writer.begin().await?;
         let changed = on_tx!(&mut tx, |db| {
             sqlx::query(
                 "UPDATE conversations SET unread_count = 0 WHERE id = $1 AND unread_count <> 0",
             )
-            .bind(conversation.0)
+            .bind(conversation)
             .execute(db)
             .await
             .map(|r| r.rows_affected())
@@ -63,8 +69,8 @@ impl Store {
         if changed == 0 {
             return Ok(None);
         }
-        let updated = conversation_by_id(&mut tx, conversation.0).await?;
-        let audience = audience(&mut tx, conversation.0).await?;
+        let updated = conversation_by_id(&mut tx, conversation).await?;
+        let audience = audience(&mut tx, conversation).await?;
         tx.commit().await?;
         Ok(Some(ConversationChange {
             conversation: updated,
@@ -74,20 +80,21 @@ impl Store {
 
     /// Stores an outbound message as `pending` and queues it for sending, unless the same
     /// `clientId` was used before or the contact opted out.
+    #[tracing::instrument(skip_all, err)]
     pub async fn insert_outbound(&self, msg: &NewOutbound) -> StoreResult<Outbound> {
         let mut tx = self.writer.begin().await?;
         if let Some(done) = earlier_send(&mut tx, msg).await? {
             return Ok(done);
         }
-        let (our_number, contact, opted_out): (String, String, bool) = on_tx!(&mut tx, |db| {
+        let to: Recipient = on_tx!(&mut tx, |db| {
             sqlx::query_as(
                 "SELECT our_number, contact_phone, opted_out FROM conversations WHERE id = $1",
             )
-            .bind(msg.conversation_id.0)
+            .bind(msg.conversation_id)
             .fetch_one(db)
             .await
         })?;
-        if opted_out {
+        if to.opted_out {
             return Ok(Outbound::OptedOut);
         }
         let nth = tx.change()?;
@@ -102,14 +109,14 @@ impl Store {
                 ") ON CONFLICT DO NOTHING RETURNING ",
                 returning_columns!()
             ))
-            .bind(msg.conversation_id.0)
-            .bind(&our_number)
-            .bind(&contact)
-            .bind(&msg.body)
-            .bind(Status::Pending.as_str())
+            .bind(msg.conversation_id)
+            .bind(&to.our_number)
+            .bind(&to.contact_phone)
+            .bind(msg.body.as_str())
+            .bind(Status::Pending)
             .bind(Status::Pending.rank())
-            .bind(&msg.client_id)
-            .bind(msg.agent_id.0)
+            .bind(msg.client_id.as_str())
+            .bind(msg.agent_id)
             .bind(msg.segments)
             .bind(t)
             .bind(nth)
@@ -135,7 +142,7 @@ impl Store {
                 "UPDATE conversations SET last_message_id = $2, activity = $3, updated_at = $4 \
                  WHERE id = $1",
             )
-            .bind(msg.conversation_id.0)
+            .bind(msg.conversation_id)
             .bind(row.id)
             .bind(row.seq)
             .bind(t)
@@ -143,7 +150,7 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        let audience = audience(&mut tx, msg.conversation_id.0).await?;
+        let audience = audience(&mut tx, msg.conversation_id).await?;
         tx.commit().await?;
         Ok(Outbound::Created(Box::new(MessageChange {
             event: MessageEvent::New,
@@ -154,6 +161,14 @@ impl Store {
     }
 }
 
+/// Whom an outbound message of a conversation goes to, and from which number.
+#[derive(sqlx::FromRow)]
+struct Recipient {
+    our_number: String,
+    contact_phone: String,
+    opted_out: bool,
+}
+
 /// What an earlier send with the same `clientId` from the same agent means for this one.
 async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outbound>> {
     let earlier: Option<MessageRow> = on_tx!(tx, |db| {
@@ -162,13 +177,13 @@ async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outb
             super::rows::message_columns!(),
             " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
         ))
-        .bind(msg.agent_id.0)
-        .bind(&msg.client_id)
+        .bind(msg.agent_id)
+        .bind(msg.client_id.as_str())
         .fetch_optional(db)
         .await
     })?;
     Ok(earlier.map(|earlier| {
-        if earlier.body == msg.body && earlier.conversation_id == msg.conversation_id.0 {
+        if earlier.body == msg.body.as_str() && earlier.conversation_id == msg.conversation_id {
             Outbound::Existing(Box::new(earlier.into()))
         } else {
             Outbound::ClientIdReused

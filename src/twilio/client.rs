@@ -8,6 +8,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::media::{MediaError, MediaFetcher, MediaPolicy};
+use crate::monitoring::TwilioOutcome;
 
 /// How long a create may take before its answer counts as lost.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
@@ -74,6 +75,18 @@ pub enum TwilioError {
     /// The request may have reached Twilio but no answer came back.
     #[error("no answer from Twilio: {0}")]
     NoAnswer(String),
+}
+
+/// How a call to send went, as `/metrics` counts it.
+fn outcome<T>(result: &Result<T, TwilioError>) -> TwilioOutcome {
+    match result {
+        Ok(_) => TwilioOutcome::Created,
+        Err(TwilioError::Api { status: 429, .. }) => TwilioOutcome::RateLimited,
+        Err(TwilioError::Api { status, .. }) if *status >= 500 => TwilioOutcome::ServerError,
+        Err(TwilioError::Api { .. }) => TwilioOutcome::ClientError,
+        Err(TwilioError::NoAnswer(_)) => TwilioOutcome::Timeout,
+        Err(TwilioError::NotSent(_)) => TwilioOutcome::ConnectError,
+    }
 }
 
 impl TwilioError {
@@ -151,7 +164,7 @@ impl TwilioClient {
     pub async fn send(&self, msg: &Outgoing<'_>) -> Result<MessageResource, TwilioError> {
         let started = std::time::Instant::now();
         let sent = self.create(msg).await;
-        crate::monitoring::twilio_request(&sent, started.elapsed());
+        crate::monitoring::twilio_request(outcome(&sent), started.elapsed());
         sent
     }
 

@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 use smsdesk::api::admin::{Agents, Invited};
 use smsdesk::api::session::SessionStarted;
+use smsdesk::domain::NewAgent;
 use smsdesk::model::{ManagedAgent, Role};
+use smsdesk::store::Invite;
 
 use crate::helpers::{Agent, Backend, TestApp, read, with_database};
 use crate::on_both_backends;
@@ -287,11 +289,12 @@ async fn an_expired_invite_is_refused(app: TestApp) {
     let late = app
         .store
         .invite_agent(
-            "late@example.com",
-            "Late",
-            &[NUMBER.to_owned()],
+            &NewAgent::parse_invited("late@example.com", "Late", &[NUMBER.to_owned()]).unwrap(),
             Role::Agent,
-            (&hash, yesterday),
+            Invite {
+                token_hash: &hash,
+                expires_at: yesterday,
+            },
         )
         .await
         .unwrap()

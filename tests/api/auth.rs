@@ -27,7 +27,7 @@ on_both_backends! {
 async fn expired_sessions_are_refused_and_pruned(app: TestApp) {
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let (token, hash) = smsdesk::auth::new_token();
-    let id = smsdesk::model::Id(alice.id.parse().unwrap());
+    let id: smsdesk::model::AgentId = alice.id.parse().unwrap();
     let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
     app.store
         .create_session(&hash, id, yesterday)
@@ -538,11 +538,13 @@ async fn setup_is_refused_once_an_agent_exists(app: TestApp) {
     let token = link.split("token=").nth(1).unwrap().to_owned();
     // As `smsdesk agent add` (another process) would.
     let hash = smsdesk::auth::hash_password("password123").unwrap();
-    app.store
-        .create_agent("cli@example.com", "Cli", &hash, &["+15550001000".into()])
-        .await
-        .unwrap()
-        .unwrap();
+    let new = smsdesk::domain::NewAgent::parse_invited(
+        "cli@example.com",
+        "Cli",
+        &["+15550001000".into()],
+    )
+    .unwrap();
+    app.store.create_agent(&new, &hash).await.unwrap().unwrap();
     let r = app
         .http
         .get(app.url(&format!("/setup?token={token}")))

@@ -57,7 +57,7 @@ impl Inbox {
                 )
                 .await;
             assert_eq!(status, 200, "{conversation:?}");
-            let id = conversation.id.0;
+            let id = conversation.id.get();
             let activity = newest_seq(app, owner, id).await;
             inbox.conversations.insert(id, (number, activity));
             inbox.contacts.insert(id, contact);
@@ -130,7 +130,7 @@ async fn list(
         .await;
     assert_eq!(status, 200);
     (
-        page.conversations.iter().map(|c| c.id.0).collect(),
+        page.conversations.iter().map(|c| c.id.get()).collect(),
         page.next_cursor.map(|c| c.0),
     )
 }

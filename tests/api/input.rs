@@ -11,6 +11,7 @@ on_both_backends! {
     health_and_readiness: Simulator,
     control_and_invisible_text_is_refused_naming_the_field: Simulator,
     a_refusal_by_the_database_is_not_an_outage: Simulator,
+    an_id_in_a_path_that_cannot_be_one_is_not_found: Simulator,
 }
 
 async fn control_and_invisible_text_is_refused_naming_the_field(app: TestApp) {
@@ -108,6 +109,65 @@ fn assert_error(status: u16, body: &Value, expected: u16, code: &str) {
             .is_some_and(|m| !m.is_empty()),
         "{body}"
     );
+}
+
+async fn an_id_in_a_path_that_cannot_be_one_is_not_found(app: TestApp) {
+    // The first agent is an admin, so the admin routes answer too.
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    for id in ["abc", "-1", "1.5", "99999999999999999999999"] {
+        for (method, path, body, what) in [
+            (
+                "POST",
+                format!("/api/crm/sms/conversations/{id}/read"),
+                json!({}),
+                "conversation",
+            ),
+            (
+                "PATCH",
+                format!("/api/crm/sms/conversations/{id}"),
+                json!({"contactName": "Bo"}),
+                "conversation",
+            ),
+            (
+                "POST",
+                format!("/api/crm/sms/messages/{id}/retry"),
+                json!({"clientId": "c-1"}),
+                "message",
+            ),
+            (
+                "GET",
+                format!("/api/crm/sms/messages/{id}/media/0"),
+                json!(null),
+                "message",
+            ),
+            (
+                "PATCH",
+                format!("/api/admin/agents/{id}"),
+                json!({"name": "Bo"}),
+                "agent",
+            ),
+            (
+                "POST",
+                format!("/api/admin/agents/{id}/invite"),
+                json!({}),
+                "agent",
+            ),
+        ] {
+            let request = match method {
+                "GET" => app.http.get(app.url(&path)),
+                "PATCH" => app.http.patch(app.url(&path)).json(&body),
+                _ => app.http.post(app.url(&path)).json(&body),
+            };
+            let r = request.bearer_auth(&alice.token).send().await.unwrap();
+            let (status, answer) = crate::helpers::read(r).await;
+            assert_error(status, &answer, 404, "not_found");
+            assert_eq!(
+                answer["error"]["message"],
+                format!("{what} not found"),
+                "{method} {path}"
+            );
+        }
+    }
 }
 
 async fn malformed_rest_bodies_are_4xx(app: TestApp) {

@@ -25,5 +25,6 @@ mod reliability;
 mod search;
 mod sending;
 mod status;
+mod stored;
 mod sync;
 mod watermark;

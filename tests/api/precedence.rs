@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smsdesk::config::DatabaseUrl;
-use smsdesk::model::{Direction, Id, Message, Status};
+use smsdesk::domain::{ClientId, MessageBody, NewAgent, PhoneNumber};
+use smsdesk::model::{AgentId, ConversationId, Direction, Message, MessageId, Status};
 use smsdesk::store::{
     Accepted, NewInbound, NewOutbound, Outbound, SendJob, StatusOutcome, StatusReport, Store,
 };
@@ -30,6 +31,10 @@ async fn the_store_applies_the_precedence_rule_on_postgres() {
     .await
 }
 
+fn phone(number: &str) -> PhoneNumber {
+    PhoneNumber::parse("phone", number).unwrap()
+}
+
 async fn open(url: &str) -> Arc<Store> {
     smsdesk::store::connect(&DatabaseUrl::parse(url).unwrap(), Duration::from_secs(5))
         .await
@@ -42,19 +47,25 @@ const CONTACT: &str = "+14155550123";
 /// The store, an agent on [`OURS`] and their conversation with [`CONTACT`].
 struct Desk {
     store: Arc<Store>,
-    agent: Id,
-    conversation: Id,
+    agent: AgentId,
+    conversation: ConversationId,
     sends: usize,
 }
 
 impl Desk {
     async fn new(store: Arc<Store>) -> Self {
         let agent = store
-            .create_agent("a@x.io", "A", "hash", &[OURS.into()])
+            .create_agent(
+                &NewAgent::parse_invited("a@x.io", "A", &[OURS.into()]).unwrap(),
+                "hash",
+            )
             .await
             .unwrap()
             .unwrap();
-        let conversation = store.open_conversation(OURS, CONTACT, None).await.unwrap();
+        let conversation = store
+            .open_conversation(&phone(OURS), &phone(CONTACT), None)
+            .await
+            .unwrap();
         Self {
             store,
             agent: agent.id,
@@ -69,8 +80,8 @@ impl Desk {
         let new = NewOutbound {
             conversation_id: self.conversation,
             agent_id: self.agent,
-            client_id: format!("c-{}", self.sends),
-            body: "ok".into(),
+            client_id: ClientId::try_from(format!("c-{}", self.sends)).unwrap(),
+            body: MessageBody::try_from("ok".to_owned()).unwrap(),
             segments: 1,
         };
         match self.store.insert_outbound(&new).await.unwrap() {
@@ -111,7 +122,7 @@ impl Desk {
     }
 
     /// Reports `status` for `sid`, naming `message` as our `StatusCallback` URL does.
-    async fn report(&self, message: Option<Id>, sid: &str, status: Status) -> StatusOutcome {
+    async fn report(&self, message: Option<MessageId>, sid: &str, status: Status) -> StatusOutcome {
         let report = StatusReport {
             message_id: message,
             twilio_sid: sid.to_owned(),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smsdesk::config::DatabaseUrl;
-use smsdesk::model::{Id, Status};
+use smsdesk::domain::{ClientId, MessageBody, NewAgent, PhoneNumber};
+use smsdesk::model::{AgentId, MessageId, Status};
 use smsdesk::store::{Accepted, NewOutbound, Outbound, SendJob, Store};
 
 use crate::helpers::{new_sid, wait_until};
@@ -35,6 +36,10 @@ on_both_stores! {
     a_sid_another_message_holds_is_refused_and_the_job_stays,
 }
 
+fn phone(number: &str) -> PhoneNumber {
+    PhoneNumber::parse("phone", number).unwrap()
+}
+
 async fn open(url: &str) -> Arc<Store> {
     smsdesk::store::connect(&DatabaseUrl::parse(url).unwrap(), Duration::from_secs(5))
         .await
@@ -42,14 +47,17 @@ async fn open(url: &str) -> Arc<Store> {
 }
 
 /// An agent on +15550001000 and `n` queued messages to one contact, all saying "ok".
-async fn queued(store: &Store, n: usize) -> (Id, Vec<Id>) {
+async fn queued(store: &Store, n: usize) -> (AgentId, Vec<MessageId>) {
     let agent = store
-        .create_agent("a@x.io", "A", "hash", &["+15550001000".into()])
+        .create_agent(
+            &NewAgent::parse_invited("a@x.io", "A", &["+15550001000".into()]).unwrap(),
+            "hash",
+        )
         .await
         .unwrap()
         .unwrap();
     let conversation = store
-        .open_conversation("+15550001000", "+14155550123", None)
+        .open_conversation(&phone("+15550001000"), &phone("+14155550123"), None)
         .await
         .unwrap()
         .conversation;
@@ -58,8 +66,8 @@ async fn queued(store: &Store, n: usize) -> (Id, Vec<Id>) {
         let new = NewOutbound {
             conversation_id: conversation.id,
             agent_id: agent.id,
-            client_id: format!("c-{i}"),
-            body: "ok".into(),
+            client_id: ClientId::try_from(format!("c-{i}")).unwrap(),
+            body: MessageBody::try_from("ok".to_owned()).unwrap(),
             segments: 1,
         };
         match store.insert_outbound(&new).await.unwrap() {

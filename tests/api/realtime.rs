@@ -204,7 +204,7 @@ async fn logout_disconnects_that_sessions_sockets_only(app: TestApp) {
 async fn expired_sessions_disconnect_their_sockets(app: TestApp) {
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let (token, hash) = smsdesk::auth::new_token();
-    let id = smsdesk::model::Id(alice.id.parse().unwrap());
+    let id: smsdesk::model::AgentId = alice.id.parse().unwrap();
     // Whole milliseconds, as the server stores times.
     let soon = smsdesk::model::now() + chrono::Duration::milliseconds(1500);
     app.store.create_session(&hash, id, soon).await.unwrap();

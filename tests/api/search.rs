@@ -34,7 +34,7 @@ async fn named(app: &TestApp, agent: &Agent, phone: &str, name: &str) -> i64 {
         )
         .await;
     assert_eq!(status, 200, "{c:?}");
-    c.id.0
+    c.id.get()
 }
 
 /// The conversation of an inbound message from `from` to `to`, as `agent` sees it.
@@ -48,7 +48,7 @@ async fn inbound(app: &TestApp, agent: &Agent, from: &str, to: &str, body: &str)
         )
         .await;
     assert_eq!(status, 200, "{c:?}");
-    c.id.0
+    c.id.get()
 }
 
 /// Names the contact of conversation `id` through `PATCH`.
@@ -83,7 +83,7 @@ async fn search_page(
     let (status, page) = app.get_as::<ConversationPage>(path, Some(agent)).await;
     assert_eq!(status, 200, "q={q:?}");
     (
-        page.conversations.iter().map(|c| c.id.0).collect(),
+        page.conversations.iter().map(|c| c.id.get()).collect(),
         page.next_cursor.map(|c| c.0.to_string()),
     )
 }
@@ -344,14 +344,14 @@ async fn any_text_is_data(app: TestApp) {
     let (_, plain) = app
         .get_as::<ConversationPage>("/api/crm/sms/conversations", Some(&alice))
         .await;
-    let plain: Vec<i64> = plain.conversations.iter().map(|c| c.id.0).collect();
+    let plain: Vec<i64> = plain.conversations.iter().map(|c| c.id.get()).collect();
     assert_eq!(plain.len(), 3);
     for q in ["", "%20%20"] {
         let (status, page) = app
             .get_as::<ConversationPage>(&format!("/api/crm/sms/conversations?q={q}"), Some(&alice))
             .await;
         assert_eq!(status, 200);
-        let ids: Vec<i64> = page.conversations.iter().map(|c| c.id.0).collect();
+        let ids: Vec<i64> = page.conversations.iter().map(|c| c.id.get()).collect();
         assert_eq!(ids, plain, "q={q:?}");
     }
 }
@@ -377,7 +377,7 @@ async fn whole_list(app: &TestApp, agent: &Agent) -> Vec<(i64, String)> {
         assert_eq!(status, 200);
         all.extend(page.conversations.iter().map(|c| {
             let text = c.last_message.as_ref().map(|m| m.body.clone());
-            (c.id.0, text.unwrap_or_default())
+            (c.id.get(), text.unwrap_or_default())
         }));
         match page.next_cursor {
             Some(c) => cursor = Some(c.0.to_string()),

@@ -15,6 +15,7 @@ use smsdesk::api::health::Readiness;
 use smsdesk::api::session::SessionStarted;
 use smsdesk::api::sync::Changes;
 use smsdesk::config::Settings;
+use smsdesk::domain::NewAgent;
 use smsdesk::model::Conversation;
 use smsdesk::twilio::signature::sign;
 use tokio::sync::oneshot;
@@ -194,8 +195,9 @@ impl TestApp {
     pub async fn agent(&self, email: &str, numbers: &[&str]) -> Agent {
         let hash = smsdesk::auth::hash_password("password123").unwrap();
         let numbers: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+        let new = NewAgent::parse_invited(email, email, &numbers).expect("a valid agent");
         self.store
-            .create_agent(email, email, &hash, &numbers)
+            .create_agent(&new, &hash)
             .await
             .unwrap()
             .expect("a new email");

@@ -1,0 +1,36 @@
+//! What differs between the backends, as one [`Dialect`] each backend gives (`postgres.rs`,
+//! `sqlite.rs`): the statements the rest of the store runs on whichever is open (`db.rs`)
+//! without naming the backend.
+
+/// A backend: a database sqlx speaks, and the dialect the store speaks to it.
+pub(super) trait Backend: sqlx::Database {
+    const DIALECT: Dialect;
+}
+
+/// The statements that differ between the backends.
+pub(super) struct Dialect {
+    pub name: &'static str,
+    /// Run before a commit, with the number of `seq`s the transaction took as `$1`, where
+    /// `seq_base` does not move by itself.
+    pub count_seqs: Option<&'static str>,
+    /// Reads message `$1`'s status, which must not change until the transaction ends: a
+    /// status is only written after Rust decided it may replace the stored one.
+    pub lock_status: &'static str,
+    /// A status callback's message by id (`[0]`) or by sid (`[1]`) as `$1`, with its status
+    /// locked as by `lock_status` (see `statuses.rs`).
+    pub status_target: [&'static str; 2],
+    /// A page of agent `$1`'s conversations with `activity` below `$2`, at most `$3`, newest
+    /// activity first (ties: highest id first), as [`super::rows::ListedRow`]s. Each of the
+    /// agent's numbers reads its own page from the index `(our_number, activity, id)`, and
+    /// the pages are merged: an `IN` over the numbers would cost a scan and sort of all the
+    /// agent's conversations.
+    pub list_conversations: &'static str,
+    /// Claims the first due job of the sending queue (see `queue.rs`).
+    pub claim: &'static str,
+    /// Makes another first-agent insert wait for this one, where writers are not serialised
+    /// anyway.
+    pub lock_agents: Option<&'static str>,
+    /// Deletes the login subjects not used for `$1` microseconds, never waiting for one that
+    /// a login attempt holds (see `logins.rs`).
+    pub prune_login_subjects: &'static str,
+}
