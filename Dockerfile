@@ -2,7 +2,9 @@
 # Run:   docker run -p 3000:3000 -v smsdesk-data:/data smsdesk
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+# benches/ is not built, but Cargo.toml names its files and cargo refuses a manifest without them.
+COPY benches ./benches
 COPY src ./src
 COPY migrations ./migrations
 COPY static ./static

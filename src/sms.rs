@@ -34,37 +34,75 @@ fn is_possible(n: &phonenumber::PhoneNumber) -> bool {
     }
 }
 
-/// GSM 03.38 basic character set.
-const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1b}ÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-/// Characters that take an escape plus one septet.
+/// How a body travels: GSM-7 when every character is in the GSM 03.38 alphabet (basic set and
+/// extension table), else UCS-2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Gsm7,
+    Ucs2,
+}
+
+/// A body as carriers split it: its encoding and the units each part carries (septets for GSM-7,
+/// UTF-16 code units for UCS-2). No parts for an empty body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub encoding: Encoding,
+    pub parts: Vec<usize>,
+}
+
+/// GSM 03.38 basic character set, without its escape (0x1B): that is not text anyone types, so
+/// a body holding it goes as UCS-2 (as the page's `static/js/segments.js` decides too).
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// The extension table: each of these is the escape plus one septet.
 const GSM_EXTENDED: &str = "^{}\\[~]|€\u{0c}";
 
-/// The number of SMS segments `body` takes: GSM-7 (160, or 153 per part) unless any
-/// character is outside it, then UCS-2 (70, or 67 per part, counted in UTF-16 units).
-pub fn segments(body: &str) -> i64 {
-    let mut septets = 0usize;
-    let mut gsm = true;
-    for c in body.chars() {
-        if GSM_BASIC.contains(c) {
-            septets += 1;
-        } else if GSM_EXTENDED.contains(c) {
-            septets += 2;
-        } else {
-            gsm = false;
-            break;
-        }
-    }
-    let (units, single, multi) = if gsm {
-        (septets, 160, 153)
+fn septets(c: char) -> Option<usize> {
+    if GSM_BASIC.contains(c) {
+        Some(1)
+    } else if GSM_EXTENDED.contains(c) {
+        Some(2)
     } else {
-        (body.encode_utf16().count(), 70, 67)
+        None
+    }
+}
+
+/// Splits `body` into SMS parts. One SMS carries 160 septets (GSM-7) or 70 UTF-16 units
+/// (UCS-2); a longer body goes in parts of 153 or 67, the rest of each part being the header
+/// that joins them. A character is never cut in two: an escape pair or a surrogate pair that
+/// would straddle two parts starts the next one, leaving its part one unit short.
+pub fn split(body: &str) -> Split {
+    let gsm: Option<Vec<usize>> = body.chars().map(septets).collect();
+    let (encoding, units, single, per_part) = match gsm {
+        Some(units) => (Encoding::Gsm7, units, 160, 153),
+        None => (
+            Encoding::Ucs2,
+            body.chars().map(char::len_utf16).collect(),
+            70,
+            67,
+        ),
     };
-    let n = match units {
-        0 => 0,
-        u if u <= single => 1,
-        u => u.div_ceil(multi),
+    let total: usize = units.iter().sum();
+    let parts = if total == 0 {
+        Vec::new()
+    } else if total <= single {
+        vec![total]
+    } else {
+        let mut parts: Vec<usize> = Vec::new();
+        for unit in units {
+            match parts.last_mut() {
+                Some(last) if *last + unit <= per_part => *last += unit,
+                _ => parts.push(unit),
+            }
+        }
+        parts
     };
-    n as i64
+    Split { encoding, parts }
+}
+
+/// The number of SMS segments `body` takes (0 for an empty body): a message's `segments`, and
+/// what pacing charges for it.
+pub fn segments(body: &str) -> i64 {
+    split(body).parts.len() as i64
 }
 
 /// What an inbound message asks for, as Twilio's default opt-out handling reads it.
@@ -143,21 +181,51 @@ mod tests {
         }
     }
 
+    /// The page's copy of the rule (`static/js/segments.js`) is tested against the same file.
     #[test]
-    fn segments_follow_gsm_and_ucs2_limits() {
-        assert_eq!(segments(""), 0);
-        assert_eq!(segments(&"a".repeat(160)), 1);
-        assert_eq!(segments(&"a".repeat(161)), 2);
-        assert_eq!(segments(&"a".repeat(306)), 2);
-        assert_eq!(segments(&"a".repeat(307)), 3);
-        assert_eq!(segments(&"€".repeat(80)), 1);
-        assert_eq!(segments(&"€".repeat(81)), 2);
-        assert_eq!(segments(&"a".repeat(70)), 1);
-        let ucs = format!("{}😀", "a".repeat(68));
-        assert_eq!(segments(&ucs), 1);
-        let ucs = format!("{}😀", "a".repeat(69));
-        assert_eq!(segments(&ucs), 2);
-        assert_eq!(segments(&"é".repeat(160)), 1);
+    fn segments_match_the_shared_fixture() {
+        #[derive(serde::Deserialize)]
+        struct Fixture {
+            cases: Vec<Case>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Case {
+            name: String,
+            text: Vec<Piece>,
+            encoding: String,
+            segments: i64,
+            parts: Vec<usize>,
+        }
+        /// A string, or a string and how many times it repeats.
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Piece {
+            Text(String),
+            Repeated(String, usize),
+        }
+        let fixture: Fixture =
+            serde_json::from_str(include_str!("../tests/fixtures/segments.json"))
+                .expect("the fixture is JSON");
+        assert!(!fixture.cases.is_empty());
+        for case in fixture.cases {
+            let text: String = case
+                .text
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Text(s) => s.clone(),
+                    Piece::Repeated(s, times) => s.repeat(*times),
+                })
+                .collect();
+            let split = split(&text);
+            let encoding = match split.encoding {
+                Encoding::Gsm7 => "GSM-7",
+                Encoding::Ucs2 => "UCS-2",
+            };
+            let name = &case.name;
+            assert_eq!(encoding, case.encoding, "{name}");
+            assert_eq!(split.parts, case.parts, "{name}");
+            assert_eq!(segments(&text), case.segments, "{name}");
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
-// SMS length and segment counting (pure, no DOM): GSM-7 vs UCS-2, as carriers and Twilio count them.
+// SMS length and segment counting (pure, no DOM), as carriers count them. The same rule as
+// src/sms.rs (`split`); both are tested against tests/fixtures/segments.json.
 //
-// GSM-7 (3GPP TS 23.038 default alphabet): a basic-set character takes 1 septet, an extension-table
-// character (form feed, ^ { } \ [ ~ ] | €) takes 2 (escape + char). One SMS holds 160 septets; a
-// multipart message carries a User Data Header, leaving 153 septets per part, and an escape pair is
-// never split across parts.
-// UCS-2: as soon as ONE character is outside GSM-7 the whole message is UCS-2: 70 UTF-16 code units
-// alone, 67 per part; a surrogate pair (emoji) is never split across parts.
+// GSM-7 (GSM 03.38) when every character is in the basic set or the extension table; an extension
+// character (form feed, ^ { } \ [ ~ ] | €) is the escape plus one septet: 2. The escape (0x1B)
+// itself is not text anyone types: a body holding it goes as UCS-2, in UTF-16 code units.
+// One SMS holds 160 septets or 70 units; a longer body goes in parts of 153 or 67 (the rest of
+// each part is the header that joins them). A character is never cut in two: an escape pair or a
+// surrogate pair (an emoji) that would straddle two parts starts the next one.
 
 export const GSM7 = 'GSM-7';
 export const UCS2 = 'UCS-2';
@@ -24,41 +25,35 @@ const LIMITS = {
   [UCS2]: { single: 70, multi: 67 },
 };
 
-/** True when every character of `text` is in the GSM-7 basic or extension table. */
-export function isGsm7(text) {
-  for (const ch of String(text ?? '')) {
-    if (!GSM_BASIC.has(ch) && !GSM_EXTENDED.has(ch)) return false;
-  }
-  return true;
+/** Septets of one character in GSM-7, or 0 when it is not GSM-7. */
+function septets(ch) {
+  if (GSM_BASIC.has(ch)) return 1;
+  if (GSM_EXTENDED.has(ch)) return 2;
+  return 0;
 }
 
 /**
- * countSegments(text) -> {encoding: 'GSM-7'|'UCS-2', length, segments, perSegment}
- * length: septets (GSM-7) or UTF-16 code units (UCS-2); perSegment: 160/70 for a single SMS,
- * 153/67 once the message needs several parts.
+ * countSegments(text) -> {encoding: 'GSM-7'|'UCS-2', length, segments, perSegment, parts}
+ * length: septets (GSM-7) or UTF-16 code units (UCS-2); parts: the units in each part;
+ * perSegment: 160/70 for a single SMS, 153/67 once the message needs several parts.
  */
 export function countSegments(text) {
-  const s = String(text ?? '');
-  const gsm = isGsm7(s);
+  const chars = Array.from(String(text ?? ''));
+  const gsm = chars.every((ch) => septets(ch) > 0);
   const encoding = gsm ? GSM7 : UCS2;
-  const units = [];
-  for (const ch of s) {
-    units.push(gsm ? (GSM_EXTENDED.has(ch) ? 2 : 1) : ch.length);
-  }
+  const units = chars.map((ch) => (gsm ? septets(ch) : ch.length));
   const { single, multi } = LIMITS[encoding];
   const length = units.reduce((a, b) => a + b, 0);
-  if (length === 0) return { encoding, length: 0, segments: 0, perSegment: single };
-  if (length <= single) return { encoding, length, segments: 1, perSegment: single };
-  let segments = 1;
-  let used = 0;
-  for (const u of units) {
-    if (used + u > multi) {
-      segments += 1;
-      used = 0;
+  const parts = [];
+  if (length > single) {
+    for (const u of units) {
+      if (parts.length > 0 && parts[parts.length - 1] + u <= multi) parts[parts.length - 1] += u;
+      else parts.push(u);
     }
-    used += u;
+  } else if (length > 0) {
+    parts.push(length);
   }
-  return { encoding, length, segments, perSegment: multi };
+  return { encoding, length, segments: parts.length, perSegment: parts.length > 1 ? multi : single, parts };
 }
 
 /** Characters as the server counts them for the 1–1600 rule (Unicode code points). */

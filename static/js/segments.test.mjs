@@ -1,49 +1,37 @@
 // Run: node --test static/js/segments.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countSegments, counterLabel, bodyLength, isGsm7 } from './segments.js';
+import { readFileSync } from 'node:fs';
+import { countSegments, counterLabel, bodyLength } from './segments.js';
+
+const fixture = JSON.parse(readFileSync(new URL('../../tests/fixtures/segments.json', import.meta.url), 'utf8'));
+
+test('segments follow the shared rule (tests/fixtures/segments.json, as src/sms.rs does)', () => {
+  assert.ok(fixture.cases.length > 0);
+  for (const c of fixture.cases) {
+    const text = c.text.map((piece) => (typeof piece === 'string' ? piece : piece[0].repeat(piece[1]))).join('');
+    const info = countSegments(text);
+    assert.equal(info.encoding, c.encoding, c.name);
+    assert.deepEqual(info.parts, c.parts, c.name);
+    assert.equal(info.segments, c.segments, c.name);
+    assert.equal(info.length, c.parts.reduce((a, b) => a + b, 0), c.name);
+  }
+});
 
 test('empty string is 0 segments', () => {
-  assert.deepEqual(countSegments(''), { encoding: 'GSM-7', length: 0, segments: 0, perSegment: 160 });
+  assert.deepEqual(countSegments(''), { encoding: 'GSM-7', length: 0, segments: 0, perSegment: 160, parts: [] });
   assert.equal(counterLabel(countSegments('')), '0 / 160 · 0 segments');
 });
 
-test('plain ASCII: 160 chars is 1 segment', () => {
-  assert.deepEqual(countSegments('a'.repeat(160)), { encoding: 'GSM-7', length: 160, segments: 1, perSegment: 160 });
+test('the counter shows the capacity of one SMS, then of the parts', () => {
   assert.equal(counterLabel(countSegments('a'.repeat(42))), '42 / 160 · 1 segment');
-});
-
-test('plain ASCII: 161 chars is 2 segments of 153', () => {
-  assert.deepEqual(countSegments('a'.repeat(161)), { encoding: 'GSM-7', length: 161, segments: 2, perSegment: 153 });
-  assert.equal(countSegments('a'.repeat(306)).segments, 2);
-  assert.equal(countSegments('a'.repeat(307)).segments, 3);
+  assert.equal(countSegments('a'.repeat(160)).perSegment, 160);
   assert.equal(counterLabel(countSegments('a'.repeat(161))), '161 / 306 · 2 segments');
+  assert.equal(counterLabel(countSegments('a'.repeat(152) + '€' + 'a'.repeat(152))), '306 / 459 · 3 segments');
+  assert.equal(counterLabel(countSegments('Hello 😀')), '8 / 70 · 1 segment');
+  assert.equal(counterLabel(countSegments('a'.repeat(69) + '😀')), '71 / 134 · 2 segments');
 });
 
-test('one emoji switches the whole message to UCS-2 (70 / 67)', () => {
-  const one = countSegments('Hello 😀');
-  assert.equal(one.encoding, 'UCS-2');
-  assert.equal(one.length, 8); // the emoji is 2 UTF-16 code units
-  assert.equal(one.segments, 1);
-  assert.equal(one.perSegment, 70);
-  assert.equal(countSegments('a'.repeat(68) + '😀').segments, 1); // 70 units
-  const two = countSegments('a'.repeat(69) + '😀'); // 71 units
-  assert.equal(two.segments, 2);
-  assert.equal(two.perSegment, 67);
-  assert.equal(countSegments('é'.repeat(200)).encoding, 'GSM-7'); // é is in the GSM-7 basic set
-  assert.equal(countSegments('ê').encoding, 'UCS-2'); // ê is not
-});
-
-test('€ and the other extension characters count 2 in GSM-7', () => {
-  assert.deepEqual(countSegments('€'), { encoding: 'GSM-7', length: 2, segments: 1, perSegment: 160 });
-  assert.equal(countSegments('^{}\\[~]|€\f').length, 20);
-  assert.equal(countSegments('€'.repeat(80)).segments, 1); // 160 septets
-  assert.equal(countSegments('€'.repeat(81)).segments, 2); // 162 septets
-  // an escape pair is never split across parts: 152 + € does not fit in 153
-  assert.equal(countSegments('a'.repeat(152) + '€' + 'a'.repeat(152)).segments, 3);
-});
-
-test('newlines are GSM-7; bodyLength counts code points', () => {
-  assert.equal(isGsm7('line 1\nline 2'), true);
+test('bodyLength counts code points', () => {
   assert.equal(bodyLength('a😀'), 2);
 });

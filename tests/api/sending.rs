@@ -17,6 +17,7 @@ on_both_backends! {
     simulator_walks_sent_then_delivered: Simulator,
     simulator_magic_numbers_fail_like_twilio: Simulator,
     send_to_a_new_number_opens_the_conversation: FakeTwilio,
+    a_message_counts_the_segments_carriers_charge: FakeTwilio,
     live_mode_has_no_simulator_and_no_localhost_status_callback: FakeTwilio.env_remove("PUBLIC_URL"),
 }
 
@@ -291,4 +292,26 @@ async fn send_to_a_new_number_opens_the_conversation(app: TestApp) {
         )
         .await;
     assert_eq!(status, 422, "a number that is not hers: {body}");
+}
+
+/// The rule itself is tested against tests/fixtures/segments.json (src/sms.rs); this is where a
+/// message carries its count, which pacing charges.
+async fn a_message_counts_the_segments_carriers_charge(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let conversation = app.conversation(&alice, "(415) 555-0123").await;
+    // 306 septets, but the € (an escape pair) cannot be split after septet 152: 152 + 153 + 1.
+    let body = format!("{}€{}", "a".repeat(152), "a".repeat(152));
+    let (status, Queued { message }) = app
+        .post_json_as(
+            "/api/crm/sms/send",
+            Some(&alice),
+            json!({"conversationId": conversation, "body": body, "clientId": "c-1"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{message:?}");
+    assert_eq!(message.segments, 3);
+    assert_eq!(
+        app.message(&alice, &message.id.to_string()).await.segments,
+        3
+    );
 }
