@@ -76,6 +76,12 @@ test('admin: invite → the link in a second browser → password → inbox; dis
     // Disabled by the admin: Carol's page drops to the sign-in screen by itself.
     await page.click('#agents-dialog .admin-header .btn-ghost');
     await openAgents(page);
+    // The dialog shows the rows it had until its refresh answers: wait for Carol's new state.
+    await page.waitForFunction(() =>
+      Array.from(document.querySelectorAll('#agents-rows tr')).some(
+        (r) => r.textContent.includes('carol@example.com') && r.dataset.status === 'active',
+      ),
+    );
     const row = (await agentRows(page)).find((r) => r.email === 'carol@example.com');
     assert.equal(row.status, 'Active');
     await page.click(`#agents-rows tr[data-id="${row.id}"] .btn-danger`);
