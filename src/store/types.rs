@@ -93,13 +93,17 @@ pub struct NewOutbound {
     pub client_id: ClientId,
     pub body: MessageBody,
     pub segments: i64,
+    /// The failed message this one sends again: a message is retried once, however many
+    /// retries of it are asked for.
+    pub retry_of: Option<MessageId>,
 }
 
 #[derive(Clone, Debug)]
 pub enum Outbound {
     /// Stored and queued for sending.
     Created(Box<MessageChange>),
-    /// The same `clientId` with the same body was sent before: nothing new happens.
+    /// The same `clientId` with the same body was sent before, or the message was retried
+    /// already: nothing new happens.
     Existing(Box<Message>),
     /// The same `clientId` was used for another body.
     ClientIdReused,

@@ -83,6 +83,7 @@ impl Desk {
             client_id: ClientId::try_from(format!("c-{}", self.sends)).unwrap(),
             body: MessageBody::try_from("ok".to_owned()).unwrap(),
             segments: 1,
+            retry_of: None,
         };
         match self.store.insert_outbound(&new).await.unwrap() {
             Outbound::Created(created) => created.message,

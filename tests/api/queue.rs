@@ -69,6 +69,7 @@ async fn queued(store: &Store, n: usize) -> (AgentId, Vec<MessageId>) {
             client_id: ClientId::try_from(format!("c-{i}")).unwrap(),
             body: MessageBody::try_from("ok".to_owned()).unwrap(),
             segments: 1,
+            retry_of: None,
         };
         match store.insert_outbound(&new).await.unwrap() {
             Outbound::Created(m) => ids.push(m.message.id),
