@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 use smsdesk::api::send::Queued;
 use smsdesk::model::Status;
+use smsdesk::twilio::TwilioError;
 
-use crate::helpers::{Agent, Script, TestApp};
+use crate::helpers::{Agent, Script, TestApp, new_sid};
 use crate::on_both_backends;
 
 on_both_backends! {
@@ -321,6 +322,23 @@ async fn simulator_walks_sent_then_delivered(app: TestApp) {
         }
     }
     assert_eq!(seen, ["queued", "sent", "delivered"]);
+
+    // It answers a fetch of the message as Twilio would, and 404 for one it never sent; a
+    // sid that is not one is refused before any request.
+    let twilio = &app.state.services.twilio;
+    let sid = app.message(&alice, &id).await.twilio_sid.unwrap();
+    let fetched = twilio.fetch(&sid).await.unwrap();
+    assert_eq!((fetched.sid, fetched.status.as_str()), (sid, "delivered"));
+    let unknown = twilio.fetch(&new_sid()).await;
+    assert!(
+        matches!(unknown, Err(TwilioError::Api { status: 404, .. })),
+        "{unknown:?}"
+    );
+    let not_a_sid = twilio.fetch("SM/../../Calls").await;
+    assert!(
+        matches!(not_a_sid, Err(TwilioError::NotSent(_))),
+        "{not_a_sid:?}"
+    );
 
     // The simulator answers the Messages list too.
     let (status, _) = app.get("/dev/status", None).await;
