@@ -190,6 +190,29 @@ impl TrustedProxies {
     }
 }
 
+/// When a sent message whose status is not final yet is fetched from Twilio, in case its
+/// status callbacks were lost (a balancer that answered 502 while the instances restarted,
+/// a callback URL Twilio could not reach): once after each of `after`, counted from when
+/// Twilio took it, then no more. Each instance fetches one message at a time, `pace` apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusChecks {
+    pub after: Vec<Duration>,
+    pub pace: Duration,
+}
+
+impl Default for StatusChecks {
+    /// At 2, 10 and 30 minutes and 2 hours: a status is normally final within seconds, and
+    /// a carrier's delivery receipt within minutes. At most 5 fetches a second per instance,
+    /// far below Twilio's API limits.
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        Self {
+            after: vec![minutes(2), minutes(10), minutes(30), minutes(120)],
+            pace: Duration::from_millis(200),
+        }
+    }
+}
+
 /// Sockets an agent may hold at once unless `MAX_SOCKETS_PER_AGENT` says otherwise.
 pub const DEFAULT_MAX_SOCKETS_PER_AGENT: usize = 50;
 /// engine.io sessions that have not yet joined the namespace, at most, at once.
@@ -222,6 +245,8 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     /// Not read from the environment: [`DEFAULT_MAX_UNCONNECTED_SESSIONS`] (tests lower it).
     pub max_unconnected_sessions: usize,
+    /// Not read from the environment: [`StatusChecks::default`] (tests shorten it).
+    pub status_checks: StatusChecks,
 }
 
 impl Settings {
@@ -344,6 +369,7 @@ impl Settings {
             max_sockets_per_agent,
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),
             max_unconnected_sessions: DEFAULT_MAX_UNCONNECTED_SESSIONS,
+            status_checks: StatusChecks::default(),
         })
     }
 }

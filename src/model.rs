@@ -212,6 +212,12 @@ impl Status {
     pub fn is_failure(self) -> bool {
         matches!(self, Self::Failed | Self::Undelivered)
     }
+
+    /// Whether Twilio is done with the message: nothing but a late `delivered` or `read`
+    /// comes after it.
+    pub fn is_final(self) -> bool {
+        self.rank() >= Self::Delivered.rank()
+    }
 }
 
 impl FromStr for Status {

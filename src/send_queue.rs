@@ -7,36 +7,42 @@
 //! A claim's lease outlives the longest attempt and is renewed while the attempt runs; the
 //! claim's token fences the renewal right before the create and every outcome write, so a
 //! worker that lost its claim neither sends nor records.
+//!
+//! Twilio's `201` is final: the message exists, and is never posted again, whatever happens
+//! to recording it. While the database cannot take it the worker tries again, and the other
+//! workers of this instance record it rather than post; a worker that lost its claim keeps
+//! the sid on the job for whoever holds it now.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::AppState;
+use crate::config::StatusChecks;
 use crate::events::Events;
-use crate::model::{Message, Status};
-use crate::store::{Accepted, Claim, SendJob, Store};
-use crate::twilio::client::MessageResource;
+use crate::model::{Direction, Message, MessageId, Status};
+use crate::store::{Acceptance, Claim, CreateGate, PaceGate, SendJob, Store};
 use crate::twilio::errors::describe;
 use crate::twilio::{Outgoing, TwilioClient, TwilioError};
 use crate::webhooks::StatusCallback;
 
 mod lookalike;
 mod pacer;
+mod recording;
+mod retrying;
+mod status_checks;
 
 use lookalike::is_our_send;
 pub use pacer::{Pacer, SLOT_TOLERANCE};
+use retrying::{backoff, give_up, tried_for};
+pub use status_checks::StatusChecker;
 
-/// After this long of failing to reach Twilio, a message is given up.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
-/// The longest pause between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often idle workers look for retries that came due.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How far Twilio's clock may be behind ours: a message it dates this much before our
@@ -54,14 +60,19 @@ pub struct SendOptions {
     /// Where Twilio posts each message's statuses; `None` when Twilio could not reach it
     /// (live mode with a local `PUBLIC_URL`).
     pub status_callback: Option<StatusCallback>,
+    /// When the statuses that do not come are fetched.
+    pub status_checks: StatusChecks,
 }
 
 /// What the API shares with the workers: the bell that wakes them when a message is queued,
-/// the pacing of sends per number, and the length of a claim's lease.
+/// the pacing of sends per number, and the length of a claim's lease; and what the workers
+/// share: the `201`s being recorded.
 pub struct SendQueue {
     wake: Notify,
     pacer: Option<Pacer>,
     lease: Duration,
+    /// Messages Twilio took whose answer the database has not taken yet, by message.
+    unrecorded: Mutex<HashMap<MessageId, Acceptance>>,
 }
 
 impl SendQueue {
@@ -72,7 +83,12 @@ impl SendQueue {
             wake: Notify::new(),
             pacer: segments_per_second.map(Pacer::new),
             lease,
+            unrecorded: Mutex::default(),
         })
+    }
+
+    fn unrecorded(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Acceptance>> {
+        self.unrecorded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How often a running attempt renews its lease.
@@ -171,17 +187,21 @@ impl Worker {
     }
 
     async fn decide(&self, job: &SendJob) -> Outcome {
+        // Twilio has it already: a 201 this instance is still recording, one a worker kept on
+        // the job, or a sid a status callback carrying our id recorded.
+        if let Some(taken) = self.queue.unrecorded().get(&job.claim.message) {
+            return Outcome::Accepted(taken.clone());
+        }
+        if let Some(sid) = job.created_sid.clone() {
+            return Outcome::Accepted(self.taken(sid, Status::Queued, None, true));
+        }
+        if let Some(sid) = job.message.twilio_sid.clone() {
+            return Outcome::Accepted(self.taken(sid, job.message.status, None, true));
+        }
         if job.conversation_opted_out {
             return Outcome::Failed {
                 code: Some(21610),
                 reason: describe(21610).into(),
-            };
-        }
-        // A status callback carrying our id recorded the sid already: it was sent.
-        if let Some(sid) = &job.message.twilio_sid {
-            return Outcome::Accepted {
-                sid: sid.clone(),
-                status: job.message.status,
             };
         }
         if job.maybe_sent {
@@ -208,100 +228,31 @@ impl Worker {
         self.attempt(job).await
     }
 
-    async fn record(&self, job: &SendJob, outcome: Outcome) {
-        let claim = job.claim;
-        match outcome {
-            Outcome::Dropped(why) => {
-                tracing::info!(message = %claim.message, "sending queue: attempt dropped: {why}");
-            }
-            Outcome::Defer(wait) => {
-                let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                match self.store.defer(claim, at).await {
-                    Ok(true) => self.wake_at(wait),
-                    Ok(false) => lost(claim),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "sending queue: could not defer; the lease will expire")
-                    }
-                }
-            }
-            Outcome::Accepted { sid, status } => {
-                match self.store.mark_accepted(claim, &sid, status).await {
-                    Ok(Accepted::Recorded(changed)) => self.events.message(&changed).await,
-                    Ok(Accepted::SidTaken) => {
-                        let error = format!("Twilio's message {sid} is another message's");
-                        self.retry(job, backoff(job.attempts, None), None, error, true)
-                            .await;
-                    }
-                    Ok(Accepted::LostClaim) => lost(claim),
-                    Err(e) => not_recorded(claim, &e),
-                }
-            }
-            Outcome::Failed { code, reason } => {
-                tracing::warn!(message = %claim.message, ?code, "sending failed: {reason}");
-                self.fail(claim, code, &reason, code == Some(21610)).await;
-            }
-            Outcome::Retry {
-                after,
-                code,
-                error,
-                maybe_sent,
-            } => self.retry(job, after, code, error, maybe_sent).await,
-        }
-    }
-
-    /// Rings the bell when a deferred message's slot comes, so that it is sent then rather
-    /// than at the next idle look. (If this instance dies first, another one's look finds it.)
-    fn wake_at(&self, wait: Duration) {
-        let (queue, shutdown) = (self.queue.clone(), self.shutdown.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => queue.wake(),
-                () = shutdown.cancelled() => {}
-            }
-        });
-    }
-
-    /// Schedules another attempt, or fails the message once it has been tried for too long.
-    async fn retry(
-        &self,
-        job: &SendJob,
-        after: Duration,
-        code: Option<i64>,
-        error: String,
-        maybe_sent: bool,
-    ) {
-        let claim = job.claim;
-        if let Some(reason) = give_up(tried_for(job), maybe_sent, &error) {
-            return self.fail(claim, code, &reason, false).await;
-        }
-        tracing::info!(message = %claim.message, ?after, "sending will be retried: {error}");
-        let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or_default();
-        match self.store.reschedule(claim, at, &error, maybe_sent).await {
-            Ok(true) => {}
-            Ok(false) => lost(claim),
-            Err(e) => {
-                tracing::warn!(error = %e, "sending queue: could not reschedule; the lease will expire")
-            }
-        }
-    }
-
-    async fn fail(&self, claim: Claim, code: Option<i64>, reason: &str, opt_out: bool) {
-        match self.store.mark_failed(claim, code, reason, opt_out).await {
-            Ok(Some(changed)) => self.events.message(&changed).await,
-            Ok(None) => lost(claim),
-            Err(e) => not_recorded(claim, &e),
-        }
-    }
-
     async fn attempt(&self, job: &SendJob) -> Outcome {
         let message = &job.message;
         if let Err(not_yet) = self.pace(job).await {
             return not_yet;
         }
-        // The create starts with a whole lease ahead, and only while the claim is still ours.
-        match self.store.renew_lease(job.claim, self.queue.lease).await {
-            Ok(true) => {}
-            Ok(false) => return Outcome::Dropped("another worker took the message over".into()),
+        // The create starts with a whole lease ahead, only while the claim is still ours and
+        // no 201 was kept for it, and a message's share of the rate after its number's last.
+        let gate = self.queue.pacer.map(|pacer| PaceGate {
+            number: &message.from,
+            cost_us: pacer.cost_us(message.segments),
+            tolerance_us: SLOT_TOLERANCE.as_micros() as i64,
+        });
+        match self
+            .store
+            .ready_to_create(job.claim, self.queue.lease, gate)
+            .await
+        {
+            Ok(CreateGate::Go(wait)) => tokio::time::sleep(wait).await,
+            Ok(CreateGate::Wait(wait)) => return Outcome::Defer(wait),
+            Ok(CreateGate::Created(sid)) => {
+                return Outcome::Accepted(self.taken(sid, Status::Queued, None, true));
+            }
+            Ok(CreateGate::Lost) => {
+                return Outcome::Dropped("another worker took the message over".into());
+            }
             Err(e) => return Outcome::Dropped(format!("the lease could not be renewed ({e})")),
         }
         let status_callback = self
@@ -317,7 +268,10 @@ impl Worker {
             status_callback,
         };
         match self.twilio.send(&out).await {
-            Ok(resource) => Outcome::accepted(resource),
+            Ok(created) => {
+                let status = reported_status(&created.status);
+                Outcome::Accepted(self.taken(created.sid, status, created.error_code, true))
+            }
             Err(TwilioError::Api {
                 status,
                 code,
@@ -421,7 +375,13 @@ impl Worker {
                 continue;
             }
             tracing::info!(message = %message.id, sid = %m.sid, "reconciled: Twilio already had this message");
-            return Ok(Some(Outcome::accepted(m)));
+            let status = reported_status(&m.status);
+            return Ok(Some(Outcome::Accepted(self.taken(
+                m.sid,
+                status,
+                m.error_code,
+                false,
+            ))));
         }
         Ok(None)
     }
@@ -430,10 +390,7 @@ impl Worker {
 enum Outcome {
     /// Not sent: this number's pace says to wait.
     Defer(Duration),
-    Accepted {
-        sid: String,
-        status: Status,
-    },
+    Accepted(Acceptance),
     Failed {
         code: Option<i64>,
         reason: String,
@@ -449,78 +406,21 @@ enum Outcome {
     Dropped(String),
 }
 
-impl Outcome {
-    /// Twilio has the message, with the status it gave: one we do not track is `queued`, as
-    /// everything Twilio has accepted is at least.
-    fn accepted(resource: MessageResource) -> Self {
-        Self::Accepted {
-            status: resource.status.parse().unwrap_or(Status::Queued),
-            sid: resource.sid,
-        }
-    }
-}
-
-fn tried_for(job: &SendJob) -> Duration {
-    (Utc::now() - job.first_tried_at)
-        .to_std()
-        .unwrap_or_default()
-}
-
-fn lost(claim: Claim) {
-    tracing::warn!(
-        message = %claim.message,
-        "sending queue: another worker took this message over; its outcome is left to that worker"
-    );
-}
-
-fn not_recorded(claim: Claim, e: &dyn std::fmt::Display) {
-    tracing::warn!(
-        error = %e,
-        message = %claim.message,
-        "sending queue: result not recorded; the message will be looked up in Twilio after its lease"
-    );
-}
-
-/// After [`GIVE_UP_AFTER`] of failing, the reason the message is marked failed. A late
-/// status callback can still move it on (a `delivered` replaces `failed`).
-fn give_up(tried_for: Duration, maybe_sent: bool, last_error: &str) -> Option<String> {
-    (tried_for >= GIVE_UP_AFTER).then(|| {
-        if maybe_sent {
-            format!("Twilio did not confirm the message in 10 minutes (it may have been sent): {last_error}")
-        } else {
-            format!("Twilio could not be reached for 10 minutes: {last_error}")
-        }
-    })
-}
-
-/// Exponential backoff with full jitter, never shorter than Twilio's `Retry-After`.
-fn backoff(attempts: i64, retry_after: Option<Duration>) -> Duration {
-    let exp = attempts.clamp(1, 16) as u32 - 1;
-    let ceiling = Duration::from_millis(500u64.saturating_mul(1 << exp)).min(MAX_BACKOFF);
-    let jittered = ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0));
-    jittered.max(retry_after.unwrap_or_default())
+/// The status Twilio gave a message it has, as a callback's would count: one an outbound
+/// message does not have (`received`), or one we do not track, is `queued`, as everything
+/// Twilio has accepted is at least.
+fn reported_status(reported: &str) -> Status {
+    reported
+        .parse::<Status>()
+        .ok()
+        .filter(|s| s.reported_for(Direction::Outbound))
+        .unwrap_or(Status::Queued)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::twilio::client::{LIST_PAGE_TIMEOUT, LIST_PAGES, SEND_TIMEOUT};
-
-    #[test]
-    fn retrying_is_bounded() {
-        assert_eq!(give_up(Duration::from_secs(30), false, "x"), None);
-        assert_eq!(give_up(Duration::from_secs(30), true, "x"), None);
-        assert!(
-            give_up(GIVE_UP_AFTER, false, "refused")
-                .unwrap()
-                .contains("refused")
-        );
-        assert!(
-            give_up(GIVE_UP_AFTER, true, "timeout")
-                .unwrap()
-                .contains("may have been sent")
-        );
-    }
 
     /// The default lease (`config.rs`) outlives the longest one claim's calls to Twilio can
     /// take, a lookup of at most [`LIST_PAGES`] pages then a create, each cut off at its
@@ -538,10 +438,11 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_is_capped_and_honours_retry_after() {
-        assert!(backoff(1, None) <= Duration::from_millis(500));
-        assert!(backoff(4, None) >= Duration::from_secs(2));
-        assert!(backoff(40, None) <= MAX_BACKOFF);
-        assert!(backoff(1, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
+    fn a_created_answer_s_status_counts_as_an_outbound_callback_s() {
+        assert_eq!(reported_status("sent"), Status::Sent);
+        assert_eq!(reported_status("failed"), Status::Failed);
+        assert_eq!(reported_status("received"), Status::Queued);
+        assert_eq!(reported_status("pending"), Status::Queued);
+        assert_eq!(reported_status("receiving"), Status::Queued);
     }
 }

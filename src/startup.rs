@@ -22,7 +22,7 @@ use crate::auth::{LoginThrottle, PasswordHasher, SetupToken};
 use crate::config::{DatabaseUrl, Settings, TwilioMode};
 use crate::events::{Events, Redis};
 use crate::realtime::{self, Connections, TypingStates, UnjoinedSessions};
-use crate::send_queue::{self, SendOptions, SendQueue, Worker};
+use crate::send_queue::{self, SendOptions, SendQueue, StatusChecker, Worker};
 use crate::store::{self, Store};
 use crate::twilio::TwilioClient;
 use crate::twilio::media::MediaPolicy;
@@ -100,9 +100,10 @@ struct Twilio {
     sending: SendOptions,
 }
 
-fn twilio(mode: &TwilioMode, public: &Url, self_base: &str) -> Twilio {
+fn twilio(settings: &Settings, public: &Url, self_base: &str) -> Twilio {
     let status_callback = StatusCallback::new(public.as_str().trim_end_matches('/'));
-    match mode {
+    let status_checks = settings.status_checks.clone();
+    match &settings.twilio {
         TwilioMode::Live(live) => Twilio {
             client: TwilioClient::new(
                 live.api_base.as_str(),
@@ -113,6 +114,7 @@ fn twilio(mode: &TwilioMode, public: &Url, self_base: &str) -> Twilio {
             sending: SendOptions {
                 messaging_service_sid: live.messaging_service_sid.clone(),
                 status_callback: (!is_local(public)).then_some(status_callback),
+                status_checks,
             },
         },
         TwilioMode::Simulated => {
@@ -129,6 +131,7 @@ fn twilio(mode: &TwilioMode, public: &Url, self_base: &str) -> Twilio {
                 sending: SendOptions {
                     messaging_service_sid: None,
                     status_callback: Some(status_callback),
+                    status_checks,
                 },
             }
         }
@@ -185,7 +188,7 @@ impl Server {
         ];
         allowed_origins.dedup();
         let self_base = format!("http://{}:{port}", loopback(settings.host));
-        let twilio = twilio(&settings.twilio, &public, &self_base);
+        let twilio = twilio(&settings, &public, &self_base);
         let setup_token = SetupToken::new(store.count_agents().await? == 0);
         let setup_url = setup_token
             .get()
@@ -279,6 +282,7 @@ impl Server {
         for _ in 0..send_queue::WORKERS {
             tasks.spawn(worker.clone().run());
         }
+        tasks.spawn(StatusChecker::new(&state).run());
         tasks.spawn(housekeeping::run(state.clone()));
         tasks.spawn(housekeeping::give_back_memory(state.clone()));
         tasks.close();

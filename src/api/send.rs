@@ -70,10 +70,11 @@ async fn send(
         }
         (None, None) => return Err(AppError::invalid("give conversationId, or to")),
     };
-    queue_message(&state, &agent, &conversation, text, client_id).await
+    queue_message(&state, &agent, &conversation, text, client_id, None).await
 }
 
-/// `POST /api/crm/sms/messages/{id}/retry`: a failed message's text, as a new message.
+/// `POST /api/crm/sms/messages/{id}/retry`: a failed message's text, as a new message, once:
+/// asked again (another tab, a double click), it answers `200` with that message.
 async fn retry(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
@@ -96,7 +97,15 @@ async fn retry(
     let conversation = visible_conversation(&state, &agent, original.conversation_id).await?;
     // It was a body when it was sent; a body it stays.
     let text = MessageBody::from_store(original.body);
-    queue_message(&state, &agent, &conversation, text, client_id).await
+    queue_message(
+        &state,
+        &agent,
+        &conversation,
+        text,
+        client_id,
+        Some(original.id),
+    )
+    .await
 }
 
 /// Stores an outbound message as `pending`, wakes the sending queue, and tells the agents.
@@ -106,6 +115,7 @@ async fn queue_message(
     conversation: &Conversation,
     text: MessageBody,
     client_id: ClientId,
+    retry_of: Option<MessageId>,
 ) -> AppResult<Response> {
     if conversation.contact.opted_out {
         return Err(opted_out());
@@ -116,6 +126,7 @@ async fn queue_message(
         segments: segments(text.as_str()),
         body: text,
         client_id,
+        retry_of,
     };
     match state.services.store.insert_outbound(&new).await? {
         Outbound::Created(created) => {

@@ -9,7 +9,8 @@
 //! The methods are split by concern: agents and sessions (`agents.rs`), what admins do to
 //! agents (`admin.rs`), reads (`reads.rs`), conversations and outbound messages (`writes.rs`),
 //! inbound messages (`inbound.rs`, by group commit), statuses (`statuses.rs`), the sending
-//! queue (`queue.rs`), search (`search.rs`) and contact names (`contacts.rs`). Every write
+//! queue (`queue.rs`) and its pace (`pacing.rs`), checks of sent messages' statuses
+//! (`status_checks.rs`), search (`search.rs`) and contact names (`contacts.rs`). Every write
 //! returns what it changed together with its [`Audience`], read in the same transaction, for
 //! [`crate::events`] to publish.
 
@@ -28,6 +29,7 @@ mod reads;
 mod rows;
 mod search;
 mod sqlite;
+mod status_checks;
 mod statuses;
 mod types;
 mod writes;

@@ -2,9 +2,17 @@
 //! slot on the database's clock. A message takes its slot with one statement, in the same
 //! transaction that keeps the slot with its queue row, so waking at the slot, a retry, or
 //! another instance taking the job over never takes a second one.
+//!
+//! A slot spreads a backlog out, but a message may go later than its slot (an instance died
+//! holding it, a worker woke late), and the next one's slot may then be moments away. So the
+//! row also holds when the number's last create went out plus that message's share of the
+//! rate, and a create goes only once that is past ([`pass_gate`], right before the call):
+//! two creates from one number are always a message's share apart, on the database's clock.
 
-use super::db::{on_pool, on_tx};
-use super::{Claim, DbClock, DbTime, Store, StoreResult};
+use std::time::Duration;
+
+use super::db::{Tx, on_pool, on_tx};
+use super::{Claim, CreateGate, DbClock, DbTime, PaceGate, Store, StoreResult};
 
 /// How long a number's row outlives its last slot: a row whose slot has passed paces
 /// nothing (the next slot is now), so dropping it changes nothing.
@@ -69,4 +77,51 @@ impl Store {
         })?;
         Ok(pruned)
     }
+}
+
+/// Lets a create from `pace.number` go if the number's last one went out at least its share
+/// of the rate ago (less the tolerance, which the worker then waits out), and counts this one;
+/// otherwise says how much later to try. Also moves the number's next free slot past it, so
+/// messages queued from now on are given slots after it.
+pub(super) async fn pass_gate(tx: &mut Tx, pace: PaceGate<'_>) -> StoreResult<CreateGate> {
+    let passed: Option<i64> = on_tx!(&mut *tx, |db| {
+        sqlx::query_scalar(
+            "INSERT INTO send_pace (number, next_free_us, sent_until_us) \
+             VALUES ($1, (SELECT now_us FROM db_clock) + $2, (SELECT now_us FROM db_clock) + $2) \
+             ON CONFLICT (number) DO UPDATE SET \
+               sent_until_us = CASE WHEN send_pace.sent_until_us > (SELECT now_us FROM db_clock) \
+                 THEN send_pace.sent_until_us ELSE (SELECT now_us FROM db_clock) END + $2, \
+               next_free_us = CASE \
+                 WHEN send_pace.next_free_us > send_pace.sent_until_us + $2 \
+                   AND send_pace.next_free_us > (SELECT now_us FROM db_clock) + $2 \
+                 THEN send_pace.next_free_us \
+                 WHEN send_pace.sent_until_us > (SELECT now_us FROM db_clock) \
+                 THEN send_pace.sent_until_us + $2 \
+                 ELSE (SELECT now_us FROM db_clock) + $2 END \
+             WHERE send_pace.sent_until_us <= (SELECT now_us FROM db_clock) + $3 \
+             RETURNING sent_until_us - $2 - (SELECT now_us FROM db_clock)",
+        )
+        .bind(pace.number)
+        .bind(pace.cost_us)
+        .bind(pace.tolerance_us)
+        .fetch_optional(db)
+        .await
+    })?;
+    if let Some(wait_us) = passed {
+        return Ok(CreateGate::Go(micros(wait_us)));
+    }
+    let wait_us: i64 = on_tx!(tx, |db| {
+        sqlx::query_scalar(
+            "SELECT sent_until_us - (SELECT now_us FROM db_clock) FROM send_pace \
+             WHERE number = $1",
+        )
+        .bind(pace.number)
+        .fetch_one(db)
+        .await
+    })?;
+    Ok(CreateGate::Wait(micros(wait_us)))
+}
+
+fn micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
 }

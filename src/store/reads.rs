@@ -158,14 +158,18 @@ impl Store {
         Ok(Audience::new(agents))
     }
 
-    /// Whether a message with this Twilio sid is stored.
+    /// Whether one of our messages has this Twilio sid: recorded, or kept on its job after
+    /// a `201` the worker could not record.
     #[tracing::instrument(skip_all, err)]
     pub async fn has_sid(&self, sid: &str) -> StoreResult<bool> {
         let found: Option<MessageId> = on_pool!(&self.reader, |db| {
-            sqlx::query_scalar("SELECT id FROM messages WHERE twilio_sid = $1")
-                .bind(sid)
-                .fetch_optional(db)
-                .await
+            sqlx::query_scalar(
+                "SELECT id FROM messages WHERE twilio_sid = $1 \
+                 UNION ALL SELECT message_id FROM send_jobs WHERE twilio_sid = $1",
+            )
+            .bind(sid)
+            .fetch_optional(db)
+            .await
         })?;
         Ok(found.is_some())
     }

@@ -211,7 +211,10 @@ struct WrittenRow {
 }
 
 /// Writes `change` over `current`, the status of message `id` as read under its lock, if it
-/// may replace it; the message as written and its audience, read in the same statement.
+/// may replace it; the message as written and its audience, read in the same statement. The
+/// sid is written only to a message without one, and only if no other message holds it (one
+/// that Twilio's `201` gave a sid another message held: its callbacks, found by our id,
+/// still move it on).
 async fn write_status(
     tx: &mut Tx,
     id: MessageId,
@@ -225,8 +228,11 @@ async fn write_status(
     let written: WrittenRow = on_tx!(tx, |db| {
         sqlx::query_as(concat!(
             "UPDATE messages SET status = $2, status_rank = $3, error_code = $4, \
-               error_message = $5, twilio_sid = COALESCE(twilio_sid, $6), updated_at = $7, \
-               seq = ",
+               error_message = $5, \
+               twilio_sid = CASE WHEN twilio_sid IS NOT NULL \
+                 OR EXISTS (SELECT 1 FROM messages held WHERE held.twilio_sid = $6) \
+                 THEN twilio_sid ELSE $6 END, \
+               updated_at = $7, seq = ",
             new_seq!("8"),
             " WHERE id = $1 RETURNING ",
             returning_columns!(),

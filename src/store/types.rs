@@ -93,13 +93,17 @@ pub struct NewOutbound {
     pub client_id: ClientId,
     pub body: MessageBody,
     pub segments: i64,
+    /// The failed message this one sends again: a message is retried once, however many
+    /// retries of it are asked for.
+    pub retry_of: Option<MessageId>,
 }
 
 #[derive(Clone, Debug)]
 pub enum Outbound {
     /// Stored and queued for sending.
     Created(Box<MessageChange>),
-    /// The same `clientId` with the same body was sent before: nothing new happens.
+    /// The same `clientId` with the same body was sent before, or the message was retried
+    /// already: nothing new happens.
     Existing(Box<Message>),
     /// The same `clientId` was used for another body.
     ClientIdReused,
@@ -133,14 +137,68 @@ pub struct Claim {
     pub token: i64,
 }
 
-/// What recording a Twilio sid for a claimed message did.
+/// A message Twilio has, as a worker records it.
+#[derive(Clone, Debug)]
+pub struct Acceptance {
+    pub sid: String,
+    /// Twilio's status for it: one an outbound message can have.
+    pub status: Status,
+    pub error_code: Option<i64>,
+    /// Twilio answered our create with it (`201`), or a claim before kept that answer: Twilio
+    /// has this message whatever happens to recording it, and it is never posted again.
+    /// Otherwise the sid was found in Twilio's Messages list and may be another message's.
+    pub created: bool,
+    /// When to fetch its status from Twilio if none final came by then; `None`: never.
+    pub check_at: Option<DateTime<Utc>>,
+}
+
+/// What recording a message Twilio has did.
 #[derive(Clone, Debug)]
 pub enum Accepted {
+    /// Recorded, with its sid unless another message holds it (a created one only: Twilio has
+    /// it, so it is settled without the sid rather than posted again).
     Recorded(Box<MessageChange>),
-    /// Another message holds this sid: nothing changed, the job stays queued.
+    /// Another message holds the sid found in the list: nothing changed, the job stays queued.
     SidTaken,
-    /// The claim is no longer the job's: nothing changed.
+    /// The claim is no longer the job's: nothing changed, except that a created message's sid
+    /// is kept on its job, for whoever holds it now to record.
     LostClaim,
+}
+
+/// What a worker about to call Twilio's create may do ([`super::Store::ready_to_create`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateGate {
+    /// Send, once this short wait (within the pace's tolerance) is over.
+    Go(std::time::Duration),
+    /// Not yet: the number's last create went out too recently; try again this much later.
+    Wait(std::time::Duration),
+    /// Twilio took the message already (a `201` kept on the job): record this sid.
+    Created(String),
+    /// The claim is no longer the job's.
+    Lost,
+}
+
+/// A create counted against its sending number's pace (`SEND_RATE_PER_NUMBER`).
+#[derive(Clone, Copy, Debug)]
+pub struct PaceGate<'a> {
+    pub number: &'a str,
+    /// The message's share of the number's rate.
+    pub cost_us: i64,
+    /// How much sooner than the rate allows a create may still go (after waiting that out).
+    pub tolerance_us: i64,
+}
+
+/// A claimed check of a sent message's status (`status_checks`).
+#[derive(Clone, Debug)]
+pub struct StatusCheck {
+    pub message: MessageId,
+    pub sid: String,
+    /// When Twilio took the message: the checks are timed from it.
+    pub accepted_at: DateTime<Utc>,
+    /// Which check this is, from 1.
+    pub nth: i64,
+    /// The message's status as stored now.
+    pub status: Status,
 }
 
 /// A claimed entry of the sending queue.
@@ -154,6 +212,8 @@ pub struct SendJob {
     pub maybe_sent: bool,
     /// Why the previous attempt did not go through.
     pub last_error: Option<String>,
+    /// The sid of a `201` that a worker which lost its claim kept on the job: Twilio has it.
+    pub created_sid: Option<String>,
     /// The pacing slot the message was given, if it was given one.
     pub slot: Option<DbTime>,
     /// The database's clock when the job was claimed.

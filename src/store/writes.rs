@@ -8,7 +8,7 @@ use super::{
     ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
 use crate::domain::{ContactName, PhoneNumber};
-use crate::model::{ConversationId, Status, now};
+use crate::model::{ConversationId, MessageId, Status, now};
 
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
@@ -79,7 +79,8 @@ impl Store {
     }
 
     /// Stores an outbound message as `pending` and queues it for sending, unless the same
-    /// `clientId` was used before or the contact opted out.
+    /// `clientId` was used before, the message it retries was retried already, or the contact
+    /// opted out.
     #[tracing::instrument(skip_all, err)]
     pub async fn insert_outbound(&self, msg: &NewOutbound) -> StoreResult<Outbound> {
         let mut tx = self.writer.begin().await?;
@@ -103,8 +104,8 @@ impl Store {
             sqlx::query_as(concat!(
                 "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
                    body, media, status, status_rank, client_id, agent_id, segments, \
-                   created_at, updated_at, seq) \
-                 VALUES ($1, 'outbound', $2, $3, $4, '[]', $5, $6, $7, $8, $9, $10, $10, ",
+                   created_at, updated_at, retry_of, seq) \
+                 VALUES ($1, 'outbound', $2, $3, $4, '[]', $5, $6, $7, $8, $9, $10, $10, $12, ",
                 new_seq!("11"),
                 ") ON CONFLICT DO NOTHING RETURNING ",
                 returning_columns!()
@@ -120,11 +121,13 @@ impl Store {
             .bind(msg.segments)
             .bind(t)
             .bind(nth)
+            .bind(msg.retry_of)
             .fetch_optional(db)
             .await
         })?;
         let Some(row) = row else {
-            // The same clientId committed meanwhile by a concurrent request.
+            // The same clientId, or a retry of the same message, committed meanwhile by a
+            // concurrent request (the insert waited for it on the unique index).
             return Ok(earlier_send(&mut tx, msg)
                 .await?
                 .unwrap_or(Outbound::ClientIdReused));
@@ -169,13 +172,39 @@ struct Recipient {
     opted_out: bool,
 }
 
-/// What an earlier send with the same `clientId` from the same agent means for this one.
+/// A message sent before, with the failed message it retried, if it was a retry.
+#[derive(sqlx::FromRow)]
+struct EarlierRow {
+    #[sqlx(flatten)]
+    row: MessageRow,
+    retry_of: Option<MessageId>,
+}
+
+/// What an earlier send means for this one: a retry of the same failed message, whoever
+/// asked for it and with whatever `clientId`, is this one; so is a send with the same
+/// `clientId` from the same agent, if it is the same request (body, conversation, retried
+/// message); another is a `clientId` reused.
 async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outbound>> {
-    let earlier: Option<MessageRow> = on_tx!(tx, |db| {
+    if let Some(original) = msg.retry_of {
+        let retried: Option<MessageRow> = on_tx!(&mut *tx, |db| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                super::rows::message_columns!(),
+                " FROM messages m WHERE m.retry_of = $1"
+            ))
+            .bind(original)
+            .fetch_optional(db)
+            .await
+        })?;
+        if let Some(retry) = retried {
+            return Ok(Some(Outbound::Existing(Box::new(retry.into()))));
+        }
+    }
+    let earlier: Option<EarlierRow> = on_tx!(tx, |db| {
         sqlx::query_as(concat!(
             "SELECT ",
             super::rows::message_columns!(),
-            " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
+            ", m.retry_of FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
         ))
         .bind(msg.agent_id)
         .bind(msg.client_id.as_str())
@@ -183,8 +212,11 @@ async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outb
         .await
     })?;
     Ok(earlier.map(|earlier| {
-        if earlier.body == msg.body.as_str() && earlier.conversation_id == msg.conversation_id {
-            Outbound::Existing(Box::new(earlier.into()))
+        let same = earlier.row.body == msg.body.as_str()
+            && earlier.row.conversation_id == msg.conversation_id
+            && earlier.retry_of == msg.retry_of;
+        if same {
+            Outbound::Existing(Box::new(earlier.row.into()))
         } else {
             Outbound::ClientIdReused
         }

@@ -188,6 +188,28 @@ impl TwilioClient {
         read(response).await
     }
 
+    /// `GET /Messages/{sid}.json`: the message as Twilio holds it now. A sid that is not one
+    /// (two letters and 32 hex digits, as Twilio makes them) is refused before any request.
+    pub async fn fetch(&self, sid: &str) -> Result<MessageResource, TwilioError> {
+        let b = sid.as_bytes();
+        let is_sid = b.len() == 34
+            && b[..2].iter().all(u8::is_ascii_uppercase)
+            && b[2..].iter().all(u8::is_ascii_hexdigit);
+        if !is_sid {
+            return Err(TwilioError::NotSent(format!(
+                "{sid:?} is not a message sid"
+            )));
+        }
+        let response = self
+            .http
+            .get(format!("{}/Messages/{sid}.json", self.account_url))
+            .basic_auth(&self.account_sid, Some(self.auth_token()))
+            .send()
+            .await
+            .map_err(TwilioError::from_reqwest)?;
+        read(response).await
+    }
+
     /// Messages to `to` (and from `from`, unless empty) created since `since`, newest
     /// first: at most [`LIST_PAGES`] pages of [`LIST_PAGE_TIMEOUT`] each, so a lookup
     /// never takes longer than their product. Twilio filters by day, so the list may

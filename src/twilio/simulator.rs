@@ -1,6 +1,7 @@
 //! A fake of Twilio's Messages API, served by this process under `/dev/twilio` and used
-//! through the real [`TwilioClient`](super::TwilioClient). It answers like Twilio, then posts
-//! signed status callbacks; it also posts signed inbound webhooks for "Simulate incoming SMS".
+//! through the real [`TwilioClient`](super::TwilioClient). It answers like Twilio (create, the
+//! Messages list, fetching one message), then posts signed status callbacks; it also posts
+//! signed inbound webhooks for "Simulate incoming SMS".
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -415,12 +416,39 @@ async fn list(
     .into_response()
 }
 
+/// `GET …/Messages/{sid}.json`: a message the simulator sent, with its status now.
+async fn fetch(
+    State(sim): State<Arc<Simulator>>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !sim.authorized(&headers) || account != sim.account_sid {
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    }
+    let sid = file.strip_suffix(".json").unwrap_or(&file);
+    let memory = sim.sent.lock().unwrap_or_else(|p| p.into_inner());
+    match memory.iter().rev().find(|m| m.sid == sid) {
+        Some(m) => axum::Json(resource(&sim.account_sid, m)).into_response(),
+        None => twilio_error(
+            StatusCode::NOT_FOUND,
+            20404,
+            &format!(
+                "The requested resource /2010-04-01/Accounts/{account}/Messages/{sid}.json was not found"
+            ),
+        ),
+    }
+}
+
 /// The fake Messages API under `/dev/twilio`, and `/dev/status` for the page.
 pub fn router_for<S: Clone + Send + Sync + 'static>(sim: Arc<Simulator>) -> Router<S> {
     Router::new()
         .route(
             "/dev/twilio/2010-04-01/Accounts/{account}/Messages.json",
             post(create).get(list),
+        )
+        .route(
+            "/dev/twilio/2010-04-01/Accounts/{account}/Messages/{sid}",
+            get(fetch),
         )
         .route(
             "/dev/status",

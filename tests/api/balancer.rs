@@ -382,3 +382,90 @@ async fn two_instances_behind_nginx() {
     })
     .await;
 }
+
+/// A rolling restart: A goes down and comes back, then B does, seconds apart. Status
+/// callbacks posted through nginx all along are each answered `200` (Twilio does not post
+/// a status callback again), and the page shows every status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_behind_nginx_answers_every_callback() {
+    let Some(nginx_bin) = nginx_or_skip() else {
+        return;
+    };
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    with_database(Backend::Postgres, async |database_url| {
+        let fake = FakeTwilio::start().await;
+        let mut a = instance(&database_url, &redis.url(), &fake);
+        let mut b = instance(&database_url, &redis.url(), &fake);
+        let nginx = Nginx::start(&nginx_bin, [port(&a), port(&b)]).await;
+        let lb = nginx.url.clone();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        a.add_agent("ana@x.io", NUMBER);
+        a.start().await;
+        b.start().await;
+        let (_, login) = read(
+            http.post(format!("{lb}/api/auth/login"))
+                .json(&json!({"email": "ana@x.io", "password": "password123"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let token = login["token"].as_str().unwrap().to_owned();
+        const SENDS: usize = 12;
+        for i in 0..SENDS {
+            let (status, body) = read(
+                http.post(format!("{lb}/api/crm/sms/send"))
+                    .bearer_auth(&token)
+                    .json(&json!({"to": "+14155550123", "body": format!("m {i}"), "clientId": format!("c-{i}")}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 202, "{body}");
+        }
+        wait_until("Twilio to take every send", async || {
+            fake.accepted_count() == SENDS
+        })
+        .await;
+        let accepted = fake.state.accepted.lock().unwrap().clone();
+        let mut phases = accepted.chunks(SENDS / 3);
+        let deliver = async |phase: &[(String, HashMap<String, String>)]| {
+            for (sid, form) in phase {
+                status_callback(&http, &lb, sid, &form["StatusCallback"], "delivered").await;
+            }
+        };
+
+        // A is down: nginx finds it refusing and passes each callback to B.
+        a.kill_9();
+        deliver(phases.next().unwrap()).await;
+        // A is back and B goes down, seconds later: A answers them.
+        a.start().await;
+        b.kill_9();
+        deliver(phases.next().unwrap()).await;
+        // B is back.
+        b.start().await;
+        deliver(phases.next().unwrap()).await;
+
+        let (_, synced) = read(
+            http.get(format!("{lb}/api/crm/sms/sync?since=0&limit=1000"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let messages = synced["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), SENDS);
+        assert!(
+            messages.iter().all(|m| m["status"] == "delivered"),
+            "{synced}"
+        );
+    })
+    .await;
+}

@@ -25,6 +25,7 @@ mod reliability;
 mod search;
 mod sending;
 mod status;
+mod status_checks;
 mod stored;
 mod sync;
 mod watermark;

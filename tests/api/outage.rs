@@ -7,7 +7,14 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
-use crate::helpers::{Socket, SocketAuth, TestApp, ci, new_sid, wait_until, wait_until_within};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::helpers::{
+    Agent, FakeTwilio, Mode, Script, Socket, SocketAuth, TestApp, ci, new_sid, wait_until,
+    wait_until_within,
+};
 
 fn inbound_params(sid: &str) -> [(&'static str, String); 4] {
     [
@@ -54,6 +61,102 @@ async fn sqlite_locked_by_another_process() {
     assert_eq!(post(&app, &sid).await, 200);
     let (_, sync) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
     assert_eq!(sync["messages"].as_array().unwrap().len(), 1, "stored once");
+}
+
+/// How long a claim lasts in the tests where the database goes away after Twilio's `201`:
+/// the outage outlives it, so another worker could take the message over.
+const SHORT_LEASE: Duration = Duration::from_secs(2);
+
+/// A server on `url` whose fake Twilio holds its answer to the first create until told, and
+/// whose Messages list lags (shows nothing): a takeover that looked the message up there
+/// would find nothing and post it again.
+async fn app_with_held_answer(url: &str) -> (TestApp, Agent, Arc<Notify>, Arc<Notify>) {
+    let app = TestApp::builder()
+        .mode(Mode::FakeTwilio)
+        .env("SEND_LEASE_SECONDS", SHORT_LEASE.as_secs().to_string())
+        .spawn(url)
+        .await;
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    *fake.state.list_lags.lock().unwrap() = true;
+    let (taken, answer) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    fake.script(Script::Held {
+        taken: taken.clone(),
+        answer: answer.clone(),
+    });
+    (app, alice, taken, answer)
+}
+
+/// After the outage: the message has the sid of Twilio's answer, and Twilio got one create.
+async fn recorded_once(app: &TestApp, alice: &Agent, id: &str) {
+    let fake: &FakeTwilio = app.fake.as_ref().unwrap();
+    let m = app
+        .wait_status_within(alice, id, "queued", Duration::from_secs(30))
+        .await;
+    let (sid, _) = fake.state.accepted.lock().unwrap()[0].clone();
+    assert_eq!(m.twilio_sid.as_deref(), Some(sid.as_str()));
+    app.wait_queue_empty().await;
+    assert_eq!(
+        fake.sent_count(),
+        1,
+        "the 201 was final: never posted again"
+    );
+}
+
+/// Twilio answers `201`, and the database is locked by another process before the answer
+/// is recorded, for longer than the claim's lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_locked_between_twilio_s_answer_and_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("smsdesk.db").display());
+    let (app, alice, taken, answer) = app_with_held_answer(&url).await;
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "exactly once", "c-1").await;
+    let id = body["message"]["id"].as_str().unwrap().to_owned();
+
+    taken.notified().await;
+    let mut intruder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut intruder)
+        .await
+        .unwrap();
+    answer.notify_one();
+    // Past the lease as the claim set it (read inside the lock: WAL lets it), and past the
+    // 5 s SQLite waits for a lock before a write fails.
+    let lease: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT lease_until FROM send_jobs")
+            .fetch_one(&mut intruder)
+            .await
+            .unwrap();
+    let past = (lease - chrono::Utc::now()).to_std().unwrap_or_default() + SHORT_LEASE;
+    tokio::time::sleep(past.max(Duration::from_secs(7))).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut intruder)
+        .await
+        .unwrap();
+    recorded_once(&app, &alice, &id).await;
+}
+
+/// As above, with PostgreSQL stopped between the answer and the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_between_twilio_s_answer_and_its_record() {
+    let Some(cluster) = Cluster::create() else {
+        assert!(!ci(), "PostgreSQL's server binaries are needed in CI");
+        eprintln!("skipped: no PostgreSQL server binaries under /usr/lib/postgresql");
+        return;
+    };
+    let (app, alice, taken, answer) = app_with_held_answer(&cluster.url()).await;
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "exactly once", "c-1").await;
+    let id = body["message"]["id"].as_str().unwrap().to_owned();
+
+    taken.notified().await;
+    cluster.stop();
+    answer.notify_one();
+    // Nothing of the database can be read now: wait out the lease the claim took.
+    tokio::time::sleep(SHORT_LEASE * 2).await;
+    cluster.start();
+    recorded_once(&app, &alice, &id).await;
 }
 
 /// "Simulate incoming SMS" during an outage: the simulator retries the webhook as Twilio

@@ -1,6 +1,7 @@
 //! The sending queue's claims, straight on the store (no workers racing the test): a
-//! worker whose claim was taken over changes nothing, and a sid that one message holds is
-//! never recorded for another.
+//! worker whose claim was taken over changes nothing but keep the sid of a `201`, which the
+//! next holder records instead of posting, and a sid that one message holds is never
+//! recorded for another.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,9 @@ use std::time::Duration;
 use smsdesk::config::DatabaseUrl;
 use smsdesk::domain::{ClientId, MessageBody, NewAgent, PhoneNumber};
 use smsdesk::model::{AgentId, MessageId, Status};
-use smsdesk::store::{Accepted, NewOutbound, Outbound, SendJob, Store};
+use smsdesk::store::{Accepted, CreateGate, NewOutbound, Outbound, SendJob, Store};
 
-use crate::helpers::{new_sid, wait_until};
+use crate::helpers::{answer, listed, new_sid, wait_until};
 
 /// Runs `test` on a fresh store of each backend (PostgreSQL when `TEST_DATABASE_URL` is set).
 macro_rules! on_both_stores {
@@ -34,6 +35,7 @@ macro_rules! on_both_stores {
 on_both_stores! {
     a_claim_that_was_taken_over_changes_nothing,
     a_sid_another_message_holds_is_refused_and_the_job_stays,
+    a_created_sid_outlives_a_lost_claim_and_is_never_posted_again,
 }
 
 fn phone(number: &str) -> PhoneNumber {
@@ -69,6 +71,7 @@ async fn queued(store: &Store, n: usize) -> (AgentId, Vec<MessageId>) {
             client_id: ClientId::try_from(format!("c-{i}")).unwrap(),
             body: MessageBody::try_from("ok".to_owned()).unwrap(),
             segments: 1,
+            retry_of: None,
         };
         match store.insert_outbound(&new).await.unwrap() {
             Outbound::Created(m) => ids.push(m.message.id),
@@ -104,7 +107,9 @@ async fn a_claim_that_was_taken_over_changes_nothing(store: Arc<Store>) {
             .await
             .unwrap()
     );
-    let accepted = store.mark_accepted(stale, &new_sid(), Status::Queued).await;
+    let accepted = store
+        .mark_accepted(stale, &listed(&new_sid(), Status::Queued))
+        .await;
     assert!(matches!(accepted.unwrap(), Accepted::LostClaim));
     let failed = store.mark_failed(stale, Some(21610), "x", true).await;
     assert!(failed.unwrap().is_none());
@@ -137,7 +142,7 @@ async fn a_claim_that_was_taken_over_changes_nothing(store: Arc<Store>) {
     );
     let sid = new_sid();
     match store
-        .mark_accepted(current, &sid, Status::Queued)
+        .mark_accepted(current, &answer(&sid, Status::Queued))
         .await
         .unwrap()
     {
@@ -155,12 +160,16 @@ async fn a_sid_another_message_holds_is_refused_and_the_job_stays(store: Arc<Sto
     let first = claim(&store, Duration::from_secs(60)).await;
     assert_eq!(first.claim.message, ids[0]);
     let sid = new_sid();
-    let recorded = store.mark_accepted(first.claim, &sid, Status::Queued).await;
+    let recorded = store
+        .mark_accepted(first.claim, &answer(&sid, Status::Queued))
+        .await;
     assert!(matches!(recorded.unwrap(), Accepted::Recorded(_)));
 
     let second = claim(&store, Duration::from_secs(60)).await;
     assert_eq!(second.claim.message, ids[1]);
-    let refused = store.mark_accepted(second.claim, &sid, Status::Sent).await;
+    let refused = store
+        .mark_accepted(second.claim, &listed(&sid, Status::Sent))
+        .await;
     assert!(matches!(refused.unwrap(), Accepted::SidTaken));
     let held = store.message(agent, ids[0]).await.unwrap().unwrap();
     assert_eq!(held.twilio_sid.as_deref(), Some(sid.as_str()));
@@ -181,8 +190,63 @@ async fn a_sid_another_message_holds_is_refused_and_the_job_stays(store: Arc<Sto
     assert!(again.maybe_sent);
     let other = new_sid();
     let recorded = store
-        .mark_accepted(again.claim, &other, Status::Queued)
+        .mark_accepted(again.claim, &listed(&other, Status::Queued))
         .await;
     assert!(matches!(recorded.unwrap(), Accepted::Recorded(_)));
     assert_eq!(store.queue_stats().await.unwrap().depth, 0);
+}
+
+async fn a_created_sid_outlives_a_lost_claim_and_is_never_posted_again(store: Arc<Store>) {
+    let (agent, ids) = queued(&store, 2).await;
+    let lease = Duration::from_secs(60);
+    let stale = claim(&store, Duration::ZERO).await;
+    // Its lease runs out on the next millisecond (leases are kept to the millisecond);
+    // then another worker takes the first message over, not the second.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let current = claim(&store, lease).await;
+    assert_eq!(current.claim.message, ids[0]);
+    assert_eq!(current.created_sid, None);
+
+    // The stale worker's create was answered 201: it cannot record it, but keeps its sid.
+    let sid = new_sid();
+    let kept = store
+        .mark_accepted(stale.claim, &answer(&sid, Status::Queued))
+        .await;
+    assert!(matches!(kept.unwrap(), Accepted::LostClaim));
+    assert!(store.has_sid(&sid).await.unwrap(), "no look-alike takes it");
+    // The current holder, about to post, records that sid instead.
+    let gate = store
+        .ready_to_create(current.claim, lease, None)
+        .await
+        .unwrap();
+    assert_eq!(gate, CreateGate::Created(sid.clone()));
+    let recorded = store
+        .mark_accepted(current.claim, &answer(&sid, Status::Queued))
+        .await;
+    let Accepted::Recorded(first) = recorded.unwrap() else {
+        panic!("not recorded")
+    };
+    assert_eq!(first.message.twilio_sid.as_deref(), Some(sid.as_str()));
+
+    // A 201 with the sid another message holds: Twilio has the message, so it is recorded
+    // (its status by the answer) without the sid, and its job is done.
+    let second = claim(&store, lease).await;
+    assert_eq!(second.claim.message, ids[1]);
+    let gate = store
+        .ready_to_create(second.claim, lease, None)
+        .await
+        .unwrap();
+    assert_eq!(gate, CreateGate::Go(Duration::ZERO));
+    let recorded = store
+        .mark_accepted(second.claim, &answer(&sid, Status::Sent))
+        .await;
+    let Accepted::Recorded(changed) = recorded.unwrap() else {
+        panic!("not recorded")
+    };
+    assert_eq!(changed.message.twilio_sid, None);
+    assert_eq!(changed.message.status, Status::Sent);
+    assert_eq!(store.queue_stats().await.unwrap().depth, 0);
+    let held = store.message(agent, ids[0]).await.unwrap().unwrap();
+    assert_eq!(held.twilio_sid.as_deref(), Some(sid.as_str()));
+    assert_eq!(held.status, Status::Queued);
 }

@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use smsdesk::model::Status;
+use smsdesk::send_queue::SLOT_TOLERANCE;
 
-use crate::helpers::{Script, TestApp, new_sid, wait_until};
+use crate::helpers::{
+    Backend, Mode, Script, TestApp, new_sid, wait_until, wait_until_within, with_database,
+};
 use crate::on_both_backends;
 
 on_both_backends! {
@@ -17,6 +20,8 @@ on_both_backends! {
     a_lookup_adopts_only_a_message_that_can_be_ours: FakeTwilio,
     a_lookup_and_create_slower_than_the_old_lease_send_once: FakeTwilio,
     a_send_unconfirmed_for_ten_minutes_fails_at_its_next_claim: FakeTwilio,
+    a_created_answer_with_a_sid_another_message_holds_is_not_posted_again: FakeTwilio,
+    a_created_answer_s_status_passes_the_callback_rules: FakeTwilio,
 }
 
 /// Twilio answered 500 and did not create the message.
@@ -140,6 +145,86 @@ async fn a_send_unconfirmed_for_ten_minutes_fails_at_its_next_claim(app: TestApp
     app.wait_queue_empty().await;
 }
 
+async fn a_created_answer_with_a_sid_another_message_holds_is_not_posted_again(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "first", "c-1").await;
+    let first = body["message"]["id"].as_str().unwrap().to_owned();
+    let held = app
+        .wait_status(&alice, &first, "queued")
+        .await
+        .twilio_sid
+        .unwrap();
+
+    // Twilio answers 201 to the next create, with the sid the first message holds. It has
+    // the message: whatever its sid, it is never posted again.
+    fake.script(Script::Answer {
+        sid: Some(held.clone()),
+        status: "queued",
+    });
+    let (_, body) = app.send(&alice, &conversation, "second", "c-2").await;
+    let second = body["message"]["id"].as_str().unwrap().to_owned();
+    let m = app.wait_status(&alice, &second, "queued").await;
+    assert_eq!(m.twilio_sid, None, "the sid stays the first message's");
+    app.wait_queue_empty().await;
+    assert_eq!(fake.sent_count(), 2, "one create per message");
+
+    // Its own status callbacks (our id in the URL) still reach it; the first is untouched.
+    let callback = fake.state.sent.lock().unwrap()[1]["StatusCallback"].clone();
+    let path = callback
+        .trim_start_matches(crate::helpers::PUBLIC_URL)
+        .to_owned();
+    let params = [
+        ("MessageSid", held.as_str()),
+        ("MessageStatus", "delivered"),
+        ("AccountSid", crate::helpers::FAKE_ACCOUNT),
+    ];
+    let r = app.post_webhook(&path, &params).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(app.message(&alice, &second).await.status, Status::Delivered);
+    let first = app.message(&alice, &first).await;
+    assert_eq!(first.status, Status::Queued);
+    assert_eq!(first.twilio_sid.as_deref(), Some(held.as_str()));
+    assert_eq!(fake.sent_count(), 2);
+}
+
+async fn a_created_answer_s_status_passes_the_callback_rules(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    // An inbound status, and one we do not know, in a create's answer: it was accepted, no more.
+    for (i, answered) in ["received", "pending", "warming-up"]
+        .into_iter()
+        .enumerate()
+    {
+        fake.script(Script::Answer {
+            sid: None,
+            status: answered,
+        });
+        let (_, body) = app
+            .send(
+                &alice,
+                &conversation,
+                &format!("answer {i}"),
+                &format!("a-{i}"),
+            )
+            .await;
+        let id = body["message"]["id"].as_str().unwrap().to_owned();
+        app.wait_queue_empty().await;
+        let m = app.message(&alice, &id).await;
+        assert_eq!(m.status, Status::Queued, "answered {answered}: {m:?}");
+        assert!(m.twilio_sid.is_some());
+    }
+    // A callback that came before the answer is not taken back by it.
+    fake.script(Script::CallbackFirst("delivered"));
+    let (_, body) = app.send(&alice, &conversation, "fast", "f-1").await;
+    let id = body["message"]["id"].as_str().unwrap().to_owned();
+    app.wait_queue_empty().await;
+    assert_eq!(app.message(&alice, &id).await.status, Status::Delivered);
+    assert_eq!(fake.sent_count(), 4);
+}
+
 async fn backdate_first_try(app: &TestApp, id: &str, by: chrono::Duration) {
     use sqlx::Connection;
     let id: i64 = id.parse().unwrap();
@@ -226,6 +311,83 @@ async fn a_burst_from_one_number_is_paced_and_others_are_not_held_up(app: TestAp
         at[other] < *burst.last().unwrap(),
         "the other number did not wait behind the burst"
     );
+}
+
+/// A backlog paced at two a second whose slots all passed while no instance ran: the
+/// instance that takes it up still sends it two a second, not all at once.
+mod a_paced_backlog_keeps_its_pace_when_taken_up_late {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        with_database(Backend::Sqlite, super::paced_backlog_taken_up_late).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        with_database(Backend::Postgres, super::paced_backlog_taken_up_late).await
+    }
+}
+
+async fn paced_backlog_taken_up_late(url: String) {
+    const BACKLOG: usize = 6;
+    let interval = Duration::from_millis(500);
+    // As far as a send may reach the fake ahead of its turn: the store's tolerance, and the
+    // way from the database's clock to the fake's, which varies from one send to the next.
+    let margin = SLOT_TOLERANCE + Duration::from_millis(80);
+    let paced = |mode| {
+        TestApp::builder()
+            .mode(mode)
+            .env("SEND_RATE_PER_NUMBER", "2")
+    };
+    // Twilio cannot be reached: each message of the backlog takes its slot and waits.
+    let mut a = paced(Mode::TwilioDown).spawn(&url).await;
+    let alice = a.agent("alice@example.com", &["+15550001000"]).await;
+    let conversation = a.conversation(&alice, "+14155550123").await;
+    for i in 0..BACKLOG {
+        let (status, body) = a
+            .send(
+                &alice,
+                &conversation,
+                &format!("backlog {i}"),
+                &format!("b-{i}"),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    wait_until("every message to hold a slot", async || {
+        a.scalar("SELECT COUNT(*) FROM send_jobs WHERE slot_us IS NOT NULL")
+            .await
+            == BACKLOG as i64
+    })
+    .await;
+    a.stop().await;
+    wait_until("the slots to pass", async || {
+        a.scalar("SELECT COUNT(*) FROM send_jobs WHERE slot_us > (SELECT now_us FROM db_clock)")
+            .await
+            == 0
+    })
+    .await;
+
+    let b = paced(Mode::FakeTwilio).spawn(&url).await;
+    let fake = b.fake.as_ref().unwrap();
+    wait_until_within(
+        "the backlog to go out",
+        Duration::from_secs(20),
+        async || fake.sent_count() >= BACKLOG,
+    )
+    .await;
+    b.wait_queue_empty().await;
+    assert_eq!(fake.sent_count(), BACKLOG);
+    let mut at = fake.state.sent_at.lock().unwrap().clone();
+    at.sort();
+    for pair in at.windows(2) {
+        assert!(
+            pair[1] - pair[0] + margin >= interval,
+            "two sends from one number {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
 }
 
 async fn identical_webhooks_at_the_same_instant_are_one_row_and_one_event(app: TestApp) {

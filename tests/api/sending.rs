@@ -1,11 +1,12 @@
 //! Sending: stored before the answer, one Twilio call per clientId, Twilio's refusals,
 //! the retry route, and the simulator's magic numbers.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use smsdesk::api::send::Queued;
 use smsdesk::model::Status;
+use smsdesk::twilio::TwilioError;
 
-use crate::helpers::{Script, TestApp};
+use crate::helpers::{Agent, Script, TestApp, new_sid};
 use crate::on_both_backends;
 
 on_both_backends! {
@@ -14,6 +15,7 @@ on_both_backends! {
     twilio_21211_fails_the_message_with_its_code: FakeTwilio,
     twilio_21610_fails_and_opts_the_contact_out: FakeTwilio,
     retry_sends_a_failed_message_again_as_a_new_one: FakeTwilio,
+    concurrent_retries_of_one_failed_message_send_it_once: FakeTwilio,
     simulator_walks_sent_then_delivered: Simulator,
     simulator_magic_numbers_fail_like_twilio: Simulator,
     send_to_a_new_number_opens_the_conversation: FakeTwilio,
@@ -209,6 +211,100 @@ async fn retry_sends_a_failed_message_again_as_a_new_one(app: TestApp) {
     assert_eq!(body["error"]["code"], "not_retryable");
 }
 
+async fn retry(app: &TestApp, alice: &Agent, id: &str, client_id: String) -> (u16, Value) {
+    app.post_json(
+        &format!("/api/crm/sms/messages/{id}/retry"),
+        Some(alice),
+        json!({"clientId": client_id}),
+    )
+    .await
+}
+
+async fn concurrent_retries_of_one_failed_message_send_it_once(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let fake = app.fake.as_ref().unwrap();
+    let not_a_mobile = || Script::Error {
+        status: 400,
+        code: 21614,
+        message: "not a mobile number",
+    };
+    // The message fails, and so does its first retry.
+    fake.script(not_a_mobile());
+    fake.script(not_a_mobile());
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let (_, body) = app.send(&alice, &conversation, "once please", "c-1").await;
+    let failed = body["message"]["id"].as_str().unwrap().to_owned();
+    app.wait_status(&alice, &failed, "failed").await;
+
+    // Eight tabs retry it at once, each with a clientId of its own.
+    let retries = (0..8).map(|i| retry(&app, &alice, &failed, format!("r-{i}")));
+    let answers = futures_util::future::join_all(retries).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        7,
+        "{answers:?}"
+    );
+    let again = answers[0].1["message"]["id"].as_str().unwrap().to_owned();
+    assert!(
+        answers
+            .iter()
+            .all(|(_, b)| b["message"]["id"] == again.as_str()),
+        "one new message: {answers:?}"
+    );
+    assert_ne!(again, failed);
+    app.wait_status(&alice, &again, "failed").await;
+
+    // Later retries of the same message, whatever their clientId, give that message back;
+    // a clientId that named another message is refused.
+    let (status, body) = retry(&app, &alice, &failed, "r-late".into()).await;
+    assert_eq!(
+        (status, body["message"]["id"].as_str()),
+        (200, Some(again.as_str()))
+    );
+    let (status, body) = retry(&app, &alice, &failed, "c-1".into()).await;
+    assert_eq!(
+        (status, body["message"]["id"].as_str()),
+        (200, Some(again.as_str()))
+    );
+    let (status, body) = retry(&app, &alice, &again, "c-1".into()).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "client_id_reused");
+
+    // The retry failed too: retrying it is a new message, made once however often it is asked.
+    let retries = (0..4).map(|i| retry(&app, &alice, &again, format!("s-{i}")));
+    let answers = futures_util::future::join_all(retries).await;
+    assert_eq!(
+        answers.iter().filter(|(s, _)| *s == 202).count(),
+        1,
+        "{answers:?}"
+    );
+    let third = answers[0].1["message"]["id"].as_str().unwrap().to_owned();
+    assert!(
+        answers
+            .iter()
+            .all(|(_, b)| b["message"]["id"] == third.as_str())
+    );
+    app.wait_status(&alice, &third, "queued").await;
+    app.wait_queue_empty().await;
+    assert_eq!(
+        fake.sent_count(),
+        3,
+        "the message, its retry, the retry's retry"
+    );
+    let (_, changes) = app.get("/api/crm/sms/sync?since=0", Some(&alice)).await;
+    assert_eq!(
+        changes["messages"].as_array().unwrap().len(),
+        3,
+        "{changes}"
+    );
+}
+
 async fn simulator_walks_sent_then_delivered(app: TestApp) {
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let mut socket = app.socket(&alice).await;
@@ -227,6 +323,23 @@ async fn simulator_walks_sent_then_delivered(app: TestApp) {
         }
     }
     assert_eq!(seen, ["queued", "sent", "delivered"]);
+
+    // It answers a fetch of the message as Twilio would, and 404 for one it never sent; a
+    // sid that is not one is refused before any request.
+    let twilio = &app.state.services.twilio;
+    let sid = app.message(&alice, &id).await.twilio_sid.unwrap();
+    let fetched = twilio.fetch(&sid).await.unwrap();
+    assert_eq!((fetched.sid, fetched.status.as_str()), (sid, "delivered"));
+    let unknown = twilio.fetch(&new_sid()).await;
+    assert!(
+        matches!(unknown, Err(TwilioError::Api { status: 404, .. })),
+        "{unknown:?}"
+    );
+    let not_a_sid = twilio.fetch("SM/../../Calls").await;
+    assert!(
+        matches!(not_a_sid, Err(TwilioError::NotSent(_))),
+        "{not_a_sid:?}"
+    );
 
     // The simulator answers the Messages list too.
     let (status, _) = app.get("/dev/status", None).await;

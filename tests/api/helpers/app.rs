@@ -376,6 +376,23 @@ impl TestApp {
         .await
     }
 
+    /// The number the database answers to `sql`, read on a connection of the test's own
+    /// (for what the API does not show: the queue's rows, pending status checks).
+    pub async fn scalar(&self, sql: &'static str) -> i64 {
+        use sqlx::Connection;
+        if self.database_url.starts_with("sqlite:") {
+            let mut db = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap()
+        } else {
+            let mut db = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap()
+        }
+    }
+
     pub async fn socket(&self, agent: &Agent) -> Socket {
         Socket::connect(self, SocketAuth::Token(agent.token.clone()))
             .await

@@ -1,10 +1,13 @@
 //! A fake Twilio: a real HTTP server on loopback that answers the Messages API (create, with
-//! scripted failures, and the Messages list), serves media behind the account's credentials,
-//! and posts status callbacks back to the app the way Twilio signs them.
+//! scripted answers and failures, the Messages list, and fetching one message), serves media
+//! behind the account's credentials, and posts status callbacks back to the app the way
+//! Twilio signs them. It posts no callback unless a script says so: a test posts the ones
+//! that arrive, and a status it only sets ([`FakeTwilio::set_status`]) is one whose callback
+//! went missing, which a fetch still shows.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -60,6 +63,25 @@ pub enum Script {
     /// Hangs this long before Twilio takes the message (it is not in the list meanwhile),
     /// then accepts.
     Slow(Duration),
+    /// Takes the message and answers `201` with this sid (a new one if `None`) and status.
+    Answer {
+        sid: Option<String>,
+        status: &'static str,
+    },
+    /// Takes the message, rings `taken`, and answers (`201`) only once `answer` rings.
+    Held {
+        taken: Arc<tokio::sync::Notify>,
+        answer: Arc<tokio::sync::Notify>,
+    },
+}
+
+/// What a fetch of one message shows.
+#[derive(Clone, Debug)]
+pub enum Fetched {
+    /// The message, with this status and error code.
+    Status(String, Option<i64>),
+    /// Twilio's `404`: it no longer knows the message.
+    NotFound,
 }
 
 /// What the fake received and took, and how it behaves; tests read and set it directly.
@@ -67,7 +89,7 @@ pub enum Script {
 pub struct FakeState {
     /// Every create request received, with when it came.
     pub sent: Mutex<Vec<HashMap<String, String>>>,
-    pub sent_at: Mutex<Vec<std::time::Instant>>,
+    pub sent_at: Mutex<Vec<Instant>>,
     /// How long each create takes to answer.
     pub delay: Mutex<Duration>,
     /// The messages Twilio really took (sid, request), as its Messages list shows them.
@@ -80,6 +102,14 @@ pub struct FakeState {
     pub list_delay: Mutex<Duration>,
     /// How many times the Messages list was read.
     pub lists: Mutex<usize>,
+    /// The list lags behind: it shows none of the messages taken (only `listed`).
+    pub list_lags: Mutex<bool>,
+    /// What a fetch shows of a message, by its sid or its body, as the test set it.
+    pub statuses: Mutex<HashMap<String, Fetched>>,
+    /// What a fetch shows of a message whose status the test did not set; `queued` if `None`.
+    pub fetched_status: Mutex<Option<&'static str>>,
+    /// Every fetch of one message: its sid, and when it came.
+    pub fetched: Mutex<Vec<(String, Instant)>>,
     script: Mutex<VecDeque<Script>>,
     /// Where the app really listens, for the status callbacks the fake posts to `PUBLIC_URL`.
     pub app_addr: OnceLock<String>,
@@ -121,6 +151,10 @@ impl FakeTwilio {
                 "/2010-04-01/Accounts/{account}/Messages.json",
                 post(fake_create).get(fake_list),
             )
+            .route(
+                "/2010-04-01/Accounts/{account}/Messages/{sid}",
+                get(fake_fetch),
+            )
             .route("/media/{name}", get(fake_media))
             .route("/redirect/{name}", get(fake_redirect))
             .with_state(self.state.clone());
@@ -142,6 +176,30 @@ impl FakeTwilio {
     /// How many messages Twilio took (what a phone would receive).
     pub fn accepted_count(&self) -> usize {
         self.state.accepted.lock().unwrap().len()
+    }
+
+    /// Moves a message on in Twilio, named by its sid or its body, without posting its
+    /// callback: the callback went missing. (By body, it can be set before the send.)
+    pub fn set_status(&self, sid_or_body: &str, status: &str, error_code: Option<i64>) {
+        self.state.statuses.lock().unwrap().insert(
+            sid_or_body.to_owned(),
+            Fetched::Status(status.to_owned(), error_code),
+        );
+    }
+
+    /// Twilio no longer knows the message named by its sid or body: a fetch answers `404`.
+    pub fn forget(&self, sid_or_body: &str) {
+        self.state
+            .statuses
+            .lock()
+            .unwrap()
+            .insert(sid_or_body.to_owned(), Fetched::NotFound);
+    }
+
+    /// How many times the message `sid` was fetched.
+    pub fn fetch_count(&self, sid: &str) -> usize {
+        let fetched = self.state.fetched.lock().unwrap();
+        fetched.iter().filter(|(s, _)| s == sid).count()
     }
 
     /// Serves `bytes` at a URL that demands the account's credentials, like Twilio's media;
@@ -193,18 +251,17 @@ async fn fake_create(
             .into_response();
     }
     state.sent.lock().unwrap().push(form.clone());
-    state
-        .sent_at
-        .lock()
-        .unwrap()
-        .push(std::time::Instant::now());
+    state.sent_at.lock().unwrap().push(Instant::now());
     let script = state
         .script
         .lock()
         .unwrap()
         .pop_front()
         .unwrap_or(Script::Accept);
-    let sid = new_sid();
+    let sid = match &script {
+        Script::Answer { sid: Some(sid), .. } => sid.clone(),
+        _ => new_sid(),
+    };
     if let Script::Slow(hang) = script {
         tokio::time::sleep(hang).await;
     }
@@ -224,6 +281,10 @@ async fn fake_create(
     let delay = *state.delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    if let Script::Held { taken, answer } = &script {
+        taken.notify_one();
+        answer.notified().await;
     }
     match script {
         Script::LostAnswer => (
@@ -269,18 +330,19 @@ async fn fake_create(
                 .await
                 .unwrap();
             assert_eq!(r.status(), 200, "early callback accepted");
-            created(&sid, &form)
+            created(&sid, "queued", &form)
         }
-        Script::Accept | Script::Slow(_) => created(&sid, &form),
+        Script::Answer { status, .. } => created(&sid, status, &form),
+        Script::Accept | Script::Slow(_) | Script::Held { .. } => created(&sid, "queued", &form),
     }
 }
 
-fn created(sid: &str, form: &HashMap<String, String>) -> Response {
+fn created(sid: &str, status: &str, form: &HashMap<String, String>) -> Response {
     (
         StatusCode::CREATED,
         axum::Json(json!({
             "sid": sid,
-            "status": "queued",
+            "status": status,
             "to": form.get("To"),
             "from": form.get("From"),
             "body": form.get("Body"),
@@ -289,6 +351,56 @@ fn created(sid: &str, form: &HashMap<String, String>) -> Response {
         })),
     )
         .into_response()
+}
+
+/// `GET …/Messages/{sid}.json`: the message as Twilio holds it now, or Twilio's `404`.
+async fn fake_fetch(
+    State(state): State<Arc<FakeState>>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if account != FAKE_ACCOUNT || !basic_ok(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let sid = file.strip_suffix(".json").unwrap_or(&file).to_owned();
+    state
+        .fetched
+        .lock()
+        .unwrap()
+        .push((sid.clone(), Instant::now()));
+    let request = {
+        let accepted = state.accepted.lock().unwrap();
+        accepted
+            .iter()
+            .find(|(s, _)| *s == sid)
+            .map(|(_, m)| m.clone())
+    };
+    let fetched = request.as_ref().and_then(|m| {
+        let statuses = state.statuses.lock().unwrap();
+        let body = m.get("Body").cloned().unwrap_or_default();
+        statuses.get(&sid).or_else(|| statuses.get(&body)).cloned()
+    });
+    let fetched = match (request, fetched) {
+        (Some(m), Some(Fetched::Status(status, error_code))) => Some((m, status, error_code)),
+        (Some(m), None) => {
+            let status = state.fetched_status.lock().unwrap().unwrap_or("queued");
+            Some((m, status.to_owned(), None))
+        }
+        (None, _) | (_, Some(Fetched::NotFound)) => None,
+    };
+    let Some((m, status, error_code)) = fetched else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"code": 20404, "message": format!("The requested resource /2010-04-01/Accounts/{account}/Messages/{sid}.json was not found"), "status": 404})),
+        )
+            .into_response();
+    };
+    axum::Json(json!({
+        "sid": sid, "status": status, "error_code": error_code, "to": m.get("To"),
+        "from": m.get("From"), "body": m.get("Body"), "num_segments": "1",
+        "date_created": state.accepted_at.lock().unwrap()[&sid].to_rfc2822(),
+    }))
+    .into_response()
 }
 
 async fn fake_list(
@@ -300,6 +412,7 @@ async fn fake_list(
         return StatusCode::UNAUTHORIZED.into_response();
     }
     *state.lists.lock().unwrap() += 1;
+    let lags = *state.list_lags.lock().unwrap();
     let mut messages: Vec<Value> = {
         let accepted = state.accepted.lock().unwrap();
         let accepted_at = state.accepted_at.lock().unwrap();
@@ -311,6 +424,7 @@ async fn fake_list(
         accepted
             .iter()
             .rev()
+            .filter(|_| !lags)
             .filter(|(_, m)| matches(m, "To") && matches(m, "From"))
             .map(|(sid, m)| json!({"sid": sid, "status": "sent", "to": m.get("To"), "from": m.get("From"), "messaging_service_sid": m.get("MessagingServiceSid"), "body": m.get("Body"), "date_created": accepted_at[sid].to_rfc2822()}))
             .collect()

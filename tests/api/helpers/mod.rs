@@ -166,6 +166,26 @@ pub fn new_sid() -> String {
     format!("SM{:032x}", rand::random::<u128>())
 }
 
+/// Twilio's `201` to a claimed message's create, with `sid` and `status`, as a worker
+/// records it (no status check planned).
+pub fn answer(sid: &str, status: smsdesk::model::Status) -> smsdesk::store::Acceptance {
+    smsdesk::store::Acceptance {
+        sid: sid.to_owned(),
+        status,
+        error_code: None,
+        created: true,
+        check_at: None,
+    }
+}
+
+/// As [`answer`], for a message found in Twilio's Messages list: it may be another's.
+pub fn listed(sid: &str, status: smsdesk::model::Status) -> smsdesk::store::Acceptance {
+    smsdesk::store::Acceptance {
+        created: false,
+        ..answer(sid, status)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
