@@ -8,6 +8,7 @@ mod auth;
 mod balancer;
 mod connections;
 mod crash;
+mod disabling;
 mod fanout;
 mod group_commit;
 mod inbound;
