@@ -24,6 +24,7 @@ mod queue;
 mod realtime;
 mod reliability;
 mod search;
+mod search_input;
 mod sending;
 mod status;
 mod stored;
