@@ -316,9 +316,10 @@ pub fn sync_request() {
     metrics::with_recorder(|r| r.register_counter(&SYNC_KEY, &METADATA).increment(1));
 }
 
-/// Whether the request may read the metrics: anyone without `METRICS_TOKEN`, else only with
-/// `Authorization: Bearer <METRICS_TOKEN>`. Compared as digests, in constant time.
-fn allowed(state: &AppState, headers: &HeaderMap) -> bool {
+/// Whether the request may read the metrics (and `/readyz`'s detail): anyone without
+/// `METRICS_TOKEN`, else only with `Authorization: Bearer <METRICS_TOKEN>`. Compared as
+/// digests, in constant time.
+pub fn allowed(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(expected) = &state.config.metrics_token else {
         return true;
     };

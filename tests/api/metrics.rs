@@ -4,8 +4,12 @@
 //! counters are compared before and after (they may have grown by more), never read as
 //! absolute values; a first scrape is a server's process of its own.
 
+use serde_json::json;
+use smsdesk::api::health::{Readiness, Ready};
+
 use crate::helpers::{
-    Backend, FAKE_ACCOUNT, ServerProcess, TestApp, new_sid, read, wait_until, with_database,
+    Backend, FAKE_ACCOUNT, ServerProcess, TestApp, new_sid, read, read_as, wait_until,
+    with_database,
 };
 use crate::on_both_backends;
 
@@ -13,6 +17,8 @@ on_both_backends! {
     metrics_are_open_without_a_token: Simulator,
     metrics_need_the_token_when_one_is_set: Simulator.env("METRICS_TOKEN", "s3cret-metrics"),
     every_family_counts_what_happened: FakeTwilio,
+    readiness_detail_is_open_without_a_token: Simulator,
+    readiness_detail_needs_the_token_when_one_is_set: Simulator.env("METRICS_TOKEN", "s3cret-metrics"),
 }
 
 const NUMBER: &str = "+15550001000";
@@ -77,6 +83,56 @@ async fn metrics_need_the_token_when_one_is_set(app: TestApp) {
     let (status, body) = get(Some("Bearer s3cret-metrics")).await;
     assert_eq!(status, 200);
     assert!(body.as_str().unwrap().contains("# TYPE"), "{body}");
+}
+
+/// `/readyz` with `authorization` (a whole header value), as `T`.
+async fn readyz_as<T: serde::de::DeserializeOwned>(
+    app: &TestApp,
+    authorization: Option<&str>,
+) -> (u16, T) {
+    let mut req = app.http.get(app.url("/readyz"));
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    read_as(req.send().await.unwrap()).await
+}
+
+async fn readiness_detail_is_open_without_a_token(app: TestApp) {
+    let alice = app.agent("alice@example.com", &[NUMBER]).await;
+    let _socket = app.socket(&alice).await;
+    let (status, ready) = readyz_as::<Readiness>(&app, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(ready.status, "ready");
+    assert_eq!(ready.queue.unwrap().depth, 0);
+    assert_eq!(ready.sockets, 1);
+}
+
+async fn readiness_detail_needs_the_token_when_one_is_set(app: TestApp) {
+    let alice = app.agent("alice@example.com", &[NUMBER]).await;
+    let _socket = app.socket(&alice).await;
+    let agents_token = format!("Bearer {}", alice.token);
+    for wrong in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer s3cret-metricss"),
+        Some("s3cret-metrics"),
+        Some(agents_token.as_str()),
+    ] {
+        // Up, as a balancer needs to know, and nothing else.
+        let (status, body) = readyz_as::<serde_json::Value>(&app, wrong).await;
+        assert_eq!(
+            (status, &body),
+            (200, &json!({"status": "ready"})),
+            "{wrong:?}"
+        );
+        let (_, ready) = readyz_as::<Ready>(&app, wrong).await;
+        assert_eq!(ready.status, "ready");
+    }
+    let (status, ready) = readyz_as::<Readiness>(&app, Some("Bearer s3cret-metrics")).await;
+    assert_eq!(status, 200);
+    assert_eq!(ready.queue.unwrap().depth, 0);
+    assert_eq!(ready.sockets, 1);
+    assert!(["sqlite", "postgres"].contains(&ready.database.as_str()));
 }
 
 async fn every_family_counts_what_happened(app: TestApp) {
