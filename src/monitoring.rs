@@ -5,9 +5,12 @@
 //!
 //! Counters and histograms are recorded where things happen, through the functions here;
 //! their keys (name and labels) are built at compile time, so recording allocates nothing.
-//! Gauges (sockets, queue depth, database connections) are read when scraped.
+//! Every family is registered with the recorder, each counter with all its known labels at
+//! 0, so the first scrape lists them all (a series that appears only once it is used breaks
+//! `rate()` and alerts on absence). Gauges (sockets, queue depth, database connections) are
+//! read when scraped.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -52,6 +55,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             match metrics::set_global_recorder(recorder) {
                 Ok(()) => {
                     describe();
+                    register_families();
                     process().describe();
                     Some(handle)
                 }
@@ -101,6 +105,33 @@ fn describe() {
     );
     describe_counter!(SYNC, "Calls of GET /api/crm/sms/sync.");
     describe_gauge!(POOL, "Database connections of this instance, idle or busy.");
+}
+
+/// Registers every counter with each of its known labels, every histogram and every gauge,
+/// all at 0 until something happens.
+fn register_families() {
+    metrics::with_recorder(|r| {
+        let counters = WEBHOOK_KEYS
+            .iter()
+            .flatten()
+            .chain(EVENT_KEYS.iter().map(|(_, key)| key))
+            .chain(&TWILIO_KEYS)
+            .chain([&SYNC_KEY]);
+        for key in counters {
+            r.register_counter(key, &METADATA).increment(0);
+        }
+        for key in WEBHOOK_DURATION_KEYS.iter().chain([&TWILIO_DURATION_KEY]) {
+            drop(r.register_histogram(key, &METADATA));
+        }
+    });
+    for gauge in [
+        metrics::gauge!(SOCKETS),
+        metrics::gauge!(QUEUE_DEPTH),
+        metrics::gauge!(POOL, "state" => "idle"),
+        metrics::gauge!(POOL, "state" => "busy"),
+    ] {
+        gauge.set(0.0);
+    }
 }
 
 const WEBHOOKS: &str = "smsdesk_webhooks_total";
@@ -285,9 +316,10 @@ pub fn sync_request() {
     metrics::with_recorder(|r| r.register_counter(&SYNC_KEY, &METADATA).increment(1));
 }
 
-/// Whether the request may read the metrics: anyone without `METRICS_TOKEN`, else only with
-/// `Authorization: Bearer <METRICS_TOKEN>`. Compared as digests, in constant time.
-fn allowed(state: &AppState, headers: &HeaderMap) -> bool {
+/// Whether the request may read the metrics (and `/readyz`'s detail): anyone without
+/// `METRICS_TOKEN`, else only with `Authorization: Bearer <METRICS_TOKEN>`. Compared as
+/// digests, in constant time.
+pub fn allowed(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(expected) = &state.config.metrics_token else {
         return true;
     };
@@ -309,13 +341,20 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let Some(handle) = install() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
-    process().collect();
-    metrics::gauge!(SOCKETS).set(state.runtime.connections.sockets() as f64);
     let store = &state.services.store;
-    if let Ok(queue) = store.queue_stats().await {
-        metrics::gauge!(QUEUE_DEPTH).set(queue.depth as f64);
-    }
+    let depth = store.queue_stats().await.ok().map(|queue| queue.depth);
+    let sockets = state.runtime.connections.sockets();
     let (idle, busy) = store.pool_connections();
+    // The gauges are the process's, and several servers may share the process (the tests'
+    // do): each scrape sets them to its own server's figures and renders them before
+    // another scrape may set them.
+    static SCRAPE: Mutex<()> = Mutex::new(());
+    let _scraping = SCRAPE.lock().unwrap_or_else(PoisonError::into_inner);
+    process().collect();
+    metrics::gauge!(SOCKETS).set(sockets as f64);
+    if let Some(depth) = depth {
+        metrics::gauge!(QUEUE_DEPTH).set(depth as f64);
+    }
     metrics::gauge!(POOL, "state" => "idle").set(idle as f64);
     metrics::gauge!(POOL, "state" => "busy").set(busy as f64);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], handle.render()).into_response()

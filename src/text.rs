@@ -20,6 +20,17 @@ pub fn is_clean(value: &str, lines: Lines) -> bool {
         .all(|c| !c.is_control() || (lines == Lines::Many && matches!(c, '\n' | '\r' | '\t')))
 }
 
+/// Whether `c` is one of Unicode's bidirectional controls (the `Bidi_Control` property):
+/// the embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069, and the marks
+/// U+200E, U+200F and U+061C. Invisible themselves, they reorder what is shown around them:
+/// a name with U+202E shows its end reversed, beside whatever follows it on the page.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
 /// Whether `value` shows anything: not only whitespace, zero-width, format or other
 /// invisible characters.
 pub fn is_visible(value: &str) -> bool {
@@ -108,6 +119,23 @@ mod tests {
         }
         for visible in ["ok", " . ", "😀", "👍🏽", "\u{200B}a", "é", "中", "١"] {
             assert!(is_visible(visible), "{visible:?}");
+        }
+    }
+
+    #[test]
+    fn bidi_controls_are_the_bidi_control_property() {
+        let controls: Vec<char> = ('\u{0}'..='\u{10FFFF}')
+            .filter(|c| is_bidi_control(*c))
+            .collect();
+        assert_eq!(
+            controls,
+            [
+                '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}',
+                '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'
+            ]
+        );
+        for c in controls {
+            assert!(is_invisible(c), "{c:?}");
         }
     }
 

@@ -216,11 +216,13 @@ fn agent_add_list_and_numbers() {
 }
 
 #[test]
-fn agent_add_refuses_control_and_invisible_characters() {
+fn agent_add_refuses_control_bidi_and_invisible_characters() {
     let dir = tempfile::tempdir().unwrap();
     for (email, name, field) in [
         ("a@x.io", "Ann\u{1b}[2J", "name"),
         ("a@x.io", "\u{200B}", "name"),
+        ("a@x.io", "Ann\u{202E}gpj.exe", "name"),
+        ("a@x.io", "\u{2067}Ann", "name"),
         ("a\u{7}@x.io", "Ann", "email"),
     ] {
         let mut add = smsdesk(dir.path())

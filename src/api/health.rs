@@ -1,9 +1,11 @@
 //! `GET /healthz` (the process runs) and `GET /readyz` (the database answers, how the
-//! sending queue is doing, and whether Redis carries events between instances).
+//! sending queue is doing, and whether Redis carries events between instances). With
+//! `METRICS_TOKEN` set, `/readyz` says only up or down unless the request carries the token:
+//! its detail is the instance's load, for operators, not for whoever reaches the port.
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::{AppError, Json};
 use crate::model::now;
+use crate::monitoring;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,6 +41,15 @@ pub struct Readiness {
     pub sockets: usize,
 }
 
+/// The answer of `/readyz` while the database answers, to a request without the
+/// `METRICS_TOKEN` that is set: ready, and nothing more.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    /// Always `"ready"`.
+    pub status: String,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueDepth {
@@ -49,9 +61,15 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let store = &state.services.store;
     match store.ping().await {
+        Ok(()) if !monitoring::allowed(&state, &headers) => {
+            let ready = Ready {
+                status: "ready".to_owned(),
+            };
+            (StatusCode::OK, Json(ready)).into_response()
+        }
         Ok(()) => {
             let queue = store.queue_stats().await.ok().map(|q| QueueDepth {
                 depth: q.depth,

@@ -64,11 +64,15 @@ struct LoginBody {
     password: String,
 }
 
+/// A session of `agent`, answered with `status`; [`AppError::AccountDisabled`] when the
+/// agent was disabled since their credentials were checked.
 async fn start_session(state: &AppState, agent: Agent, status: StatusCode) -> AppResult<Response> {
     let (token, hash) = auth::new_token();
     let expires = now() + chrono::Duration::days(SESSION_DAYS);
     let store = &state.services.store;
-    store.create_session(&hash, agent.id, expires).await?;
+    if !store.create_session(&hash, agent.id, expires).await? {
+        return Err(AppError::AccountDisabled);
+    }
     let cookie = session_cookie(&token, state.config.secure_cookies);
     let started = SessionStarted { agent, token };
     Ok((status, [(header::SET_COOKIE, cookie)], Json(started)).into_response())
@@ -148,10 +152,14 @@ async fn login(
     if !attempt.delay.is_zero() {
         tokio::time::sleep(attempt.delay).await;
     }
-    match check_password(&state, &email, body.password).await {
-        Ok(Some(agent)) => {
+    let signed_in = match check_password(&state, &email, body.password).await {
+        Ok(Some(agent)) => start_session(&state, agent, StatusCode::OK).await.map(Some),
+        checked => checked.map(|_| None),
+    };
+    match signed_in {
+        Ok(Some(started)) => {
             throttle.succeeded(attempt).await;
-            start_session(&state, agent, StatusCode::OK).await
+            Ok(started)
         }
         Ok(None) => {
             tracing::info!(%address, "failed login");
@@ -162,7 +170,8 @@ async fn login(
             tracing::info!(%address, "login of a disabled agent");
             Err(e)
         }
-        // The password was not checked: the attempt does not count.
+        // The password was not checked, or no session could be stored: the attempt does
+        // not count.
         Err(e) => {
             throttle.cancel(attempt).await;
             Err(e)

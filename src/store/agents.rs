@@ -21,6 +21,19 @@ const INSERT_AGENT: &str = "INSERT INTO agents \
     (SELECT 1 FROM agents WHERE role = 'admin' AND NOT disabled) THEN 'admin' ELSE 'agent' END) \
     ON CONFLICT (email) DO NOTHING RETURNING id";
 
+/// Inserts session `$1` of agent `$2` (created at `$3`, expiring at `$4`) only if the agent
+/// is not disabled, reading their row with `$lock`.
+macro_rules! insert_session {
+    ($lock:literal) => {
+        concat!(
+            "INSERT INTO sessions (token_hash, agent_id, created_at, expires_at) \
+             SELECT $1, id, $3, $4 FROM agents WHERE id = $2 AND NOT disabled",
+            $lock
+        )
+    };
+}
+pub(super) use insert_session;
+
 impl Store {
     #[tracing::instrument(skip_all, err)]
     pub async fn count_agents(&self) -> StoreResult<i64> {
@@ -141,27 +154,29 @@ impl Store {
         Ok(agent)
     }
 
+    /// Starts a session of `agent` unless they are disabled, which the insert itself
+    /// decides; whether it started. A disable that ends the agent's sessions meanwhile
+    /// either finds this one or makes it find the agent disabled (the dialect's
+    /// `insert_session`).
     #[tracing::instrument(skip_all, err)]
     pub async fn create_session(
         &self,
         token_hash: &str,
         agent: AgentId,
         expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        on_pool!(&self.writer, |db| {
-            sqlx::query(
-                "INSERT INTO sessions (token_hash, agent_id, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(token_hash)
-            .bind(agent)
-            .bind(now())
-            .bind(expires_at)
-            .execute(db)
-            .await
-            .map(|r| r.rows_affected())
+    ) -> StoreResult<bool> {
+        let insert = self.writer.dialect().insert_session;
+        let inserted = on_pool!(&self.writer, |db| {
+            sqlx::query(insert)
+                .bind(token_hash)
+                .bind(agent)
+                .bind(now())
+                .bind(expires_at)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
         })?;
-        Ok(())
+        Ok(inserted == 1)
     }
 
     /// The session with this token hash, if it has not expired.

@@ -30,6 +30,9 @@ pub(super) struct Dialect {
     /// Makes another first-agent insert wait for this one, where writers are not serialised
     /// anyway.
     pub lock_agents: Option<&'static str>,
+    /// Starts a session if its agent is enabled (see `agents.rs`), with the agent's row held
+    /// against a concurrent disable where writers are not serialised anyway.
+    pub insert_session: &'static str,
     /// Deletes the login subjects not used for `$1` microseconds, never waiting for one that
     /// a login attempt holds (see `logins.rs`).
     pub prune_login_subjects: &'static str,

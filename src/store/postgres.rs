@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::agents::insert_session;
 use super::dialect::{Backend, Dialect};
 use super::queue::claim_sql;
 use super::rows::conversation_select;
@@ -38,6 +39,12 @@ impl Backend for sqlx::Postgres {
         // left; this lock makes any other writer of agents (setup, the CLI, an admin, another
         // instance) wait for us, and us for it. Reads and sessions' key checks do not wait.
         lock_agents: Some("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE"),
+        // Under READ COMMITTED a session insert could read the agent as enabled, a disable
+        // commit and delete the agent's sessions, and the insert commit after it: a session
+        // of a disabled agent, usable again once they are enabled. Holding the agent's row
+        // (a disable's UPDATE waits for it, or it waits for the disable and rereads the
+        // row) puts the insert wholly before or wholly after the disable.
+        insert_session: insert_session!(" FOR SHARE"),
         // An attempt holds its address's row while it waits for its account's: a prune that
         // waited for one while holding the other could deadlock with it.
         prune_login_subjects: "DELETE FROM login_subjects WHERE subject IN (SELECT subject \

@@ -61,16 +61,16 @@ struct SearchSql {
 }
 
 /// PostgreSQL: the name (folded) contains the text, the phone the digits, or a message all
-/// the words (a `tsquery`); `to_tsquery` only reads what Rust built from words of letters
-/// and digits, each quoted.
+/// the words (a `tsquery`). The text and the words come folded already, the text as a
+/// `LIKE` literal and the words as a `tsquery` of quoted words (see `search_terms`).
 const POSTGRES: SearchSql = SearchSql {
     parts: [
         "SELECT id FROM conversations \
-         WHERE contact_name_folded LIKE ('%' || smsdesk_fold($1::text) || '%')",
+         WHERE contact_name_folded LIKE ('%' || $1::text || '%')",
         "SELECT id FROM conversations \
          WHERE replace(contact_phone, '+', '') LIKE ('%' || $1::text || '%')",
         "SELECT conversation_id AS id FROM messages \
-         WHERE search @@ to_tsquery('simple', smsdesk_fold($1::text))",
+         WHERE search @@ to_tsquery('simple', $1::text)",
     ],
     page_of: concat!(
         conversation_select!(
@@ -93,21 +93,21 @@ const POSTGRES: SearchSql = SearchSql {
     check: "SELECT c.id FROM conversations c \
         WHERE c.id IN (SELECT json_array_elements_text($1::json)::bigint) \
         AND (c.id IN (SELECT json_array_elements_text($2::json)::bigint) \
-          OR c.contact_name_folded LIKE ('%' || smsdesk_fold($3::text) || '%') \
+          OR c.contact_name_folded LIKE ('%' || $3::text || '%') \
           OR replace(c.contact_phone, '+', '') LIKE ('%' || $4::text || '%') \
           OR ($5::text IS NOT NULL AND EXISTS (SELECT 1 FROM (SELECT s.id FROM messages s \
               WHERE s.conversation_id = c.id \
-              AND s.search @@ to_tsquery('simple', smsdesk_fold($5::text)) \
+              AND s.search @@ to_tsquery('simple', $5::text) \
               ORDER BY s.id DESC LIMIT 1) first_match)))",
     below: concat!(
         conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
         "WHERE c.id IN ( \
            SELECT id FROM conversations \
-             WHERE contact_name_folded LIKE ('%' || smsdesk_fold($4::text) || '%') \
+             WHERE contact_name_folded LIKE ('%' || $4::text || '%') \
            UNION SELECT id FROM conversations \
              WHERE replace(contact_phone, '+', '') LIKE ('%' || $5::text || '%') \
            UNION SELECT conversation_id FROM messages \
-             WHERE search @@ to_tsquery('simple', smsdesk_fold($6::text))) \
+             WHERE search @@ to_tsquery('simple', $6::text)) \
          AND c.activity < $2 AND",
         visible_to!("1"),
         "ORDER BY c.activity DESC, c.id DESC LIMIT $3"
@@ -195,6 +195,10 @@ const PG_WORD_ROWS: &str = "\
               ELSE e.elem = smsdesk_fold(w.word) END \
       GROUP BY w.n) per_word";
 
+/// PostgreSQL: the texts `$1` folded as the indexes were (case and accents), in order.
+const PG_FOLD: &str =
+    "SELECT smsdesk_fold(t) FROM unnest($1::text[]) WITH ORDINALITY AS u (t, n) ORDER BY n";
+
 /// The index of the message words among a search's parts.
 const WORDS: usize = 2;
 
@@ -208,6 +212,17 @@ fn sql(pool: &Pool) -> &'static SearchSql {
 /// `text` as an FTS5 string: whatever it holds is matched, never read as query syntax.
 fn fts_string(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// Folded words as a `tsquery` that holds all of them, the last as a prefix; `None` for no
+/// words. Each word is quoted, its quotes doubled and its backslashes escaped, so whatever
+/// it holds is a word to look for, never query syntax.
+fn tsquery(folded_words: &[String]) -> Option<String> {
+    let (last, whole) = folded_words.split_last()?;
+    let quoted = |w: &str| format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''"));
+    let mut query: Vec<String> = whole.iter().map(|w| quoted(w)).collect();
+    query.push(format!("{}:*", quoted(last)));
+    Some(query.join(" & "))
 }
 
 /// How common one part of a search is.
@@ -228,17 +243,24 @@ impl Store {
     async fn search_terms(&self, search: &SearchText) -> StoreResult<[Option<String>; 3]> {
         let words = search.words();
         Ok(match &self.reader {
-            Pool::Postgres(_) => [
-                Some(like_literal(search.text())),
-                search.digits().map(str::to_owned),
-                (!words.is_empty()).then(|| {
-                    let mut query: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
-                    if let Some(last) = query.last_mut() {
-                        last.push_str(":*");
-                    }
-                    query.join(" & ")
-                }),
-            ],
+            Pool::Postgres(db) => {
+                // Folded before they are escaped: folding makes `'`, `\`, `%` and `_` of
+                // other letters (modifier apostrophes, fullwidth signs), which must stay text
+                // in the pattern and the query too.
+                let texts: Vec<&str> = std::iter::once(search.text())
+                    .chain(words.iter().map(String::as_str))
+                    .collect();
+                let folded: Vec<String> = sqlx::query_scalar(PG_FOLD)
+                    .bind(texts)
+                    .fetch_all(db)
+                    .await?;
+                let (text, words) = folded.split_first().ok_or(sqlx::Error::RowNotFound)?;
+                [
+                    Some(like_literal(text)),
+                    search.digits().map(str::to_owned),
+                    tsquery(words),
+                ]
+            }
             Pool::Sqlite(db) => {
                 // Trigrams find substrings of three characters or more; a shorter name is
                 // compared as it is (SQLite's LIKE folds ASCII letters only).
@@ -509,6 +531,17 @@ mod tests {
     #[test]
     fn fts_strings_hold_any_text_as_data() {
         assert_eq!(fts_string(r#"a "NEAR(b* OR"#), r#""a ""NEAR(b* OR""#);
+    }
+
+    #[test]
+    fn tsquery_words_are_quoted_whatever_they_hold() {
+        let words = |ws: &[&str]| ws.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(tsquery(&[]), None);
+        assert_eq!(tsquery(&words(&["tues"])).unwrap(), "'tues':*");
+        assert_eq!(
+            tsquery(&words(&["don't", r"a\", "x:*&|!()<->"])).unwrap(),
+            r"'don''t' & 'a\\' & 'x:*&|!()<->':*"
+        );
     }
 
     #[test]

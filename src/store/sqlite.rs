@@ -17,6 +17,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::agents::insert_session;
 use super::dialect::{Backend, Dialect};
 use super::queue::claim_sql;
 use super::rows::conversation_select;
@@ -46,6 +47,7 @@ impl Backend for sqlx::Sqlite {
         ),
         claim: claim_sql!(""),
         lock_agents: None,
+        insert_session: insert_session!(""),
         prune_login_subjects: "DELETE FROM login_subjects \
             WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1",
     };

@@ -1,7 +1,7 @@
 //! Naming a contact (contract §11): `PATCH /api/crm/sms/conversations/:id {contactName}`,
 //! cleared by `null` or `""`, at most 100 characters, another agent's conversation not found,
 //! and the change pushed as `conversation:updated` to every agent of the number, and to no one
-//! else.
+//! else. And what no name may hold, a contact's or an agent's, wherever it comes in.
 
 use serde_json::{Value, json};
 
@@ -12,6 +12,7 @@ on_both_backends! {
     a_name_is_set_changed_and_cleared: Simulator,
     invalid_names_and_other_agents_conversations_are_refused: Simulator,
     every_agent_of_the_number_hears_of_the_new_name: Simulator,
+    no_name_holds_a_bidirectional_control: Simulator,
 }
 
 const SHARED: &str = "+15550007001";
@@ -167,4 +168,93 @@ async fn every_agent_of_the_number_hears_of_the_new_name(app: TestApp) {
         heard.iter().all(|c| c["id"] != id),
         "carol heard of a conversation she cannot see: {heard:?}"
     );
+}
+
+/// Names with a bidirectional control, as an attacker would write them: an override that
+/// reverses the rest (`Ann`, U+202E, `gpj.exe` shows as `Annexe.jpg`), one left open at the end (it
+/// reorders what the page shows after the name), an isolate, a mark, and nothing else.
+const BIDI_NAMES: [&str; 8] = [
+    "Ann\u{202E}gpj.exe",
+    "Ann \u{202E}",
+    "\u{202B}Ann",
+    "\u{2067}Ann\u{2069}",
+    "Ann\u{2066}",
+    "Ann\u{200F}",
+    "Ann\u{061C}",
+    "\u{202D}",
+];
+
+async fn no_name_holds_a_bidirectional_control(app: TestApp) {
+    let refused = |(status, body): (u16, Value), field: &str, name: &str| {
+        assert_eq!(status, 422, "{name:?}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_field", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            message,
+            format!("{field} must not contain bidirectional control characters"),
+            "{name:?}"
+        );
+    };
+    // Setup, before any agent exists.
+    let token = app
+        .setup_url
+        .as_deref()
+        .and_then(|u| u.split("token=").nth(1))
+        .unwrap()
+        .to_owned();
+    for name in BIDI_NAMES {
+        let setup = json!({"token": token, "email": "a@x.io", "name": name,
+            "password": "password123", "numbers": [SHARED]});
+        refused(app.post_json("/api/setup", None, setup).await, "name", name);
+    }
+
+    let admin = app.agent("admin@example.com", &[SHARED]).await;
+    let id = app.conversation(&admin, "+14155550705").await;
+    rename(&app, &admin, &id, json!({"contactName": "Kept"})).await;
+    let patch_agent = async |name: &str| {
+        let r = app
+            .http
+            .patch(app.url(&format!("/api/admin/agents/{}", admin.id)))
+            .bearer_auth(&admin.token)
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        read(r).await
+    };
+    for name in BIDI_NAMES {
+        refused(
+            rename(&app, &admin, &id, json!({"contactName": name})).await,
+            "contactName",
+            name,
+        );
+        let open = json!({"phone": "+14155550706", "name": name});
+        refused(
+            app.post_json("/api/crm/sms/conversations", Some(&admin), open)
+                .await,
+            "name",
+            name,
+        );
+        let invite = json!({"email": "new@example.com", "name": name, "numbers": [SHARED]});
+        refused(
+            app.post_json("/api/admin/agents", Some(&admin), invite)
+                .await,
+            "name",
+            name,
+        );
+        refused(patch_agent(name).await, "name", name);
+    }
+    assert_eq!(listed_name(&app, &admin, &id).await, "Kept");
+    let (_, listed) = app.get("/api/admin/agents", Some(&admin)).await;
+    let agents = listed["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{listed}");
+    assert_eq!(agents[0]["name"], "admin@example.com");
+
+    // Right-to-left names are names like any other.
+    for name in ["שרה כהן", "محمد علي (2)"] {
+        let (status, c) = rename(&app, &admin, &id, json!({"contactName": name})).await;
+        assert_eq!((status, &c["contact"]["name"]), (200, &json!(name)));
+        let (status, agent) = patch_agent(name).await;
+        assert_eq!((status, &agent["name"]), (200, &json!(name)));
+    }
 }
