@@ -194,6 +194,8 @@ impl TrustedProxies {
 pub const DEFAULT_MAX_SOCKETS_PER_AGENT: usize = 50;
 /// engine.io sessions that have not yet joined the namespace, at most, at once.
 pub const DEFAULT_MAX_UNCONNECTED_SESSIONS: usize = 10_000;
+/// And at most this many of them per client address.
+pub const DEFAULT_MAX_UNCONNECTED_PER_ADDRESS: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -222,6 +224,8 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     /// Not read from the environment: [`DEFAULT_MAX_UNCONNECTED_SESSIONS`] (tests lower it).
     pub max_unconnected_sessions: usize,
+    /// Not read from the environment: [`DEFAULT_MAX_UNCONNECTED_PER_ADDRESS`].
+    pub max_unconnected_per_address: usize,
 }
 
 impl Settings {
@@ -344,6 +348,7 @@ impl Settings {
             max_sockets_per_agent,
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),
             max_unconnected_sessions: DEFAULT_MAX_UNCONNECTED_SESSIONS,
+            max_unconnected_per_address: DEFAULT_MAX_UNCONNECTED_PER_ADDRESS,
         })
     }
 }
@@ -431,6 +436,7 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!(s.max_sockets_per_agent, 50);
         assert_eq!(s.max_unconnected_sessions, 10_000);
+        assert_eq!(s.max_unconnected_per_address, 100);
         assert!(!s.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
         let s = settings(&[("MAX_SOCKETS_PER_AGENT", "200")]).unwrap();
         assert_eq!(s.max_sockets_per_agent, 200);

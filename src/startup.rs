@@ -32,6 +32,9 @@ use crate::{AppState, Config, Runtime, Services, build_router, housekeeping, ser
 
 /// How long draining may take after the shutdown signal before the server stops anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest websocket or polling message a client may send, authenticated or not: ours
+/// are small, and a larger one is refused before it is read whole.
+const MAX_MESSAGE: usize = 64 * 1024;
 
 /// A bound, wired server, ready to run.
 pub struct Server {
@@ -138,7 +141,11 @@ fn twilio(mode: &TwilioMode, public: &Url, self_base: &str) -> Twilio {
 fn socket_io() -> SocketIoBuilder {
     SocketIo::builder()
         .connect_timeout(realtime::CONNECT_TIMEOUT)
-        .max_payload(64 * 1024)
+        .max_payload(MAX_MESSAGE as u64)
+        // A frame's header gives its length: one over the limit closes the connection before
+        // its payload is read. (engineioxide's defaults are 16 MiB a frame, 64 MiB a message.)
+        .ws_max_frame_size(MAX_MESSAGE)
+        .ws_max_message_size(MAX_MESSAGE)
         .ping_interval(Duration::from_secs(20))
         .ping_timeout(Duration::from_secs(20))
         // Held by every idle socket; our inbound events are small, so a few reads more for a
@@ -147,13 +154,14 @@ fn socket_io() -> SocketIoBuilder {
         .max_buffer_size(1024)
 }
 
-/// The routes with socket.io and, in front of it, the handshake limit.
-fn router<A: Adapter>(state: &AppState, layer: SocketIoLayer<A>, max_unjoined: usize) -> Router {
+/// The routes with socket.io and, in front of it, the handshake limits.
+fn router<A: Adapter>(
+    state: &AppState,
+    layer: SocketIoLayer<A>,
+    unjoined: Arc<UnjoinedSessions>,
+) -> Router {
     // In front of socket.io, so a handshake over the limit never opens a session.
-    let handshakes = axum::middleware::from_fn_with_state(
-        UnjoinedSessions::new(max_unjoined),
-        realtime::admit_handshakes,
-    );
+    let handshakes = axum::middleware::from_fn_with_state(unjoined, realtime::admit_handshakes);
     build_router(state.clone())
         .layer(layer)
         .layer(axum::middleware::from_fn(realtime::detach_request_head))
@@ -228,13 +236,17 @@ impl Server {
                 },
             )
         };
-        let max_unjoined = settings.max_unconnected_sessions;
+        let unjoined = UnjoinedSessions::new(
+            settings.max_unconnected_sessions,
+            settings.max_unconnected_per_address,
+            settings.trusted_proxies.clone(),
+        );
         let (state, router) = match redis {
             None => {
                 let (layer, io) = socket_io().build_layer();
                 let state = state(Events::in_memory(io.clone()));
                 realtime::attach(&io, state.clone());
-                let router = router(&state, layer, max_unjoined);
+                let router = router(&state, layer, unjoined);
                 (state, router)
             }
             Some((redis, adapter)) => {
@@ -246,7 +258,7 @@ impl Server {
                     .await
                     .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot subscribe ({e})"))?;
                 redis.subscribed();
-                let router = router(&state, layer, max_unjoined);
+                let router = router(&state, layer, unjoined);
                 (state, router)
             }
         };
