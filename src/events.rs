@@ -40,6 +40,13 @@ pub fn session_room(token_hash: &str) -> String {
 /// socket.io with the Redis adapter.
 pub type RedisIo = SocketIo<FredAdapter<Emitter>>;
 
+/// Whether a disconnect reaches every instance or only this one's sockets.
+#[derive(Clone, Copy)]
+enum Reach {
+    Everywhere,
+    Here,
+}
+
 #[derive(Clone)]
 pub struct Events {
     io: Io,
@@ -109,29 +116,39 @@ impl Events {
         self.emit(audience, "typing", "typing", event).await;
     }
 
-    /// Disconnects every socket opened with these sessions (by token hash), at once. The
-    /// sessions themselves are already deleted.
-    pub async fn end_sessions(&self, token_hashes: &[String]) {
-        self.disconnect(token_hashes.iter().map(|h| session_room(h)).collect())
-            .await;
+    /// Disconnects every socket opened with these sessions (by token hash), on every
+    /// instance, at once. The sessions themselves are already ended.
+    pub async fn end_sessions<H: AsRef<str>>(&self, token_hashes: &[H]) {
+        self.disconnect(token_hashes, Reach::Everywhere).await;
     }
 
-    /// Disconnects every socket in these session rooms, at once.
-    pub async fn disconnect(&self, session_rooms: Vec<String>) {
-        if session_rooms.is_empty() {
+    /// Disconnects this instance's sockets opened with these sessions (by token hash), at
+    /// once: each instance finds its own sockets whose sessions ended.
+    pub async fn end_sessions_here<H: AsRef<str>>(&self, token_hashes: &[H]) {
+        self.disconnect(token_hashes, Reach::Here).await;
+    }
+
+    async fn disconnect<H: AsRef<str>>(&self, token_hashes: &[H], reach: Reach) {
+        if token_hashes.is_empty() {
             return;
         }
-        let sessions = session_rooms.len();
+        let sessions = token_hashes.len();
+        let rooms = || -> Vec<String> {
+            token_hashes
+                .iter()
+                .map(|h| session_room(h.as_ref()))
+                .collect()
+        };
         let done = match &self.io {
-            Io::Memory(io) => io.to(session_rooms).disconnect().await,
+            Io::Memory(io) => io.to(rooms()).disconnect().await,
             Io::Redis(io, redis) => 'done: {
-                if redis.is_up() {
-                    match io.to(session_rooms.clone()).disconnect().await {
+                if matches!(reach, Reach::Everywhere) && redis.is_up() {
+                    match io.to(rooms()).disconnect().await {
                         Err(BroadcastError::Adapter(e)) => fell_back("disconnect", &e),
                         done => break 'done done,
                     }
                 }
-                io.local().to(session_rooms).disconnect().await
+                io.local().to(rooms()).disconnect().await
             }
         };
         match done {

@@ -1,11 +1,13 @@
 //! The server's chores between requests: ends sessions as they expire (disconnecting their
-//! sockets at once), logs the sending queue's depth while it is not empty, prunes what has
-//! expired (early statuses, login failures, pacing rows), so those tables stay small, and
-//! gives memory back once sockets stop coming and going.
+//! sockets at once), checks that the sessions of this instance's sockets still hold, logs
+//! the sending queue's depth while it is not empty, prunes what has expired (early statuses,
+//! login failures, pacing rows), so those tables stay small, and gives memory back once
+//! sockets stop coming and going.
 
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::time::MissedTickBehavior;
 
 use crate::AppState;
 use crate::realtime;
@@ -45,6 +47,20 @@ pub async fn run(state: AppState) {
         realtime::end_expired_sessions(&state).await;
         prune(&state).await;
         crate::monitoring::upkeep();
+    }
+}
+
+/// Every `period` (at most 30 s), asks the database whether the sessions of this
+/// instance's sockets still hold and disconnects the others: a session may end without this
+/// instance hearing of it (Redis down, or this instance's subscriber dropped by Redis).
+pub async fn check_sessions(state: AppState, period: Duration) {
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => realtime::check_sessions(&state).await,
+            () = state.runtime.shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -42,6 +42,7 @@ pub struct Server {
     router: Router,
     state: AppState,
     port: u16,
+    session_check_period: Duration,
 }
 
 /// What `Server::build` decided, for the banner.
@@ -267,6 +268,7 @@ impl Server {
             router,
             state,
             port,
+            session_check_period: settings.session_check_period,
         };
         Ok((server, started))
     }
@@ -292,6 +294,10 @@ impl Server {
             tasks.spawn(worker.clone().run());
         }
         tasks.spawn(housekeeping::run(state.clone()));
+        tasks.spawn(housekeeping::check_sessions(
+            state.clone(),
+            self.session_check_period,
+        ));
         tasks.spawn(housekeeping::give_back_memory(state.clone()));
         tasks.close();
 

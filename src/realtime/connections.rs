@@ -1,6 +1,6 @@
-//! What clients hold here, and how much of it: sockets per agent (and when their sessions
-//! expire), and engine.io sessions that have not joined the namespace (in all, and per
-//! client address).
+//! What clients hold here, and how much of it: sockets per agent (and their sessions, by
+//! when they expire), and engine.io sessions that have not joined the namespace (in all,
+//! and per client address).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -19,7 +19,8 @@ use crate::error::AppError;
 use crate::model::AgentId;
 
 /// The sockets connected here: how many each agent holds (at most `MAX_SOCKETS_PER_AGENT`),
-/// and when their sessions expire, so housekeeping can wake when the first one does.
+/// and their sessions by when they expire, so housekeeping can wake when the first one does
+/// and ask the database whether the others still hold.
 pub struct Connections {
     max_per_agent: usize,
     state: Mutex<ConnectionsState>,
@@ -32,7 +33,7 @@ pub struct Connections {
 #[derive(Default)]
 struct ConnectionsState {
     per_agent: HashMap<AgentId, usize>,
-    /// Sockets per (expiry, session room).
+    /// Sockets per (expiry, session token hash).
     expiries: BTreeMap<(DateTime<Utc>, Arc<str>), usize>,
 }
 
@@ -81,14 +82,15 @@ impl Connections {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A place for one more socket of `agent`, unless it holds the most it may.
+    /// A place for one more socket of `agent`, of the session with this token hash, unless
+    /// the agent holds the most it may.
     pub(super) fn take(
         self: &Arc<Self>,
         agent: AgentId,
-        session_room: Arc<str>,
+        token_hash: Arc<str>,
         expires_at: DateTime<Utc>,
     ) -> Option<Place> {
-        let session = (expires_at, session_room);
+        let session = (expires_at, token_hash);
         let first_to_expire = {
             let mut state = self.lock();
             let held = state.per_agent.entry(agent).or_default();
@@ -120,7 +122,16 @@ impl Connections {
         self.lock().expiries.keys().next().map(|(t, _)| *t)
     }
 
-    /// The rooms of the sessions expired by `now`, taken off the clock.
+    /// The token hashes of the sessions that have a socket here.
+    pub(super) fn sessions(&self) -> Vec<Arc<str>> {
+        self.lock()
+            .expiries
+            .keys()
+            .map(|(_, hash)| hash.clone())
+            .collect()
+    }
+
+    /// The token hashes of the sessions expired by `now`, taken off the clock.
     pub(super) fn take_expired(&self, now: DateTime<Utc>) -> Vec<Arc<str>> {
         let mut state = self.lock();
         let mut expired = Vec::new();

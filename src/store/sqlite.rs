@@ -17,6 +17,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::agents::live_sessions_sql;
 use super::dialect::{Backend, Dialect};
 use super::queue::claim_sql;
 use super::rows::conversation_select;
@@ -48,6 +49,7 @@ impl Backend for sqlx::Sqlite {
         lock_agents: None,
         prune_login_subjects: "DELETE FROM login_subjects \
             WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1",
+        live_sessions: live_sessions_sql!("SELECT value FROM json_each($1)"),
     };
 }
 
