@@ -6,23 +6,25 @@
 //!
 //! With `REDIS_URL` set, events and disconnects go through socketioxide's Redis adapter and
 //! reach the sockets of every instance. When Redis is down, or a publish fails (the adapter
-//! then has delivered nothing, not even here), they reach this instance's sockets only.
+//! then has delivered nothing, not even here), they reach this instance's sockets only; once
+//! Redis is back, `resync` tells this instance's sockets to catch up.
 //!
 //! Publishing never fails a request: a client that misses an event catches up through `sync`.
 
 mod redis;
 
-pub use redis::Redis;
+pub use redis::{Channels, Redis, RedisAdapter};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
+use serde::ser::SerializeTuple;
+use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use socketioxide::adapter::Emitter;
 use socketioxide::{BroadcastError, SocketIo};
-use socketioxide_redis::FredAdapter;
+use tokio::sync::watch;
 
-use crate::model::{AgentId, Conversation, Message, TypingEvent};
+use crate::model::{AgentId, Conversation, ConversationId, Message, TypingEvent};
 use crate::store::{Audience, ConversationChange, MessageChange, MessageEvent};
 
 /// The room of an agent's sockets: every event about their conversations goes there.
@@ -38,7 +40,22 @@ pub fn session_room(token_hash: &str) -> String {
 }
 
 /// socket.io with the Redis adapter.
-pub type RedisIo = SocketIo<FredAdapter<Emitter>>;
+pub type RedisIo = SocketIo<RedisAdapter<Emitter>>;
+
+/// The key that claims the relay of agent's typing in a conversation for a moment, across
+/// every instance ([`Events::claim_typing`]; in Redis, under the `smsdesk:` prefix).
+pub fn typing_key(agent: AgentId, conversation: ConversationId) -> String {
+    format!("typing:{agent}:{conversation}")
+}
+
+/// An event's payload of no arguments at all (`["resync"]`, not `["resync", null]`).
+struct NoArguments;
+
+impl Serialize for NoArguments {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_tuple(0)?.end()
+    }
+}
 
 /// Whether a disconnect reaches every instance or only this one's sockets.
 #[derive(Clone, Copy)]
@@ -78,6 +95,46 @@ impl Events {
         match &self.io {
             Io::Memory(_) => None,
             Io::Redis(_, redis) => Some(redis.is_up()),
+        }
+    }
+
+    /// With `REDIS_URL`: changes each time this instance subscribed again to the other
+    /// instances' events, after missing some.
+    pub fn resubscriptions(&self) -> Option<watch::Receiver<u64>> {
+        match &self.io {
+            Io::Memory(_) => None,
+            Io::Redis(_, redis) => Some(redis.subscriptions()),
+        }
+    }
+
+    /// Whether `agent`'s typing in `conversation` may be relayed now as far as the other
+    /// instances are concerned: none relayed it within `window`. Without Redis, or while it
+    /// cannot tell, this instance's own limit is all there is.
+    pub async fn claim_typing(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+        window: std::time::Duration,
+    ) -> bool {
+        match &self.io {
+            Io::Memory(_) => true,
+            Io::Redis(_, redis) => redis
+                .claim(&typing_key(agent, conversation), window)
+                .await
+                .unwrap_or(true),
+        }
+    }
+
+    /// Tells every socket of this instance to catch up through `sync` (`resync`, no
+    /// payload): events of the other instances may have missed them.
+    pub async fn resync_here(&self) {
+        let sent = match &self.io {
+            Io::Memory(io) => io.local().emit("resync", &NoArguments).await,
+            Io::Redis(io, _) => io.local().emit("resync", &NoArguments).await,
+        };
+        match sent {
+            Ok(()) => tracing::info!("[Socket.io] 📤 Emitted resync to this instance's sockets"),
+            Err(e) => tracing::warn!(error = %e, "[Socket.io] resync failed"),
         }
     }
 
@@ -240,5 +297,10 @@ mod tests {
         assert!(!room.contains(hash));
         assert_eq!(room, session_room(hash));
         assert_ne!(room, session_room("another hash"));
+    }
+
+    #[test]
+    fn resync_has_no_arguments() {
+        assert_eq!(serde_json::to_string(&NoArguments).unwrap(), "[]");
     }
 }

@@ -253,7 +253,8 @@ impl TypingStates {
 }
 
 /// Relays a typing event to the conversation's other agents. The rate limits come first,
-/// so a flood costs no database query.
+/// so a flood costs no database query: this instance's, then (for `true`) every
+/// instance's, since the agent's sockets may be spread over several.
 async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
     let conversation = data.conversation_id;
     let Some(relay) =
@@ -272,6 +273,15 @@ async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
                 .expire(conversation, agent.id, generation);
         }
     };
+    if let Relay::Start(_) = relay
+        && !state
+            .services
+            .events
+            .claim_typing(agent.id, conversation, TYPING_INTERVAL)
+            .await
+    {
+        return forget();
+    }
     let audience = match state.services.store.audience(conversation).await {
         Ok(a) if a.contains(agent.id) => a,
         Ok(_) => return forget(),

@@ -12,7 +12,6 @@ use secrecy::SecretString;
 use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
-use socketioxide_redis::FredAdapter;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,7 +19,7 @@ use url::Url;
 
 use crate::auth::{LoginThrottle, PasswordHasher, SetupToken};
 use crate::config::{DatabaseUrl, Settings, TwilioMode};
-use crate::events::{Events, Redis};
+use crate::events::{Events, Redis, RedisAdapter};
 use crate::realtime::{self, Connections, TypingStates, UnjoinedSessions};
 use crate::send_queue::{self, SendOptions, SendQueue, Worker};
 use crate::store::{self, Store};
@@ -176,10 +175,7 @@ impl Server {
         let listener = bind(settings.host, settings.port).await?;
         let port = listener.local_addr()?.port();
         let store = connect_store(&settings.database_url).await?;
-        let redis = match &settings.redis_url {
-            Some(url) => Some(Redis::connect(url).await?),
-            None => None,
-        };
+        let redis = settings.redis_url.as_ref().map(Redis::new).transpose()?;
 
         let public = settings.public_url.clone().unwrap_or_else(|| {
             format!("http://localhost:{port}")
@@ -250,15 +246,17 @@ impl Server {
                 let router = router(&state, layer, unjoined);
                 (state, router)
             }
-            Some((redis, adapter)) => {
+            Some(redis) => {
                 let (layer, io) = socket_io()
-                    .with_adapter::<FredAdapter<_>>(adapter)
+                    .with_adapter::<RedisAdapter<_>>(redis.adapter())
                     .build_layer();
                 let state = state(Events::through_redis(io.clone(), redis.clone()));
+                // The adapter only records its channels here; they are subscribed once
+                // connected, now or whenever Redis answers.
                 realtime::attach(&io, state.clone())
                     .await
                     .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot subscribe ({e})"))?;
-                redis.subscribed();
+                redis.connect().await;
                 let router = router(&state, layer, unjoined);
                 (state, router)
             }

@@ -22,6 +22,7 @@ mod precedence;
 mod queue;
 mod realtime;
 mod reliability;
+mod resync;
 mod search;
 mod sending;
 mod status;
