@@ -10,6 +10,7 @@
 //! Redis is back, `resync` tells this instance's sockets to catch up.
 //!
 //! Publishing never fails a request: a client that misses an event catches up through `sync`.
+//! Once the sockets are closed at shutdown, publishing does nothing.
 
 mod redis;
 
@@ -20,7 +21,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::ser::SerializeTuple;
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
-use socketioxide::adapter::Emitter;
+use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide::operators::BroadcastOperators;
 use socketioxide::{BroadcastError, SocketIo};
 use tokio::sync::watch;
 
@@ -55,6 +57,16 @@ impl Serialize for NoArguments {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_tuple(0)?.end()
     }
+}
+
+/// The default namespace, or `None` once it is closed (at shutdown), when socketioxide's
+/// own shortcuts (`io.to`, `io.local`) would panic.
+fn namespace<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>> {
+    let ns = io.of("/");
+    if ns.is_none() {
+        tracing::debug!("[Socket.io] closed: nothing emitted");
+    }
+    ns
 }
 
 /// Whether a disconnect reaches every instance or only this one's sockets.
@@ -129,8 +141,14 @@ impl Events {
     /// payload): events of the other instances may have missed them.
     pub async fn resync_here(&self) {
         let sent = match &self.io {
-            Io::Memory(io) => io.local().emit("resync", &NoArguments).await,
-            Io::Redis(io, _) => io.local().emit("resync", &NoArguments).await,
+            Io::Memory(io) => match namespace(io) {
+                Some(ns) => ns.local().emit("resync", &NoArguments).await,
+                None => return,
+            },
+            Io::Redis(io, _) => match namespace(io) {
+                Some(ns) => ns.local().emit("resync", &NoArguments).await,
+                None => return,
+            },
         };
         match sent {
             Ok(()) => tracing::info!("[Socket.io] 📤 Emitted resync to this instance's sockets"),
@@ -197,15 +215,19 @@ impl Events {
                 .collect()
         };
         let done = match &self.io {
-            Io::Memory(io) => io.to(rooms()).disconnect().await,
+            Io::Memory(io) => match namespace(io) {
+                Some(ns) => ns.to(rooms()).disconnect().await,
+                None => return,
+            },
             Io::Redis(io, redis) => 'done: {
+                let Some(ns) = namespace(io) else { return };
                 if matches!(reach, Reach::Everywhere) && redis.is_up() {
-                    match io.to(rooms()).disconnect().await {
+                    match ns.clone().to(rooms()).disconnect().await {
                         Err(BroadcastError::Adapter(e)) => fell_back("disconnect", &e),
                         done => break 'done done,
                     }
                 }
-                io.local().to(rooms()).disconnect().await
+                ns.local().to(rooms()).disconnect().await
             }
         };
         match done {
@@ -250,15 +272,19 @@ impl Events {
         }
         let rooms = || -> Vec<String> { audience.agents().iter().copied().map(room).collect() };
         let sent = match &self.io {
-            Io::Memory(io) => io.to(rooms()).emit(event, payload).await,
+            Io::Memory(io) => match namespace(io) {
+                Some(ns) => ns.to(rooms()).emit(event, payload).await,
+                None => return,
+            },
             Io::Redis(io, redis) => 'sent: {
+                let Some(ns) = namespace(io) else { return };
                 if redis.is_up() {
-                    match io.to(rooms()).emit(event, payload).await {
+                    match ns.clone().to(rooms()).emit(event, payload).await {
                         Err(BroadcastError::Adapter(e)) => fell_back(event, &e),
                         sent => break 'sent sent,
                     }
                 }
-                io.local().to(rooms()).emit(event, payload).await
+                ns.local().to(rooms()).emit(event, payload).await
             }
         };
         match sent {
@@ -302,5 +328,26 @@ mod tests {
     #[test]
     fn resync_has_no_arguments() {
         assert_eq!(serde_json::to_string(&NoArguments).unwrap(), "[]");
+    }
+
+    /// A send that completes while the server shuts down publishes after the sockets are
+    /// closed: nothing happens, and nothing panics (socketioxide's `io.to` would).
+    #[tokio::test]
+    async fn publishing_after_the_sockets_closed_does_nothing() {
+        let (_layer, io) = SocketIo::new_layer();
+        io.ns("/", async |_: socketioxide::extract::SocketRef| {});
+        let events = Events::in_memory(io);
+        events.close().await;
+        let agent: AgentId = "7".parse().unwrap();
+        let typing = TypingEvent {
+            conversation_id: "3".parse().unwrap(),
+            agent_id: agent,
+            agent_name: "Ana".into(),
+            is_typing: true,
+        };
+        events.typing(&Audience::of(vec![agent]), &typing).await;
+        events.resync_here().await;
+        events.end_sessions(&["a token hash"]).await;
+        events.end_sessions_here(&["a token hash"]).await;
     }
 }

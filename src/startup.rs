@@ -279,37 +279,48 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets requests in flight finish, closes the
-    /// sockets and stops the sending queue between two messages.
+    /// Serves until `shutdown` resolves, then lets requests in flight finish, stops the
+    /// sending queue between two messages and, once it has stopped (a send it finishes
+    /// still reaches the pages), closes the sockets.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state;
-        let tasks = TaskTracker::new();
+        let workers = TaskTracker::new();
         let worker = Arc::new(Worker::new(&state));
         for _ in 0..send_queue::WORKERS {
-            tasks.spawn(worker.clone().run());
+            workers.spawn(worker.clone().run());
         }
-        tasks.spawn(housekeeping::run(state.clone()));
-        tasks.spawn(housekeeping::check_sessions(
+        workers.close();
+        let chores = TaskTracker::new();
+        chores.spawn(housekeeping::run(state.clone()));
+        chores.spawn(housekeeping::check_sessions(
             state.clone(),
             self.session_check_period,
         ));
-        tasks.spawn(housekeeping::give_back_memory(state.clone()));
-        tasks.close();
+        chores.spawn(housekeeping::give_back_memory(state.clone()));
+        chores.close();
 
         let token = state.runtime.shutdown.clone();
-        let events = state.services.events.clone();
         let signal = async move {
             shutdown.await;
-            tracing::info!("shutting down: finishing requests, closing sockets");
+            tracing::info!("shutting down: finishing requests and sends, then closing sockets");
             token.cancel();
+        };
+        let token = state.runtime.shutdown.clone();
+        let events = state.services.events.clone();
+        let close_sockets = async {
+            token.cancelled().await;
+            workers.wait().await;
             events.close().await;
         };
         let drained = async {
-            serve::serve(self.listener, self.router, signal).await;
-            tasks.wait().await;
+            tokio::join!(
+                serve::serve(self.listener, self.router, signal),
+                close_sockets
+            );
+            chores.wait().await;
         };
         let token = state.runtime.shutdown.clone();
         tokio::select! {

@@ -1,4 +1,5 @@
-//! socket.io: handshake authentication, rooms, typing, sessions ended without a word.
+//! socket.io: handshake authentication, rooms, typing, sessions ended without a word, and
+//! the sockets at shutdown.
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ on_both_backends! {
     an_agent_holds_at_most_max_sockets_per_agent: Simulator.env("MAX_SOCKETS_PER_AGENT", "3"),
     typing_is_relayed_at_most_twice_a_second: Simulator,
     sessions_ended_without_a_word_lose_their_sockets: Simulator.settings(|s| s.session_check_period = CHECK_PERIOD),
+    a_send_finishing_during_shutdown_reaches_the_page_before_its_socket_closes: FakeTwilio,
 }
 
 async fn unauthenticated_sockets_get_connect_error_unauthorized(app: TestApp) {
@@ -355,4 +357,30 @@ async fn sessions_ended_without_a_word_lose_their_sockets(app: TestApp) {
         .await;
     assert_eq!(admins.next("message:new").await["body"], "for the admin");
     assert!(bobs.received("message:new").is_empty());
+}
+
+/// A send that Twilio answers while the server is stopping is recorded and pushed to the
+/// page before the sockets close (it used to be pushed after, into a closed namespace,
+/// which panicked).
+async fn a_send_finishing_during_shutdown_reaches_the_page_before_its_socket_closes(
+    mut app: TestApp,
+) {
+    let fake = app.fake.as_ref().unwrap().state.clone();
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let mut socket = app.socket(&alice).await;
+    *fake.delay.lock().unwrap() = Duration::from_secs(2);
+    let (status, sent) = app.send(&alice, &conversation, "last words", "c-1").await;
+    assert_eq!(status, 202, "{sent}");
+    let id = sent["message"]["id"].clone();
+    wait_until("Twilio to be asked", async || {
+        !fake.sent.lock().unwrap().is_empty()
+    })
+    .await;
+
+    let page = async {
+        let queued = socket.next_where("message:status", |s| s["id"] == id).await;
+        assert_eq!(queued["status"], "queued");
+    };
+    tokio::join!(app.stop(), page);
 }
