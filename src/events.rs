@@ -44,9 +44,9 @@ pub fn session_room(token_hash: &str) -> String {
 /// socket.io with the Redis adapter.
 pub type RedisIo = SocketIo<RedisAdapter<Emitter>>;
 
-/// The key that claims the relay of agent's typing in a conversation for a moment, across
-/// every instance ([`Events::claim_typing`]; in Redis, under the `smsdesk:` prefix).
-pub fn typing_key(agent: AgentId, conversation: ConversationId) -> String {
+/// The key that claims the relay of an agent's typing in a conversation for a moment,
+/// across every instance ([`Events::claim_typing`]; in Redis, under the `smsdesk:` prefix).
+fn typing_key(agent: AgentId, conversation: ConversationId) -> String {
     format!("typing:{agent}:{conversation}")
 }
 
