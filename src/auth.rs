@@ -9,7 +9,7 @@ mod throttle;
 
 pub use hasher::{HashError, PasswordHasher};
 pub use setup_token::SetupToken;
-pub use throttle::{Attempt, Blocked, LoginThrottle, Refused, client_address};
+pub use throttle::{Attempt, Blocked, LoginThrottle, Refused, address_key, client_address};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};

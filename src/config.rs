@@ -217,6 +217,12 @@ impl Default for StatusChecks {
 pub const DEFAULT_MAX_SOCKETS_PER_AGENT: usize = 50;
 /// engine.io sessions that have not yet joined the namespace, at most, at once.
 pub const DEFAULT_MAX_UNCONNECTED_SESSIONS: usize = 10_000;
+/// And at most this many of them per client address.
+pub const DEFAULT_MAX_UNCONNECTED_PER_ADDRESS: usize = 100;
+/// How often an instance asks the database whether the sessions of its sockets still hold,
+/// so a socket whose session ended is disconnected within 30 s even when the event that
+/// should have disconnected it never arrived (Redis down, or its subscriber dropped).
+pub const DEFAULT_SESSION_CHECK_PERIOD: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -247,6 +253,10 @@ pub struct Settings {
     pub max_unconnected_sessions: usize,
     /// Not read from the environment: [`StatusChecks::default`] (tests shorten it).
     pub status_checks: StatusChecks,
+    /// Not read from the environment: [`DEFAULT_MAX_UNCONNECTED_PER_ADDRESS`].
+    pub max_unconnected_per_address: usize,
+    /// Not read from the environment: [`DEFAULT_SESSION_CHECK_PERIOD`] (tests change it).
+    pub session_check_period: Duration,
 }
 
 impl Settings {
@@ -370,6 +380,8 @@ impl Settings {
             metrics_token: get("METRICS_TOKEN").map(SecretString::from),
             max_unconnected_sessions: DEFAULT_MAX_UNCONNECTED_SESSIONS,
             status_checks: StatusChecks::default(),
+            max_unconnected_per_address: DEFAULT_MAX_UNCONNECTED_PER_ADDRESS,
+            session_check_period: DEFAULT_SESSION_CHECK_PERIOD,
         })
     }
 }
@@ -457,6 +469,8 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!(s.max_sockets_per_agent, 50);
         assert_eq!(s.max_unconnected_sessions, 10_000);
+        assert_eq!(s.max_unconnected_per_address, 100);
+        assert!(s.session_check_period <= Duration::from_secs(30));
         assert!(!s.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
         let s = settings(&[("MAX_SOCKETS_PER_AGENT", "200")]).unwrap();
         assert_eq!(s.max_sockets_per_agent, 200);

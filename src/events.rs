@@ -6,23 +6,27 @@
 //!
 //! With `REDIS_URL` set, events and disconnects go through socketioxide's Redis adapter and
 //! reach the sockets of every instance. When Redis is down, or a publish fails (the adapter
-//! then has delivered nothing, not even here), they reach this instance's sockets only.
+//! then has delivered nothing, not even here), they reach this instance's sockets only; once
+//! Redis is back, `resync` tells this instance's sockets to catch up.
 //!
 //! Publishing never fails a request: a client that misses an event catches up through `sync`.
+//! Once the sockets are closed at shutdown, publishing does nothing.
 
 mod redis;
 
-pub use redis::Redis;
+pub use redis::{Channels, Redis, RedisAdapter};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Serialize;
+use serde::ser::SerializeTuple;
+use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
-use socketioxide::adapter::Emitter;
+use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide::operators::BroadcastOperators;
 use socketioxide::{BroadcastError, SocketIo};
-use socketioxide_redis::FredAdapter;
+use tokio::sync::watch;
 
-use crate::model::{AgentId, Conversation, Message, TypingEvent};
+use crate::model::{AgentId, Conversation, ConversationId, Message, TypingEvent};
 use crate::store::{Audience, ConversationChange, MessageChange, MessageEvent};
 
 /// The room of an agent's sockets: every event about their conversations goes there.
@@ -38,7 +42,39 @@ pub fn session_room(token_hash: &str) -> String {
 }
 
 /// socket.io with the Redis adapter.
-pub type RedisIo = SocketIo<FredAdapter<Emitter>>;
+pub type RedisIo = SocketIo<RedisAdapter<Emitter>>;
+
+/// The key that claims the relay of an agent's typing in a conversation for a moment,
+/// across every instance ([`Events::claim_typing`]; in Redis, under the `smsdesk:` prefix).
+fn typing_key(agent: AgentId, conversation: ConversationId) -> String {
+    format!("typing:{agent}:{conversation}")
+}
+
+/// An event's payload of no arguments at all (`["resync"]`, not `["resync", null]`).
+struct NoArguments;
+
+impl Serialize for NoArguments {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_tuple(0)?.end()
+    }
+}
+
+/// The default namespace, or `None` once it is closed (at shutdown), when socketioxide's
+/// own shortcuts (`io.to`, `io.local`) would panic.
+fn namespace<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>> {
+    let ns = io.of("/");
+    if ns.is_none() {
+        tracing::debug!("[Socket.io] closed: nothing emitted");
+    }
+    ns
+}
+
+/// Whether a disconnect reaches every instance or only this one's sockets.
+#[derive(Clone, Copy)]
+enum Reach {
+    Everywhere,
+    Here,
+}
 
 #[derive(Clone)]
 pub struct Events {
@@ -71,6 +107,52 @@ impl Events {
         match &self.io {
             Io::Memory(_) => None,
             Io::Redis(_, redis) => Some(redis.is_up()),
+        }
+    }
+
+    /// With `REDIS_URL`: changes each time this instance subscribed again to the other
+    /// instances' events, after missing some.
+    pub fn resubscriptions(&self) -> Option<watch::Receiver<u64>> {
+        match &self.io {
+            Io::Memory(_) => None,
+            Io::Redis(_, redis) => Some(redis.subscriptions()),
+        }
+    }
+
+    /// Whether `agent`'s typing in `conversation` may be relayed now as far as the other
+    /// instances are concerned: none relayed it within `window`. Without Redis, or while it
+    /// cannot tell, this instance's own limit is all there is.
+    pub async fn claim_typing(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+        window: std::time::Duration,
+    ) -> bool {
+        match &self.io {
+            Io::Memory(_) => true,
+            Io::Redis(_, redis) => redis
+                .claim(&typing_key(agent, conversation), window)
+                .await
+                .unwrap_or(true),
+        }
+    }
+
+    /// Tells every socket of this instance to catch up through `sync` (`resync`, no
+    /// payload): events of the other instances may have missed them.
+    pub async fn resync_here(&self) {
+        let sent = match &self.io {
+            Io::Memory(io) => match namespace(io) {
+                Some(ns) => ns.local().emit("resync", &NoArguments).await,
+                None => return,
+            },
+            Io::Redis(io, _) => match namespace(io) {
+                Some(ns) => ns.local().emit("resync", &NoArguments).await,
+                None => return,
+            },
+        };
+        match sent {
+            Ok(()) => tracing::info!("[Socket.io] 📤 Emitted resync to this instance's sockets"),
+            Err(e) => tracing::warn!(error = %e, "[Socket.io] resync failed"),
         }
     }
 
@@ -109,29 +191,43 @@ impl Events {
         self.emit(audience, "typing", "typing", event).await;
     }
 
-    /// Disconnects every socket opened with these sessions (by token hash), at once. The
-    /// sessions themselves are already deleted.
-    pub async fn end_sessions(&self, token_hashes: &[String]) {
-        self.disconnect(token_hashes.iter().map(|h| session_room(h)).collect())
-            .await;
+    /// Disconnects every socket opened with these sessions (by token hash), on every
+    /// instance, at once. The sessions themselves are already ended.
+    pub async fn end_sessions<H: AsRef<str>>(&self, token_hashes: &[H]) {
+        self.disconnect(token_hashes, Reach::Everywhere).await;
     }
 
-    /// Disconnects every socket in these session rooms, at once.
-    pub async fn disconnect(&self, session_rooms: Vec<String>) {
-        if session_rooms.is_empty() {
+    /// Disconnects this instance's sockets opened with these sessions (by token hash), at
+    /// once: each instance finds its own sockets whose sessions ended.
+    pub async fn end_sessions_here<H: AsRef<str>>(&self, token_hashes: &[H]) {
+        self.disconnect(token_hashes, Reach::Here).await;
+    }
+
+    async fn disconnect<H: AsRef<str>>(&self, token_hashes: &[H], reach: Reach) {
+        if token_hashes.is_empty() {
             return;
         }
-        let sessions = session_rooms.len();
+        let sessions = token_hashes.len();
+        let rooms = || -> Vec<String> {
+            token_hashes
+                .iter()
+                .map(|h| session_room(h.as_ref()))
+                .collect()
+        };
         let done = match &self.io {
-            Io::Memory(io) => io.to(session_rooms).disconnect().await,
+            Io::Memory(io) => match namespace(io) {
+                Some(ns) => ns.to(rooms()).disconnect().await,
+                None => return,
+            },
             Io::Redis(io, redis) => 'done: {
-                if redis.is_up() {
-                    match io.to(session_rooms.clone()).disconnect().await {
+                let Some(ns) = namespace(io) else { return };
+                if matches!(reach, Reach::Everywhere) && redis.is_up() {
+                    match ns.clone().to(rooms()).disconnect().await {
                         Err(BroadcastError::Adapter(e)) => fell_back("disconnect", &e),
                         done => break 'done done,
                     }
                 }
-                io.local().to(session_rooms).disconnect().await
+                ns.local().to(rooms()).disconnect().await
             }
         };
         match done {
@@ -176,15 +272,19 @@ impl Events {
         }
         let rooms = || -> Vec<String> { audience.agents().iter().copied().map(room).collect() };
         let sent = match &self.io {
-            Io::Memory(io) => io.to(rooms()).emit(event, payload).await,
+            Io::Memory(io) => match namespace(io) {
+                Some(ns) => ns.to(rooms()).emit(event, payload).await,
+                None => return,
+            },
             Io::Redis(io, redis) => 'sent: {
+                let Some(ns) = namespace(io) else { return };
                 if redis.is_up() {
-                    match io.to(rooms()).emit(event, payload).await {
+                    match ns.clone().to(rooms()).emit(event, payload).await {
                         Err(BroadcastError::Adapter(e)) => fell_back(event, &e),
                         sent => break 'sent sent,
                     }
                 }
-                io.local().to(rooms()).emit(event, payload).await
+                ns.local().to(rooms()).emit(event, payload).await
             }
         };
         match sent {
@@ -223,5 +323,31 @@ mod tests {
         assert!(!room.contains(hash));
         assert_eq!(room, session_room(hash));
         assert_ne!(room, session_room("another hash"));
+    }
+
+    #[test]
+    fn resync_has_no_arguments() {
+        assert_eq!(serde_json::to_string(&NoArguments).unwrap(), "[]");
+    }
+
+    /// A send that completes while the server shuts down publishes after the sockets are
+    /// closed: nothing happens, and nothing panics (socketioxide's `io.to` would).
+    #[tokio::test]
+    async fn publishing_after_the_sockets_closed_does_nothing() {
+        let (_layer, io) = SocketIo::new_layer();
+        io.ns("/", async |_: socketioxide::extract::SocketRef| {});
+        let events = Events::in_memory(io);
+        events.close().await;
+        let agent: AgentId = "7".parse().unwrap();
+        let typing = TypingEvent {
+            conversation_id: "3".parse().unwrap(),
+            agent_id: agent,
+            agent_name: "Ana".into(),
+            is_typing: true,
+        };
+        events.typing(&Audience::of(vec![agent]), &typing).await;
+        events.resync_here().await;
+        events.end_sessions(&["a token hash"]).await;
+        events.end_sessions_here(&["a token hash"]).await;
     }
 }

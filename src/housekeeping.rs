@@ -1,11 +1,14 @@
 //! The server's chores between requests: ends sessions as they expire (disconnecting their
-//! sockets at once), logs the sending queue's depth while it is not empty, prunes what has
-//! expired (early statuses, login failures, pacing rows), so those tables stay small, and
-//! gives memory back once sockets stop coming and going.
+//! sockets at once), checks that the sessions of this instance's sockets still hold (and
+//! tells the sockets to catch up after Redis comes back), logs the sending queue's depth
+//! while it is not empty, prunes what has expired (early statuses, login failures, pacing
+//! rows), so those tables stay small, and gives memory back once sockets stop coming and
+//! going.
 
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::time::MissedTickBehavior;
 
 use crate::AppState;
 use crate::realtime;
@@ -45,6 +48,36 @@ pub async fn run(state: AppState) {
         realtime::end_expired_sessions(&state).await;
         prune(&state).await;
         crate::monitoring::upkeep();
+    }
+}
+
+/// Every `period` (at most 30 s), and each time Redis comes back, asks the database whether
+/// the sessions of this instance's sockets still hold and disconnects the others: a session
+/// may end without this instance hearing of it (Redis down, or this instance's subscriber
+/// dropped by Redis). After Redis came back it then sends the sockets left `resync`: what the
+/// other instances published meanwhile never reached them.
+pub async fn check_sessions(state: AppState, period: Duration) {
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut resubscribed = state.services.events.resubscriptions();
+    loop {
+        let redis_back = async {
+            let changed = match &mut resubscribed {
+                Some(r) => r.changed().await.is_ok(),
+                None => false,
+            };
+            if !changed {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = every.tick() => realtime::check_sessions(&state).await,
+            () = redis_back => {
+                realtime::check_sessions(&state).await;
+                state.services.events.resync_here().await;
+            }
+            () = state.runtime.shutdown.cancelled() => return,
+        }
     }
 }
 

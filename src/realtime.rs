@@ -4,13 +4,16 @@
 //! per agent, engine.io sessions not yet in the namespace) is counted in `connections`.
 //!
 //! Ending a session (logout, expiry) disconnects its session room: whoever ends a session
-//! only has to say which one.
+//! only has to say which one. `sessions` also asks the database now and then whether the
+//! sessions of this instance's sockets still hold, for the ends it was not told of.
 
 mod connections;
 mod request_head;
+mod sessions;
 
 pub use connections::{Connections, UnjoinedSessions, admit_handshakes};
 pub use request_head::detach_request_head;
+pub use sessions::{check_sessions, end_expired_sessions};
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -18,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -127,21 +129,21 @@ async fn authenticate<A: Adapter>(
     match state.services.store.session(&hash).await {
         Ok(Some(session)) => {
             let agent = session.agent;
-            let session_room = session_room(&hash);
+            let hash: Arc<str> = hash.into();
             let place = state
                 .runtime
                 .connections
-                .take(agent.id, session_room.as_str().into(), session.expires_at)
+                .take(agent.id, hash.clone(), session.expires_at)
                 .ok_or_else(|| {
                     tracing::warn!(agent = %agent.id, "[Socket.io] refused a socket over MAX_SOCKETS_PER_AGENT");
                     Refusal("too_many_connections")
                 })?;
             // Joined before the client hears it is connected, so no event falls in between.
-            s.join([room(agent.id), session_room]);
+            s.join([room(agent.id), session_room(&hash)]);
             s.extensions.insert(SocketAgent {
                 id: agent.id,
                 name: agent.name.into(),
-                token_hash: hash.into(),
+                token_hash: hash,
             });
             s.extensions.insert(Arc::new(place));
             if let Some(pending) = s.req_parts().extensions.get::<Unjoined>() {
@@ -156,30 +158,6 @@ async fn authenticate<A: Adapter>(
             Err(Refusal("unavailable"))
         }
     }
-}
-
-/// Ends the sessions that have expired: deletes them, and disconnects their sockets (also
-/// those whose session another process deleted first).
-pub async fn end_expired_sessions(state: &AppState) {
-    let mut rooms: Vec<String> = state
-        .runtime
-        .connections
-        .take_expired(Utc::now())
-        .iter()
-        .map(|r| r.to_string())
-        .collect();
-    match state.services.store.end_expired_sessions().await {
-        Ok(hashes) => {
-            if !hashes.is_empty() {
-                tracing::debug!(sessions = hashes.len(), "expired sessions ended");
-            }
-            rooms.extend(hashes.iter().map(|h| session_room(h)));
-        }
-        Err(e) => tracing::debug!(error = %e, "expired sessions not deleted this time"),
-    }
-    rooms.sort();
-    rooms.dedup();
-    state.services.events.disconnect(rooms).await;
 }
 
 #[derive(Deserialize)]
@@ -275,7 +253,8 @@ impl TypingStates {
 }
 
 /// Relays a typing event to the conversation's other agents. The rate limits come first,
-/// so a flood costs no database query.
+/// so a flood costs no database query: this instance's, then (for `true`) every
+/// instance's, since the agent's sockets may be spread over several.
 async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
     let conversation = data.conversation_id;
     let Some(relay) =
@@ -294,6 +273,15 @@ async fn relay_typing(state: &AppState, agent: &SocketAgent, data: TypingIn) {
                 .expire(conversation, agent.id, generation);
         }
     };
+    if let Relay::Start(_) = relay
+        && !state
+            .services
+            .events
+            .claim_typing(agent.id, conversation, TYPING_INTERVAL)
+            .await
+    {
+        return forget();
+    }
     let audience = match state.services.store.audience(conversation).await {
         Ok(a) if a.contains(agent.id) => a,
         Ok(_) => return forget(),

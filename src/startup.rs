@@ -12,7 +12,6 @@ use secrecy::SecretString;
 use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
-use socketioxide_redis::FredAdapter;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,7 +19,7 @@ use url::Url;
 
 use crate::auth::{LoginThrottle, PasswordHasher, SetupToken};
 use crate::config::{DatabaseUrl, Settings, TwilioMode};
-use crate::events::{Events, Redis};
+use crate::events::{Events, Redis, RedisAdapter};
 use crate::realtime::{self, Connections, TypingStates, UnjoinedSessions};
 use crate::send_queue::{self, SendOptions, SendQueue, StatusChecker, Worker};
 use crate::store::{self, Store};
@@ -32,6 +31,9 @@ use crate::{AppState, Config, Runtime, Services, build_router, housekeeping, ser
 
 /// How long draining may take after the shutdown signal before the server stops anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest websocket or polling message a client may send, authenticated or not: ours
+/// are small, and a larger one is refused before it is read whole.
+const MAX_MESSAGE: usize = 64 * 1024;
 
 /// A bound, wired server, ready to run.
 pub struct Server {
@@ -39,6 +41,7 @@ pub struct Server {
     router: Router,
     state: AppState,
     port: u16,
+    session_check_period: Duration,
 }
 
 /// What `Server::build` decided, for the banner.
@@ -141,7 +144,11 @@ fn twilio(settings: &Settings, public: &Url, self_base: &str) -> Twilio {
 fn socket_io() -> SocketIoBuilder {
     SocketIo::builder()
         .connect_timeout(realtime::CONNECT_TIMEOUT)
-        .max_payload(64 * 1024)
+        .max_payload(MAX_MESSAGE as u64)
+        // A frame's header gives its length: one over the limit closes the connection before
+        // its payload is read. (engineioxide's defaults are 16 MiB a frame, 64 MiB a message.)
+        .ws_max_frame_size(MAX_MESSAGE)
+        .ws_max_message_size(MAX_MESSAGE)
         .ping_interval(Duration::from_secs(20))
         .ping_timeout(Duration::from_secs(20))
         // Held by every idle socket; our inbound events are small, so a few reads more for a
@@ -150,13 +157,14 @@ fn socket_io() -> SocketIoBuilder {
         .max_buffer_size(1024)
 }
 
-/// The routes with socket.io and, in front of it, the handshake limit.
-fn router<A: Adapter>(state: &AppState, layer: SocketIoLayer<A>, max_unjoined: usize) -> Router {
+/// The routes with socket.io and, in front of it, the handshake limits.
+fn router<A: Adapter>(
+    state: &AppState,
+    layer: SocketIoLayer<A>,
+    unjoined: Arc<UnjoinedSessions>,
+) -> Router {
     // In front of socket.io, so a handshake over the limit never opens a session.
-    let handshakes = axum::middleware::from_fn_with_state(
-        UnjoinedSessions::new(max_unjoined),
-        realtime::admit_handshakes,
-    );
+    let handshakes = axum::middleware::from_fn_with_state(unjoined, realtime::admit_handshakes);
     build_router(state.clone())
         .layer(layer)
         .layer(axum::middleware::from_fn(realtime::detach_request_head))
@@ -170,10 +178,7 @@ impl Server {
         let listener = bind(settings.host, settings.port).await?;
         let port = listener.local_addr()?.port();
         let store = connect_store(&settings.database_url).await?;
-        let redis = match &settings.redis_url {
-            Some(url) => Some(Redis::connect(url).await?),
-            None => None,
-        };
+        let redis = settings.redis_url.as_ref().map(Redis::new).transpose()?;
 
         let public = settings.public_url.clone().unwrap_or_else(|| {
             format!("http://localhost:{port}")
@@ -231,25 +236,31 @@ impl Server {
                 },
             )
         };
-        let max_unjoined = settings.max_unconnected_sessions;
+        let unjoined = UnjoinedSessions::new(
+            settings.max_unconnected_sessions,
+            settings.max_unconnected_per_address,
+            settings.trusted_proxies.clone(),
+        );
         let (state, router) = match redis {
             None => {
                 let (layer, io) = socket_io().build_layer();
                 let state = state(Events::in_memory(io.clone()));
                 realtime::attach(&io, state.clone());
-                let router = router(&state, layer, max_unjoined);
+                let router = router(&state, layer, unjoined);
                 (state, router)
             }
-            Some((redis, adapter)) => {
+            Some(redis) => {
                 let (layer, io) = socket_io()
-                    .with_adapter::<FredAdapter<_>>(adapter)
+                    .with_adapter::<RedisAdapter<_>>(redis.adapter())
                     .build_layer();
                 let state = state(Events::through_redis(io.clone(), redis.clone()));
+                // The adapter only records its channels here; they are subscribed once
+                // connected, now or whenever Redis answers.
                 realtime::attach(&io, state.clone())
                     .await
                     .map_err(|e| anyhow::anyhow!("REDIS_URL: cannot subscribe ({e})"))?;
-                redis.subscribed();
-                let router = router(&state, layer, max_unjoined);
+                redis.connect().await;
+                let router = router(&state, layer, unjoined);
                 (state, router)
             }
         };
@@ -258,6 +269,7 @@ impl Server {
             router,
             state,
             port,
+            session_check_period: settings.session_check_period,
         };
         Ok((server, started))
     }
@@ -270,34 +282,50 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets requests in flight finish, closes the
-    /// sockets and stops the sending queue between two messages.
+    /// Serves until `shutdown` resolves, then lets requests in flight finish, stops the
+    /// sending queue between two messages and, once it has stopped (a send it finishes
+    /// still reaches the pages), closes the sockets.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state;
-        let tasks = TaskTracker::new();
+        let workers = TaskTracker::new();
         let worker = Arc::new(Worker::new(&state));
         for _ in 0..send_queue::WORKERS {
-            tasks.spawn(worker.clone().run());
+            workers.spawn(worker.clone().run());
         }
-        tasks.spawn(StatusChecker::new(&state).run());
-        tasks.spawn(housekeeping::run(state.clone()));
-        tasks.spawn(housekeeping::give_back_memory(state.clone()));
-        tasks.close();
+        // The status checker publishes like the workers: it too stops before the sockets close.
+        workers.spawn(StatusChecker::new(&state).run());
+        workers.close();
+        let chores = TaskTracker::new();
+        chores.spawn(housekeeping::run(state.clone()));
+        chores.spawn(housekeeping::check_sessions(
+            state.clone(),
+            self.session_check_period,
+        ));
+        chores.spawn(housekeeping::give_back_memory(state.clone()));
+        chores.close();
 
         let token = state.runtime.shutdown.clone();
-        let events = state.services.events.clone();
         let signal = async move {
             shutdown.await;
-            tracing::info!("shutting down: finishing requests, closing sockets");
+            tracing::info!("shutting down: finishing requests and sends, then closing sockets");
             token.cancel();
+        };
+        let token = state.runtime.shutdown.clone();
+        let events = state.services.events.clone();
+        let close_sockets = async {
+            token.cancelled().await;
+            workers.wait().await;
             events.close().await;
         };
         let drained = async {
-            serve::serve(self.listener, self.router, signal).await;
-            tasks.wait().await;
+            tokio::join!(
+                serve::serve(self.listener, self.router, signal),
+                close_sockets
+            );
+            chores.wait().await;
         };
         let token = state.runtime.shutdown.clone();
         tokio::select! {

@@ -1,8 +1,8 @@
 // smsdesk inbox (/agent/messages): the composition root. Plain ES modules, no build step.
 //
 // Data flow: REST loads pages (conversations, threads); the socket pushes message:new, message:status,
-// conversation:updated and typing; every (re)connect calls /sync from the last cursor so nothing missed
-// while offline is lost. Everything is merged into the Store (by id, and by clientId for our own
+// conversation:updated and typing; every (re)connect, and every `resync` the server sends after its link
+// to the other servers came back, calls /sync from the last cursor so nothing missed is lost. Everything is merged into the Store (by id, and by clientId for our own
 // optimistic bubbles); modules then mark the parts of the page that changed and the render scheduler
 // redraws them once per tick. Idle, the page makes no HTTP requests. Each module owns its state and
 // its part of the page; this file only creates them, in order, and connects them.
@@ -137,6 +137,10 @@ const socket = initSocket({
     outbox.wake();
     if (!list.loaded()) await list.load();
     else if (reconnect) list.refresh();
+    sync.run();
+  },
+  onResync() {
+    if (list.loaded()) list.refresh();
     sync.run();
   },
 });

@@ -166,7 +166,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("store", &["config", "domain", "error", "model", "sms", "twilio"]),
     ("events", &["config", "model", "monitoring", "store"]),
     ("auth", &["config", "error", "lib", "model", "store"]),
-    ("realtime", &["auth", "error", "events", "lib", "model", "store"]),
+    ("realtime", &["auth", "config", "error", "events", "lib", "model", "store"]),
     ("webhooks", &["error", "lib", "model", "monitoring", "sms", "store", "text", "twilio"]),
     ("send_queue", &["config", "events", "lib", "model", "store", "twilio", "webhooks"]),
     ("pages", &["auth", "error", "lib"]),

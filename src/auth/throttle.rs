@@ -182,7 +182,7 @@ fn account_subject(email: &str) -> String {
 }
 
 /// IPv6 clients are counted by their /64, the block one subscriber gets.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);

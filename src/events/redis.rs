@@ -1,24 +1,27 @@
 //! The connection to Redis that carries socket.io events between instances (`REDIS_URL`):
-//! fred's subscriber client, which reconnects by itself, kept subscribed to the adapter's
-//! channels across reconnections, and whether it is usable right now.
+//! fred's subscriber client, which connects and reconnects by itself (an instance started
+//! while Redis is down starts without it), the adapter's channels over it ([`Channels`]),
+//! kept subscribed across reconnections, and whether it is usable right now.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::{
-    Builder, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy,
+    Builder, ClientLike, Config, EventInterface, Expiration, KeysInterface, PubsubInterface,
+    ReconnectPolicy, SetOptions,
 };
-use fred::types::RespVersion;
-use socketioxide_redis::drivers::fred::FredDriver;
-use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
-
+use fred::types::{Message, RespVersion};
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::RedisUrl;
 
-/// How long connecting at start may take before startup fails naming `REDIS_URL`.
+/// How long the start waits for Redis before it goes on without it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A publish that takes longer fails, and the event goes to this instance's sockets only: a
 /// webhook must not wait on a Redis that stopped answering.
@@ -26,33 +29,45 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 /// Reconnection delays grow from the first to the second, and never stop.
 const RECONNECT_MIN_MS: u32 = 100;
 const RECONNECT_MAX_MS: u32 = 2_000;
-/// Between two attempts to subscribe again after a reconnection.
+/// Between two attempts to subscribe again on one connection.
 const RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(200);
 /// Events received from Redis wait in fred's broadcast channel, then in the adapter's, for
 /// their turn; beyond this many in either, events are dropped (fred's default is 32, which a
 /// busy second was seen to overflow). A dropped event is caught up by `sync` on reconnect.
 const RECEIVE_BUFFER: usize = 4096;
-/// Channel names start with this, so smsdesk can share a Redis with other applications.
-const CHANNEL_PREFIX: &str = "smsdesk";
+/// Channel names and keys start with this, so smsdesk can share a Redis with other
+/// applications.
+const PREFIX: &str = "smsdesk";
 
-/// A connected Redis, cheap to clone.
+/// socketioxide's Redis adapter over [`Channels`].
+pub type RedisAdapter<E> = CustomRedisAdapter<E, Channels>;
+
+/// The connection to Redis, cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
     client: SubscriberClient,
+    channels: Channels,
+    /// `REDIS_URL` without its password, for the logs.
+    redacted: Arc<str>,
     /// Whether every channel of the adapter is subscribed on the current connection.
     subscribed: Arc<AtomicBool>,
+    /// How many times every channel was subscribed on a new connection.
+    subscriptions: Arc<watch::Sender<u64>>,
 }
 
 impl Redis {
-    /// Connects, and returns the adapter's constructor with it. The error names `REDIS_URL`,
-    /// never its password.
-    pub async fn connect(url: &RedisUrl) -> anyhow::Result<(Self, RedisAdapterCtr<FredDriver>)> {
+    /// The client for `url`, not connected yet. The error names `REDIS_URL`, never its
+    /// password.
+    pub fn new(url: &RedisUrl) -> anyhow::Result<Self> {
         let cannot =
             |why: String| anyhow::anyhow!("REDIS_URL: cannot use {} ({why})", url.redacted());
         let mut config =
             Config::from_url(url.expose()).map_err(|e| cannot(e.details().to_owned()))?;
         // The adapter publishes on its subscribed connection, which RESP2 does not allow.
         config.version = RespVersion::RESP3;
+        // The first connection is retried like any other: a Redis down at start is one that
+        // is down, not a reason to stay down.
+        config.fail_fast = false;
         let client = Builder::from_config(config)
             .with_performance_config(|c| {
                 c.default_command_timeout = COMMAND_TIMEOUT;
@@ -67,27 +82,48 @@ impl Redis {
             ))
             .build_subscriber_client()
             .map_err(|e| cannot(e.details().to_owned()))?;
-        let adapter_config = RedisAdapterConfig::new()
-            .with_prefix(CHANNEL_PREFIX)
-            .with_stream_buffer(RECEIVE_BUFFER);
-        let adapter = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            RedisAdapterCtr::new_with_fred_config(client.clone(), adapter_config),
-        )
-        .await
-        .map_err(|_| cannot(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-        .map_err(|e| cannot(e.to_string()))?;
-        let redis = Self {
+        Ok(Self {
+            channels: Channels::new(client.clone()),
             client,
+            redacted: url.redacted().into(),
             subscribed: Arc::new(AtomicBool::new(false)),
-        };
-        redis.keep_subscribed();
-        Ok((redis, adapter))
+            subscriptions: Arc::new(watch::Sender::new(0)),
+        })
     }
 
-    /// Marks the adapter's channels subscribed once its namespace is initialised.
-    pub fn subscribed(&self) {
-        self.subscribed.store(true, Ordering::SeqCst);
+    /// The adapter's constructor, for socket.io's builder.
+    pub fn adapter(&self) -> RedisAdapterCtr<Channels> {
+        let config = RedisAdapterConfig::new()
+            .with_prefix(PREFIX)
+            .with_stream_buffer(RECEIVE_BUFFER);
+        RedisAdapterCtr::new_with_driver(self.channels.clone(), config)
+    }
+
+    /// Connects, and keeps every channel the adapter recorded subscribed on each new
+    /// connection. Waits for the first subscription, or the first failure (at most
+    /// [`CONNECT_TIMEOUT`]): without Redis, the instance starts as it runs while Redis is
+    /// down, and connects when Redis is back.
+    pub async fn connect(&self) {
+        let mut errors = self.client.error_rx();
+        let mut subscriptions = self.subscriptions.subscribe();
+        self.keep_subscribed();
+        drop(self.client.connect());
+        let first_failure = async {
+            tokio::select! {
+                _ = subscriptions.changed() => None,
+                error = errors.recv() => Some(error.map_or_else(|e| e.to_string(), |(e, _)| e.to_string())),
+            }
+        };
+        let why = match tokio::time::timeout(CONNECT_TIMEOUT, first_failure).await {
+            Ok(None) => return,
+            Ok(Some(error)) => error,
+            Err(_) => format!("no answer within {CONNECT_TIMEOUT:?}"),
+        };
+        tracing::warn!(
+            redis = %self.redacted,
+            error = why,
+            "REDIS_URL: Redis is not answering; starting without it (events reach this instance's sockets only) and connecting when it is back"
+        );
     }
 
     /// Whether events published now reach the other instances, and theirs reach this one:
@@ -96,51 +132,211 @@ impl Redis {
         self.client.is_connected() && self.subscribed.load(Ordering::SeqCst)
     }
 
+    /// Changes each time every channel was subscribed on a new connection: what the other
+    /// instances published meanwhile never reached this one.
+    pub fn subscriptions(&self) -> watch::Receiver<u64> {
+        self.subscriptions.subscribe()
+    }
+
+    /// Claims `key` for `window` unless it is claimed already, across every instance:
+    /// `Some(true)` when this call claimed it, `Some(false)` when it was claimed, `None` when
+    /// Redis cannot tell now.
+    pub async fn claim(&self, key: &str, window: Duration) -> Option<bool> {
+        if !self.is_up() {
+            return None;
+        }
+        let millis = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        let set: Result<Option<String>, _> = self
+            .client
+            .set(
+                format!("{PREFIX}:{key}"),
+                "1",
+                Some(Expiration::PX(millis)),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await;
+        match set {
+            Ok(claimed) => Some(claimed.is_some()),
+            Err(e) => {
+                tracing::debug!(error = %e, "Redis: claim failed");
+                None
+            }
+        }
+    }
+
     /// Closes the connection (at shutdown, after the adapter unsubscribed).
     pub async fn quit(&self) {
         let _ = self.client.quit().await;
     }
 
-    /// Subscribes again to the adapter's channels, which are all sharded channels. (fred's
-    /// `resubscribe_all` also sends an empty `SUBSCRIBE`, which Redis refuses.)
-    async fn resubscribe(&self) -> Result<(), fred::error::Error> {
-        for channel in self.client.tracked_shard_channels() {
-            self.client.ssubscribe(channel.to_string()).await?;
-        }
-        Ok(())
-    }
-
-    /// On every lost or renewed connection: not subscribed, until every channel the adapter
-    /// uses is subscribed again. fred reconnects by itself but subscribes again only when told.
+    /// On every lost connection: not subscribed; on every new one (the first included),
+    /// subscribes every channel again. fred reconnects by itself but subscribes again only
+    /// when told.
     fn keep_subscribed(&self) {
         let mut errors = self.client.error_rx();
         let mut reconnects = self.client.reconnect_rx();
         let redis = self.clone();
         tokio::spawn(async move {
             loop {
-                let error = tokio::select! {
+                // Errors first: the loss of a connection is told before the next one.
+                tokio::select! {
+                    biased;
                     error = errors.recv() => match error {
                         Err(RecvError::Closed) => return,
-                        Ok((e, _)) => Some(e),
-                        Err(RecvError::Lagged(_)) => None,
+                        Ok((e, _)) => redis.lost(&e.to_string()),
+                        Err(RecvError::Lagged(_)) => redis.lost("errors missed"),
                     },
                     reconnect = reconnects.recv() => match reconnect {
                         Err(RecvError::Closed) => return,
-                        _ => None,
+                        _ => {
+                            redis.lost("reconnected");
+                            redis.subscribe_all().await;
+                        }
                     },
-                };
-                if redis.subscribed.swap(false, Ordering::SeqCst)
-                    && let Some(e) = error
-                {
-                    tracing::warn!(error = %e, "Redis connection lost: events reach this instance's sockets only until it is back");
                 }
-                while let Err(e) = redis.resubscribe().await {
+            }
+        });
+    }
+
+    fn lost(&self, why: &str) {
+        if self.subscribed.swap(false, Ordering::SeqCst) {
+            tracing::warn!(
+                error = why,
+                "Redis connection lost: events reach this instance's sockets only until it is back"
+            );
+        }
+    }
+
+    /// Subscribes every channel on the new connection, trying again while it lasts (a
+    /// connection lost meanwhile is followed by another, which subscribes them).
+    async fn subscribe_all(&self) {
+        loop {
+            match self.channels.subscribe_all().await {
+                Ok(()) => {
+                    self.subscribed.store(true, Ordering::SeqCst);
+                    self.subscriptions.send_modify(|n| *n += 1);
+                    tracing::info!("Redis connected and subscribed: events reach every instance");
+                    return;
+                }
+                Err(e) if self.client.is_connected() => {
                     tracing::debug!(error = %e, "Redis: subscribing again failed; retrying");
                     tokio::time::sleep(RESUBSCRIBE_PAUSE).await;
                 }
-                redis.subscribed.store(true, Ordering::SeqCst);
-                tracing::info!("Redis connected and subscribed: events reach every instance");
+                Err(_) => return,
             }
-        });
+        }
+    }
+}
+
+/// The adapter's channels over the subscriber client: what it publishes goes out on the
+/// connection of the moment, and what arrives on a channel goes to the adapter's stream for
+/// it. Subscribing only records the channel, and [`Redis`] subscribes every recorded one on
+/// each new connection, so the adapter starts whether Redis answers or not. (socketioxide's
+/// own fred driver waits for the connection at start, and fails without it.)
+#[derive(Clone)]
+pub struct Channels {
+    client: SubscriberClient,
+    streams: Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>,
+}
+
+impl Channels {
+    fn new(client: SubscriberClient) -> Self {
+        let channels = Self {
+            streams: Arc::default(),
+            client,
+        };
+        tokio::spawn(pump(channels.client.message_rx(), channels.streams.clone()));
+        channels
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Subscribes every recorded channel, which are all sharded channels. (fred's
+    /// `resubscribe_all` also sends an empty `SUBSCRIBE`, which Redis refuses.)
+    async fn subscribe_all(&self) -> Result<(), fred::error::Error> {
+        for channel in self.names() {
+            self.client.ssubscribe(channel).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Hands each message received to the stream of its channel.
+async fn pump(
+    mut messages: broadcast::Receiver<Message>,
+    streams: Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>,
+) {
+    loop {
+        let message = match messages.recv().await {
+            Ok(message) => message,
+            Err(RecvError::Closed) => return,
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    dropped = n,
+                    "Redis: events dropped, more than the buffer holds"
+                );
+                continue;
+            }
+        };
+        let channel = message.channel.to_string();
+        let Some(data) = message.value.into_owned_bytes() else {
+            continue;
+        };
+        let stream = streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&channel)
+            .cloned();
+        if let Some(stream) = stream
+            && let Err(e) = stream.try_send((channel, data))
+        {
+            tracing::warn!(error = %e, "Redis: an event dropped, more than the buffer holds");
+        }
+    }
+}
+
+impl Driver for Channels {
+    type Error = fred::error::Error;
+
+    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
+        self.client.spublish::<u16, _, _>(chan, val).await?;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        chan: String,
+        size: usize,
+    ) -> Result<MessageStream<ChanItem>, Self::Error> {
+        let (tx, rx) = mpsc::channel(size);
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(chan, tx);
+        Ok(MessageStream::new(rx))
+    }
+
+    async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&chan);
+        if self.client.is_connected() {
+            self.client.sunsubscribe(chan).await?;
+        }
+        Ok(())
+    }
+
+    async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
+        let (_, count): (String, u16) = self.client.pubsub_shardnumsub(chan).await?;
+        Ok(count)
     }
 }

@@ -1,21 +1,26 @@
-//! What clients hold here, and how much of it: sockets per agent (and when their sessions
-//! expire), and engine.io sessions that have not joined the namespace.
+//! What clients hold here, and how much of it: sockets per agent (and their sessions, by
+//! when they expire), and engine.io sessions that have not joined the namespace (in all,
+//! and per client address).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use crate::auth::{address_key, client_address};
+use crate::config::TrustedProxies;
 use crate::error::AppError;
 use crate::model::AgentId;
 
 /// The sockets connected here: how many each agent holds (at most `MAX_SOCKETS_PER_AGENT`),
-/// and when their sessions expire, so housekeeping can wake when the first one does.
+/// and their sessions by when they expire, so housekeeping can wake when the first one does
+/// and ask the database whether the others still hold.
 pub struct Connections {
     max_per_agent: usize,
     state: Mutex<ConnectionsState>,
@@ -28,7 +33,7 @@ pub struct Connections {
 #[derive(Default)]
 struct ConnectionsState {
     per_agent: HashMap<AgentId, usize>,
-    /// Sockets per (expiry, session room).
+    /// Sockets per (expiry, session token hash).
     expiries: BTreeMap<(DateTime<Utc>, Arc<str>), usize>,
 }
 
@@ -77,14 +82,15 @@ impl Connections {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A place for one more socket of `agent`, unless it holds the most it may.
+    /// A place for one more socket of `agent`, of the session with this token hash, unless
+    /// the agent holds the most it may.
     pub(super) fn take(
         self: &Arc<Self>,
         agent: AgentId,
-        session_room: Arc<str>,
+        token_hash: Arc<str>,
         expires_at: DateTime<Utc>,
     ) -> Option<Place> {
-        let session = (expires_at, session_room);
+        let session = (expires_at, token_hash);
         let first_to_expire = {
             let mut state = self.lock();
             let held = state.per_agent.entry(agent).or_default();
@@ -116,7 +122,16 @@ impl Connections {
         self.lock().expiries.keys().next().map(|(t, _)| *t)
     }
 
-    /// The rooms of the sessions expired by `now`, taken off the clock.
+    /// The token hashes of the sessions that have a socket here.
+    pub(super) fn sessions(&self) -> Vec<Arc<str>> {
+        self.lock()
+            .expiries
+            .keys()
+            .map(|(_, hash)| hash.clone())
+            .collect()
+    }
+
+    /// The token hashes of the sessions expired by `now`, taken off the clock.
     pub(super) fn take_expired(&self, now: DateTime<Utc>) -> Vec<Arc<str>> {
         let mut state = self.lock();
         let mut expired = Vec::new();
@@ -132,10 +147,21 @@ impl Connections {
 
 /// engine.io sessions that have not joined the namespace (yet, or ever: a failed
 /// handshake's session lives until `CONNECT_TIMEOUT`), counted so that there are at most
-/// `MAX_UNCONNECTED_SESSIONS` at once; more handshakes get `503`.
+/// `MAX_UNCONNECTED_SESSIONS` at once, and at most `MAX_UNCONNECTED_PER_ADDRESS` of one
+/// client address (so one address cannot take every place); more handshakes get `503`.
 pub struct UnjoinedSessions {
     limit: usize,
-    open: AtomicUsize,
+    per_address: usize,
+    /// Whose `X-Forwarded-For` names the client, as for login throttling.
+    trusted_proxies: TrustedProxies,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    all: usize,
+    /// Per client address (IPv6 by /64, as login throttling counts them); no zeros.
+    by_address: HashMap<IpAddr, usize>,
 }
 
 /// One unjoined session's place, carried in its handshake request (which engine.io keeps
@@ -145,42 +171,77 @@ pub(super) struct Unjoined(Arc<UnjoinedPlace>);
 
 struct UnjoinedPlace {
     sessions: Arc<UnjoinedSessions>,
+    address: IpAddr,
     given_back: AtomicBool,
 }
 
 impl Unjoined {
     pub(super) fn joined(&self) {
-        if !self.0.given_back.swap(true, Ordering::SeqCst) {
-            self.0.sessions.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.give_back();
+    }
+}
+
+impl UnjoinedPlace {
+    fn give_back(&self) {
+        if !self.given_back.swap(true, Ordering::SeqCst) {
+            let mut open = self.sessions.lock();
+            open.all -= 1;
+            if let Some(n) = open.by_address.get_mut(&self.address) {
+                *n -= 1;
+                if *n == 0 {
+                    open.by_address.remove(&self.address);
+                }
+            }
         }
     }
 }
 
 impl Drop for UnjoinedPlace {
     fn drop(&mut self) {
-        if !self.given_back.swap(true, Ordering::SeqCst) {
-            self.sessions.open.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.give_back();
     }
 }
 
 impl UnjoinedSessions {
-    pub fn new(limit: usize) -> Arc<Self> {
+    pub fn new(limit: usize, per_address: usize, trusted_proxies: TrustedProxies) -> Arc<Self> {
         Arc::new(Self {
             limit,
-            open: AtomicUsize::new(0),
+            per_address,
+            trusted_proxies,
+            open: Mutex::default(),
         })
     }
 
-    fn open(self: &Arc<Self>) -> Option<Unjoined> {
-        if self.open.fetch_add(1, Ordering::SeqCst) >= self.limit {
-            self.open.fetch_sub(1, Ordering::SeqCst);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for a session of the client at `address`, unless there is none left in all
+    /// or for that address.
+    fn open(self: &Arc<Self>, address: IpAddr) -> Option<Unjoined> {
+        let address = address_key(address);
+        let mut open = self.lock();
+        let of_address = open.by_address.get(&address).copied().unwrap_or(0);
+        if open.all >= self.limit || of_address >= self.per_address {
             return None;
         }
+        open.all += 1;
+        open.by_address.insert(address, of_address + 1);
         Some(Unjoined(Arc::new(UnjoinedPlace {
             sessions: self.clone(),
+            address,
             given_back: AtomicBool::new(false),
         })))
+    }
+
+    /// The client's address of a request, as login throttling reads it.
+    fn client_of(&self, request: &Request) -> IpAddr {
+        // The accept loop (`serve.rs`) always sets it; without it, all share one place.
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        client_address(peer, request.headers(), &self.trusted_proxies)
     }
 }
 
@@ -195,7 +256,7 @@ pub async fn admit_handshakes(
         && !url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
             .any(|(k, _)| k == "sid");
     if opens_a_session {
-        match sessions.open() {
+        match sessions.open(sessions.client_of(&request)) {
             Some(place) => {
                 request.extensions_mut().insert(place);
             }
@@ -249,22 +310,50 @@ mod tests {
         assert_eq!(c.next_expiry(), Some(later));
     }
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn unjoined_sessions_are_capped_and_given_back_once() {
-        let sessions = UnjoinedSessions::new(2);
-        let a = sessions.open().unwrap();
-        let b = sessions.open().unwrap();
-        assert!(sessions.open().is_none());
+        let sessions = UnjoinedSessions::new(2, 10, TrustedProxies::default());
+        let here = ip("192.0.2.1");
+        let a = sessions.open(here).unwrap();
+        let b = sessions.open(ip("192.0.2.2")).unwrap();
+        assert!(sessions.open(ip("192.0.2.3")).is_none(), "none left in all");
         a.joined();
         a.joined();
-        let c = sessions.open().unwrap();
-        assert!(sessions.open().is_none());
+        let c = sessions.open(here).unwrap();
+        assert!(sessions.open(here).is_none());
         drop(a);
         assert!(
-            sessions.open().is_none(),
+            sessions.open(here).is_none(),
             "joined twice or dropped: given back once"
         );
         drop((b, c));
-        assert_eq!(sessions.open.load(Ordering::SeqCst), 0);
+        let open = sessions.lock();
+        assert_eq!(open.all, 0);
+        assert!(open.by_address.is_empty());
+    }
+
+    #[test]
+    fn one_address_takes_at_most_its_share() {
+        let sessions = UnjoinedSessions::new(10, 2, TrustedProxies::default());
+        let held: Vec<_> = ["192.0.2.1", "192.0.2.1", "2001:db8::1", "2001:db8::2"]
+            .iter()
+            .map(|a| sessions.open(ip(a)).expect("within its share"))
+            .collect();
+        assert!(sessions.open(ip("192.0.2.1")).is_none());
+        assert!(
+            sessions.open(ip("2001:db8::ffff")).is_none(),
+            "an IPv6 /64 is one address"
+        );
+        assert!(
+            sessions.open(ip("::ffff:192.0.2.1")).is_none(),
+            "mapped IPv4"
+        );
+        assert!(sessions.open(ip("192.0.2.9")).is_some(), "another address");
+        held[0].joined();
+        assert!(sessions.open(ip("192.0.2.1")).is_some(), "its place back");
     }
 }

@@ -1,6 +1,8 @@
 //! Agents, their numbers, and their sessions. A disabled agent has no session (ending them
 //! is part of disabling, in `admin.rs`), and none of theirs is honoured meanwhile.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use super::db::{Tx, on_pool, on_tx};
@@ -33,6 +35,29 @@ macro_rules! insert_session {
     };
 }
 pub(super) use insert_session;
+
+/// Whether session `s` of agent `a` still holds at `$2`: not expired, its agent enabled.
+macro_rules! session_holds {
+    () => {
+        "s.expires_at > $2 AND NOT a.disabled"
+    };
+}
+
+/// Of the sessions whose token hashes are the JSON array `$1`, listed by `$each` (each
+/// backend's way to read one), those that hold at `$2`: their token hashes.
+macro_rules! live_sessions_sql {
+    ($each:literal) => {
+        concat!(
+            "SELECT s.token_hash FROM sessions s JOIN agents a ON a.id = s.agent_id \
+             WHERE s.token_hash IN (",
+            $each,
+            ") AND ",
+            $crate::store::agents::session_holds!()
+        )
+    };
+}
+
+pub(super) use {live_sessions_sql, session_holds};
 
 impl Store {
     #[tracing::instrument(skip_all, err)]
@@ -185,8 +210,8 @@ impl Store {
         let row: Option<SessionRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
                 agent_select!(", s.expires_at"),
-                "JOIN sessions s ON s.agent_id = a.id \
-                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT a.disabled"
+                "JOIN sessions s ON s.agent_id = a.id WHERE s.token_hash = $1 AND ",
+                session_holds!()
             ))
             .bind(token_hash)
             .bind(now())
@@ -197,6 +222,22 @@ impl Store {
             agent: r.agent.into_agent(),
             expires_at: r.expires_at,
         }))
+    }
+
+    /// Which of these sessions (by token hash) still hold, as [`Store::session`] decides it
+    /// for one: a single query however many there are.
+    #[tracing::instrument(skip_all, fields(sessions = token_hashes.len()), err)]
+    pub async fn live_sessions(&self, token_hashes: &[&str]) -> StoreResult<HashSet<String>> {
+        let list = serde_json::Value::from(token_hashes).to_string();
+        let sql = self.reader.dialect().live_sessions;
+        let live: Vec<String> = on_pool!(&self.reader, |db| {
+            sqlx::query_scalar(sql)
+                .bind(&list)
+                .bind(now())
+                .fetch_all(db)
+                .await
+        })?;
+        Ok(live.into_iter().collect())
     }
 
     pub async fn session_agent(&self, token_hash: &str) -> StoreResult<Option<Agent>> {

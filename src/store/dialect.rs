@@ -36,4 +36,7 @@ pub(super) struct Dialect {
     /// Deletes the login subjects not used for `$1` microseconds, never waiting for one that
     /// a login attempt holds (see `logins.rs`).
     pub prune_login_subjects: &'static str,
+    /// Of the sessions whose token hashes are the JSON array `$1`, those that hold at `$2`
+    /// (see `agents.rs`).
+    pub live_sessions: &'static str,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::agents::insert_session;
+use super::agents::{insert_session, live_sessions_sql};
 use super::dialect::{Backend, Dialect};
 use super::queue::claim_sql;
 use super::rows::conversation_select;
@@ -50,6 +50,7 @@ impl Backend for sqlx::Postgres {
         prune_login_subjects: "DELETE FROM login_subjects WHERE subject IN (SELECT subject \
             FROM login_subjects WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1 \
             FOR UPDATE SKIP LOCKED)",
+        live_sessions: live_sessions_sql!("SELECT json_array_elements_text($1::json)"),
     };
 }
 

@@ -17,7 +17,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use super::agents::insert_session;
+use super::agents::{insert_session, live_sessions_sql};
 use super::dialect::{Backend, Dialect};
 use super::queue::claim_sql;
 use super::rows::conversation_select;
@@ -50,6 +50,7 @@ impl Backend for sqlx::Sqlite {
         insert_session: insert_session!(""),
         prune_login_subjects: "DELETE FROM login_subjects \
             WHERE last_used_us <= (SELECT now_us FROM db_clock) - $1",
+        live_sessions: live_sessions_sql!("SELECT value FROM json_each($1)"),
     };
 }
 

@@ -42,6 +42,12 @@ impl Audience {
         self.0.contains(&agent)
     }
 
+    /// An audience of these agents, for tests outside the store.
+    #[cfg(test)]
+    pub(crate) fn of(agents: Vec<AgentId>) -> Self {
+        Self(agents)
+    }
+
     /// Everyone but `agent` (who does not need to hear of their own typing).
     pub fn without(&self, agent: AgentId) -> Self {
         Self(self.0.iter().copied().filter(|a| *a != agent).collect())

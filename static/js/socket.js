@@ -3,11 +3,13 @@
 // browser came back online or to the foreground) and logs the seed's console lines.
 
 /**
- * init({io, agentId, get, onAuthError, listeners, onConnect}) → {connect, emit, disconnect}
+ * init({io, agentId, get, onAuthError, listeners, onConnect, onResync}) → {connect, emit, disconnect}
  * `listeners`: event name → handler, registered on the first connect; `onConnect({reconnect})` runs on
- * every connect (`reconnect`: the page had been connected, or had lost the connection, before).
+ * every connect (`reconnect`: the page had been connected, or had lost the connection, before);
+ * `onResync()` when the server says events may have missed us although the connection stayed up
+ * (`resync`: its link to the other servers came back), so the page catches up as after a reconnect.
  */
-export function init({ io, agentId, get, onAuthError, listeners, onConnect }) {
+export function init({ io, agentId, get, onAuthError, listeners, onConnect, onResync }) {
   const badge = document.querySelector('#live-badge');
   let socket = null;
   let listening = false;
@@ -71,6 +73,11 @@ export function init({ io, agentId, get, onAuthError, listeners, onConnect }) {
       connectedOnce = true;
       hadDisconnect = false;
       onConnect({ reconnect });
+    });
+
+    socket.on('resync', () => {
+      console.log('[useSocket] Server asked to catch up');
+      onResync();
     });
 
     socket.on('disconnect', (reason) => {

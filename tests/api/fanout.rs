@@ -2,14 +2,16 @@
 //! private Redis. An event raised on either reaches the agent's sockets on both, once;
 //! logout on one, or an admin disabling the agent there, disconnects the sockets on the
 //! other; and while Redis is down everything keeps answering, sockets of the instance that raised an event still get it,
-//! the others catch up through `sync`, and fan-out comes back with Redis by itself.
+//! the others catch up through `sync`, and fan-out comes back with Redis by itself. An
+//! instance started while Redis is down starts, and connects when Redis is back.
+//! (What an instance does about what it missed meanwhile: `resync.rs`.)
 
-use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use smsdesk::api::health::Readiness;
 use smsdesk::api::sync::Changes;
-use smsdesk::config::Settings;
+use smsdesk::config::DEFAULT_SESSION_CHECK_PERIOD;
 
 use crate::helpers::{Backend, Mode, RedisServer, Socket, TestApp, wait_until, with_database};
 
@@ -17,15 +19,20 @@ const NUMBER: &str = "+15550001000";
 const CONTACT: &str = "+14155550123";
 
 /// Two instances sharing a database and a Redis.
-struct Pair {
-    a: TestApp,
-    b: TestApp,
-    redis: RedisServer,
+pub struct Pair {
+    pub a: TestApp,
+    pub b: TestApp,
+    pub redis: RedisServer,
 }
 
 /// Runs `test` on two instances with `REDIS_URL`, on a fresh PostgreSQL database. Skips
 /// without `TEST_DATABASE_URL` or `redis-server` (fails instead under `CI`).
 async fn with_two_instances(test: impl AsyncFnOnce(Pair)) {
+    with_two_instances_checking(DEFAULT_SESSION_CHECK_PERIOD, test).await
+}
+
+/// [`with_two_instances`] whose instances check their sockets' sessions every `period`.
+pub async fn with_two_instances_checking(period: Duration, test: impl AsyncFnOnce(Pair)) {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
@@ -34,6 +41,7 @@ async fn with_two_instances(test: impl AsyncFnOnce(Pair)) {
             TestApp::builder()
                 .mode(Mode::FakeTwilio)
                 .env("REDIS_URL", redis.url())
+                .settings(move |s| s.session_check_period = period)
                 .spawn(&url)
         };
         let (a, b) = (spawn().await, spawn().await);
@@ -70,6 +78,7 @@ async fn an_inbound_sms_reaches_the_sockets_on_both_instances_once() {
                 "the second came twice"
             );
             assert!(s.received("message:new").is_empty());
+            assert!(s.received("resync").is_empty(), "nothing was missed");
         }
     })
     .await
@@ -256,27 +265,34 @@ async fn redis_going_away_and_coming_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_that_does_not_answer_stops_startup_naming_redis_url() {
+async fn an_instance_started_while_redis_is_down_starts_and_connects_when_it_is_back() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    redis.stop();
+    let redis_url = redis.url();
     with_database(Backend::Postgres, async |url| {
-        let unused = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let env = HashMap::from([
-            ("PORT", "0".to_owned()),
-            ("DATABASE_URL", url),
-            (
-                "REDIS_URL",
-                format!("redis://:s3cret-pw@127.0.0.1:{unused}/0"),
-            ),
-        ]);
-        let settings = Settings::from_lookup(|k| env.get(k).cloned()).unwrap();
-        let Err(e) = smsdesk::Server::build(settings).await else {
-            panic!("started without Redis");
+        let spawn = || {
+            TestApp::builder()
+                .mode(Mode::FakeTwilio)
+                .env("REDIS_URL", redis_url.clone())
+                .spawn(&url)
         };
-        let e = format!("{e:#}");
-        assert!(e.starts_with("REDIS_URL: cannot use"), "{e}");
-        assert!(!e.contains("s3cret-pw") && e.lines().count() == 1, "{e}");
+        let a = spawn().await;
+        wait_for_redis(&a, "down").await;
+        let alice = a.agent("alice@example.com", &[NUMBER]).await;
+        let mut on_a = a.socket(&alice).await;
+        let local = a.inbound(CONTACT, NUMBER, "while redis is down").await;
+        assert_eq!(next_inbound(&mut on_a).await, local);
+
+        redis.restart().await;
+        wait_for_redis(&a, "up").await;
+        // Connected only now: whatever other instances published before never reached it.
+        on_a.next("resync").await;
+        let b = spawn().await;
+        wait_for_redis(&b, "up").await;
+        let from_b = b.inbound(CONTACT, NUMBER, "through redis").await;
+        assert_eq!(next_inbound(&mut on_a).await, from_b);
     })
     .await
 }
@@ -293,7 +309,7 @@ async fn readyz_says_nothing_of_redis_without_it() {
 }
 
 /// Waits until `/readyz` of `app` says Redis is `state`, staying `200` all along.
-async fn wait_for_redis(app: &TestApp, state: &str) {
+pub async fn wait_for_redis(app: &TestApp, state: &str) {
     wait_until(&format!("readyz to say redis is {state}"), async || {
         let (status, ready) = app.get_as::<Readiness>("/readyz", None).await;
         assert_eq!(status, 200, "ready while the database answers: {ready:?}");
@@ -306,7 +322,7 @@ async fn wait_for_redis(app: &TestApp, state: &str) {
 }
 
 /// The sid of the next inbound `message:new`, skipping those of sends.
-async fn next_inbound(socket: &mut Socket) -> String {
+pub async fn next_inbound(socket: &mut Socket) -> String {
     let message = socket
         .next_where("message:new", |m| m["direction"] == "inbound")
         .await;

@@ -1,9 +1,16 @@
-//! socket.io: handshake authentication, rooms, typing.
+//! socket.io: handshake authentication, rooms, typing, sessions ended without a word, and
+//! the sockets at shutdown.
+
+use std::time::Duration;
 
 use serde_json::json;
+use smsdesk::store::AgentChanges;
 
 use crate::helpers::{Socket, SocketAuth, TestApp, wait_until};
 use crate::on_both_backends;
+
+/// How often the server checks its sockets' sessions here (30 s at most in production).
+const CHECK_PERIOD: Duration = Duration::from_millis(300);
 
 on_both_backends! {
     unauthenticated_sockets_get_connect_error_unauthorized: Simulator,
@@ -16,6 +23,8 @@ on_both_backends! {
     expired_sessions_disconnect_their_sockets: Simulator,
     an_agent_holds_at_most_max_sockets_per_agent: Simulator.env("MAX_SOCKETS_PER_AGENT", "3"),
     typing_is_relayed_at_most_twice_a_second: Simulator,
+    sessions_ended_without_a_word_lose_their_sockets: Simulator.settings(|s| s.session_check_period = CHECK_PERIOD),
+    a_send_finishing_during_shutdown_reaches_the_page_before_its_socket_closes: FakeTwilio,
 }
 
 async fn unauthenticated_sockets_get_connect_error_unauthorized(app: TestApp) {
@@ -314,4 +323,64 @@ async fn typing_is_relayed_at_most_twice_a_second(app: TestApp) {
         stopped.elapsed() < std::time::Duration::from_secs(5),
         "the stop was relayed, not the state's expiry after 6 s"
     );
+}
+
+/// Sessions ended where no disconnect reaches this server (another process, or another
+/// instance whose disconnect Redis lost): the server finds them in the database.
+async fn sessions_ended_without_a_word_lose_their_sockets(app: TestApp) {
+    let admin = app.agent("admin@example.com", &["+15550001000"]).await;
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let bob = app.agent("bob@example.com", &["+15550001000"]).await;
+    let mut alices = [app.socket(&alice).await, app.socket(&alice).await];
+    let mut bobs = app.socket(&bob).await;
+    let mut admins = app.socket(&admin).await;
+
+    let hash = smsdesk::auth::token_hash(&alice.token);
+    app.store.delete_session(&hash).await.unwrap();
+    for socket in &mut alices {
+        socket.closed().await;
+    }
+    let changes = AgentChanges {
+        name: None,
+        numbers: None,
+        role: None,
+        disabled: Some(true),
+    };
+    let by = admin.id.parse().unwrap();
+    app.store
+        .update_agent(by, bob.id.parse().unwrap(), &changes)
+        .await
+        .unwrap();
+    bobs.closed().await;
+
+    app.inbound("+14155550123", "+15550001000", "for the admin")
+        .await;
+    assert_eq!(admins.next("message:new").await["body"], "for the admin");
+    assert!(bobs.received("message:new").is_empty());
+}
+
+/// A send that Twilio answers while the server is stopping is recorded and pushed to the
+/// page before the sockets close (it used to be pushed after, into a closed namespace,
+/// which panicked).
+async fn a_send_finishing_during_shutdown_reaches_the_page_before_its_socket_closes(
+    mut app: TestApp,
+) {
+    let fake = app.fake.as_ref().unwrap().state.clone();
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let conversation = app.conversation(&alice, "+14155550123").await;
+    let mut socket = app.socket(&alice).await;
+    *fake.delay.lock().unwrap() = Duration::from_secs(2);
+    let (status, sent) = app.send(&alice, &conversation, "last words", "c-1").await;
+    assert_eq!(status, 202, "{sent}");
+    let id = sent["message"]["id"].clone();
+    wait_until("Twilio to be asked", async || {
+        !fake.sent.lock().unwrap().is_empty()
+    })
+    .await;
+
+    let page = async {
+        let queued = socket.next_where("message:status", |s| s["id"] == id).await;
+        assert_eq!(queued["status"], "queued");
+    };
+    tokio::join!(app.stop(), page);
 }

@@ -29,7 +29,7 @@ pub use fake_twilio::{
     FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script, post_signed,
 };
 pub use process::ServerProcess;
-pub use redis::RedisServer;
+pub use redis::{RedisClient, RedisServer};
 pub use socket::{Socket, SocketAuth};
 
 /// How long a wait lasts unless the test says otherwise.

@@ -1,11 +1,14 @@
 //! A private `redis-server` per test, on a free port (never the shared 6379: tests run in
-//! parallel), without persistence; it can be stopped and started again on the same port.
-//! Without `redis-server` the tests that need it skip, except under `CI`, where they fail.
+//! parallel), without persistence; it can be stopped and started again on the same port, and
+//! told things through a connection of the test's own ([`RedisClient`]). Without
+//! `redis-server` the tests that need it skip, except under `CI`, where they fail.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::{ci, free_port, wait_until};
 
@@ -70,6 +73,52 @@ impl RedisServer {
                 .unwrap()
         })
         .await;
+    }
+}
+
+impl RedisServer {
+    /// A connection of the test's own.
+    pub async fn client(&self) -> RedisClient {
+        let conn = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to redis-server");
+        RedisClient(BufReader::new(conn))
+    }
+}
+
+/// A connection to a [`RedisServer`] that sends commands and reads their answers.
+pub struct RedisClient(BufReader<tokio::net::TcpStream>);
+
+impl RedisClient {
+    /// Sends a command; its answer as text (a simple or bulk string, an integer), or
+    /// `Err` with Redis's error.
+    pub async fn command(&mut self, args: &[&str]) -> Result<String, String> {
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        self.0
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut line = String::new();
+        self.0.read_line(&mut line).await.unwrap();
+        let (kind, rest) = line.trim_end().split_at(1);
+        match kind {
+            "+" | ":" => Ok(rest.to_owned()),
+            "-" => Err(rest.to_owned()),
+            "$" => {
+                let Ok(length) = rest.parse::<usize>() else {
+                    return Ok(String::new());
+                };
+                let mut bulk = vec![0u8; length + 2];
+                self.0.read_exact(&mut bulk).await.unwrap();
+                bulk.truncate(length);
+                Ok(String::from_utf8(bulk).unwrap())
+            }
+            _ => panic!("an answer this client does not read: {line:?}"),
+        }
     }
 }
 

@@ -77,8 +77,18 @@ impl Socket {
                 async {}.boxed()
             })
             .on_any(move |event, payload, _| {
-                if let (Event::Custom(name), Payload::Text(values)) = (event, payload) {
-                    let _ = tx.send((name, values.into_iter().next().unwrap_or(Value::Null)));
+                match (event, payload) {
+                    (Event::Custom(name), Payload::Text(values)) => {
+                        let _ = tx.send((name, values.into_iter().next().unwrap_or(Value::Null)));
+                    }
+                    // An event without arguments (`["resync"]`): rust_socketio takes its name
+                    // for the data of a `message` event.
+                    (Event::Message, Payload::Text(values)) => {
+                        if let [Value::String(name)] = values.as_slice() {
+                            let _ = tx.send((name.clone(), Value::Null));
+                        }
+                    }
+                    _ => {}
                 }
                 async {}.boxed()
             });
