@@ -22,6 +22,7 @@ mod precedence;
 mod queue;
 mod realtime;
 mod reliability;
+mod replies;
 mod search;
 mod sending;
 mod status;
