@@ -2,7 +2,8 @@
 //! together with its audience, read in the write's own transaction
 //! ([`MessageChange`], [`ConversationChange`]); this module turns that into the socket.io
 //! events of contract §6, each serialised once and sent to the rooms of its whole audience at
-//! once. Nothing else emits, or disconnects sockets.
+//! once; a canned reply's change goes to [`AGENTS_ROOM`], which every agent's sockets join.
+//! Nothing else emits, or disconnects sockets.
 //!
 //! With `REDIS_URL` set, events and disconnects go through socketioxide's Redis adapter and
 //! reach the sockets of every instance. When Redis is down, or a publish fails (the adapter
@@ -26,13 +27,18 @@ use socketioxide::operators::BroadcastOperators;
 use socketioxide::{BroadcastError, SocketIo};
 use tokio::sync::watch;
 
-use crate::model::{AgentId, Conversation, ConversationId, Message, TypingEvent};
+use crate::model::{
+    AgentId, Conversation, ConversationId, Message, Reply, ReplyDeleted, ReplyId, TypingEvent,
+};
 use crate::store::{Audience, ConversationChange, MessageChange, MessageEvent};
 
 /// The room of an agent's sockets: every event about their conversations goes there.
 pub fn room(agent: AgentId) -> String {
     format!("user:{agent}")
 }
+
+/// The room every agent's sockets join: what every agent hears about (canned replies).
+pub const AGENTS_ROOM: &str = "agents";
 
 /// The room of one session's sockets. Named after a digest of the token's hash, so room
 /// names (which may be logged) show neither the token nor the database key.
@@ -186,6 +192,19 @@ impl Events {
             .await;
     }
 
+    /// A canned reply was added or changed: `reply:changed`, to every agent.
+    pub async fn reply_changed(&self, reply: &Reply) {
+        self.emit_to(agents_room, 1, "reply:changed", "reply change", reply)
+            .await;
+    }
+
+    /// A canned reply was deleted: `reply:deleted`, to every agent.
+    pub async fn reply_deleted(&self, id: ReplyId) {
+        let deleted = ReplyDeleted { id };
+        self.emit_to(agents_room, 1, "reply:deleted", "reply deletion", &deleted)
+            .await;
+    }
+
     /// An agent started or stopped typing: `typing`, to `audience` (the others).
     pub async fn typing(&self, audience: &Audience, event: &TypingEvent) {
         self.emit(audience, "typing", "typing", event).await;
@@ -260,6 +279,7 @@ impl Events {
         .await;
     }
 
+    /// Emits to the rooms of `audience`'s agents.
     async fn emit<T: Serialize + ?Sized>(
         &self,
         audience: &Audience,
@@ -271,6 +291,20 @@ impl Events {
             return;
         }
         let rooms = || -> Vec<String> { audience.agents().iter().copied().map(room).collect() };
+        let count = audience.agents().len();
+        self.emit_to(rooms, count, event, what, payload).await;
+    }
+
+    /// Emits to the `count` rooms `rooms` makes, called only when they are needed: room
+    /// names are not formatted for a log line no one reads.
+    async fn emit_to<T: Serialize + ?Sized>(
+        &self,
+        rooms: impl Fn() -> Vec<String>,
+        count: usize,
+        event: &'static str,
+        what: &str,
+        payload: &T,
+    ) {
         let sent = match &self.io {
             Io::Memory(io) => match namespace(io) {
                 Some(ns) => ns.to(rooms()).emit(event, payload).await,
@@ -289,8 +323,8 @@ impl Events {
         };
         match sent {
             Ok(()) => {
-                crate::monitoring::events_emitted(event, audience.agents().len());
-                // The seed's line per room, but no room names formatted when no one reads them.
+                crate::monitoring::events_emitted(event, count);
+                // The seed's line per room.
                 if tracing::enabled!(tracing::Level::INFO) {
                     for r in rooms() {
                         tracing::info!("[Socket.io] 📤 Emitted {what} to {r}");
@@ -300,6 +334,11 @@ impl Events {
             Err(e) => tracing::warn!(error = %e, event, "[Socket.io] emit failed"),
         }
     }
+}
+
+/// [`AGENTS_ROOM`], as the rooms of an emit.
+fn agents_room() -> Vec<String> {
+    vec![AGENTS_ROOM.to_owned()]
 }
 
 /// The adapter failed before delivering anywhere: the caller delivers here instead.

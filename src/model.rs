@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize, Serializer};
 mod id;
 mod stored;
 
-pub use id::{AgentId, ConversationId, EntityId, MessageId};
+pub use id::{AgentId, ConversationId, EntityId, MessageId, ReplyId};
 
 /// Times go out as RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -311,6 +311,34 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A canned reply (docs/api.md, "Canned replies"): text an agent inserts by its shortcut,
+/// shared by every agent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reply {
+    pub id: ReplyId,
+    pub shortcut: String,
+    pub body: String,
+    /// Its author.
+    pub agent_id: AgentId,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Reply {
+    /// Whether `agent` may change or delete it: its author may, and so may every admin (who
+    /// also looks after the replies of an author who was disabled).
+    pub fn may_be_changed_by(&self, agent: &Agent) -> bool {
+        agent.id == self.agent_id || agent.role == Role::Admin
+    }
+}
+
+/// The payload of `reply:deleted`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct ReplyDeleted {
+    pub id: ReplyId,
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct TypingEvent {
     #[serde(rename = "conversationId")]
@@ -326,6 +354,27 @@ pub struct TypingEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_is_changed_by_its_author_or_an_admin() {
+        let agent = |id: &str, role| Agent {
+            id: id.parse().unwrap(),
+            email: format!("{id}@example.com"),
+            name: id.to_owned(),
+            numbers: Vec::new(),
+            role,
+        };
+        let reply = Reply {
+            id: "1".parse().unwrap(),
+            shortcut: "thanks".into(),
+            body: "Thanks!".into(),
+            agent_id: "7".parse().unwrap(),
+            updated_at: now(),
+        };
+        assert!(reply.may_be_changed_by(&agent("7", Role::Agent)));
+        assert!(reply.may_be_changed_by(&agent("8", Role::Admin)));
+        assert!(!reply.may_be_changed_by(&agent("8", Role::Agent)));
+    }
 
     #[test]
     fn statuses_only_move_forward() {

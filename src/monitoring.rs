@@ -91,7 +91,7 @@ fn describe() {
     describe_gauge!(SOCKETS, "socket.io connections open on this instance.");
     describe_counter!(
         EVENTS,
-        "socket.io events sent, one per agent room they went to."
+        "socket.io events sent, one per room they went to (an agent's, or every agent's)."
     );
     describe_gauge!(QUEUE_DEPTH, "Messages waiting in the sending queue.");
     describe_counter!(
@@ -254,7 +254,7 @@ pub fn webhook(kind: WebhookKind, outcome: WebhookOutcome, took: Duration) {
     });
 }
 
-static EVENT_KEYS: [(&str, Key); 4] = [
+static EVENT_KEYS: [(&str, Key); 6] = [
     ("message:new", key!(EVENTS, "event" => "message:new")),
     ("message:status", key!(EVENTS, "event" => "message:status")),
     (
@@ -262,9 +262,11 @@ static EVENT_KEYS: [(&str, Key); 4] = [
         key!(EVENTS, "event" => "conversation:updated"),
     ),
     ("typing", key!(EVENTS, "event" => "typing")),
+    ("reply:changed", key!(EVENTS, "event" => "reply:changed")),
+    ("reply:deleted", key!(EVENTS, "event" => "reply:deleted")),
 ];
 
-/// `event` went out to `rooms` agent rooms.
+/// `event` went out to `rooms` rooms (an agent's each, or the one of every agent).
 pub fn events_emitted(event: &'static str, rooms: usize) {
     let rooms = rooms as u64;
     match EVENT_KEYS.iter().find(|(name, _)| *name == event) {

@@ -1,7 +1,8 @@
 //! socket.io on the same port: handshakes authenticated by session (cookie from one of our
-//! origins, or `auth: {token}`), server-chosen rooms (one per agent, one per session), and
-//! the typing relay with its rate limits; what is pushed goes out through [`crate::events`]. What clients may hold (sockets
-//! per agent, engine.io sessions not yet in the namespace) is counted in `connections`.
+//! origins, or `auth: {token}`), server-chosen rooms (one per agent, one per session, one of
+//! every agent), and the typing relay with its rate limits; what is pushed goes out through
+//! [`crate::events`]. What clients may hold (sockets per agent, engine.io sessions not yet in
+//! the namespace) is counted in `connections`.
 //!
 //! Ending a session (logout, expiry) disconnects its session room: whoever ends a session
 //! only has to say which one. `sessions` also asks the database now and then whether the
@@ -31,7 +32,7 @@ use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::AppState;
 use crate::auth::{cookie_token, origin_allowed, token_hash};
-use crate::events::{room, session_room};
+use crate::events::{AGENTS_ROOM, room, session_room};
 use crate::model::{AgentId, ConversationId, TypingEvent};
 use crate::store::StoreError;
 
@@ -139,7 +140,7 @@ async fn authenticate<A: Adapter>(
                     Refusal("too_many_connections")
                 })?;
             // Joined before the client hears it is connected, so no event falls in between.
-            s.join([room(agent.id), session_room(&hash)]);
+            s.join([room(agent.id), session_room(&hash), AGENTS_ROOM.to_owned()]);
             s.extensions.insert(SocketAgent {
                 id: agent.id,
                 name: agent.name.into(),

@@ -1,8 +1,9 @@
 // smsdesk inbox (/agent/messages): the composition root. Plain ES modules, no build step.
 //
 // Data flow: REST loads pages (conversations, threads); the socket pushes message:new, message:status,
-// conversation:updated and typing; every (re)connect, and every `resync` the server sends after its link
-// to the other servers came back, calls /sync from the last cursor so nothing missed is lost. Everything is merged into the Store (by id, and by clientId for our own
+// conversation:updated, typing and the canned replies' changes; every (re)connect, and every `resync` the
+// server sends after its link to the other servers came back, calls /sync from the last cursor so nothing
+// missed is lost, and reads the canned replies again. Everything is merged into the Store (by id, and by clientId for our own
 // optimistic bubbles); modules then mark the parts of the page that changed and the render scheduler
 // redraws them once per tick. Idle, the page makes no HTTP requests. Each module owns its state and
 // its part of the page; this file only creates them, in order, and connects them.
@@ -28,6 +29,7 @@ import { formatPhone } from '/js/format.js';
 import { init as initSearch } from '/js/search.js';
 import { init as initNames } from '/js/names.js';
 import { init as initNotify } from '/js/notify.js';
+import { init as initReplies } from '/js/replies-view.js';
 
 const store = new Store();
 let agent = null;
@@ -83,6 +85,15 @@ const outbox = initOutbox({
   onAuthError,
 });
 const composer = initComposer({ store, openId, send: outbox.send, typing });
+const replies = initReplies({
+  get,
+  api,
+  me: () => agent,
+  conversation: () => store.conversations.get(openId()) ?? null,
+  formatPhone,
+  toast,
+  onAuthError,
+});
 const search = initSearch({ get, store, invalidate, onAuthError });
 const list = initList({
   store,
@@ -132,14 +143,18 @@ const socket = initSocket({
     'message:status': inbox.onStatus,
     'conversation:updated': inbox.onConversation,
     typing: typing.receive,
+    'reply:changed': replies.onChanged,
+    'reply:deleted': replies.onDeleted,
   },
   async onConnect({ reconnect }) {
     outbox.wake();
+    replies.load();
     if (!list.loaded()) await list.load();
     else if (reconnect) list.refresh();
     sync.run();
   },
   onResync() {
+    replies.load();
     if (list.loaded()) list.refresh();
     sync.run();
   },

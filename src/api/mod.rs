@@ -1,7 +1,8 @@
 //! The REST API of the contract (§3, §4, §12), one module per resource, each with its own
 //! `router()`: [`session`] (setup, invites, sign-in), [`admin`] (managing agents),
-//! [`conversations`] (and their messages), [`send`] (and retry), [`sync`], [`media`],
-//! [`health`], and [`dev`] (the simulator's routes, only in simulator mode). Handlers parse
+//! [`conversations`] (and their messages), [`send`] (and retry), [`replies`] (canned
+//! replies), [`sync`], [`media`], [`health`], and [`dev`] (the simulator's routes, only in
+//! simulator mode). Handlers parse
 //! input into [`crate::domain`] values, call the store, publish through [`crate::events`],
 //! and answer with typed bodies.
 
@@ -10,6 +11,7 @@ pub mod conversations;
 pub mod dev;
 pub mod health;
 pub mod media;
+pub mod replies;
 pub mod send;
 pub mod session;
 pub mod sync;
@@ -31,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(conversations::router())
         .merge(send::router())
+        .merge(replies::router())
         .merge(sync::router())
         .merge(media::router())
         .merge(health::router())

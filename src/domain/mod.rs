@@ -1,5 +1,6 @@
 //! Values from outside, parsed once where they come in: a [`PhoneNumber`] is E.164, a
-//! [`ClientId`] is safe to echo, a [`MessageBody`] is sendable, an [`Email`] is normalised.
+//! [`ClientId`] is safe to echo, a [`MessageBody`] is sendable, an [`Email`] is normalised, a
+//! [`Shortcut`] names a canned reply.
 //! Handlers and the CLI alike parse into these, so each rule is written once and code past
 //! the edge cannot hold an unchecked value. The character rules they apply live in
 //! [`crate::text`]; a field that breaks one is an [`InvalidField`] that names it.
@@ -11,6 +12,7 @@ mod names;
 mod new_agent;
 mod phone_number;
 mod search_text;
+mod shortcut;
 
 pub use client_id::ClientId;
 pub use email::Email;
@@ -19,6 +21,7 @@ pub use names::{AgentName, ContactName};
 pub use new_agent::NewAgent;
 pub use phone_number::PhoneNumber;
 pub use search_text::{SearchText, like_literal};
+pub use shortcut::Shortcut;
 
 use crate::text::{self, Lines};
 

@@ -74,6 +74,11 @@ id_type!(
     MessageId,
     "message"
 );
+id_type!(
+    /// A canned reply's id.
+    ReplyId,
+    "reply"
+);
 
 /// An id as text: 1 to 18 digits (anything longer could overflow a `BIGINT`).
 fn parse(s: &str) -> Result<i64, ()> {

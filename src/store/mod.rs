@@ -10,9 +10,10 @@
 //! agents (`admin.rs`), reads (`reads.rs`), conversations and outbound messages (`writes.rs`),
 //! inbound messages (`inbound.rs`, by group commit), statuses (`statuses.rs`), the sending
 //! queue (`queue.rs`) and its pace (`pacing.rs`), checks of sent messages' statuses
-//! (`status_checks.rs`), search (`search.rs`) and contact names (`contacts.rs`). Every write
-//! returns what it changed together with its [`Audience`], read in the same transaction, for
-//! [`crate::events`] to publish.
+//! (`status_checks.rs`), search (`search.rs`), contact names (`contacts.rs`) and canned replies
+//! (`replies.rs`). Every write about a conversation returns what it changed together with its
+//! [`Audience`], read in the same transaction, for [`crate::events`] to publish; a reply's
+//! audience is every agent.
 
 mod admin;
 mod agents;
@@ -26,6 +27,7 @@ mod pacing;
 mod postgres;
 mod queue;
 mod reads;
+mod replies;
 mod rows;
 mod search;
 mod sqlite;
@@ -44,6 +46,7 @@ use self::db::Pool;
 pub use self::admin::{AgentChanges, AgentUpdate, Invite};
 pub use self::error::{StoreError, StoreResult};
 pub use self::logins::{FailureCount, LoginReservation, LoginSubjects};
+pub use self::replies::{ReplyChanges, ReplyOutcome};
 pub use self::types::*;
 
 /// The database, whichever backend it is: every read and write of the server.

@@ -158,6 +158,48 @@ async fn typing_on_one_instance_reaches_the_other_agent_on_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canned_reply_changed_on_one_instance_reaches_every_agent_on_both_once() {
+    with_two_instances(async |p| {
+        // Agents who share no number: a reply is everyone's.
+        let alice = p.a.agent("alice@example.com", &[NUMBER]).await;
+        let bob = p.b.agent("bob@example.com", &["+15550002000"]).await;
+        let mut sockets = [
+            p.a.socket(&alice).await,
+            p.b.socket(&alice).await,
+            p.a.socket(&bob).await,
+            p.b.socket(&bob).await,
+        ];
+
+        let (status, added) =
+            p.b.post_json(
+                "/api/crm/sms/replies",
+                Some(&alice),
+                json!({"shortcut": "thanks", "body": "Thanks!"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{added}");
+        for s in &mut sockets {
+            assert_eq!(s.next("reply:changed").await, added);
+        }
+        let id = added["id"].as_str().unwrap();
+        let r =
+            p.b.http
+                .delete(p.b.url(&format!("/api/crm/sms/replies/{id}")))
+                .bearer_auth(&alice.token)
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status(), 204);
+        for s in &mut sockets {
+            assert_eq!(s.next("reply:deleted").await, json!({"id": id}));
+            // Events from one instance arrive in order: a second change would have come first.
+            assert!(s.received("reply:changed").is_empty());
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_on_one_instance_disconnects_the_session_on_the_other() {
     with_two_instances(async |p| {
         let alice = p.a.agent("alice@example.com", &[NUMBER]).await;

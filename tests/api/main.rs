@@ -23,6 +23,7 @@ mod precedence;
 mod queue;
 mod realtime;
 mod reliability;
+mod replies;
 mod resync;
 mod search;
 mod search_input;
