@@ -10,7 +10,7 @@
 //! bench's database (its backends and the server's background processes; every `postgres`
 //! process on the machine too, which includes other databases' work on a shared server), each
 //! as the difference over the load window divided by the webhooks posted. `BENCH_RPS=1000` is
-//! the saturation mode of issue 10.
+//! the saturation mode (docs/performance.md).
 //!
 //! `BENCH_INSTANCES=2` (PostgreSQL only) runs several instances on the one database with a
 //! private `redis-server` on a free port as `REDIS_URL`: each agent's sockets are split

@@ -1,4 +1,4 @@
-//! What `smsdesk` prints when it starts: the seed's banner, then what this instance uses
+//! What `smsdesk` prints when it starts: the banner of the Node original, then what this instance uses
 //! and where Twilio should post.
 
 use crate::startup::Started;
@@ -25,7 +25,7 @@ fn ready_box(port: u16) -> String {
     )
 }
 
-/// The start-up banner of the seed, then what this instance is using.
+/// The start-up banner of the Node original, then what this instance is using.
 pub fn banner(s: &Started) -> String {
     let twilio = if s.simulated {
         "simulated (no TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN: messages go to the built-in simulator)"

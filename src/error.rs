@@ -1,4 +1,4 @@
-//! The one error type of the HTTP surface, rendered as the contract's
+//! The one error type of the HTTP surface, rendered as the API's
 //! `{"error": {"code", "message"}}` body with a fitting status.
 
 use std::time::Duration;
@@ -77,7 +77,7 @@ impl AppError {
     }
 }
 
-/// The contract's error body: `{"error": {"code", "message"}}`.
+/// The API's error body (docs/api.md, "Errors"): `{"error": {"code", "message"}}`.
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: ErrorDetail<'a>,

@@ -1,7 +1,7 @@
 //! The one path from "this changed" to "who hears about it". Writes return what they changed
 //! together with its audience, read in the write's own transaction
 //! ([`MessageChange`], [`ConversationChange`]); this module turns that into the socket.io
-//! events of contract §6, each serialised once and sent to the rooms of its whole audience at
+//! events of docs/api.md ("socket.io"), each serialised once and sent to the rooms of its whole audience at
 //! once; a canned reply's change goes to [`AGENTS_ROOM`], which every agent's sockets join.
 //! Nothing else emits, or disconnects sockets.
 //!

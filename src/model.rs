@@ -1,4 +1,4 @@
-//! The domain as the contract shows it: agents, conversations, messages and statuses.
+//! The domain as the API shows it (docs/api.md, "Objects"): agents, conversations, messages and statuses.
 
 use std::str::FromStr;
 
@@ -166,7 +166,7 @@ impl Status {
     }
 
     /// Whether Twilio reports this status for a message of `direction`: outbound messages
-    /// go through §7's statuses, inbound ones through `receiving` (not tracked: it never
+    /// go through the statuses of docs/api.md ("Statuses"), inbound ones through `receiving` (not tracked: it never
     /// moves a stored message) and `received`. A status callback of the other direction
     /// applies to nothing, and `pending` is ours, never Twilio's.
     pub fn reported_for(self, direction: Direction) -> bool {
@@ -424,7 +424,7 @@ mod tests {
     fn statuses_apply_only_to_their_direction() {
         use Direction::*;
         use Status::*;
-        // As §7 and §14 list them; `pending` is ours and no callback's.
+        // As docs/api.md ("Statuses") lists them; `pending` is ours and no callback's.
         let outbound = [
             Accepted,
             Scheduled,

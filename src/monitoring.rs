@@ -1,4 +1,4 @@
-//! `/metrics` (contract §13): Prometheus text from the `metrics` facade and its Prometheus
+//! `/metrics` (docs/operations.md, "Monitoring"): Prometheus text from the `metrics` facade and its Prometheus
 //! exporter, with `metrics-process`'s process figures. The recorder is global to the
 //! process: installed once, by the first server built, and shared by any later one (tests
 //! start several in one process).

@@ -198,7 +198,7 @@ async fn invite(State(state): State<AppState>, Query(q): Query<TokenQuery>) -> R
     }
 }
 
-/// Any other path: a static file, or the contract's 404.
+/// Any other path: a static file, or the styled 404.
 pub async fn fallback(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path.is_empty() || path.ends_with(".html") {

@@ -1,5 +1,5 @@
 //! Runs the page's unit tests (every `static/js/*.test.mjs`, with `node --test`), then the
-//! browser tests (`tests/browser/run.mjs`: Playwright driving Chromium through the seed's
+//! browser tests (`tests/browser/run.mjs`: Playwright driving Chromium through the Node original's
 //! Success Checklist) against the binary this `cargo test` built.
 
 use std::path::Path;

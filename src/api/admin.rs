@@ -1,4 +1,4 @@
-//! Managing the agents (contract §12), for admins only: list them, invite one (a one-time
+//! Managing the agents (docs/api.md, "Administration"), for admins only: list them, invite one (a one-time
 //! link valid 7 days), change an agent's name, numbers and role, disable or enable them.
 //! Disabling ends the agent's sessions and disconnects their sockets on every instance.
 

@@ -1,4 +1,4 @@
-//! Conversations and their messages (contract §4, §11): the agent's list and searching it,
+//! Conversations and their messages (docs/api.md, "Conversations" and "Search"): the agent's list and searching it,
 //! opening one, naming its contact, a conversation's messages page by page, and marking it
 //! read.
 
@@ -50,7 +50,7 @@ pub struct MessagePage {
     pub next_cursor: Option<Cursor>,
 }
 
-/// `?q=&limit=&cursor=` of the list: `q` narrows it to what matches (§11).
+/// `?q=&limit=&cursor=` of the list: `q` narrows it to what matches (docs/api.md, "Search").
 #[derive(Deserialize)]
 struct ListQuery {
     q: Option<String>,

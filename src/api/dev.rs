@@ -1,4 +1,4 @@
-//! The simulator's routes (contract §8), mounted only in simulator mode:
+//! The simulator's routes (docs/api.md, "The simulator"), mounted only in simulator mode:
 //! `POST /dev/simulate/inbound` for the page's "Simulate incoming SMS", and the fake
 //! Messages API the real Twilio client talks to (`/dev/twilio/…`, `/dev/status`).
 

@@ -1,5 +1,5 @@
 //! `GET /api/crm/sms/messages/{id}/media/{n}`: an MMS's media, fetched from Twilio with the
-//! account's credentials and served inert (contract §5, §14).
+//! account's credentials and served inert (docs/security.md, "Media is inert and no SSRF tool").
 
 use axum::Router;
 use axum::body::Body;

@@ -1,4 +1,4 @@
-//! The REST API of the contract (§3, §4, §12), one module per resource, each with its own
+//! The REST API (docs/api.md), one module per resource, each with its own
 //! `router()`: [`session`] (setup, invites, sign-in), [`admin`] (managing agents),
 //! [`conversations`] (and their messages), [`send`] (and retry), [`replies`] (canned
 //! replies), [`sync`], [`media`], [`health`], and [`dev`] (the simulator's routes, only in

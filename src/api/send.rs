@@ -1,4 +1,4 @@
-//! Sending (contract §4, §7): `send` and `retry` store the message `pending` with its queue
+//! Sending (docs/api.md, "Sending"): `send` and `retry` store the message `pending` with its queue
 //! entry, wake the sending queue and answer `202`; the same `clientId` gives the same
 //! message back.
 

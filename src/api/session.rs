@@ -1,4 +1,4 @@
-//! Becoming and being an agent (contract §3, §12): the one-time setup of the first agent,
+//! Becoming and being an agent (docs/api.md, "Sessions and agents"): the one-time setup of the first agent,
 //! accepting an invite, sign in, sign out, and who is signed in.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! Login throttling (contract §3): failed logins are counted per client address and per
+//! Login throttling (docs/security.md, "Logins"): failed logins are counted per client address and per
 //! account (the normalised email, known or not) over a sliding window. An attempt is
 //! counted when it starts, before its password is checked, so parallel guesses cannot
 //! outrun the count; a success takes its own attempt back and clears its account's

@@ -1,4 +1,4 @@
-//! What an agent types to find a conversation (contract §11), and the three things it is
+//! What an agent types to find a conversation (docs/api.md, "Search"), and the three things it is
 //! looked for as: the text itself in a contact's name, its digits in a contact's phone, and
 //! its words in a message. The text is only ever bound as data; the store folds case and
 //! accents with the database's own rules (the same ones its indexes were built with).

@@ -1,4 +1,4 @@
-//! What an admin does to agents (contract §12): invite them, change their name, numbers
+//! What an admin does to agents (docs/api.md, "Administration"): invite them, change their name, numbers
 //! and role, disable them. The rule that some active admin remains is decided inside the
 //! write, with the other writers of `agents` held off (`lock_agents`), so two admins
 //! demoting each other at once leave one.

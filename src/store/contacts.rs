@@ -1,4 +1,4 @@
-//! What agents say about a contact: the name they gave it (contract §11).
+//! What agents say about a contact: the name they gave it (docs/api.md, "Conversations").
 
 use super::db::on_tx;
 use super::reads::{audience, conversation_by_id};

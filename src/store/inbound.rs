@@ -79,7 +79,7 @@ fn writer_gone() -> StoreError {
 /// before it was written [`RECENTLY`]: under a steady load, webhooks a millisecond or two
 /// apart share one commit, while a lone webhook is written at once. On PostgreSQL a commit
 /// (its WAL flush, and the round trip) costs more than a message's rows: fewer commits, less
-/// CPU per webhook, for up to 2 ms more latency (README, "The write path").
+/// CPU per webhook, for up to 2 ms more latency (docs/performance.md, "The write path").
 const GATHER: Duration = Duration::from_millis(2);
 /// A batch this big or bigger already shares its commit well: written without waiting.
 const SMALL_BATCH: usize = 8;

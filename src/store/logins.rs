@@ -1,4 +1,4 @@
-//! Login failures shared by every instance (contract §3, §10): one row per counted attempt
+//! Login failures shared by every instance (docs/security.md, "Logins"): one row per counted attempt
 //! and subject (a client address, an account), stamped with the database's clock. The
 //! throttle's rules are in `crate::auth::throttle`; this is what they count on.
 

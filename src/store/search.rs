@@ -1,4 +1,4 @@
-//! Finding an agent's conversations (contract §11): by the contact's name, the contact's
+//! Finding an agent's conversations (docs/api.md, "Search"): by the contact's name, the contact's
 //! phone, or the words of a message, newest activity first, with the list's cursor.
 //!
 //! The indexes are the database's own (`migrations/*/0006_search.sql`: trigram and full-text

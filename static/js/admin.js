@@ -1,4 +1,4 @@
-// The "Agents" view, for admins only (contract §12): a header button opens a table of the agents
+// The "Agents" view, for admins only (docs/api.md, "Administration"): a header button opens a table of the agents
 // (name, email, role, numbers, status) with an invite dialog that shows the one-time link with a copy
 // button, an edit dialog (name, numbers, role), and disable / enable with a confirmation. An agent who
 // is not an admin never gets the button nor the markup. Everything is text (h()/textContent), never HTML.

@@ -1,5 +1,5 @@
 // Same-origin JSON fetch wrapper. Network failures reject with the browser's TypeError (unchanged);
-// HTTP errors reject with ApiError carrying the contract's {error: {code, message}}.
+// HTTP errors reject with ApiError carrying the API's {error: {code, message}}.
 
 export class ApiError extends Error {
   constructor(status, code, message, body) {

@@ -1,4 +1,4 @@
-// Naming a contact (contract §11): click the name in the thread's header, type, Enter saves, Esc
+// Naming a contact (docs/api.md, "Conversations"): click the name in the thread's header, type, Enter saves, Esc
 // cancels. The server pushes the new name to every agent of the number (`conversation:updated`); the
 // answer is merged at once so this tab does not wait for it.
 

@@ -1,4 +1,4 @@
-// Searching the conversation list (contract §11): the field above the list, results as the agent
+// Searching the conversation list (docs/api.md, "Search"): the field above the list, results as the agent
 // types (debounced; an answer to an older text is dropped), the matching words marked in the rows, and
 // "No conversations match …" when nothing does. `/` focuses the field, `Esc` clears it.
 //

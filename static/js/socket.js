@@ -1,6 +1,6 @@
 // The live connection and the badge that shows it. socket.io reconnects by itself (0.5 s at first, 2 s
 // at most); this module also reconnects when socket.io would not (the server refused or closed us, the
-// browser came back online or to the foreground) and logs the seed's console lines.
+// browser came back online or to the foreground) and logs the Node original's console lines.
 
 /**
  * init({io, agentId, get, onAuthError, listeners, onConnect, onResync}) → {connect, emit, disconnect}

@@ -1,7 +1,7 @@
 // In-memory state of the inbox: conversations and messages, merged by id (and by clientId for our own
 // optimistic bubbles). Pure logic, no DOM, so it can be tested with node.
 
-/** Contract §7; the same table as Rust's `Status::rank` (both tested against tests/fixtures/status_precedence.json). */
+/** docs/api.md "Statuses"; the same table as Rust's `Status::rank` (both tested against tests/fixtures/status_precedence.json). */
 export const STATUS_RANK = {
   pending: 0,
   accepted: 1,

@@ -1,4 +1,4 @@
-//! Administration (contract §12): roles, the admin API, invite links, editing and
+//! Administration (docs/api.md): roles, the admin API, invite links, editing and
 //! disabling agents, and the last active admin.
 
 use serde_json::{Value, json};

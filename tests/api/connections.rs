@@ -17,7 +17,7 @@ const CLOSED_WITHIN: Duration = Duration::from_secs(16);
 /// How many engine.io sessions not yet connected to the namespace the server allows here.
 const UNCONNECTED_SESSIONS: usize = 5;
 
-/// How many engine.io sessions not yet connected one client address may hold (§14b).
+/// How many engine.io sessions not yet connected one client address may hold (docs/security.md, "Limits").
 const PER_ADDRESS: usize = 100;
 /// The largest message a client may send.
 const MAX_MESSAGE: usize = 64 * 1024;

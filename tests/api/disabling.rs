@@ -1,4 +1,4 @@
-//! A login that races an admin's disable (contract §12): it never yields a usable
+//! A login that races an admin's disable (docs/security.md, "Sessions"): it never yields a usable
 //! session, and no session of the race comes back when the agent is enabled again.
 
 use futures_util::future::join_all;

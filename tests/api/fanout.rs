@@ -1,4 +1,4 @@
-//! Several instances (contract §10): two real instances on one PostgreSQL database and a
+//! Several instances (docs/reliability.md): two real instances on one PostgreSQL database and a
 //! private Redis. An event raised on either reaches the agent's sockets on both, once;
 //! logout on one, or an admin disabling the agent there, disconnects the sockets on the
 //! other; and while Redis is down everything keeps answering, sockets of the instance that raised an event still get it,

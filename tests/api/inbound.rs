@@ -268,7 +268,7 @@ async fn webhook_get_describes_the_endpoint(app: TestApp) {
 }
 
 /// Twilio drops the port of some https callbacks: with `PUBLIC_URL=https://host:8443`, a
-/// signature over `https://host/…` is Twilio's too (contract §5).
+/// signature over `https://host/…` is Twilio's too (docs/api.md, "Twilio's webhooks").
 async fn webhook_signed_without_the_public_url_port_is_accepted(app: TestApp) {
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     assert_eq!(app.public_url, PUBLIC_URL_WITH_PORT);

@@ -1,4 +1,4 @@
-//! Bad input gets a clear 4xx in the contract's error shape, never a 500.
+//! Bad input gets a clear 4xx in the API's error shape (docs/api.md, "Errors"), never a 500.
 
 use serde_json::{Value, json};
 

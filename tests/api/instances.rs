@@ -1,4 +1,4 @@
-//! Several instances on one PostgreSQL database share what must be shared (contract §10):
+//! Several instances on one PostgreSQL database share what must be shared (docs/reliability.md, "Several instances"):
 //! `SEND_RATE_PER_NUMBER` paces all instances' sends together, login failures on one count
 //! on the other, and an instance killed while it holds leased and paced sends leaves every
 //! one of them to the other, each reaching Twilio exactly once and no sooner than its slot.

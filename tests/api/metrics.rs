@@ -1,4 +1,4 @@
-//! `/metrics` (contract §13, §14b): the token rule, the content type, every named family
+//! `/metrics` (docs/operations.md, "Monitoring"): the token rule, the content type, every named family
 //! after the action it counts, and every family from a server's first scrape. The recorder
 //! is global to this test process and shared by the servers of tests running at once, so
 //! counters are compared before and after (they may have grown by more), never read as
@@ -275,8 +275,8 @@ async fn every_family_is_in_the_first_scrape_postgres() {
     with_database(Backend::Postgres, every_family_is_in_the_first_scrape).await
 }
 
-/// A server in a process of its own, scraped before it did anything: every family of the
-/// contract is listed, each counter with all its known labels, at 0.
+/// A server in a process of its own, scraped before it did anything: every family that
+/// docs/operations.md lists is there, each counter with all its known labels, at 0.
 async fn every_family_is_in_the_first_scrape(database_url: String) {
     let mut server = ServerProcess::new(vec![("DATABASE_URL", database_url)]);
     server.start().await;

@@ -1,4 +1,4 @@
-//! Naming a contact (contract §11): `PATCH /api/crm/sms/conversations/:id {contactName}`,
+//! Naming a contact (docs/api.md, "Conversations"): `PATCH /api/crm/sms/conversations/:id {contactName}`,
 //! cleared by `null` or `""`, at most 100 characters, another agent's conversation not found,
 //! and the change pushed as `conversation:updated` to every agent of the number, and to no one
 //! else. And what no name may hold, a contact's or an agent's, wherever it comes in.

@@ -1,4 +1,4 @@
-//! Searching the conversation list (contract §11): names whatever their case and accents,
+//! Searching the conversation list (docs/api.md, "Search"): names whatever their case and accents,
 //! phones in any written form, messages holding all the words (the last as a prefix), only
 //! the agent's own conversations, newest activity first, page by page, and any text as data.
 

@@ -1,4 +1,4 @@
-//! Any search text is data (contract §11, §14b): whatever Unicode `q` holds, on either
+//! Any search text is data (docs/api.md, "Search"): whatever Unicode `q` holds, on either
 //! database, the answer is a page (`200`) or, for text no search takes, `422` naming `q`;
 //! never a `500`. Full-text query syntax (`' : & | ! ( ) * \ <->`) and the letters the
 //! database folds into it (modifier apostrophes become `'`) are looked for as text.

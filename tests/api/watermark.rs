@@ -1,5 +1,5 @@
 //! The sync watermark: `sync` never skips a change, whichever instance wrote it and however
-//! late it commits, and never returns one twice (contract §4, §10). Several instances need
+//! late it commits, and never returns one twice (docs/reliability.md, "The sync watermark"). Several instances need
 //! PostgreSQL; SQLite is tested with its one instance.
 
 use std::collections::{HashMap, HashSet};

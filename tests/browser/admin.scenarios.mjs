@@ -1,4 +1,4 @@
-// Browser tests of the admin view (contract §12): an admin invites an agent, who opens the link in
+// Browser tests of the admin view (docs/api.md, "Administration"): an admin invites an agent, who opens the link in
 // another browser, chooses a password and lands in the inbox; disabling that agent drops their page
 // to the sign-in screen at once; an agent who is not an admin has no Agents button and gets 403.
 // The first agent added (ALICE) is the admin; the others are agents.

@@ -569,7 +569,7 @@ function rgb(color) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The tests (the seed's Success Checklist)
+// The tests (the Node original's Success Checklist)
 
 export {
   ALICE,

@@ -1,4 +1,4 @@
-// Browser tests of the smsdesk inbox: the seed's "Success Checklist", walked in a real Chromium
+// Browser tests of the smsdesk inbox: the Node original's "Success Checklist", walked in a real Chromium
 // (driven by playwright-core) against the real server binary in simulator mode.
 //
 //   cd tests/browser && npm ci && cd ../.. && node tests/browser/run.mjs
@@ -50,7 +50,7 @@ import {
 } from './lib.mjs';
 
 
-test('a. sign in through the form → /agent/messages, Live badge, the seed console lines', { timeout: 45_000 }, async () => {
+test('a. sign in through the form → /agent/messages, Live badge, the Node original's console lines', { timeout: 45_000 }, async () => {
   await withServer('a login live badge', async ({ server, page, rec }) => {
     // Without a session the inbox sends us to the sign-in page.
     await page.goto(`${server.base}/agent/messages`);
@@ -237,7 +237,7 @@ test('d. server stopped → Connecting...; restarted → Live within 2 s, nothin
     const live = (await badgeHistory(page)).filter((h) => h.state === 'live').pop();
     const reconnectMs = live.t - upAt;
     console.log(`# d: Live again ${reconnectMs} ms after /healthz answered`);
-    // 2 s is the contract (reconnectionDelayMax); 250 ms of slack for /healthz polling and the handshake.
+    // 2 s is the page's reconnectionDelayMax (docs/api.md, "socket.io"); 250 ms of slack for /healthz polling and the handshake.
     assert.ok(reconnectMs <= 2250, `Live ${reconnectMs} ms after the server was back (want ≤ 2 s)`);
 
     await page.waitForFunction(() => [...document.querySelectorAll('#thread .bubble .body')].some((b) => b.textContent === 'Sent right after the restart'), null, {

@@ -1,4 +1,4 @@
-// Browser tests of search, contact names and notifications (issue 11, contract §11), run by run.mjs
+// Browser tests of search, contact names and notifications (docs/api.md, "Search"), run by run.mjs
 // after the Success Checklist. Each starts its own server and browser context (lib.mjs).
 
 import { test } from 'node:test';
