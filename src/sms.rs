@@ -12,25 +12,35 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
     if trimmed.is_empty() || trimmed.len() > 40 || !text::is_clean(trimmed, Lines::One) {
         return None;
     }
+    let e164 = read_phone(trimmed)?;
+    // What we answer must read back as itself, or one contact could be two: `011780000`
+    // (011 dials out of the US) became `+780000`, which reads as no number at all.
+    (e164 == trimmed || read_phone(&e164).as_ref() == Some(&e164)).then_some(e164)
+}
+
+/// E.164 for `number`, as libphonenumber reads it, of at most 15 digits.
+fn read_phone(number: &str) -> Option<String> {
     // A number written with its country code is parsed without a default country:
     // libphonenumber, given the US, strips a `1` after any country code as if it were the
     // US trunk prefix (+49 151… became +49 51…).
-    let default_country = (!trimmed.starts_with('+')).then_some(country::Id::US);
-    let parsed = phonenumber::parse(default_country, trimmed).ok()?;
+    let default_country = (!number.starts_with('+')).then_some(country::Id::US);
+    let parsed = phonenumber::parse(default_country, number).ok()?;
     if !phonenumber::is_valid(&parsed) && !is_possible(&parsed) {
         return None;
     }
-    Some(parsed.format().mode(Mode::E164).to_string())
+    let e164 = parsed.format().mode(Mode::E164).to_string();
+    (e164.len() <= 16).then_some(e164)
 }
 
 /// Fictional and test numbers (555-01xx, Twilio's +1500555xxxx) are not "valid" in
 /// libphonenumber's sense but are real destinations for us; accept any number of a
-/// plausible length for its country.
+/// plausible length for its country, within E.164's 15 digits.
 fn is_possible(n: &phonenumber::PhoneNumber) -> bool {
     let national = n.national().value().to_string();
+    let code_digits = n.code().value().to_string().len();
     match n.code().value() {
         1 => national.len() == 10 && !national.starts_with(['0', '1']),
-        _ => (4..=14).contains(&national.len()),
+        _ => national.len() >= 4 && code_digits + national.len() <= 15,
     }
 }
 
@@ -175,6 +185,10 @@ mod tests {
             "+1 (000) 000-0000",
             &"9".repeat(60),
             "+14158675309\0",
+            "011780000",
+            "+2010000000000000",
+            "+4940000000000000",
+            "+530001000",
             "+1415\u{1b}8675309",
         ] {
             assert_eq!(normalize_phone(bad), None, "{bad}");

@@ -28,6 +28,7 @@ mod resync;
 mod search;
 mod search_input;
 mod sending;
+mod socket_input;
 mod status;
 mod status_checks;
 mod stored;

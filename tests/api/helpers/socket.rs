@@ -160,6 +160,14 @@ impl Socket {
         self.client.emit(event, data).await.expect("emit");
     }
 
+    /// [`Socket::emit`] that says so when the connection is gone instead of failing the test.
+    pub async fn try_emit(&self, event: &str, data: Value) -> Result<(), String> {
+        self.client
+            .emit(event, data)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Waits until the server disconnects this socket, or its connection is lost.
     pub async fn closed(&mut self) {
         tokio::time::timeout(WAIT, self.closed.recv())
