@@ -139,10 +139,9 @@ async fn random_frames_never_hurt_other_sockets(app: TestApp) {
     let alice = app.agent("alice@example.com", &["+15550001000"]).await;
     let mut listener = app.socket(&alice).await;
     let frames = samples(frame());
-    let mut chunks = frames.chunks(20);
     // Each chunk on a connection of its own, authenticated: a frame the server refuses may
     // close its connection, and the next chunk must still meet a parser past the handshake.
-    while let Some(chunk) = chunks.next() {
+    for chunk in frames.chunks(20) {
         let mut ws = raw_socket(&app, &alice).await;
         for frame in chunk {
             if ws.send(frame.clone()).await.is_err() {
