@@ -278,6 +278,9 @@ async function boot() {
   initAdmin({ me: agent, get, api, formatPhone, onAuthError, toast });
 
   dialogs.checkSimulator();
+  // Read again on every connect; read here too, so a page that cannot connect still shows them.
+  loadAgents();
+  views.loadCounts();
   await list.load();
   outbox.restore();
   const id = thread.idFromHash();

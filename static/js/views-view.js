@@ -43,7 +43,6 @@ export function init({ get, storage, meId, invalidate, onChange, onAuthError }) 
       tab.tabIndex = selected ? 0 : -1;
       const n = counts[id];
       tab._count.textContent = countLabel(n);
-      tab._count.hidden = n == null;
       tab.title = n == null ? viewById(id).label : `${viewById(id).label}: ${n}`;
     }
   }
