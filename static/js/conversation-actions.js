@@ -166,7 +166,7 @@ export function init({ store, patch, openId, me, team, views, shownIds, select, 
   async function closeOpen() {
     const conv = current();
     if (!conv || statusOf(conv) === 'closed') return;
-    await change({ status: 'closed' }, { leaving: true, done: 'Conversation closed.' });
+    await change({ status: 'closed' }, { leaving: true });
   }
 
   els.close.addEventListener('click', () => {
