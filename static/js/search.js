@@ -1,6 +1,6 @@
 // Searching the conversation list (contract §11): the field above the list, results as the agent
 // types (debounced; an answer to an older text is dropped), the matching words marked in the rows, and
-// "No conversations match …" when nothing does. `/` focuses the field, `Esc` clears it.
+// "No conversations in <view> match …" when nothing does. `/` focuses the field, `Esc` clears it.
 //
 // The results are the server's (name, phone digits, message words); they are merged into the Store like
 // any page, so a result stays live while shown, and the list shows only them while a search is on.

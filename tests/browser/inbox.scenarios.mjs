@@ -198,7 +198,13 @@ test('inbox: views and counts live across agents, assign, a colleague named, not
           await waitRows(page, [carl]);
           await waitCounts(page, { mine: 0, open: 1, closed: 1 });
           await waitCounts(bob.page, { open: 1, closed: 1 });
+          // A search looks in the view shown, and again in the next one picked.
+          await page.fill('#search-input', 'flat');
+          await page.waitForFunction(() => document.querySelector('#search-empty-text')?.textContent === 'No conversations in Open match “flat”');
           await showView(page, 'closed');
+          await waitRows(page, [jane]);
+          assert.equal(await page.isVisible('#search-empty'), false);
+          await page.press('#search-input', 'Escape');
           await waitRows(page, [jane]);
           await openRow(page, jane);
           assert.equal(await page.textContent('#close-button'), 'Reopen');
