@@ -33,7 +33,7 @@ import { init as initNotify } from '/js/notify.js';
 import { init as initReplies } from '/js/replies-view.js';
 import { init as initViews } from '/js/views-view.js';
 import { init as initActions } from '/js/conversation-actions.js';
-import { authorName, authorsFor, createTeam } from '/js/team.js';
+import { authorName, authorsFor, createTeam, ownerOf } from '/js/team.js';
 import { statusOf } from '/js/views.js';
 
 const store = new Store();
@@ -125,6 +125,7 @@ const list = initList({
   search,
   views,
   authorOf,
+  ownerOf: (conv) => ownerOf(conv, agentId(), team.nameOf),
   // The list's own sync cursor: a change still committing while the list was read is above it,
   // even when a newer one is already in the list.
   onLoaded: (syncCursor) => sync.start(syncCursor ?? store.maxSeq),

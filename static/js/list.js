@@ -11,6 +11,7 @@ import { h, reconcileChildren } from './dom.js';
 import * as fmt from './format.js';
 import { setMarked } from './search.js';
 import { notDelivered } from './store.js';
+import { listed } from './views.js';
 
 const CONVERSATION_PAGE = 50;
 const REFRESH_DEBOUNCE_MS = 300;
@@ -29,7 +30,8 @@ const EMPTY = {
 /**
  * init({store, get, invalidate, openId, typingNames, agentNumbers, select, search, views, authorOf, onLoaded, onRefreshed, onAuthError})
  * → {load, refresh, requestRefresh, showView, loaded, markLoaded, focusRow, shownIds, render, updateTitle}
- * `views` is views-view.js's; `authorOf(message)` names who wrote a reply ("You" for ours).
+ * `views` is views-view.js's; `authorOf(message)` names who wrote a reply ("You" for ours);
+ * `ownerOf(conv)` whose it is: {short, full}, or null when nobody's.
  * `onLoaded(syncCursor)` runs after every page that loaded (with where `sync` may start); `onRefreshed()` after a refresh of the first page.
  */
 export function init({
@@ -43,6 +45,7 @@ export function init({
   search,
   views,
   authorOf,
+  ownerOf,
   onLoaded,
   onRefreshed,
   onAuthError,
@@ -153,13 +156,12 @@ export function init({
 
   /** The conversations the list shows, in order. */
   function shown() {
-    let convs = store.sortedConversations().filter((c) => views.belongs(c));
-    if (search.active()) {
-      const found = new Set(search.ids());
-      return convs.filter((c) => found.has(c.id));
-    }
-    if (page.loaded && page.nextCursor) convs = convs.filter((c) => store.activity(c) >= page.oldest);
-    return convs;
+    return listed(store.sortedConversations(), {
+      belongs: views.belongs,
+      found: search.active() ? search.ids() : null,
+      page,
+      activity: (c) => store.activity(c),
+    });
   }
 
   function requestRefresh() {
@@ -174,6 +176,7 @@ export function init({
     const avatar = h('span', { class: 'avatar', 'aria-hidden': 'true' });
     const name = h('span', { class: 'conversation-name' });
     const optedOut = h('span', { class: 'tag tag-muted', hidden: true }, 'Opted out');
+    const owner = h('span', { class: 'tag tag-owner', hidden: true });
     const time = h('time', { class: 'conversation-time' });
     const preview = h('span', { class: 'conversation-preview' });
     const failed = h('span', { class: 'failed-mark', role: 'img', 'aria-label': 'Not delivered', hidden: true }, '!');
@@ -185,12 +188,12 @@ export function init({
       h(
         'span',
         { class: 'conversation-main' },
-        h('span', { class: 'conversation-top' }, name, optedOut, time),
+        h('span', { class: 'conversation-top' }, name, optedOut, owner, time),
         h('span', { class: 'conversation-bottom' }, failed, preview, unread),
       ),
     );
     const li = h('li', { class: 'conversation', dataset: { id } }, button);
-    li._parts = { avatar, name, optedOut, time, preview, failed, unread, button };
+    li._parts = { avatar, name, optedOut, owner, time, preview, failed, unread, button };
     rowEls.set(id, li);
     return li;
   }
@@ -205,7 +208,9 @@ export function init({
     const when = conv.lastMessage?.createdAt || conv.updatedAt;
     const last = conv.lastMessage;
     const failed = !typing && notDelivered(last);
-    const sig = [name, preview, when, unread, active, typing, conv.contact?.optedOut, failed, last?.errorMessage, ...words].join('\u0001');
+    // Whose it is, outside Mine (where every one is ours).
+    const who = page.view === 'mine' ? null : ownerOf(conv);
+    const sig = [name, preview, when, unread, active, typing, conv.contact?.optedOut, failed, last?.errorMessage, who?.full, ...words].join('\u0001');
     if (li._sig === sig) return;
     li._sig = sig;
     p.avatar.textContent = fmt.initials(conv);
@@ -213,6 +218,9 @@ export function init({
     setMarked(p.name, name, words);
     p.name.title = conv.contact?.name ? fmt.formatPhone(conv.contact.phone) : '';
     p.optedOut.hidden = !conv.contact?.optedOut;
+    p.owner.hidden = !who;
+    p.owner.textContent = who?.short ?? '';
+    p.owner.title = who ? `Assigned to ${who.full}` : '';
     p.time.textContent = fmt.formatListTime(when);
     if (when) p.time.dateTime = when;
     p.time.title = fmt.formatFull(when);

@@ -53,6 +53,18 @@ export function authorsFor({ agents, number, meId, messages, nameOf }) {
   };
 }
 
+/**
+ * Whose a conversation is, as its row says it: {short: "You" or the first name, full: "you" or the
+ * whole name}, or null when nobody's.
+ */
+export function ownerOf(conv, meId, nameOf) {
+  const id = conv?.assignee?.id;
+  if (id == null) return null;
+  if (String(id) === String(meId)) return { short: 'You', full: 'you' };
+  const full = String(conv.assignee.name || nameOf(String(id)) || 'another agent').trim();
+  return { short: full.split(/\s+/)[0], full };
+}
+
 /** The names the page knows by agent id: the agents listed, the signed-in one, and any learnt since (typing). */
 export function createTeam() {
   let agents = [];

@@ -1,7 +1,7 @@
 // Run: node --test static/js/team.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentsOf, authorName, authorsFor, createTeam, isShared, readAgents } from './team.js';
+import { agentsOf, authorName, authorsFor, createTeam, isShared, ownerOf, readAgents } from './team.js';
 import { messagePreview } from './format.js';
 
 const AGENTS = readAgents({
@@ -83,4 +83,12 @@ test("the thread's bubbles: a note names its author; replies only on a shared nu
   const theirs = [...messages, { direction: 'outbound', agentId: 8 }];
   const seen = authorsFor({ agents: [], number: '+15550009000', meId: '7', messages: theirs, nameOf: team.nameOf });
   assert.deepEqual(theirs.map(seen), [null, 'You', 'You', 'Bob Agent'], "a colleague's reply makes it shared");
+});
+
+test("a row says whose the conversation is: You, a colleague's first name, or nothing", () => {
+  const nameOf = (id) => (id === '9' ? 'Cleo Smith' : '');
+  assert.equal(ownerOf({ assignee: null }, '7', nameOf), null);
+  assert.deepEqual(ownerOf({ assignee: { id: 7, name: 'Alice Agent' } }, '7', nameOf), { short: 'You', full: 'you' });
+  assert.deepEqual(ownerOf({ assignee: { id: '8', name: 'Bob Agent' } }, '7', nameOf), { short: 'Bob', full: 'Bob Agent' });
+  assert.deepEqual(ownerOf({ assignee: { id: '9', name: '' } }, '7', nameOf), { short: 'Cleo', full: 'Cleo Smith' });
 });

@@ -65,6 +65,22 @@ export function countLabel(n) {
 }
 
 /**
+ * What the list shows, from the conversations the page holds (`sorted`, newest activity first): those
+ * that `belong` to the view; while a search is on only those it `found` (ids); otherwise none older
+ * than the view's last page (`page`: {loaded, nextCursor, oldest}, by `activity`), which wait for the
+ * page that holds them so the list has no gaps.
+ */
+export function listed(sorted, { belongs: inView, found = null, page, activity }) {
+  const convs = sorted.filter(inView);
+  if (found) {
+    const ids = new Set(found);
+    return convs.filter((c) => ids.has(c.id));
+  }
+  if (page.loaded && page.nextCursor) return convs.filter((c) => activity(c) >= page.oldest);
+  return convs;
+}
+
+/**
  * The conversation to open when `id` leaves the list the agent works through (`ids`, in the order
  * shown, still holding `id`): the one below it, else the one above, else none.
  */

@@ -1,7 +1,8 @@
 // Run: node --test static/js/views.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VIEWS, DEFAULT_VIEW, belongs, countLabel, countsByView, nextAfter, statusOf, viewById, viewParams } from './views.js';
+import { VIEWS, DEFAULT_VIEW, belongs, countLabel, countsByView, listed, nextAfter, statusOf, viewById, viewParams } from './views.js';
+import { Store } from './store.js';
 
 const conv = (status, assignee) => ({ id: '1', status, snoozedUntil: null, assignee: assignee == null ? null : { id: assignee, name: 'X' } });
 
@@ -47,4 +48,39 @@ test('the next conversation after one leaves the list: below it, else above it, 
   assert.equal(nextAfter(['a'], 'a'), null);
   assert.equal(nextAfter(['a', 'b'], 'z'), 'a', 'one no longer listed: the first');
   assert.equal(nextAfter([], 'z'), null);
+});
+
+test('the list: what belongs to the view now, no gap below its last page, only the results while searching', () => {
+  const store = new Store();
+  const at = (min) => new Date(Date.UTC(2026, 0, 14, 10, min)).toISOString();
+  const add = (id, min, status, assignee = null) =>
+    store.upsertConversation({ id, status, assignee: assignee && { id: assignee, name: 'X' }, updatedAt: at(min), lastMessage: null, contact: {} });
+  add('a', 50, 'open', '7');
+  add('b', 40, 'open');
+  add('c', 30, 'closed');
+  add('d', 10, 'open'); // known from elsewhere, older than the view's page
+  const list = (view, extra = {}) =>
+    listed(store.sortedConversations(), {
+      belongs: (c) => belongs(c, view, '7'),
+      page: { loaded: true, nextCursor: 'more', oldest: Date.parse(at(30)) },
+      activity: (c) => store.activity(c),
+      ...extra,
+    }).map((c) => c.id);
+  assert.deepEqual(list('open'), ['a', 'b'], 'd waits for the page that holds it');
+  assert.deepEqual(list('open', { page: { loaded: true, nextCursor: null, oldest: Date.parse(at(30)) } }), ['a', 'b', 'd'], 'the last page: all of them');
+  assert.deepEqual(list('mine'), ['a']);
+  assert.deepEqual(list('closed'), ['c']);
+
+  // Closed by someone: it leaves Open and enters Closed as its update arrives.
+  store.upsertConversation({ id: 'b', status: 'closed' });
+  assert.deepEqual(list('open'), ['a']);
+  assert.deepEqual(list('closed'), ['b', 'c']);
+  // Reopened by an inbound SMS (newer activity): back in Open, at the top.
+  store.upsertConversation({ id: 'c', status: 'open', updatedAt: at(55) });
+  assert.deepEqual(list('open'), ['c', 'a']);
+  assert.deepEqual(list('unassigned'), ['c']);
+
+  // A search shows its results that are in the view, whatever their age.
+  assert.deepEqual(list('open', { found: ['d', 'b', 'a'] }), ['a', 'd']);
+  assert.deepEqual(list('open', { found: [] }), []);
 });

@@ -133,6 +133,7 @@ test('inbox: views and counts live across agents, assign, a colleague named, not
           await page.waitForFunction(() => document.querySelector('#assignee-label').textContent === 'Bob Agent');
           await waitCounts(bob.page, { mine: 1, unassigned: 1, open: 2 });
           await waitCounts(page, { mine: 0, unassigned: 1, open: 2 });
+          await page.waitForFunction(() => document.querySelector('#conversation-list .conversation.active .tag-owner:not([hidden])')?.textContent === 'Bob');
 
           // In Bob's Mine: Jane only. He answers; Alice's list names him, not "You".
           await showView(bob.page, 'mine');
