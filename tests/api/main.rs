@@ -34,4 +34,5 @@ mod stored;
 mod sync;
 mod team_inbox;
 mod team_rules;
+mod upgrade;
 mod watermark;
