@@ -93,11 +93,11 @@ fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
     )]))
 }
 
-/// The highest `seq` or `activity` stored: every new `seq` must come after it.
+/// The highest `seq`, `activity` or `changed` stored: every new `seq` must come after it.
 macro_rules! stored {
     () => {
         "COALESCE(GREATEST((SELECT MAX(seq) FROM messages), \
-         (SELECT MAX(activity) FROM conversations)), 0)"
+         (SELECT MAX(activity) FROM conversations), (SELECT MAX(changed) FROM conversations)), 0)"
     };
 }
 

@@ -32,4 +32,7 @@ mod status;
 mod status_checks;
 mod stored;
 mod sync;
+mod team_inbox;
+mod team_rules;
+mod upgrade;
 mod watermark;
