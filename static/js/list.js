@@ -28,7 +28,7 @@ const EMPTY = {
 };
 
 /**
- * init({store, get, invalidate, openId, typingNames, agentNumbers, select, search, views, authorOf, onLoaded, onRefreshed, onAuthError})
+ * init({store, get, invalidate, openId, typingNames, agentNumbers, select, search, views, authorOf, ownerOf, onLoaded, onRefreshed, onAuthError})
  * → {load, refresh, requestRefresh, showView, loaded, markLoaded, focusRow, shownIds, render, updateTitle}
  * `views` is views-view.js's; `authorOf(message)` names who wrote a reply ("You" for ours);
  * `ownerOf(conv)` whose it is: {short, full}, or null when nobody's.
