@@ -33,6 +33,7 @@ mod status_checks;
 mod stored;
 mod sync;
 mod team_inbox;
+mod team_instances;
 mod team_rules;
 mod upgrade;
 mod watermark;
