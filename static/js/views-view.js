@@ -1,13 +1,11 @@
 // The views above the conversation list (views.js holds their rules): Mine, Unassigned, Open, Snoozed,
 // Closed as a row of tabs, each with its count, the one chosen kept per agent in this browser. The
 // counts are read on load, on every (re)connect and resync, and again shortly after the server pushes
-// a change (a burst of events is one request), so the page never polls.
+// a change (views.js's createCounts), so the page never polls.
 
 import { describeError } from './api.js';
 import { h } from './dom.js';
-import { DEFAULT_VIEW, VIEWS, belongs, countLabel, countsByView, viewById, viewParams } from './views.js';
-
-const COUNTS_DEBOUNCE_MS = 300;
+import { DEFAULT_VIEW, VIEWS, belongs, countLabel, createCounts, viewById, viewParams } from './views.js';
 
 /**
  * init({get, storage, meId, invalidate, onChange, onAuthError}) → {restore, current, show, params, belongs,
@@ -17,10 +15,16 @@ const COUNTS_DEBOUNCE_MS = 300;
 export function init({ get, storage, meId, invalidate, onChange, onAuthError }) {
   const root = document.querySelector('#views');
   let current = DEFAULT_VIEW;
-  let counts = countsByView(null);
-  let timer = null;
-  let inflight = false;
-  let again = false;
+  const counts = createCounts({
+    fetchCounts: () => get('/api/crm/sms/conversations/counts'),
+    onChange: () => invalidate('views'),
+    onError(err) {
+      if (onAuthError(err)) return true;
+      // The counts shown stay; the next change or connect reads them again.
+      console.warn('[Messages] could not read the counts:', describeError(err));
+      return false;
+    },
+  });
 
   const tabs = VIEWS.map((v) => {
     const count = h('span', { class: 'view-count' });
@@ -36,14 +40,14 @@ export function init({ get, storage, meId, invalidate, onChange, onAuthError }) 
   root.replaceChildren(...tabs);
 
   function render() {
+    const n = counts.counts();
     for (const tab of tabs) {
       const id = tab.dataset.view;
       const selected = id === current;
       tab.setAttribute('aria-selected', String(selected));
       tab.tabIndex = selected ? 0 : -1;
-      const n = counts[id];
-      tab._count.textContent = countLabel(n);
-      tab.title = n == null ? viewById(id).label : `${viewById(id).label}: ${n}`;
+      tab._count.textContent = countLabel(n[id]);
+      tab.title = n[id] == null ? viewById(id).label : `${viewById(id).label}: ${n[id]}`;
     }
   }
 
@@ -57,38 +61,6 @@ export function init({ get, storage, meId, invalidate, onChange, onAuthError }) 
     storage.write('view', current);
     invalidate('views');
     onChange(current);
-  }
-
-  async function loadCounts() {
-    if (inflight) {
-      again = true;
-      return;
-    }
-    inflight = true;
-    try {
-      do {
-        again = false;
-        try {
-          counts = countsByView(await get('/api/crm/sms/conversations/counts'));
-          invalidate('views');
-        } catch (err) {
-          if (onAuthError(err)) return;
-          // The counts shown stay; the next change or connect reads them again.
-          console.warn('[Messages] could not read the counts:', describeError(err));
-        }
-      } while (again);
-    } finally {
-      inflight = false;
-    }
-  }
-
-  /** Something changed that may move a count: read them once things have settled. */
-  function requestCounts() {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      timer = null;
-      loadCounts();
-    }, COUNTS_DEBOUNCE_MS);
   }
 
   root.addEventListener('click', (e) => {
@@ -117,9 +89,11 @@ export function init({ get, storage, meId, invalidate, onChange, onAuthError }) 
     /** Whether `conv` is in the view shown now. */
     belongs: (conv) => belongs(conv, current, meId()),
     label: () => viewById(current).label,
-    loadCounts,
-    requestCounts,
-    counts: () => ({ ...counts }),
+    /** Read the counts now (load, connect, resync). */
+    loadCounts: counts.load,
+    /** Something changed that may move a count: read them soon. */
+    requestCounts: counts.request,
+    counts: counts.counts,
     render,
   };
 }

@@ -58,6 +58,55 @@ export function countsByView(answer) {
   return out;
 }
 
+/** Pushed changes within this long of the first one are read with it, in one request. */
+export const COUNTS_WAIT_MS = 400;
+
+/**
+ * The counts as the page keeps them: read now (`load`), or soon after something changed (`request`,
+ * so a burst of events, however long it lasts, is one request per COUNTS_WAIT_MS, never none); one
+ * request at a time, and one more after it when asked meanwhile. A failed read keeps what is shown.
+ * `fetchCounts()` → the answer of GET …/counts; `onChange(counts)`; `onError(err)`.
+ */
+export function createCounts({ fetchCounts, onChange, onError, setTimer = setTimeout }) {
+  let counts = countsByView(null);
+  let timer = null;
+  let inflight = false;
+  let again = false;
+
+  async function load() {
+    if (inflight) {
+      again = true;
+      return;
+    }
+    inflight = true;
+    try {
+      do {
+        again = false;
+        try {
+          counts = countsByView(await fetchCounts());
+          onChange(counts);
+        } catch (err) {
+          if (onError(err)) return;
+        }
+      } while (again);
+    } finally {
+      inflight = false;
+    }
+  }
+
+  return {
+    load,
+    request() {
+      if (timer) return;
+      timer = setTimer(() => {
+        timer = null;
+        load();
+      }, COUNTS_WAIT_MS);
+    },
+    counts: () => ({ ...counts }),
+  };
+}
+
 /** A count as a tab shows it. */
 export function countLabel(n) {
   if (n == null) return '';

@@ -1,7 +1,7 @@
 // Run: node --test static/js/views.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VIEWS, DEFAULT_VIEW, belongs, countLabel, countsByView, listed, nextAfter, statusOf, viewById, viewParams } from './views.js';
+import { VIEWS, DEFAULT_VIEW, COUNTS_WAIT_MS, belongs, countLabel, countsByView, createCounts, listed, nextAfter, statusOf, viewById, viewParams } from './views.js';
 import { Store } from './store.js';
 
 const conv = (status, assignee) => ({ id: '1', status, snoozedUntil: null, assignee: assignee == null ? null : { id: assignee, name: 'X' } });
@@ -83,4 +83,42 @@ test('the list: what belongs to the view now, no gap below its last page, only t
   // A search shows its results that are in the view, whatever their age.
   assert.deepEqual(list('open', { found: ['d', 'b', 'a'] }), ['a', 'd']);
   assert.deepEqual(list('open', { found: [] }), []);
+});
+
+test('counts: a burst of changes is one read, one during a read is one more after it, a failure keeps them', async () => {
+  const timers = [];
+  const answers = [];
+  let asked = 0;
+  const shown = [];
+  const counts = createCounts({
+    fetchCounts: () => {
+      asked += 1;
+      return new Promise((resolve, reject) => answers.push({ resolve, reject }));
+    },
+    onChange: (c) => shown.push(c.mine),
+    onError: () => false,
+    setTimer: (fn, ms) => timers.push({ fn, ms }),
+  });
+  const settle = () => new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 5; i += 1) counts.request();
+  assert.equal(timers.length, 1, 'one wait for the whole burst');
+  assert.equal(timers[0].ms, COUNTS_WAIT_MS);
+  assert.equal(asked, 0);
+  timers.shift().fn();
+  assert.equal(asked, 1);
+  counts.request(); // a change while the read is out: a new wait…
+  timers.shift().fn(); // …whose read joins the one out
+  counts.load();
+  assert.equal(asked, 1, 'never two reads at once');
+  answers.shift().resolve({ mine: 1, unassigned: 0, open: 1, snoozed: 0, closed: 0 });
+  await settle();
+  assert.equal(asked, 2, 'read once more after it');
+  answers.shift().resolve({ mine: 2, unassigned: 0, open: 2, snoozed: 0, closed: 0 });
+  await settle();
+  assert.deepEqual(shown, [1, 2]);
+  counts.load();
+  answers.shift().reject(new TypeError('Failed to fetch'));
+  await settle();
+  assert.equal(counts.counts().mine, 2, 'what is shown stays');
+  assert.equal(asked, 3);
 });
