@@ -299,15 +299,19 @@ test('inbox: snoozed until a chosen time, the conversation leaves Open for Snooz
     await page.click('#snooze-form button[type=submit]');
     await waitCounts(page, { open: 0, snoozed: 1 });
     await page.waitForSelector('#conversation-empty:not([hidden])');
-    assert.match(await page.textContent('#thread-state'), /^Snoozed until /);
+    await page.waitForSelector('#thread-placeholder:not([hidden])'); // nothing left in Open to move on to
     await showView(page, 'snoozed');
     await waitRows(page, [jane]);
+    await openRow(page, jane);
+    await page.waitForSelector('#thread-state:not([hidden])');
+    assert.match(await page.textContent('#thread-state'), /^Snoozed until /);
     await shot(page, 'inbox-11-snoozed-view.png');
 
     // The server reopens it when the time has come (within a minute) and says so: it leaves Snoozed.
     await page.waitForSelector('#conversation-empty:not([hidden])', { timeout: 75_000 });
     await waitCounts(page, { open: 1, snoozed: 0 });
-    assert.equal(await page.isVisible('#thread-state'), false);
+    await page.waitForSelector('#thread-state', { state: 'hidden' });
+    assert.equal(await page.isVisible('#thread-view'), true, 'the conversation stays open');
     await showView(page, 'open');
     await waitRows(page, [jane]);
     assertCleanConsole(rec);
