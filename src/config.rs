@@ -223,6 +223,9 @@ pub const DEFAULT_MAX_UNCONNECTED_PER_ADDRESS: usize = 100;
 /// so a socket whose session ended is disconnected within 30 s even when the event that
 /// should have disconnected it never arrived (Redis down, or its subscriber dropped).
 pub const DEFAULT_SESSION_CHECK_PERIOD: Duration = Duration::from_secs(20);
+/// How often an instance reopens the conversations whose snooze ran out, so each reopens
+/// within 60 s of its time.
+pub const DEFAULT_SNOOZE_CHECK_PERIOD: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -257,6 +260,8 @@ pub struct Settings {
     pub max_unconnected_per_address: usize,
     /// Not read from the environment: [`DEFAULT_SESSION_CHECK_PERIOD`] (tests change it).
     pub session_check_period: Duration,
+    /// Not read from the environment: [`DEFAULT_SNOOZE_CHECK_PERIOD`] (tests shorten it).
+    pub snooze_check_period: Duration,
 }
 
 impl Settings {
@@ -382,6 +387,7 @@ impl Settings {
             status_checks: StatusChecks::default(),
             max_unconnected_per_address: DEFAULT_MAX_UNCONNECTED_PER_ADDRESS,
             session_check_period: DEFAULT_SESSION_CHECK_PERIOD,
+            snooze_check_period: DEFAULT_SNOOZE_CHECK_PERIOD,
         })
     }
 }
@@ -471,6 +477,7 @@ mod tests {
         assert_eq!(s.max_unconnected_sessions, 10_000);
         assert_eq!(s.max_unconnected_per_address, 100);
         assert!(s.session_check_period <= Duration::from_secs(30));
+        assert!(s.snooze_check_period < Duration::from_secs(60));
         assert!(!s.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
         let s = settings(&[("MAX_SOCKETS_PER_AGENT", "200")]).unwrap();
         assert_eq!(s.max_sockets_per_agent, 200);

@@ -17,6 +17,9 @@ pub enum AppError {
     /// A field that is present but invalid; the message names it.
     #[error("{0}")]
     Invalid(String),
+    /// A field that is invalid for a reason of its own, with its own code (`422`).
+    #[error("{message}")]
+    InvalidAs { code: &'static str, message: String },
     #[error("sign in first")]
     Unauthorized,
     /// The right password of an agent an admin disabled: said only to who knows it.
@@ -60,6 +63,7 @@ impl AppError {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+            Self::InvalidAs { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::AccountDisabled => (StatusCode::UNAUTHORIZED, "account_disabled"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),

@@ -13,9 +13,13 @@
 //! Publishing never fails a request: a client that misses an event catches up through `sync`.
 //! Once the sockets are closed at shutdown, publishing does nothing.
 
+mod order;
 mod redis;
 
+use order::CommitOrder;
 pub use redis::{Channels, Redis, RedisAdapter};
+
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -85,6 +89,8 @@ enum Reach {
 #[derive(Clone)]
 pub struct Events {
     io: Io,
+    /// Keeps each conversation's `conversation:updated` in the order its writes committed.
+    order: Arc<CommitOrder>,
 }
 
 #[derive(Clone)]
@@ -98,13 +104,17 @@ enum Io {
 impl Events {
     /// One instance, in memory.
     pub fn in_memory(io: SocketIo) -> Self {
-        Self { io: Io::Memory(io) }
+        Self {
+            io: Io::Memory(io),
+            order: Arc::new(CommitOrder::new()),
+        }
     }
 
     /// Every instance connected to `redis`.
     pub fn through_redis(io: RedisIo, redis: Redis) -> Self {
         Self {
             io: Io::Redis(io, redis),
+            order: Arc::new(CommitOrder::new()),
         }
     }
 
@@ -269,7 +279,13 @@ impl Events {
             .await;
     }
 
+    /// `conversation:updated`, unless a later state of the conversation went out already
+    /// (`order.rs`).
     async fn conversation_updated(&self, audience: &Audience, conversation: &Conversation) {
+        let Some(_turn) = self.order.turn(conversation.id, conversation.version).await else {
+            tracing::debug!(conversation = %conversation.id, "a later state went out already");
+            return;
+        };
         self.emit(
             audience,
             "conversation:updated",

@@ -2,8 +2,8 @@
 //! sockets at once), checks that the sessions of this instance's sockets still hold (and
 //! tells the sockets to catch up after Redis comes back), logs the sending queue's depth
 //! while it is not empty, prunes what has expired (early statuses, login failures, pacing
-//! rows), so those tables stay small, and gives memory back once sockets stop coming and
-//! going.
+//! rows), so those tables stay small, reopens the conversations whose snooze ran out, and
+//! gives memory back once sockets stop coming and going.
 
 use std::time::Duration;
 
@@ -48,6 +48,43 @@ pub async fn run(state: AppState) {
         realtime::end_expired_sessions(&state).await;
         prune(&state).await;
         crate::monitoring::upkeep();
+    }
+}
+
+/// The most conversations one round reopens; more wait for the next round, at once.
+const WAKE_BATCH: i64 = 200;
+
+/// Every `period`, reopens the snoozed conversations whose time came, and tells their
+/// agents. The store flips and names them in one statement, so with several instances each
+/// conversation is reopened, and announced, once.
+pub async fn wake_snoozed(state: AppState, period: Duration) {
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = state.runtime.shutdown.cancelled() => return,
+        }
+        loop {
+            let woken = match state
+                .services
+                .store
+                .wake_snoozed(crate::model::now(), WAKE_BATCH)
+                .await
+            {
+                Ok(woken) => woken,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not reopen snoozed conversations");
+                    break;
+                }
+            };
+            for change in &woken {
+                state.services.events.conversation(change).await;
+            }
+            if (woken.len() as i64) < WAKE_BATCH {
+                break;
+            }
+        }
     }
 }
 

@@ -15,6 +15,14 @@ pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error
     s.collect_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
+/// An optional time as [`rfc3339`] writes it, or `null`.
+pub fn rfc3339_or_null<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// Now, truncated to milliseconds so stored and compared times agree on every backend.
 pub fn now() -> DateTime<Utc> {
     let t = Utc::now();
@@ -79,6 +87,8 @@ pub struct ManagedAgent {
 pub enum Direction {
     Inbound,
     Outbound,
+    /// A note between agents: never sent, never seen by the contact.
+    Note,
 }
 
 impl Direction {
@@ -86,6 +96,7 @@ impl Direction {
         match self {
             Self::Inbound => "inbound",
             Self::Outbound => "outbound",
+            Self::Note => "note",
         }
     }
 }
@@ -93,14 +104,15 @@ impl Direction {
 impl FromStr for Direction {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        [Self::Inbound, Self::Outbound]
+        [Self::Inbound, Self::Outbound, Self::Note]
             .into_iter()
             .find(|d| d.as_str() == s)
             .ok_or(())
     }
 }
 
-/// A message's status: ours (`pending`), Twilio's outbound ones, and `received` for inbound.
+/// A message's status: ours (`pending`), Twilio's outbound ones, `received` for inbound,
+/// and `note` for a note, which no report ever changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -116,9 +128,12 @@ pub enum Status {
     Canceled,
     Read,
     Received,
+    Note,
 }
 
 impl Status {
+    /// The statuses of sending and receiving, which status precedence orders
+    /// (`tests/fixtures/status_precedence.json`); a note's is none of them.
     pub const ALL: [Status; 12] = [
         Self::Pending,
         Self::Accepted,
@@ -148,6 +163,7 @@ impl Status {
             Self::Canceled => "canceled",
             Self::Read => "read",
             Self::Received => "received",
+            Self::Note => "note",
         }
     }
 
@@ -161,7 +177,7 @@ impl Status {
             Self::Sent => 3,
             Self::Delivered | Self::Undelivered | Self::Failed | Self::Canceled => 4,
             Self::Read => 5,
-            Self::Received => 4,
+            Self::Received | Self::Note => 4,
         }
     }
 
@@ -171,7 +187,7 @@ impl Status {
     /// applies to nothing, and `pending` is ours, never Twilio's.
     pub fn reported_for(self, direction: Direction) -> bool {
         match self {
-            Self::Pending => false,
+            Self::Pending | Self::Note => false,
             Self::Received => direction == Direction::Inbound,
             Self::Accepted
             | Self::Scheduled
@@ -225,6 +241,7 @@ impl FromStr for Status {
     fn from_str(s: &str) -> Result<Self, ()> {
         Self::ALL
             .into_iter()
+            .chain([Self::Note])
             .find(|st| st.as_str().eq_ignore_ascii_case(s))
             .ok_or(())
     }
@@ -309,6 +326,71 @@ pub struct Conversation {
     pub unread_count: i64,
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
+    pub status: ConversationStatus,
+    /// Set while `status` is `snoozed`: when it opens again.
+    #[serde(serialize_with = "rfc3339_or_null")]
+    pub snoozed_until: Option<DateTime<Utc>>,
+    pub assignee: Option<Assignee>,
+    /// How many changes of its own state the conversation has seen, counted under its row's
+    /// lock: the order its writes committed in, which its events keep (`crate::events`).
+    #[serde(skip)]
+    pub version: i64,
+}
+
+/// Whether a conversation waits for an answer (`open`), is set aside until a time
+/// (`snoozed`), or is done (`closed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationStatus {
+    Open,
+    Snoozed,
+    Closed,
+}
+
+impl ConversationStatus {
+    pub const ALL: [Self; 3] = [Self::Open, Self::Snoozed, Self::Closed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Snoozed => "snoozed",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl FromStr for ConversationStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s).ok_or(())
+    }
+}
+
+/// The agent a conversation is assigned to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignee {
+    pub id: AgentId,
+    pub name: String,
+}
+
+/// An agent as other agents see them (`GET /api/crm/sms/agents`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Colleague {
+    pub id: AgentId,
+    pub name: String,
+}
+
+/// How many of an agent's conversations each view of the inbox holds
+/// (`GET /api/crm/sms/conversations/counts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxCounts {
+    /// Open, and assigned to the agent.
+    pub mine: i64,
+    /// Open, and assigned to no one.
+    pub unassigned: i64,
+    pub open: i64,
+    pub snoozed: i64,
+    pub closed: i64,
 }
 
 /// A canned reply (docs/api.md, "Canned replies"): text an agent inserts by its shortcut,

@@ -42,6 +42,7 @@ pub struct Server {
     state: AppState,
     port: u16,
     session_check_period: Duration,
+    snooze_check_period: Duration,
 }
 
 /// What `Server::build` decided, for the banner.
@@ -270,6 +271,7 @@ impl Server {
             state,
             port,
             session_check_period: settings.session_check_period,
+            snooze_check_period: settings.snooze_check_period,
         };
         Ok((server, started))
     }
@@ -303,6 +305,10 @@ impl Server {
         chores.spawn(housekeeping::check_sessions(
             state.clone(),
             self.session_check_period,
+        ));
+        chores.spawn(housekeeping::wake_snoozed(
+            state.clone(),
+            self.snooze_check_period,
         ));
         chores.spawn(housekeeping::give_back_memory(state.clone()));
         chores.close();

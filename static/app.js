@@ -1,9 +1,10 @@
 // smsdesk inbox (/agent/messages): the composition root. Plain ES modules, no build step.
 //
-// Data flow: REST loads pages (conversations, threads); the socket pushes message:new, message:status,
-// conversation:updated, typing and the canned replies' changes; every (re)connect, and every `resync` the
-// server sends after its link to the other servers came back, calls /sync from the last cursor so nothing
-// missed is lost, and reads the canned replies again. Everything is merged into the Store (by id, and by clientId for our own
+// Data flow: REST loads pages (conversations of the view shown, threads); the socket pushes message:new,
+// message:status, conversation:updated, typing and the canned replies' changes; every (re)connect, and
+// every `resync` the server sends after its link to the other servers came back, calls /sync from the
+// last cursor so nothing missed is lost, and reads the canned replies, the views' counts and the other
+// agents again; pushed changes read the counts again shortly after. Everything is merged into the Store (by id, and by clientId for our own
 // optimistic bubbles); modules then mark the parts of the page that changed and the render scheduler
 // redraws them once per tick. Idle, the page makes no HTTP requests. Each module owns its state and
 // its part of the page; this file only creates them, in order, and connects them.
@@ -30,10 +31,17 @@ import { init as initSearch } from '/js/search.js';
 import { init as initNames } from '/js/names.js';
 import { init as initNotify } from '/js/notify.js';
 import { init as initReplies } from '/js/replies-view.js';
+import { init as initViews } from '/js/views-view.js';
+import { init as initActions } from '/js/conversation-actions.js';
+import { authorName, authorsFor, createTeam, ownerOf } from '/js/team.js';
+import { statusOf } from '/js/views.js';
 
 const store = new Store();
+const team = createTeam();
 let agent = null;
 const agentId = () => agent?.id ?? null;
+/** Who wrote a reply, as the list says it: "You" for ours, else the agent's name. */
+const authorOf = (m) => authorName(m.agentId, agentId(), team.nameOf);
 
 /** The agent's numbers; without them, the numbers of the conversations we have. */
 function agentNumbers() {
@@ -58,7 +66,7 @@ const session = initSession({
 });
 const onAuthError = session.handleAuthError;
 
-const render = initRender({ order: ['list', 'thread', 'typing'], after: () => list.updateTitle() });
+const render = initRender({ order: ['views', 'list', 'thread', 'typing'], after: () => list.updateTitle() });
 const { invalidate } = render;
 const openId = () => thread.openId();
 
@@ -84,7 +92,7 @@ const outbox = initOutbox({
   agentId,
   onAuthError,
 });
-const composer = initComposer({ store, openId, send: outbox.send, typing });
+const composer = initComposer({ store, openId, send: outbox.send, note: outbox.note, typing });
 const replies = initReplies({
   get,
   api,
@@ -94,7 +102,18 @@ const replies = initReplies({
   toast,
   onAuthError,
 });
-const search = initSearch({ get, store, invalidate, onAuthError });
+const views = initViews({
+  get,
+  storage,
+  meId: agentId,
+  invalidate,
+  onChange: () => {
+    list.showView();
+    search.rerun();
+  },
+  onAuthError,
+});
+const search = initSearch({ get, store, invalidate, params: views.params, onAuthError });
 const list = initList({
   store,
   get,
@@ -104,6 +123,9 @@ const list = initList({
   agentNumbers,
   select: (id) => thread.select(id),
   search,
+  views,
+  authorOf,
+  ownerOf: (conv) => ownerOf(conv, agentId(), team.nameOf),
   // The list's own sync cursor: a change still committing while the list was read is above it,
   // even when a newer one is already in the list.
   onLoaded: (syncCursor) => sync.start(syncCursor ?? store.maxSeq),
@@ -119,6 +141,22 @@ const thread = initThread({
   retry: outbox.retry,
   wasRetried: outbox.wasRetried,
   focusRow: list.focusRow,
+  authorsFor: (conv, messages) =>
+    authorsFor({ agents: team.agents(), number: conv.ourNumber, meId: agentId(), messages, nameOf: team.nameOf }),
+  onAuthError,
+});
+const actions = initActions({
+  store,
+  patch,
+  openId,
+  me: () => agent,
+  team,
+  views,
+  shownIds: () => list.shownIds(),
+  select: (id) => thread.select(id),
+  closeThread: () => thread.close(),
+  invalidate,
+  toast,
   onAuthError,
 });
 const names = initNames({ store, patch, openId, invalidate, toast, onAuthError });
@@ -126,6 +164,7 @@ const notify = initNotify({ store, openId, select: (id) => thread.select(id), st
 const sync = initSync({
   get,
   ingest: (m) => inbox.ingest(m, { live: false }),
+  ingestConversation: inbox.onConversation,
   onAuthError,
   isConnected: () => socket.connected(),
   onDone: inbox.maybeMarkRead,
@@ -139,22 +178,33 @@ const socket = initSocket({
     'message:new': (m) => {
       inbox.ingest(m, { live: true });
       notify.onMessage(m);
+      views.requestCounts();
     },
     'message:status': inbox.onStatus,
-    'conversation:updated': inbox.onConversation,
-    typing: typing.receive,
+    'conversation:updated': (c) => {
+      inbox.onConversation(c);
+      views.requestCounts();
+    },
+    typing: (p) => {
+      team.learn(p?.agentId, p?.agentName);
+      typing.receive(p);
+    },
     'reply:changed': replies.onChanged,
     'reply:deleted': replies.onDeleted,
   },
   async onConnect({ reconnect }) {
     outbox.wake();
     replies.load();
+    loadAgents();
+    views.loadCounts();
     if (!list.loaded()) await list.load();
     else if (reconnect) list.refresh();
     sync.run();
   },
   onResync() {
     replies.load();
+    loadAgents();
+    views.loadCounts();
     if (list.loaded()) list.refresh();
     sync.run();
   },
@@ -165,6 +215,8 @@ const dialogs = initDialogs({
   agentNumbers,
   openId,
   onCreated: (conv) => {
+    // A conversation started again may be closed or snoozed: show it where it is.
+    if (!views.belongs(conv)) views.show(statusOf(conv));
     list.markLoaded();
     invalidate('list');
     thread.select(conv.id);
@@ -172,9 +224,11 @@ const dialogs = initDialogs({
   onAuthError,
 });
 
+render.define('views', views.render);
 render.define('list', list.render);
 render.define('thread', () => {
   thread.render();
+  actions.render();
   names.cancel();
 });
 render.define('typing', typing.render);
@@ -184,6 +238,17 @@ document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') inbox.maybeMarkRead();
 });
 $('#fatal-retry').addEventListener('click', () => location.reload());
+
+/** The agents who share a number with us: the assignee menu, and who wrote what on a shared number. */
+async function loadAgents() {
+  try {
+    team.set(await get('/api/crm/sms/agents'));
+    invalidate('list', 'thread');
+  } catch (err) {
+    // The names known stay; the next connect reads them again.
+    if (!onAuthError(err)) console.warn('[Messages] could not read the agents:', describeError(err));
+  }
+}
 
 function showFatal(text) {
   $('#fatal-text').textContent = text;
@@ -207,11 +272,16 @@ async function boot() {
     return;
   }
   agent = { ...who, id: String(who.id) };
+  team.learn(agent.id, agent.name);
+  views.restore();
   $('#agent-name').textContent = agent.name || agent.email || '';
   $('#agent-name').title = agent.email || '';
   initAdmin({ me: agent, get, api, formatPhone, onAuthError, toast });
 
   dialogs.checkSimulator();
+  // Read again on every connect; read here too, so a page that cannot connect still shows them.
+  loadAgents();
+  views.loadCounts();
   await list.load();
   outbox.restore();
   const id = thread.idFromHash();

@@ -157,9 +157,13 @@ async fn update(
         AgentUpdate::Updated {
             agent,
             ended_sessions,
+            unassigned,
         } => {
             if !ended_sessions.is_empty() {
                 state.services.events.end_sessions(&ended_sessions).await;
+            }
+            for change in &unassigned {
+                state.services.events.conversation(change).await;
             }
             tracing::info!(agent = %agent.id, by = %admin.id, "agent changed");
             Ok(Json(agent))

@@ -127,6 +127,7 @@ async fn queue_message(
         body: text,
         client_id,
         retry_of,
+        assign: conversation.assignee.is_none(),
     };
     match state.services.store.insert_outbound(&new).await? {
         Outbound::Created(created) => {

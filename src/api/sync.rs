@@ -1,5 +1,6 @@
 //! `GET /api/crm/sms/sync?since=&limit=`: every message of the agent created or changed
-//! after a `seq`, in change order, so a page that was offline misses nothing.
+//! after a `seq`, in change order, and every conversation whose own state changed after it,
+//! so a page that was offline, or missed an event, misses nothing.
 
 use axum::Router;
 use axum::extract::State;
@@ -10,7 +11,7 @@ use super::limit;
 use crate::AppState;
 use crate::auth::CurrentAgent;
 use crate::error::{AppError, AppResult, Json, Query};
-use crate::model::Message;
+use crate::model::{Conversation, Message};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/crm/sms/sync", get(sync))
@@ -21,6 +22,9 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct Changes {
     pub messages: Vec<Message>,
+    /// The conversations whose name, opt-out, unread count, status, snooze or assignee
+    /// changed, as they are now.
+    pub conversations: Vec<Conversation>,
     /// The highest `seq` returned, or `since` when nothing is new: the next call's `since`.
     pub cursor: i64,
     /// Whether more changes wait beyond `limit`.
@@ -48,11 +52,48 @@ async fn sync(
     };
     let limit = limit(q.limit.as_deref(), 500, 1000)?;
     crate::monitoring::sync_request();
-    let messages = state.services.store.changes(agent.id, since, limit).await?;
-    let cursor = messages.last().map_or(since, |m| m.seq);
-    let has_more = messages.len() as i64 == limit;
+    let store = &state.services.store;
+    // Both reads stop at one watermark, read first: nothing at or below it can still commit,
+    // so the cursor handed out never passes a change either read could miss.
+    let up_to = store.visible_up_to().await?;
+    let mut messages = store.changes(agent.id, since, up_to, limit).await?;
+    let mut conversations = store
+        .conversation_changes(agent.id, since, up_to, limit)
+        .await?;
+    let mut bound = up_to;
+    let mut has_more = false;
+    if messages.len() as i64 == limit {
+        has_more = true;
+        bound = bound.min(messages.last().map_or(up_to, |m| m.seq));
+    }
+    if conversations.len() as i64 == limit {
+        has_more = true;
+        let first = conversations.first().map_or(since, |c| c.1);
+        let last = conversations.last().map_or(since, |c| c.1);
+        if first == last {
+            // One change of many conversations (an agent's unassigned at once) fills the
+            // page: all of it, or the cursor could never pass it.
+            conversations = store
+                .conversation_changes(agent.id, last - 1, last, i64::MAX)
+                .await?;
+            bound = bound.min(last);
+        } else {
+            // Others of the last change may lie beyond the page: that change comes next time.
+            bound = bound.min(last - 1);
+        }
+    }
+    messages.retain(|m| m.seq <= bound);
+    conversations.retain(|c| c.1 <= bound);
+    let cursor = messages
+        .last()
+        .map(|m| m.seq)
+        .into_iter()
+        .chain(conversations.iter().map(|c| c.1))
+        .max()
+        .unwrap_or(since);
     Ok(Json(Changes {
         messages,
+        conversations: conversations.into_iter().map(|c| c.0).collect(),
         cursor,
         has_more,
     }))

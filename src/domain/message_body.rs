@@ -52,9 +52,40 @@ impl fmt::Display for MessageBody {
     }
 }
 
+/// The text of a note between agents: as a [`MessageBody`], up to
+/// [`NoteBody::MAX_CHARS`] characters (it is never sent as an SMS).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct NoteBody(String);
+
+impl NoteBody {
+    pub const MAX_CHARS: usize = 4000;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for NoteBody {
+    type Error = InvalidField;
+
+    fn try_from(raw: String) -> Result<Self, InvalidField> {
+        check_body("body", &raw, Self::MAX_CHARS)?;
+        Ok(Self(raw))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_note_holds_one_to_4000_characters() {
+        assert!(NoteBody::try_from("é".repeat(4000)).is_ok());
+        for bad in ["", " ", "x\0", &"x".repeat(4001)] {
+            assert!(NoteBody::try_from(bad.to_owned()).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn one_to_1600_characters_something_visible() {

@@ -13,15 +13,17 @@ mod new_agent;
 mod phone_number;
 mod search_text;
 mod shortcut;
+mod snooze;
 
 pub use client_id::ClientId;
 pub use email::Email;
-pub use message_body::MessageBody;
+pub use message_body::{MessageBody, NoteBody};
 pub use names::{AgentName, ContactName};
 pub use new_agent::NewAgent;
 pub use phone_number::PhoneNumber;
 pub use search_text::{SearchText, like_literal};
 pub use shortcut::Shortcut;
+pub use snooze::snooze_end;
 
 use crate::text::{self, Lines};
 

@@ -6,7 +6,7 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
-use super::{Direction, Role, Status};
+use super::{ConversationStatus, Direction, Role, Status};
 
 /// Stores each enum as `as_str` writes it and reads it back through `FromStr`.
 macro_rules! stored_as_text {
@@ -46,7 +46,7 @@ macro_rules! stored_as_text {
     )*};
 }
 
-stored_as_text!(Role, Direction, Status);
+stored_as_text!(Role, Direction, Status, ConversationStatus);
 
 #[cfg(test)]
 mod tests {
@@ -57,7 +57,7 @@ mod tests {
     #[tokio::test]
     async fn every_value_reads_back_and_nothing_else_does() {
         let db = SqlitePool::connect("sqlite::memory:").await.unwrap();
-        for status in Status::ALL {
+        for status in Status::ALL.into_iter().chain([Status::Note]) {
             let read: Status = sqlx::query_scalar("SELECT $1")
                 .bind(status)
                 .fetch_one(&db)
@@ -73,6 +73,20 @@ mod tests {
                 .unwrap();
             assert_eq!(read, role);
         }
+        for status in ConversationStatus::ALL {
+            let read: ConversationStatus = sqlx::query_scalar("SELECT $1")
+                .bind(status)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            assert_eq!(read, status);
+        }
+        assert!(
+            sqlx::query_scalar::<_, ConversationStatus>("SELECT 'archived'")
+                .fetch_one(&db)
+                .await
+                .is_err()
+        );
         let stored: String = sqlx::query_scalar("SELECT $1")
             .bind(Direction::Inbound)
             .fetch_one(&db)

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::agents::{agent_by_id, insert_agent, lock_agents, set_numbers};
 use super::db::{Tx, on_pool, on_tx};
+use super::inbox::unassign_lost;
 use super::rows::{AgentRow, agent_select};
-use super::{Store, StoreError, StoreResult};
+use super::{ConversationChange, Store, StoreError, StoreResult};
 use crate::domain::{AgentName, NewAgent, PhoneNumber};
 use crate::model::{Agent, AgentId, ManagedAgent, Role, now};
 
@@ -32,10 +33,13 @@ pub struct AgentChanges {
 /// How an [`AgentChanges`] went.
 #[derive(Debug)]
 pub enum AgentUpdate {
-    /// Done; when the agent was disabled, the token hashes of the sessions that ended.
+    /// Done; when the agent was disabled, the token hashes of the sessions that ended; the
+    /// conversations that lost their assignee with it (the agent was disabled, or lost their
+    /// number).
     Updated {
         agent: ManagedAgent,
         ended_sessions: Vec<String>,
+        unassigned: Vec<ConversationChange>,
     },
     NotFound,
     /// It would leave no active admin.
@@ -218,11 +222,17 @@ impl Store {
         } else {
             Vec::new()
         };
+        let unassigned = if changes.numbers.is_some() || changes.disabled == Some(true) {
+            unassign_lost(&mut tx, id).await?
+        } else {
+            Vec::new()
+        };
         let agent = managed_by_id(&mut tx, id).await?;
         tx.commit().await?;
         Ok(AgentUpdate::Updated {
             agent,
             ended_sessions,
+            unassigned,
         })
     }
 

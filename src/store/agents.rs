@@ -174,6 +174,8 @@ impl Store {
                     .map(|r| r.rows_affected())
             })?;
         }
+        // This process has no sockets to tell: pages see it in their next `sync`.
+        super::inbox::unassign_lost(&mut tx, agent).await?;
         let agent = agent_by_id(&mut tx, agent).await?;
         tx.commit().await?;
         Ok(agent)

@@ -20,11 +20,14 @@ pub(super) struct Dialect {
     /// locked as by `lock_status` (see `statuses.rs`).
     pub status_target: [&'static str; 2],
     /// A page of agent `$1`'s conversations with `activity` below `$2`, at most `$3`, newest
-    /// activity first (ties: highest id first), as [`super::rows::ListedRow`]s. Each of the
-    /// agent's numbers reads its own page from the index `(our_number, activity, id)`, and
-    /// the pages are merged: an `IN` over the numbers would cost a scan and sort of all the
-    /// agent's conversations.
-    pub list_conversations: &'static str,
+    /// activity first (ties: highest id first), as [`super::rows::ListedRow`]s: of every
+    /// status and assignee (`[0]`), of status `$4` (`[1]`), unassigned (`[2]`), or both
+    /// (`[3]`) (see [`list_filters!`]). Each of the agent's numbers reads its own page from
+    /// an index that starts with `our_number` (and the status), and the pages are merged:
+    /// an `IN` over the numbers would cost a scan and sort of all the agent's conversations.
+    pub list_conversations: [&'static str; 4],
+    /// Whether agent `$1` may be assigned conversation `$2` (see `inbox.rs`).
+    pub assignable: &'static str,
     /// Claims the first due job of the sending queue (see `queue.rs`).
     pub claim: &'static str,
     /// Makes another first-agent insert wait for this one, where writers are not serialised
@@ -40,3 +43,18 @@ pub(super) struct Dialect {
     /// (see `agents.rs`).
     pub live_sessions: &'static str,
 }
+
+/// The filters of `list_conversations`, in its order, each as `$list!` writes it into a
+/// number's page (columns unqualified: they are the page's conversations).
+macro_rules! list_filters {
+    ($list:ident) => {
+        [
+            $list!(""),
+            $list!(" AND status = $4"),
+            $list!(" AND assignee_id IS NULL"),
+            $list!(" AND status = $4 AND assignee_id IS NULL"),
+        ]
+    };
+}
+
+pub(super) use list_filters;

@@ -20,10 +20,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::db::{MAX_CHANGES, Pool, Tx, new_seq, on_tx};
 use super::reads::audience;
-use super::rows::{MessageRow, returning_columns};
+use super::rows::{MessageRow, assignee, returning_columns};
 use super::{Audience, MessageChange, MessageEvent, NewInbound, Store, StoreError, StoreResult};
 use crate::model::{
-    AgentId, Contact, Conversation, ConversationId, Message, MessageId, Status, now,
+    AgentId, Contact, Conversation, ConversationId, ConversationStatus, Message, MessageId, Status,
+    now,
 };
 use crate::sms::OptChange;
 
@@ -190,6 +191,11 @@ struct ConversationState {
     contact_name: Option<String>,
     opted_out: bool,
     unread_count: i64,
+    c_status: ConversationStatus,
+    snoozed_until: Option<chrono::DateTime<chrono::Utc>>,
+    assignee_id: Option<AgentId>,
+    assignee_name: Option<String>,
+    version: i64,
 }
 
 /// What `store_inbound` answers for a message it stored.
@@ -280,6 +286,10 @@ fn change(
         last_message: Some(message.clone()),
         unread_count: state.unread_count,
         updated_at: t,
+        status: state.c_status,
+        snoozed_until: state.snoozed_until,
+        assignee: assignee(state.assignee_id, state.assignee_name),
+        version: state.version,
     };
     MessageChange {
         event: MessageEvent::New,
@@ -308,8 +318,10 @@ async fn write_one(
     let conversation_id: ConversationId = on_tx!(&mut *tx, |db| {
         sqlx::query_scalar(concat!(
             "INSERT INTO conversations \
-               (our_number, contact_phone, activity, created_at, updated_at) \
+               (our_number, contact_phone, activity, changed, created_at, updated_at) \
              VALUES ($1, $2, ",
+            new_seq!("3"),
+            ", ",
             new_seq!("3"),
             ", $4, $4) \
              ON CONFLICT (our_number, contact_phone) \
@@ -349,11 +361,15 @@ async fn write_one(
     })?;
     let Some(row) = row else { return Ok(None) };
     let conversation: ConversationState = on_tx!(&mut *tx, |db| {
+        // An inbound message reopens a closed or snoozed conversation in the same write.
         sqlx::query_as(
             "UPDATE conversations SET unread_count = unread_count + 1, \
-               last_message_id = $2, activity = $3, updated_at = $4, \
-               opted_out = COALESCE($5, opted_out) \
-             WHERE id = $1 RETURNING contact_name, opted_out, unread_count",
+               last_message_id = $2, activity = $3, changed = $3, version = version + 1, \
+               updated_at = $4, opted_out = COALESCE($5, opted_out), \
+               status = 'open', snoozed_until = NULL \
+             WHERE id = $1 RETURNING contact_name, opted_out, unread_count, \
+               status AS c_status, snoozed_until, assignee_id, \
+               (SELECT name FROM agents WHERE agents.id = assignee_id) AS assignee_name, version",
         )
         .bind(conversation_id)
         .bind(row.id)

@@ -10,18 +10,18 @@
 //! agents (`admin.rs`), reads (`reads.rs`), conversations and outbound messages (`writes.rs`),
 //! inbound messages (`inbound.rs`, by group commit), statuses (`statuses.rs`), the sending
 //! queue (`queue.rs`) and its pace (`pacing.rs`), checks of sent messages' statuses
-//! (`status_checks.rs`), search (`search.rs`), contact names (`contacts.rs`) and canned replies
-//! (`replies.rs`). Every write about a conversation returns what it changed together with its
+//! (`status_checks.rs`), search (`search.rs`), the team inbox (`inbox.rs`: contact names,
+//! status, snooze, assignee, counts, notes) and canned replies (`replies.rs`). Every write about a conversation returns what it changed together with its
 //! [`Audience`], read in the same transaction, for [`crate::events`] to publish; a reply's
 //! audience is every agent.
 
 mod admin;
 mod agents;
-mod contacts;
 mod db;
 mod dialect;
 mod error;
 mod inbound;
+mod inbox;
 mod logins;
 mod pacing;
 mod postgres;
@@ -45,6 +45,7 @@ use self::db::Pool;
 
 pub use self::admin::{AgentChanges, AgentUpdate, Invite};
 pub use self::error::{StoreError, StoreResult};
+pub use self::inbox::{ConversationEdit, EditOutcome, NewNote, NoteOutcome, StatusEdit};
 pub use self::logins::{FailureCount, LoginReservation, LoginSubjects};
 pub use self::replies::{ReplyChanges, ReplyOutcome};
 pub use self::types::*;

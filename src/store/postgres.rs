@@ -9,10 +9,30 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::agents::{insert_session, live_sessions_sql};
-use super::dialect::{Backend, Dialect};
+use super::dialect::{Backend, Dialect, list_filters};
+use super::inbox::assignable;
 use super::queue::claim_sql;
 use super::rows::conversation_select;
 use super::statuses::status_target;
+
+/// A page of the conversation list with `$filter`: each number's page, walked in its index
+/// by `LATERAL`.
+macro_rules! list_per_number {
+    ($filter:literal) => {
+        concat!(
+            conversation_select!(
+                "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
+                "(SELECT page.* FROM agent_numbers an CROSS JOIN LATERAL \
+                   (SELECT * FROM conversations WHERE our_number = an.number \
+                    AND activity < $2",
+                $filter,
+                " ORDER BY activity DESC, id DESC LIMIT $3) page \
+                 WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3) c"
+            ),
+            "ORDER BY c.activity DESC, c.id DESC"
+        )
+    };
+}
 
 impl Backend for sqlx::Postgres {
     const DIALECT: Dialect = Dialect {
@@ -23,16 +43,10 @@ impl Backend for sqlx::Postgres {
             status_target!("twilio_sid", " FOR UPDATE"),
         ],
         lock_status: "SELECT status FROM messages WHERE id = $1 FOR UPDATE",
-        list_conversations: concat!(
-            conversation_select!(
-                "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
-                "(SELECT page.* FROM agent_numbers an CROSS JOIN LATERAL \
-                   (SELECT * FROM conversations c WHERE c.our_number = an.number \
-                    AND c.activity < $2 ORDER BY c.activity DESC, c.id DESC LIMIT $3) page \
-                 WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3) c"
-            ),
-            "ORDER BY c.activity DESC, c.id DESC"
-        ),
+        list_conversations: list_filters!(list_per_number),
+        // A disable (an UPDATE of the agent) or a number taken away (a DELETE of it) waits
+        // for the assignment to end, and then sees it.
+        assignable: assignable!(" FOR SHARE OF a, an"),
         // Concurrent workers each take another job instead of queueing on the same row.
         claim: claim_sql!(" FOR UPDATE SKIP LOCKED"),
         // Under READ COMMITTED two writers could both see no agent, or each see the other admin
@@ -79,11 +93,11 @@ fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
     )]))
 }
 
-/// The highest `seq` or `activity` stored: every new `seq` must come after it.
+/// The highest `seq`, `activity` or `changed` stored: every new `seq` must come after it.
 macro_rules! stored {
     () => {
         "COALESCE(GREATEST((SELECT MAX(seq) FROM messages), \
-         (SELECT MAX(activity) FROM conversations)), 0)"
+         (SELECT MAX(activity) FROM conversations), (SELECT MAX(changed) FROM conversations)), 0)"
     };
 }
 

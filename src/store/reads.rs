@@ -6,8 +6,25 @@ use super::rows::{
     ConversationRow, ListedRow, MessageRow, conversation_page, conversation_select,
     message_columns, visible_to,
 };
-use super::{Audience, ConversationList, Page, Store, StoreResult};
+use super::{AssigneeFilter, Audience, ConversationList, ListFilter, Page, Store, StoreResult};
 use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId};
+
+/// A page of the conversations assigned to agent `$4` among those agent `$1` sees: one walk
+/// of the index by assignee, whatever their numbers.
+const ASSIGNED: &str = concat!(
+    conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
+    "WHERE c.assignee_id = $4 AND c.activity < $2 AND",
+    visible_to!("1"),
+    "ORDER BY c.activity DESC, c.id DESC LIMIT $3"
+);
+
+/// The same, of status `$4`, assigned to `$5`.
+const ASSIGNED_WITH_STATUS: &str = concat!(
+    conversation_select!("(SELECT up_to FROM seq_visible) AS visible_up_to, "),
+    "WHERE c.assignee_id = $5 AND c.status = $4 AND c.activity < $2 AND",
+    visible_to!("1"),
+    "ORDER BY c.activity DESC, c.id DESC LIMIT $3"
+);
 
 /// The agents who hold conversation `$1`'s number: everyone who hears about it.
 const AUDIENCE: &str = "SELECT an.agent_id FROM conversations c \
@@ -27,26 +44,43 @@ macro_rules! audience_column {
 pub(super) use audience_column;
 
 impl Store {
-    /// A page of `agent`'s conversations, most recently active first, and the next cursor.
+    /// A page of `agent`'s conversations that `filter` keeps, most recently active first,
+    /// and the next cursor.
     #[tracing::instrument(skip_all, err)]
     pub async fn list_conversations(
         &self,
         agent: AgentId,
+        filter: ListFilter,
         page: Page,
     ) -> StoreResult<ConversationList> {
-        let list = self.reader.dialect().list_conversations;
+        let per_number = &self.reader.dialect().list_conversations;
+        let (list, assignee) = match filter.assignee {
+            AssigneeFilter::Any => (per_number[usize::from(filter.status.is_some())], None),
+            AssigneeFilter::Nobody => (per_number[2 + usize::from(filter.status.is_some())], None),
+            AssigneeFilter::Agent(a) if filter.status.is_some() => (ASSIGNED_WITH_STATUS, Some(a)),
+            AssigneeFilter::Agent(a) => (ASSIGNED, Some(a)),
+        };
         let rows: Vec<ListedRow> = on_pool!(&self.reader, |db| {
-            sqlx::query_as(list)
+            let mut query = sqlx::query_as(list)
                 .bind(agent)
                 .bind(page.cursor.unwrap_or(i64::MAX))
-                .bind(page.limit)
-                .fetch_all(db)
-                .await
+                .bind(page.limit);
+            if let Some(status) = filter.status {
+                query = query.bind(status);
+            }
+            if let Some(assignee) = assignee {
+                query = query.bind(assignee);
+            }
+            query.fetch_all(db).await
         })?;
         let full = rows.len() as i64 == page.limit;
         // Read in the list's own snapshot: every change up to it is in what the list shows.
         // With no conversation at all, everything of the agent's is newer than the list.
-        let sync_from = rows.first().map_or(0, |r| r.visible_up_to);
+        let sync_from = match rows.first() {
+            Some(r) => r.visible_up_to,
+            None if filter == ListFilter::ALL => 0,
+            None => self.visible_up_to().await?,
+        };
         Ok(conversation_page(rows, full, sync_from))
     }
 
@@ -116,34 +150,77 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
-    /// Messages of `agent` changed after `since`, in change order, up to `seq_visible`: no
-    /// change can still commit at or below it. It is read in the same statement, so with the
-    /// same snapshot, and applied to the first page in `seq` order (the same rows, as those at
-    /// or below it come first): a bound the planner cannot see would cost it the index order.
+    /// The highest `seq` that `sync` may show now: no change can still commit at or below
+    /// it, so whatever is read after this holds every change up to it.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn visible_up_to(&self) -> StoreResult<i64> {
+        Ok(on_pool!(&self.reader, |db| {
+            sqlx::query_scalar("SELECT up_to FROM seq_visible")
+                .fetch_one(db)
+                .await
+        })?)
+    }
+
+    /// Messages of `agent` changed after `since` and at most `up_to` (from
+    /// [`Store::visible_up_to`]), in change order.
     #[tracing::instrument(skip_all, err)]
     pub async fn changes(
         &self,
         agent: AgentId,
         since: i64,
+        up_to: i64,
         limit: i64,
     ) -> StoreResult<Vec<Message>> {
         let rows: Vec<MessageRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(concat!(
-                "SELECT * FROM (SELECT ",
+                "SELECT ",
                 message_columns!(),
                 " FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-                 WHERE m.seq > $2 AND",
+                 WHERE m.seq > $2 AND m.seq <= $4 AND",
                 visible_to!("1"),
-                "ORDER BY m.seq LIMIT $3) m \
-                 WHERE m.seq <= (SELECT up_to FROM seq_visible) ORDER BY m.seq"
+                "ORDER BY m.seq LIMIT $3"
             ))
             .bind(agent)
             .bind(since)
             .bind(limit)
+            .bind(up_to)
             .fetch_all(db)
             .await
         })?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// `agent`'s conversations whose own state changed after `since` and at most `up_to`, in
+    /// change order, each with the `seq` of its last change.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn conversation_changes(
+        &self,
+        agent: AgentId,
+        since: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(Conversation, i64)>> {
+        let rows: Vec<ConversationRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(
+                conversation_select!(),
+                "WHERE c.changed > $2 AND c.changed <= $4 AND",
+                visible_to!("1"),
+                "ORDER BY c.changed, c.id LIMIT $3"
+            ))
+            .bind(agent)
+            .bind(since)
+            .bind(limit)
+            .bind(up_to)
+            .fetch_all(db)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let changed = r.c_changed;
+                (r.into_conversation(), changed)
+            })
+            .collect())
     }
 
     /// Who hears about the conversation now (writes read it in their own transaction).

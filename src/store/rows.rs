@@ -6,8 +6,8 @@ use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
 use super::{ConversationList, SigningIn};
 use crate::model::{
-    Agent, AgentId, Contact, Conversation, ConversationId, Direction, ManagedAgent, Media, Message,
-    MessageId, Role, Status,
+    Agent, AgentId, Assignee, Contact, Conversation, ConversationId, ConversationStatus, Direction,
+    ManagedAgent, Media, Message, MessageId, Role, Status,
 };
 
 /// A message's columns, for `SELECT … FROM messages m`.
@@ -28,8 +28,9 @@ macro_rules! returning_columns {
     };
 }
 
-/// A conversation with its last message, as [`ConversationRow`] reads it, and any further
-/// columns; the conversations as `c` from `$source` (the table itself unless named).
+/// A conversation with its last message and its assignee's name, as [`ConversationRow`]
+/// reads it, and any further columns; the conversations as `c` from `$source` (the table
+/// itself unless named; its pieces are joined).
 macro_rules! conversation_select {
     () => {
         $crate::store::rows::conversation_select!("")
@@ -37,15 +38,18 @@ macro_rules! conversation_select {
     ($extra_columns:literal) => {
         $crate::store::rows::conversation_select!($extra_columns, "conversations c")
     };
-    ($extra_columns:literal, $source:literal) => {
+    ($extra_columns:literal, $($source:expr),+) => {
         concat!(
             "SELECT c.id AS c_id, c.our_number, c.contact_phone, c.contact_name, c.opted_out, \
-             c.unread_count, c.updated_at AS c_updated_at, c.activity, ",
+             c.unread_count, c.updated_at AS c_updated_at, c.activity, c.status AS c_status, \
+             c.snoozed_until, c.assignee_id, asg.name AS assignee_name, \
+             c.version AS c_version, c.changed AS c_changed, ",
             $extra_columns,
             $crate::store::rows::message_columns!(),
             " FROM ",
-            $source,
-            " LEFT JOIN messages m ON m.id = c.last_message_id "
+            $($source,)+
+            " LEFT JOIN messages m ON m.id = c.last_message_id \
+              LEFT JOIN agents asg ON asg.id = c.assignee_id "
         )
     };
 }
@@ -149,6 +153,13 @@ pub(super) struct ConversationRow {
     unread_count: i64,
     c_updated_at: DateTime<Utc>,
     activity: i64,
+    c_status: ConversationStatus,
+    snoozed_until: Option<DateTime<Utc>>,
+    assignee_id: Option<AgentId>,
+    assignee_name: Option<String>,
+    c_version: i64,
+    /// The seq of its last change of its own state (`sync`).
+    pub(super) c_changed: i64,
     #[sqlx(flatten)]
     last: LastMessage,
 }
@@ -194,8 +205,20 @@ impl ConversationRow {
             last_message: self.last.0,
             unread_count: self.unread_count,
             updated_at: self.c_updated_at,
+            status: self.c_status,
+            snoozed_until: self.snoozed_until,
+            assignee: assignee(self.assignee_id, self.assignee_name),
+            version: self.c_version,
         }
     }
+}
+
+/// The assignee of a conversation, from its `assignee_id` and that agent's name.
+pub(super) fn assignee(id: Option<AgentId>, name: Option<String>) -> Option<Assignee> {
+    Some(Assignee {
+        id: id?,
+        name: name.unwrap_or_default(),
+    })
 }
 
 /// A page of the conversation list, from its rows in the list's order: when the page is

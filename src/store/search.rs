@@ -25,9 +25,9 @@ use std::collections::HashSet;
 
 use super::db::{Pool, on_pool};
 use super::rows::{ListedRow, conversation_page, conversation_select, visible_to};
-use super::{ConversationList, Page, Store, StoreResult};
+use super::{AssigneeFilter, ConversationList, ListFilter, Page, Store, StoreResult};
 use crate::domain::{SearchText, like_literal};
-use crate::model::{AgentId, ConversationId};
+use crate::model::{AgentId, ConversationId, ConversationStatus};
 
 /// At most this many rows of an index make a part of a search rare.
 const RARE: i64 = 2_000;
@@ -48,16 +48,59 @@ struct SearchSql {
     /// `$2` index rows; each row is an index row, so a conversation may come more than once).
     parts: [&'static str; 3],
     /// The conversations of `$2` that agent `$1` sees, below cursor `$3`, at most `$4`, in
-    /// the list's order; only those get their last message read.
+    /// the list's order, that the view `$5`–`$7` holds ([`filtered!`]); only those get their
+    /// last message read.
     page_of: &'static str,
-    /// Agent `$1`'s next `$3` conversations below `$2` (id and activity), in the list's order.
+    /// Agent `$1`'s next `$3` conversations below `$2` (id and activity) in the view `$4`–`$6`,
+    /// in the list's order.
     window: &'static str,
     /// Which of the conversations `$1` are among `$2` or match the parts `$3`–`$5` (a part
     /// left out is `NULL`).
     check: &'static str,
     /// Agent `$1`'s conversations below `$2` that match any of the parts `$4`–`$6`, at most
-    /// `$3`, in the list's order.
+    /// `$3`, in the list's order, in the view `$7`–`$9`.
     below: &'static str,
+}
+
+/// The conversations `$table` that a view holds, the view as three parameters numbered
+/// `$status`, `$assignee`, `$nobody`: its status (`NULL`: any), its assignee (`NULL`: any)
+/// and whether only the unassigned. A search is narrowed by its parts' indexes first, so
+/// the view is a filter here, not a choice of index as in the plain list.
+macro_rules! filtered {
+    ($table:literal, $status:literal, $assignee:literal, $nobody:literal) => {
+        concat!(
+            " AND ($",
+            $status,
+            " IS NULL OR ",
+            $table,
+            ".status = $",
+            $status,
+            ") \
+              AND ($",
+            $assignee,
+            " IS NULL OR ",
+            $table,
+            ".assignee_id = $",
+            $assignee,
+            ") \
+              AND (NOT $",
+            $nobody,
+            " OR ",
+            $table,
+            ".assignee_id IS NULL) "
+        )
+    };
+}
+
+/// The view's three parameters of [`filtered!`].
+type View = (Option<ConversationStatus>, Option<AgentId>, bool);
+
+fn view(filter: ListFilter) -> View {
+    match filter.assignee {
+        AssigneeFilter::Any => (filter.status, None, false),
+        AssigneeFilter::Nobody => (filter.status, None, true),
+        AssigneeFilter::Agent(a) => (filter.status, Some(a), false),
+    }
 }
 
 /// PostgreSQL: the name (folded) contains the text, the phone the digits, or a message all
@@ -78,16 +121,20 @@ const POSTGRES: SearchSql = SearchSql {
             "(SELECT * FROM conversations c \
               WHERE c.id IN (SELECT json_array_elements_text($2::json)::bigint) \
               AND c.activity < $3 \
-              AND c.our_number IN (SELECT number FROM agent_numbers WHERE agent_id = $1) \
-              ORDER BY c.activity DESC, c.id DESC LIMIT $4) c"
+              AND c.our_number IN (SELECT number FROM agent_numbers WHERE agent_id = $1)",
+            filtered!("c", "5", "6", "7"),
+            "ORDER BY c.activity DESC, c.id DESC LIMIT $4) c"
         ),
         "ORDER BY c.activity DESC, c.id DESC"
     ),
-    window: "SELECT page.id, page.activity FROM agent_numbers an CROSS JOIN LATERAL \
-       (SELECT c.id, c.activity FROM conversations c \
-        WHERE c.our_number = an.number AND c.activity < $2 \
-        ORDER BY c.activity DESC, c.id DESC LIMIT $3) page \
-     WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3",
+    window: concat!(
+        "SELECT page.id, page.activity FROM agent_numbers an CROSS JOIN LATERAL \
+           (SELECT c.id, c.activity FROM conversations c \
+            WHERE c.our_number = an.number AND c.activity < $2",
+        filtered!("c", "4", "5", "6"),
+        "ORDER BY c.activity DESC, c.id DESC LIMIT $3) page \
+         WHERE an.agent_id = $1 ORDER BY page.activity DESC, page.id DESC LIMIT $3"
+    ),
     // The words are looked for newest message first through the conversation's own index,
     // and the first match ends the look: a common word is found at once.
     check: "SELECT c.id FROM conversations c \
@@ -110,6 +157,7 @@ const POSTGRES: SearchSql = SearchSql {
              WHERE search @@ to_tsquery('simple', $6::text)) \
          AND c.activity < $2 AND",
         visible_to!("1"),
+        filtered!("c", "7", "8", "9"),
         "ORDER BY c.activity DESC, c.id DESC LIMIT $3"
     ),
 };
@@ -131,16 +179,20 @@ const SQLITE: SearchSql = SearchSql {
             "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
             "(SELECT * FROM conversations c \
               WHERE c.id IN (SELECT value FROM json_each($2)) AND c.activity < $3 \
-              AND c.our_number IN (SELECT number FROM agent_numbers WHERE agent_id = $1) \
-              ORDER BY c.activity DESC, c.id DESC LIMIT $4) c"
+              AND c.our_number IN (SELECT number FROM agent_numbers WHERE agent_id = $1)",
+            filtered!("c", "5", "6", "7"),
+            "ORDER BY c.activity DESC, c.id DESC LIMIT $4) c"
         ),
         "ORDER BY c.activity DESC, c.id DESC"
     ),
-    window: "SELECT c.id, c.activity FROM agent_numbers an CROSS JOIN conversations c \
-     WHERE an.agent_id = $1 AND c.id IN (SELECT page.id FROM conversations page \
-       WHERE page.our_number = an.number AND page.activity < $2 \
-       ORDER BY page.activity DESC, page.id DESC LIMIT $3) \
-     ORDER BY c.activity DESC, c.id DESC LIMIT $3",
+    window: concat!(
+        "SELECT c.id, c.activity FROM agent_numbers an CROSS JOIN conversations c \
+         WHERE an.agent_id = $1 AND c.id IN (SELECT page.id FROM conversations page \
+           WHERE page.our_number = an.number AND page.activity < $2",
+        filtered!("page", "4", "5", "6"),
+        "ORDER BY page.activity DESC, page.id DESC LIMIT $3) \
+         ORDER BY c.activity DESC, c.id DESC LIMIT $3"
+    ),
     // One query of the words index per conversation, with its id: a check per message would
     // cost a query per message (ten thousand for a long thread).
     check: "SELECT w.value AS id FROM json_each($1) w \
@@ -164,6 +216,7 @@ const SQLITE: SearchSql = SearchSql {
              WHERE $6 IS NOT NULL AND messages_search MATCH $6) \
          AND c.activity < $2 AND",
         visible_to!("1"),
+        filtered!("c", "7", "8", "9"),
         "ORDER BY c.activity DESC, c.id DESC LIMIT $3"
     ),
 };
@@ -382,16 +435,18 @@ impl Store {
         }?)
     }
 
-    /// A page of `agent`'s conversations that match `search`, newest activity first, and the
-    /// next cursor (the same as the list's).
+    /// A page of `agent`'s conversations in the view `filter` that match `search`, newest
+    /// activity first, and the next cursor (the same as the list's).
     #[tracing::instrument(skip_all, err)]
     pub async fn search_conversations(
         &self,
         agent: AgentId,
         search: &SearchText,
+        filter: ListFilter,
         page: Page,
     ) -> StoreResult<ConversationList> {
         let sql = sql(&self.reader);
+        let view = view(filter);
         let terms = self.search_terms(search).await?;
         let cursor = page.cursor.unwrap_or(i64::MAX);
         // Read before anything else: every change up to it has committed before any part
@@ -425,7 +480,9 @@ impl Store {
         let mut rows: Vec<ListedRow>;
         let full;
         if common.iter().all(Option::is_none) {
-            rows = self.page_of(agent, &known, cursor, page.limit).await?;
+            rows = self
+                .page_of(agent, &known, cursor, page.limit, view)
+                .await?;
             full = rows.len() as i64 == page.limit;
         } else {
             let window = (page.limit * WINDOW_PER_ROW).clamp(WINDOW.0, WINDOW.1);
@@ -434,6 +491,9 @@ impl Store {
                     .bind(agent)
                     .bind(cursor)
                     .bind(window)
+                    .bind(view.0)
+                    .bind(view.1)
+                    .bind(view.2)
                     .fetch_all(db)
                     .await
             })?;
@@ -459,7 +519,7 @@ impl Store {
                 }
             }
             rows = self
-                .page_of(agent, &json_ids(&found), cursor, page.limit)
+                .page_of(agent, &json_ids(&found), cursor, page.limit, view)
                 .await?;
             let wanted = page.limit - rows.len() as i64;
             // A window that was not full held every conversation left: nothing below it.
@@ -469,7 +529,7 @@ impl Store {
                 .map(|(_, activity)| *activity);
             let mut more_full = wanted == 0;
             if let Some(floor) = floor {
-                let more = self.below(agent, floor, wanted, &terms).await?;
+                let more = self.below(agent, floor, wanted, &terms, view).await?;
                 more_full = more.len() as i64 == wanted;
                 rows.extend(more);
             }
@@ -487,6 +547,7 @@ impl Store {
         cursor: i64,
         limit: i64,
         terms: &[Option<String>; 3],
+        view: View,
     ) -> StoreResult<Vec<ListedRow>> {
         let sql = sql(&self.reader);
         Ok(on_pool!(&self.reader, |db| {
@@ -497,6 +558,9 @@ impl Store {
                 .bind(&terms[0])
                 .bind(&terms[1])
                 .bind(&terms[2])
+                .bind(view.0)
+                .bind(view.1)
+                .bind(view.2)
                 .fetch_all(db)
                 .await
         })?)
@@ -510,6 +574,7 @@ impl Store {
         ids: &str,
         cursor: i64,
         limit: i64,
+        view: View,
     ) -> StoreResult<Vec<ListedRow>> {
         let sql = sql(&self.reader);
         Ok(on_pool!(&self.reader, |db| {
@@ -518,6 +583,9 @@ impl Store {
                 .bind(ids)
                 .bind(cursor)
                 .bind(limit)
+                .bind(view.0)
+                .bind(view.1)
+                .bind(view.2)
                 .fetch_all(db)
                 .await
         })?)

@@ -18,10 +18,30 @@ use sqlx::sqlite::{
 };
 
 use super::agents::{insert_session, live_sessions_sql};
-use super::dialect::{Backend, Dialect};
+use super::dialect::{Backend, Dialect, list_filters};
+use super::inbox::assignable;
 use super::queue::claim_sql;
 use super::rows::conversation_select;
 use super::statuses::status_target;
+
+/// A page of the conversation list with `$filter`. No LATERAL here: each number's page is a
+/// correlated list of ids, which SQLite reads for each of the agent's numbers (joined first:
+/// CROSS JOIN keeps that order).
+macro_rules! list_per_number {
+    ($filter:literal) => {
+        concat!(
+            conversation_select!(
+                "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
+                "agent_numbers an CROSS JOIN conversations c"
+            ),
+            "WHERE an.agent_id = $1 AND c.id IN (SELECT id FROM conversations \
+               WHERE our_number = an.number AND activity < $2",
+            $filter,
+            " ORDER BY activity DESC, id DESC LIMIT $3) \
+             ORDER BY c.activity DESC, c.id DESC LIMIT $3"
+        )
+    };
+}
 
 /// SQLite serialises writers, and the store has only one writer connection: whatever a write
 /// reads stays as it read it until it commits, so nothing needs locking, and `seq`s commit in
@@ -33,18 +53,8 @@ impl Backend for sqlx::Sqlite {
         count_seqs: Some("UPDATE change_counter SET seq = seq + $1 WHERE id = 1"),
         status_target: [status_target!("id", ""), status_target!("twilio_sid", "")],
         lock_status: "SELECT status FROM messages WHERE id = $1",
-        // No LATERAL here: each number's page is a correlated list of ids, which SQLite reads
-        // for each of the agent's numbers (joined first: CROSS JOIN keeps that order).
-        list_conversations: concat!(
-            conversation_select!(
-                "(SELECT up_to FROM seq_visible) AS visible_up_to, ",
-                "agent_numbers an CROSS JOIN conversations c"
-            ),
-            "WHERE an.agent_id = $1 AND c.id IN (SELECT page.id FROM conversations page \
-               WHERE page.our_number = an.number AND page.activity < $2 \
-               ORDER BY page.activity DESC, page.id DESC LIMIT $3) \
-             ORDER BY c.activity DESC, c.id DESC LIMIT $3"
-        ),
+        list_conversations: list_filters!(list_per_number),
+        assignable: assignable!(""),
         claim: claim_sql!(""),
         lock_agents: None,
         insert_session: insert_session!(""),

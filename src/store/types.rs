@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{ClientId, MessageBody};
 use crate::model::{
-    Agent, AgentId, Conversation, ConversationId, Media, Message, MessageId, Status,
+    Agent, AgentId, Conversation, ConversationId, ConversationStatus, Media, Message, MessageId,
+    Status,
 };
 use crate::sms::OptChange;
 
@@ -102,6 +103,9 @@ pub struct NewOutbound {
     /// The failed message this one sends again: a message is retried once, however many
     /// retries of it are asked for.
     pub retry_of: Option<MessageId>,
+    /// The conversation had no assignee when the send was asked for: the sender becomes
+    /// it, unless someone else did meanwhile.
+    pub assign: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -268,6 +272,31 @@ pub struct SigningIn {
 pub struct Session {
     pub agent: Agent,
     pub expires_at: DateTime<Utc>,
+}
+
+/// Which of an agent's conversations a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListFilter {
+    /// `None`: every status.
+    pub status: Option<ConversationStatus>,
+    pub assignee: AssigneeFilter,
+}
+
+impl ListFilter {
+    /// Every conversation of the agent.
+    pub const ALL: Self = Self {
+        status: None,
+        assignee: AssigneeFilter::Any,
+    };
+}
+
+/// Whose conversations a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Any,
+    /// Unassigned ones.
+    Nobody,
+    Agent(AgentId),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,13 +2,14 @@
 //! storing an outbound message exactly once (inbound messages: `inbound.rs`).
 
 use super::db::{Tx, new_seq, on_tx};
+use super::inbox::{may_be_assigned, touch};
 use super::reads::{audience, conversation_by_id};
 use super::rows::{MessageRow, returning_columns};
 use super::{
     ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
 use crate::domain::{ContactName, PhoneNumber};
-use crate::model::{ConversationId, MessageId, Status, now};
+use crate::model::{Conversation, ConversationId, MessageId, Status, now};
 
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
@@ -24,13 +25,19 @@ impl Store {
         let nth = tx.change()?;
         let id: ConversationId = on_tx!(&mut tx, |db| {
             sqlx::query_scalar(concat!(
-                "INSERT INTO conversations \
-                   (our_number, contact_phone, contact_name, activity, created_at, updated_at) \
+                "INSERT INTO conversations (our_number, contact_phone, contact_name, activity, \
+                   changed, created_at, updated_at) \
                  VALUES ($1, $2, $3, ",
+                new_seq!("4"),
+                ", ",
                 new_seq!("4"),
                 ", $5, $5) \
                  ON CONFLICT (our_number, contact_phone) DO UPDATE \
-                   SET contact_name = COALESCE(excluded.contact_name, conversations.contact_name) \
+                   SET contact_name = COALESCE(excluded.contact_name, conversations.contact_name), \
+                   changed = CASE WHEN excluded.contact_name IS NULL THEN conversations.changed \
+                     ELSE excluded.changed END, \
+                   version = CASE WHEN excluded.contact_name IS NULL THEN conversations.version \
+                     ELSE conversations.version + 1 END \
                  RETURNING id"
             ))
             .bind(our_number.as_str())
@@ -57,11 +64,15 @@ impl Store {
         conversation: ConversationId,
     ) -> StoreResult<Option<ConversationChange>> {
         let mut tx = self.writer.begin().await?;
+        let nth = tx.change()?;
         let changed = on_tx!(&mut tx, |db| {
-            sqlx::query(
-                "UPDATE conversations SET unread_count = 0 WHERE id = $1 AND unread_count <> 0",
-            )
+            sqlx::query(concat!(
+                "UPDATE conversations SET unread_count = 0, ",
+                touch!("2"),
+                " WHERE id = $1 AND unread_count <> 0"
+            ))
             .bind(conversation)
+            .bind(nth)
             .execute(db)
             .await
             .map(|r| r.rows_affected())
@@ -98,6 +109,10 @@ impl Store {
         if to.opted_out {
             return Ok(Outbound::OptedOut);
         }
+        // Decided before the conversation's row is locked: a disable holds the agent's row
+        // and then the conversations it unassigns, so this takes them in the same order.
+        let assign =
+            msg.assign && may_be_assigned(&mut tx, msg.agent_id, msg.conversation_id).await?;
         let nth = tx.change()?;
         let t = now();
         let row: Option<MessageRow> = on_tx!(&mut tx, |db| {
@@ -153,15 +168,45 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
+        let assigned = if assign {
+            assign_sender(&mut tx, msg, row.seq).await?
+        } else {
+            None
+        };
         let audience = audience(&mut tx, msg.conversation_id).await?;
         tx.commit().await?;
         Ok(Outbound::Created(Box::new(MessageChange {
             event: MessageEvent::New,
             message: row.into(),
-            conversation: None,
+            conversation: assigned,
             audience,
         })))
     }
+}
+
+/// Assigns the conversation to the sender of `msg` (who may be assigned it) if it has no
+/// assignee; the conversation then, as it is now. Its change takes the message's `seq`.
+async fn assign_sender(
+    tx: &mut Tx,
+    msg: &NewOutbound,
+    seq: i64,
+) -> StoreResult<Option<Conversation>> {
+    let assigned = on_tx!(&mut *tx, |db| {
+        sqlx::query(
+            "UPDATE conversations SET assignee_id = $2, changed = $3, version = version + 1 \
+             WHERE id = $1 AND assignee_id IS NULL",
+        )
+        .bind(msg.conversation_id)
+        .bind(msg.agent_id)
+        .bind(seq)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    if assigned == 0 {
+        return Ok(None);
+    }
+    Ok(Some(conversation_by_id(tx, msg.conversation_id).await?))
 }
 
 /// Whom an outbound message of a conversation goes to, and from which number.

@@ -1,6 +1,7 @@
 // One message as a bubble: its text (always as text, its web links clickable), media, time and status
-// mark (spinner, ✓, ✓✓, or a red error line with Retry). Elements are made once per message and
-// updated in place.
+// mark (spinner, ✓, ✓✓, or a red error line with Retry), and on a shared number who sent it. A note is
+// set apart: its own colour, its author, "Only agents see this", no status mark. Elements are made
+// once per message and updated in place.
 
 import { h } from './dom.js';
 import { linkNodes } from './linkify.js';
@@ -63,6 +64,9 @@ function renderMedia(container, m) {
 }
 
 export function createBubble() {
+  const authorName = h('span', { class: 'author-name' });
+  const noteTag = h('span', { class: 'note-tag', hidden: true }, 'Only agents see this');
+  const author = h('div', { class: 'author', hidden: true }, authorName, noteTag);
   const media = h('div', { class: 'media', hidden: true });
   const body = h('div', { class: 'body' });
   const box = h('div', { class: 'bubble-box' }, media, body);
@@ -72,27 +76,37 @@ export function createBubble() {
   const errorText = h('span', { class: 'error-text' });
   const retry = h('button', { type: 'button', class: 'retry-button', hidden: true }, 'Retry');
   const error = h('div', { class: 'error-line', hidden: true }, errorText, retry);
-  const el = h('div', { class: 'bubble' }, box, meta, error);
-  el._parts = { media, body, time, status, errorText, retry, error };
+  const el = h('div', { class: 'bubble' }, author, box, meta, error);
+  el._parts = { author, authorName, noteTag, media, body, time, status, errorText, retry, error };
   return el;
 }
 
-/** Show message `m` (stored under `key`) in `el`; `retried`: it was sent again already (no Retry). */
-export function updateBubble(el, m, key, { retried }) {
-  const outbound = m.direction !== 'inbound';
-  const group = outbound ? statusGroup(m.status) : 'received';
+/**
+ * Show message `m` (stored under `key`) in `el`; `retried`: it was sent again already (no Retry);
+ * `author`: who wrote it, shown above it (null: not shown).
+ */
+export function updateBubble(el, m, key, { retried, author = null }) {
+  const note = m.direction === 'note';
+  const direction = note ? 'note' : m.direction === 'inbound' ? 'inbound' : 'outbound';
+  const outbound = direction === 'outbound';
+  const group = note ? (m._localError ? 'failed' : 'note') : outbound ? statusGroup(m.status) : 'received';
   const canRetry = outbound && !m._local && m.id != null && (m.status === 'failed' || m.status === 'undelivered') && !retried;
   const mediaSig = JSON.stringify([m.id, m.media]);
-  const sig = [m.id, m.clientId, m.status, m.errorCode, m.errorMessage, m.body, m.createdAt, mediaSig, canRetry, group].join('\u0001');
+  const sig = [m.id, m.clientId, m.status, m.errorCode, m.errorMessage, m.body, m.createdAt, mediaSig, canRetry, group, author, Boolean(m._local)].join('\u0001');
   if (el._sig === sig) return;
   el._sig = sig;
   const p = el._parts;
-  el.className = `bubble ${outbound ? 'outbound' : 'inbound'} state-${group}`;
+  el.className = `bubble ${direction} state-${group}`;
   el.dataset.key = key;
   el.dataset.id = m.id ?? '';
   el.dataset.clientId = m.clientId ?? '';
   el.dataset.status = m.status || (outbound ? 'pending' : 'received');
-  el.dataset.direction = outbound ? 'outbound' : 'inbound';
+  el.dataset.direction = direction;
+
+  const by = note ? author || 'You' : author;
+  p.author.hidden = by == null;
+  p.authorName.textContent = by ?? '';
+  p.noteTag.hidden = !note;
 
   p.body.replaceChildren(...linkNodes(m.body ?? ''));
   p.body.hidden = !m.body;
@@ -118,6 +132,13 @@ export function updateBubble(el, m, key, { retried }) {
     else if (group === 'sent') s.textContent = '✓';
     else if (group === 'delivered') s.textContent = '✓✓';
     else s.textContent = '!';
+  } else if (note && m._local && !m._localError) {
+    // Not saved yet (no connection): the same spinner as a send, never a delivery mark.
+    s.setAttribute('role', 'img');
+    s.setAttribute('aria-label', 'Saving');
+    s.title = 'Saving';
+    s.removeAttribute('aria-hidden');
+    s.append(h('span', { class: 'spinner' }));
   } else {
     s.removeAttribute('role');
     s.removeAttribute('aria-label');
@@ -125,7 +146,7 @@ export function updateBubble(el, m, key, { retried }) {
     s.setAttribute('aria-hidden', 'true');
   }
 
-  const failed = outbound && (group === 'failed' || group === 'canceled');
+  const failed = (outbound || note) && (group === 'failed' || group === 'canceled');
   p.error.hidden = !failed;
   p.errorText.textContent = failed ? errorTextFor(m) : '';
   p.retry.hidden = !canRetry;

@@ -124,7 +124,11 @@ export function initials(conv) {
   return '#';
 }
 
-export function messagePreview(m) {
+/**
+ * The list's line for a conversation's last message. A note says so; a reply says who wrote it, as
+ * `authorOf(message)` names them (team.js's authorName: "You" for the agent's own).
+ */
+export function messagePreview(m, authorOf = () => 'You') {
   if (!m) return 'No messages yet';
   const body = String(m.body ?? '').replace(/\s+/g, ' ').trim();
   const mediaCount = Array.isArray(m.media) ? m.media.length : 0;
@@ -133,7 +137,8 @@ export function messagePreview(m) {
     const img = m.media.every((x) => String(x.contentType || '').startsWith('image/'));
     text = img ? (mediaCount > 1 ? `📷 ${mediaCount} photos` : '📷 Photo') : '📎 Attachment';
   }
-  if (m.direction === 'outbound') text = `You: ${text}`;
+  if (m.direction === 'note') return `Note: ${text}`;
+  if (m.direction === 'outbound') text = `${authorOf(m)}: ${text}`;
   return text;
 }
 

@@ -32,7 +32,7 @@ export function init({ store, post, invalidate, openId, isVisible, clearTyping, 
         conv.unreadCount = (conv.unreadCount || 0) + 1;
       }
     }
-    if (live && m.direction === 'outbound' && m.agentId != null) clearTyping(convId, String(m.agentId));
+    if (live && (m.direction === 'outbound' || m.direction === 'note') && m.agentId != null) clearTyping(convId, String(m.agentId));
     invalidate('list', ...(convId === openId() ? ['thread'] : []));
   }
 

@@ -2,7 +2,8 @@
 // new clientId) and is posted with that clientId until the server has it: network failures and "try
 // later" answers are retried with backoff (sooner when the connection comes back), and the entry is kept
 // in storage so a reload resumes it. The server's answer (and its message:new / message:status for the
-// same clientId) then update that one bubble. Failing answers turn it red with the reason.
+// same clientId) then update that one bubble. Failing answers turn it red with the reason. Notes (only
+// agents see them) take the same way to POST …/notes.
 
 import { ApiError, describeError, isTransient, uuid } from './api.js';
 import { countSegments } from './segments.js';
@@ -14,7 +15,7 @@ const RETRIED_KEPT = 500;
 
 /**
  * init({store, post, storage, ingest, onQueued, invalidate, toast, agentId, onAuthError, now, newId})
- * → {send, retry, wasRetried, restore, wake, stop}
+ * → {send, note, retry, wasRetried, restore, wake, stop}
  * `ingest(message)` takes the server's answer; `onQueued()` runs when a new bubble is in the store.
  */
 export function init({
@@ -58,23 +59,23 @@ export function init({
     for (const w of Array.from(wakers)) w();
   }
 
-  function makeLocal(conv, body, clientId) {
+  function makeLocal(conv, body, clientId, direction) {
     const at = new Date(Math.max(now(), store.latestTime(conv.id) + 1)).toISOString();
     return {
       id: null,
       clientId,
       conversationId: conv.id,
-      direction: 'outbound',
+      direction,
       from: conv.ourNumber ?? null,
       to: conv.contact?.phone ?? null,
       body,
       media: [],
-      status: 'pending',
+      status: direction === 'note' ? 'note' : 'pending',
       errorCode: null,
       errorMessage: null,
       twilioSid: null,
       agentId: agentId() ?? null,
-      segments: countSegments(body).segments,
+      segments: direction === 'note' ? 0 : countSegments(body).segments,
       createdAt: at,
       updatedAt: at,
       seq: null,
@@ -132,7 +133,7 @@ export function init({
   }
 
   function enqueue(conv, body, kind, path, payload) {
-    const local = makeLocal(conv, body, payload.clientId);
+    const local = makeLocal(conv, body, payload.clientId, kind === 'note' ? 'note' : 'outbound');
     store.upsertMessage(local);
     onQueued();
     invalidate('list', 'thread');
@@ -144,6 +145,13 @@ export function init({
     send(conv, body) {
       const clientId = newId();
       return enqueue(conv, body, 'send', '/api/crm/sms/send', { conversationId: conv.id, body, clientId });
+    },
+
+    /** Add a note to `conv` (only agents see it); resolves when the server has it (or refused it). */
+    note(conv, body) {
+      const clientId = newId();
+      const path = `/api/crm/sms/conversations/${encodeURIComponent(conv.id)}/notes`;
+      return enqueue(conv, body, 'note', path, { body, clientId });
     },
 
     /** Send a failed message again, as a new message (once per failed message). */

@@ -68,6 +68,31 @@ test('a send shows its bubble at once, is kept until the server has it, then is 
   assert.equal(t.store.messages.size, 1);
 });
 
+test('a note: its own bubble at once (a note, no segments), posted to …/notes with a clientId, then one message', async () => {
+  let release;
+  const t = setup({
+    answer: (path, body) =>
+      new Promise((r) => (release = () => r(accepted(body.body, body.clientId, { direction: 'note', status: 'note', segments: 0 })))),
+  });
+  const done = t.outbox.note(t.store.conversations.get('1'), 'Called her, she will reply tomorrow');
+  const bubble = t.store.getMessage('c:client-1');
+  assert.equal(bubble.direction, 'note');
+  assert.equal(bubble.status, 'note');
+  assert.equal(bubble.segments, 0);
+  assert.equal(bubble._local, true);
+  assert.deepEqual(t.posts, [
+    { path: '/api/crm/sms/conversations/1/notes', body: { body: 'Called her, she will reply tomorrow', clientId: 'client-1' } },
+  ]);
+  assert.equal(t.queued().length, 1, 'kept across a reload like a send');
+  release();
+  await done;
+  const m = t.store.getMessage('c:client-1');
+  assert.equal(m.id, '100');
+  assert.equal(m.direction, 'note');
+  assert.equal(t.store.messages.size, 1);
+  assert.deepEqual(t.queued(), []);
+});
+
 test('network failures and 503s are retried with the same clientId; waking skips the wait', async () => {
   const t = setup({
     answer: (path, body, n) => {

@@ -1,9 +1,10 @@
 // Searching the conversation list (docs/api.md, "Search"): the field above the list, results as the agent
 // types (debounced; an answer to an older text is dropped), the matching words marked in the rows, and
-// "No conversations match …" when nothing does. `/` focuses the field, `Esc` clears it.
+// "No conversations in <view> match …" when nothing does. `/` focuses the field, `Esc` clears it.
 //
 // The results are the server's (name, phone digits, message words); they are merged into the Store like
 // any page, so a result stays live while shown, and the list shows only them while a search is on.
+// A search looks in the view shown (views.js), and runs again when the agent picks another.
 
 import { describeError } from './api.js';
 
@@ -125,6 +126,13 @@ export function createSearch({ fetchPage, onChange, onError = () => {}, setTimer
         run(q, null);
       }, SEARCH_DEBOUNCE_MS);
     },
+    /** The same text again from its first page (what it searches in changed). */
+    rerun() {
+      if (!query) return;
+      if (timer) clearTimer(timer);
+      timer = null;
+      run(query, null);
+    },
     /** The next page of the same search. */
     more() {
       if (query && nextCursor && !loading) run(query, nextCursor);
@@ -142,17 +150,17 @@ export function createSearch({ fetchPage, onChange, onError = () => {}, setTimer
 }
 
 /**
- * init({get, store, invalidate, onAuthError}) → the search (see createSearch) plus `clear()`, bound to
- * the field `#search-input`.
+ * init({get, store, invalidate, params, onAuthError}) → the search (see createSearch) plus `clear()`,
+ * bound to the field `#search-input`; `params()` are the view's filters, sent with every page.
  */
-export function init({ get, store, invalidate, onAuthError }) {
+export function init({ get, store, invalidate, params = () => ({}), onAuthError }) {
   const input = document.querySelector('#search-input');
   const clearButton = document.querySelector('#search-clear');
   const search = createSearch({
     async fetchPage(q, cursor) {
-      const params = new URLSearchParams({ q, limit: String(PAGE) });
-      if (cursor) params.set('cursor', cursor);
-      const res = await get(`/api/crm/sms/conversations?${params}`);
+      const query = new URLSearchParams({ q, limit: String(PAGE), ...params() });
+      if (cursor) query.set('cursor', cursor);
+      const res = await get(`/api/crm/sms/conversations?${query}`);
       for (const c of res?.conversations || []) store.upsertConversation(c);
       return res;
     },

@@ -118,6 +118,26 @@ test('clearing ends the search at once, and a late answer does not bring it back
   assert.ok(changes >= 2);
 });
 
+test('rerun() asks again at once from the first page (another view), and drops the answer it replaces', async () => {
+  const clock = fakeClock();
+  const server = fakeServer();
+  const s = createSearch({ fetchPage: server.fetchPage, onChange() {}, ...clock });
+  s.rerun();
+  assert.equal(server.asked.length, 0, 'no search, nothing to run again');
+  s.setQuery('jane');
+  clock.advance(SEARCH_DEBOUNCE_MS);
+  s.rerun();
+  assert.deepEqual(server.asked.map((a) => [a.q, a.cursor]), [
+    ['jane', null],
+    ['jane', null],
+  ]);
+  server.asked[1].answer(['8']);
+  await settle();
+  server.asked[0].answer(['1', '8']);
+  await settle();
+  assert.deepEqual(s.ids(), ['8']);
+});
+
 test('more() asks for the next page with the cursor and appends it', async () => {
   const clock = fakeClock();
   const server = fakeServer();

@@ -1,7 +1,8 @@
 // Catching up: on every (re)connect the page asks GET /sync for every change after its cursor (the highest
 // `seq` it has seen), page by page, so nothing that happened while it was offline is missed. The cursor
 // starts at the newest `seq` of the first conversation page: everything changed after that snapshot has a
-// higher `seq`.
+// higher `seq`. Each page also has the conversations whose own state (name, opt-out, unread count,
+// status, snooze, assignee) changed since, so a page that missed `conversation:updated` catches up too.
 
 import { describeError, isTransient } from './api.js';
 
@@ -32,10 +33,20 @@ export function nextCursor(current, cursor, messages) {
 const wait = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * init({get, ingest, onAuthError, isConnected, onDone, sleep, limit}) → {start, run, cursor}
- * `ingest(message)` takes each message; `onDone()` runs after a sync that reached the end.
+ * init({get, ingest, ingestConversation, onAuthError, isConnected, onDone, sleep, limit}) → {start, run, cursor}
+ * `ingest(message)` takes each message, `ingestConversation(conversation)` each conversation; `onDone()`
+ * runs after a sync that reached the end.
  */
-export function init({ get, ingest, onAuthError, isConnected, onDone = () => {}, sleep = wait, limit = SYNC_LIMIT }) {
+export function init({
+  get,
+  ingest,
+  ingestConversation = () => {},
+  onAuthError,
+  isConnected,
+  onDone = () => {},
+  sleep = wait,
+  limit = SYNC_LIMIT,
+}) {
   let cursor = 0;
   let ready = false;
   let running = false;
@@ -60,6 +71,7 @@ export function init({ get, ingest, onAuthError, isConnected, onDone = () => {},
       }
       attempt = 0;
       const messages = Array.isArray(res?.messages) ? res.messages : [];
+      for (const c of Array.isArray(res?.conversations) ? res.conversations : []) ingestConversation(c);
       for (const m of messages) ingest(m);
       const before = cursor;
       cursor = nextCursor(cursor, res?.cursor, messages);

@@ -59,6 +59,20 @@ test('nothing before start(); then pages from the cursor until hasMore is false'
   assert.equal(sync.cursor(), 30);
 });
 
+test("the conversations of a page are taken before its messages", async () => {
+  const order = [];
+  const get = async () => ({
+    messages: [{ id: 'm', conversationId: '4', seq: 3 }],
+    conversations: [{ id: '4', status: 'open', assignee: null }],
+    cursor: 3,
+    hasMore: false,
+  });
+  const sync = init({ ...quiet, get, ingest: (m) => order.push(`message ${m.id}`), ingestConversation: (c) => order.push(`conversation ${c.id}`) });
+  sync.start(0);
+  await sync.run();
+  assert.deepEqual(order, ['conversation 4', 'message m']);
+});
+
 test('a run while one is going makes it go round once more, not twice in parallel', async () => {
   let release;
   let inflight = 0;

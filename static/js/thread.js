@@ -16,10 +16,11 @@ const LOAD_OLDER_THRESHOLD_PX = 200;
 const $ = (sel) => document.querySelector(sel);
 
 /**
- * init({store, get, invalidate, composer, markRead, retry, wasRetried, focusRow, onAuthError})
- * → {openId, select, applyLocation, idFromHash, followNewest, render}
+ * init({store, get, invalidate, composer, markRead, retry, wasRetried, focusRow, authorsFor, onAuthError})
+ * → {openId, select, close, applyLocation, idFromHash, followNewest, render}
+ * `authorsFor(conv, messages)` → (message) → who wrote it, as its bubble says (null: nothing).
  */
-export function init({ store, get, invalidate, composer, markRead, retry, wasRetried, focusRow, onAuthError }) {
+export function init({ store, get, invalidate, composer, markRead, retry, wasRetried, focusRow, authorsFor, onAuthError }) {
   const els = {
     app: $('#app'),
     placeholder: $('#thread-placeholder'),
@@ -244,6 +245,7 @@ export function init({ store, get, invalidate, composer, markRead, retry, wasRet
 
     const nodes = [];
     const seen = new Set();
+    const authorOf = authorsFor(conv, messages);
     let lastDay = null;
     for (const m of messages) {
       const key = m._key;
@@ -257,7 +259,7 @@ export function init({ store, get, invalidate, composer, markRead, retry, wasRet
         el = createBubble();
         bubbleEls.set(key, el);
       }
-      updateBubble(el, m, key, { retried: m.id != null && wasRetried(m.id) });
+      updateBubble(el, m, key, { retried: m.id != null && wasRetried(m.id), author: authorOf(m) });
       nodes.push(el);
       seen.add(key);
     }
@@ -326,6 +328,10 @@ export function init({ store, get, invalidate, composer, markRead, retry, wasRet
   return {
     openId: () => openId,
     select,
+    /** Back to no conversation open (the list, on phones), as the Back button does. */
+    close() {
+      if (openId) back();
+    },
     applyLocation,
     idFromHash,
     /** Our own new message: scroll to it on the next render, wherever the agent was. */

@@ -33,4 +33,8 @@ mod status;
 mod status_checks;
 mod stored;
 mod sync;
+mod team_inbox;
+mod team_instances;
+mod team_rules;
+mod upgrade;
 mod watermark;

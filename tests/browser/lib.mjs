@@ -336,16 +336,30 @@ async function withServer(name, fn, { agents = [ALICE], viewport, env } = {}) {
 
 /**
  * A stand-in for Twilio's API in live mode (its address is TWILIO_API_BASE, so the media proxy
- * fetches from it): serves the media put in `media`, and records every request and websocket
- * upgrade, so that an exfiltration attempt would be seen.
+ * fetches from it): serves the media put in `media`, accepts every message created
+ * (`POST …/Messages.json`, kept in `sent` as its form fields), and records every request and
+ * websocket upgrade, so that an exfiltration attempt would be seen.
  */
 async function startFakeTwilio() {
   const media = new Map();
   const requests = [];
   const upgrades = [];
+  const sent = [];
   const srv = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
-    const item = media.get(new URL(req.url, 'http://fake').pathname);
+    const { pathname } = new URL(req.url, 'http://fake');
+    if (req.method === 'POST' && /^\/2010-04-01\/Accounts\/[^/]+\/Messages\.json$/.test(pathname)) {
+      let form = '';
+      req.on('data', (d) => (form += d));
+      req.on('end', () => {
+        const fields = Object.fromEntries(new URLSearchParams(form));
+        const sid = `SM${crypto.randomBytes(16).toString('hex')}`;
+        sent.push({ sid, ...fields });
+        res.writeHead(201, { 'Content-Type': 'application/json' }).end(JSON.stringify({ sid, status: 'queued', to: fields.To, from: fields.From, body: fields.Body }));
+      });
+      return;
+    }
+    const item = media.get(pathname);
     if (!item) {
       res.writeHead(404).end();
       return;
@@ -358,7 +372,7 @@ async function startFakeTwilio() {
   });
   await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${srv.address().port}`;
-  return { url, media, requests, upgrades, close: () => new Promise((resolve) => srv.close(resolve)) };
+  return { url, media, requests, upgrades, sent, close: () => new Promise((resolve) => srv.close(resolve)) };
 }
 
 /** X-Twilio-Signature as Twilio computes it: HMAC-SHA1 over the URL and the sorted parameters. */

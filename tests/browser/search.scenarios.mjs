@@ -70,7 +70,7 @@ test('o. search: typing narrows the list, matches are marked, nothing found says
     // Nothing matches: said in words, the text shown as text.
     await page.fill('#search-input', '<b>zebra</b>');
     await page.waitForSelector('#search-empty', { state: 'visible' });
-    assert.equal(await page.textContent('#search-empty-text'), 'No conversations match “<b>zebra</b>”');
+    assert.equal(await page.textContent('#search-empty-text'), 'No conversations in Open match “<b>zebra</b>”');
     assert.equal(await page.$('#search-empty b'), null, 'never HTML');
     assert.equal(await rowCount(page), 0);
     await shot(page, 'o2-search-nothing-matches.png');

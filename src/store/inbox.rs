@@ -1,0 +1,407 @@
+//! The team inbox (docs/api.md, "The team inbox"): a conversation's status, snooze and
+//! assignee, the views' counts, the agents one may assign to, notes, and the two rules that
+//! change a conversation by themselves: a snooze that runs out, and an assignee who lost the
+//! conversation's number or was disabled.
+//!
+//! Every change of a conversation's own state takes a `seq` as `changed` (so `sync` returns
+//! it) and bumps its `version` under the row's lock (so its events keep the order of the
+//! writes: `crate::events`).
+
+use chrono::{DateTime, Utc};
+
+use super::db::{Tx, new_seq, on_pool, on_tx};
+use super::reads::{audience, conversation_by_id};
+use super::rows::{MessageRow, returning_columns};
+use super::{ConversationChange, MessageChange, MessageEvent, Store, StoreResult};
+use crate::domain::{ClientId, ContactName, NoteBody};
+use crate::model::{
+    AgentId, Colleague, ConversationId, ConversationStatus, Direction, InboxCounts, Message,
+    Status, now,
+};
+
+/// `changed` and `version` of a conversation whose own state changes, with the change's
+/// number in its transaction as parameter `$n`.
+macro_rules! touch {
+    ($n:literal) => {
+        concat!(
+            "changed = ",
+            $crate::store::db::new_seq!($n),
+            ", version = version + 1"
+        )
+    };
+}
+
+pub(super) use touch;
+
+/// Whether agent `$1` may be assigned conversation `$2`: enabled and holding its number. The
+/// rows read are held (`$lock`, where writers are not serialised anyway) until the
+/// transaction ends, so a disable or a number taken away either waits for the assignment,
+/// or is seen by it; and the unassignment that comes with it then sees the assignment.
+macro_rules! assignable {
+    ($lock:literal) => {
+        concat!(
+            "SELECT a.id FROM agents a \
+             JOIN agent_numbers an ON an.agent_id = a.id \
+             JOIN conversations c ON c.our_number = an.number \
+             WHERE a.id = $1 AND c.id = $2 AND NOT a.disabled",
+            $lock
+        )
+    };
+}
+
+pub(super) use assignable;
+
+/// What a `PATCH` of a conversation changes; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ConversationEdit {
+    /// `Some(None)` clears the contact's name.
+    pub contact_name: Option<Option<ContactName>>,
+    pub status: Option<StatusEdit>,
+    /// `Some(None)` unassigns.
+    pub assignee: Option<Option<AgentId>>,
+}
+
+/// A conversation's new status, with the snooze's end when it is snoozed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusEdit {
+    Open,
+    Closed,
+    Snoozed(DateTime<Utc>),
+}
+
+impl StatusEdit {
+    fn columns(self) -> (ConversationStatus, Option<DateTime<Utc>>) {
+        match self {
+            Self::Open => (ConversationStatus::Open, None),
+            Self::Closed => (ConversationStatus::Closed, None),
+            Self::Snoozed(until) => (ConversationStatus::Snoozed, Some(until)),
+        }
+    }
+}
+
+/// How a [`ConversationEdit`] went.
+#[derive(Clone, Debug)]
+pub enum EditOutcome {
+    Edited(ConversationChange),
+    /// The assignee is not an enabled agent who holds the conversation's number.
+    AssigneeInvalid,
+}
+
+/// A note between agents, as `POST …/notes` gives it.
+#[derive(Clone, Debug)]
+pub struct NewNote {
+    pub conversation_id: ConversationId,
+    pub agent_id: AgentId,
+    pub client_id: ClientId,
+    pub body: NoteBody,
+}
+
+#[derive(Clone, Debug)]
+pub enum NoteOutcome {
+    Created(Box<MessageChange>),
+    /// The same `clientId` made this note before.
+    Existing(Box<Message>),
+    /// The same `clientId` was used for something else.
+    ClientIdReused,
+}
+
+/// Counts of the views, as one row.
+#[derive(sqlx::FromRow)]
+struct CountsRow {
+    mine: i64,
+    unassigned: i64,
+    open: i64,
+    snoozed: i64,
+    closed: i64,
+}
+
+/// Agent `$1`'s conversations of `status` (a literal), on their numbers.
+macro_rules! count_of {
+    ($status:literal, $more:literal) => {
+        concat!(
+            "(SELECT COUNT(*) FROM agent_numbers an JOIN conversations c \
+               ON c.our_number = an.number \
+             WHERE an.agent_id = $1 AND c.status = '",
+            $status,
+            "'",
+            $more,
+            ")"
+        )
+    };
+}
+
+impl Store {
+    /// Applies `edit` to the conversation (which the caller may see), for everyone who holds
+    /// its number.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn edit_conversation(
+        &self,
+        conversation: ConversationId,
+        edit: &ConversationEdit,
+    ) -> StoreResult<EditOutcome> {
+        let mut tx = self.writer.begin_write().await?;
+        if let Some(Some(agent)) = edit.assignee
+            && !may_be_assigned(&mut tx, agent, conversation).await?
+        {
+            return Ok(EditOutcome::AssigneeInvalid);
+        }
+        let (status, snoozed_until) = edit.status.map(StatusEdit::columns).unzip();
+        let nth = tx.change()?;
+        on_tx!(&mut tx, |db| {
+            sqlx::query(concat!(
+                "UPDATE conversations SET \
+                   contact_name = CASE WHEN $2 THEN $3 ELSE contact_name END, \
+                   status = COALESCE($4, status), \
+                   snoozed_until = CASE WHEN $4 IS NULL THEN snoozed_until ELSE $5 END, \
+                   assignee_id = CASE WHEN $6 THEN $7 ELSE assignee_id END, \
+                   updated_at = $8, ",
+                touch!("9"),
+                " WHERE id = $1"
+            ))
+            .bind(conversation)
+            .bind(edit.contact_name.is_some())
+            .bind(
+                edit.contact_name
+                    .as_ref()
+                    .and_then(|n| n.as_ref().map(ContactName::as_str)),
+            )
+            .bind(status)
+            .bind(snoozed_until.flatten())
+            .bind(edit.assignee.is_some())
+            .bind(edit.assignee.flatten())
+            .bind(now())
+            .bind(nth)
+            .execute(db)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        let edited = conversation_by_id(&mut tx, conversation).await?;
+        let audience = audience(&mut tx, conversation).await?;
+        tx.commit().await?;
+        Ok(EditOutcome::Edited(ConversationChange {
+            conversation: edited,
+            audience,
+        }))
+    }
+
+    /// Opens the snoozed conversations whose snooze ran out by `at`, at most `limit` of them.
+    /// One statement flips them and names them: of several instances doing this at once,
+    /// each conversation is flipped, and so announced, by one.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn wake_snoozed(
+        &self,
+        at: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ConversationChange>> {
+        let mut tx = self.writer.begin_write().await?;
+        let nth = tx.change()?;
+        let woken: Vec<ConversationId> = on_tx!(&mut tx, |db| {
+            sqlx::query_scalar(concat!(
+                "UPDATE conversations SET status = 'open', snoozed_until = NULL, \
+                   updated_at = $1, ",
+                touch!("3"),
+                " WHERE id IN (SELECT id FROM conversations \
+                     WHERE status = 'snoozed' AND snoozed_until <= $1 \
+                   ORDER BY snoozed_until LIMIT $2) \
+                 AND status = 'snoozed' AND snoozed_until <= $1 \
+                 RETURNING id"
+            ))
+            .bind(at)
+            .bind(limit)
+            .bind(nth)
+            .fetch_all(db)
+            .await
+        })?;
+        let changes = changes_of(&mut tx, &woken).await?;
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    /// How many of `agent`'s conversations each view holds.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn inbox_counts(&self, agent: AgentId) -> StoreResult<InboxCounts> {
+        let row: CountsRow = on_pool!(&self.reader, |db| {
+            sqlx::query_as(concat!(
+                "SELECT (SELECT COUNT(*) FROM conversations c \
+                   WHERE c.assignee_id = $1 AND c.status = 'open' AND",
+                super::rows::visible_to!("1"),
+                ") AS mine, ",
+                count_of!("open", " AND c.assignee_id IS NULL"),
+                " AS unassigned, ",
+                count_of!("open", ""),
+                " AS open, ",
+                count_of!("snoozed", ""),
+                " AS snoozed, ",
+                count_of!("closed", ""),
+                " AS closed"
+            ))
+            .bind(agent)
+            .fetch_one(db)
+            .await
+        })?;
+        Ok(InboxCounts {
+            mine: row.mine,
+            unassigned: row.unassigned,
+            open: row.open,
+            snoozed: row.snoozed,
+            closed: row.closed,
+        })
+    }
+
+    /// The enabled agents who share a number with `agent` (`agent` too), by name.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn colleagues(&self, agent: AgentId) -> StoreResult<Vec<Colleague>> {
+        let rows: Vec<(AgentId, String)> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(
+                "SELECT a.id, a.name FROM agents a WHERE NOT a.disabled AND EXISTS ( \
+                   SELECT 1 FROM agent_numbers theirs JOIN agent_numbers ours \
+                     ON ours.number = theirs.number \
+                   WHERE theirs.agent_id = a.id AND ours.agent_id = $1) \
+                 ORDER BY a.name, a.id",
+            )
+            .bind(agent)
+            .fetch_all(db)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| Colleague { id, name })
+            .collect())
+    }
+
+    /// Stores a note in the conversation, once per `clientId` of its author. A note is no
+    /// message of the contact's: it leaves the conversation as it is (its unread count, its
+    /// last message, its place in the list).
+    #[tracing::instrument(skip_all, err)]
+    pub async fn insert_note(&self, note: &NewNote) -> StoreResult<NoteOutcome> {
+        let mut tx = self.writer.begin_write().await?;
+        if let Some(earlier) = earlier_note(&mut tx, note).await? {
+            return Ok(earlier);
+        }
+        let nth = tx.change()?;
+        let t = now();
+        let row: Option<MessageRow> = on_tx!(&mut tx, |db| {
+            sqlx::query_as(concat!(
+                "INSERT INTO messages (conversation_id, direction, from_number, to_number, \
+                   body, media, status, status_rank, client_id, agent_id, segments, \
+                   created_at, updated_at, seq) \
+                 SELECT id, $2, our_number, contact_phone, $3, '[]', $4, $5, $6, $7, 0, $8, $8, ",
+                new_seq!("9"),
+                " FROM conversations WHERE id = $1 \
+                 ON CONFLICT DO NOTHING RETURNING ",
+                returning_columns!()
+            ))
+            .bind(note.conversation_id)
+            .bind(Direction::Note)
+            .bind(note.body.as_str())
+            .bind(Status::Note)
+            .bind(Status::Note.rank())
+            .bind(note.client_id.as_str())
+            .bind(note.agent_id)
+            .bind(t)
+            .bind(nth)
+            .fetch_optional(db)
+            .await
+        })?;
+        let Some(row) = row else {
+            // The same clientId, committed meanwhile by a concurrent request.
+            return Ok(earlier_note(&mut tx, note)
+                .await?
+                .unwrap_or(NoteOutcome::ClientIdReused));
+        };
+        let audience = audience(&mut tx, note.conversation_id).await?;
+        tx.commit().await?;
+        Ok(NoteOutcome::Created(Box::new(MessageChange {
+            event: MessageEvent::New,
+            message: row.into(),
+            conversation: None,
+            audience,
+        })))
+    }
+}
+
+/// Whether `agent` may be assigned `conversation`, holding what decided it until the end of
+/// the transaction.
+pub(super) async fn may_be_assigned(
+    tx: &mut Tx,
+    agent: AgentId,
+    conversation: ConversationId,
+) -> StoreResult<bool> {
+    let check = tx.dialect().assignable;
+    let found: Option<AgentId> = on_tx!(tx, |db| {
+        sqlx::query_scalar(check)
+            .bind(agent)
+            .bind(conversation)
+            .fetch_optional(db)
+            .await
+    })?;
+    Ok(found.is_some())
+}
+
+/// Unassigns `agent`'s conversations that they may no longer be assigned: all of them once
+/// they are disabled, else those of the numbers they no longer hold. What changed, for the
+/// agents of each conversation.
+pub(super) async fn unassign_lost(
+    tx: &mut Tx,
+    agent: AgentId,
+) -> StoreResult<Vec<ConversationChange>> {
+    let nth = tx.change()?;
+    let lost: Vec<ConversationId> = on_tx!(&mut *tx, |db| {
+        sqlx::query_scalar(concat!(
+            "UPDATE conversations SET assignee_id = NULL, updated_at = $2, ",
+            touch!("3"),
+            " WHERE assignee_id = $1 AND ( \
+               EXISTS (SELECT 1 FROM agents WHERE id = $1 AND disabled) \
+               OR our_number NOT IN (SELECT number FROM agent_numbers WHERE agent_id = $1)) \
+             RETURNING id"
+        ))
+        .bind(agent)
+        .bind(now())
+        .bind(nth)
+        .fetch_all(db)
+        .await
+    })?;
+    changes_of(tx, &lost).await
+}
+
+/// Each of `conversations` as this transaction left it, with its audience.
+async fn changes_of(
+    tx: &mut Tx,
+    conversations: &[ConversationId],
+) -> StoreResult<Vec<ConversationChange>> {
+    let mut changes = Vec::with_capacity(conversations.len());
+    for id in conversations {
+        changes.push(ConversationChange {
+            conversation: conversation_by_id(tx, *id).await?,
+            audience: audience(tx, *id).await?,
+        });
+    }
+    Ok(changes)
+}
+
+/// What an earlier note with the same `clientId` of the same author means for this one: the
+/// same note (same conversation and body), or a `clientId` reused.
+async fn earlier_note(tx: &mut Tx, note: &NewNote) -> StoreResult<Option<NoteOutcome>> {
+    let earlier: Option<MessageRow> = on_tx!(tx, |db| {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            super::rows::message_columns!(),
+            " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
+        ))
+        .bind(note.agent_id)
+        .bind(note.client_id.as_str())
+        .fetch_optional(db)
+        .await
+    })?;
+    Ok(earlier.map(|row| {
+        let message: Message = row.into();
+        if message.direction == Direction::Note
+            && message.conversation_id == note.conversation_id
+            && message.body == note.body.as_str()
+        {
+            NoteOutcome::Existing(Box::new(message))
+        } else {
+            NoteOutcome::ClientIdReused
+        }
+    }))
+}
