@@ -82,7 +82,7 @@ impl StatusEdit {
 /// How a [`ConversationEdit`] went.
 #[derive(Clone, Debug)]
 pub enum EditOutcome {
-    Edited(ConversationChange),
+    Edited(Box<ConversationChange>),
     /// The assignee is not an enabled agent who holds the conversation's number.
     AssigneeInvalid,
 }
@@ -178,21 +178,18 @@ impl Store {
         let edited = conversation_by_id(&mut tx, conversation).await?;
         let audience = audience(&mut tx, conversation).await?;
         tx.commit().await?;
-        Ok(EditOutcome::Edited(ConversationChange {
+        Ok(EditOutcome::Edited(Box::new(ConversationChange {
             conversation: edited,
             audience,
-        }))
+        })))
     }
 
-    /// Opens the snoozed conversations whose snooze ran out by `at`, at most `limit` of them.
-    /// One statement flips them and names them: of several instances doing this at once,
-    /// each conversation is flipped, and so announced, by one.
+    /// Opens the snoozed conversations whose snooze ran out, at most `limit` of them. One
+    /// statement flips them and names them: of several instances doing this at once, each
+    /// conversation is flipped, and so announced, by one.
     #[tracing::instrument(skip_all, err)]
-    pub async fn wake_snoozed(
-        &self,
-        at: DateTime<Utc>,
-        limit: i64,
-    ) -> StoreResult<Vec<ConversationChange>> {
+    pub async fn wake_snoozed(&self, limit: i64) -> StoreResult<Vec<ConversationChange>> {
+        let at = now();
         let mut tx = self.writer.begin_write().await?;
         let nth = tx.change()?;
         let woken: Vec<ConversationId> = on_tx!(&mut tx, |db| {
