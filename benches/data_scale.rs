@@ -1,7 +1,9 @@
 //! Scale of data: loads a large inbox straight into a fresh database, starts the release
 //! server on it as its own process, and times the reads an agent's page makes: the
 //! conversation list (first page, and the second through `nextCursor`), a thread page,
-//! `sync`, and searches (`?q=`: names, phones, message words, common and rare). Reports
+//! `sync`, the team inbox's views (Mine, Unassigned, Open, Snoozed, Closed: first and second
+//! page) and their counts, and searches (`?q=`: names, phones, message words, common and
+//! rare). Reports
 //! p50/p99/max of each, from sending to the last byte of the answer.
 //!
 //! The data: agent 1 holds two numbers, agent 2 shares the second one (a shared inbox);
@@ -9,6 +11,8 @@
 //! and `BENCH_MESSAGES` messages (default 1,000,000; at least twice the conversations) are
 //! spread over them in an order that interleaves their activity, with every hundredth in one
 //! long thread. Every tenth contact has a name (eight names with accents, and its number).
+//! The team inbox: six conversations in ten are closed, one snoozed, three open; a third is
+//! assigned to agent 1, a third of the shared number's to agent 2, the rest to no one.
 //! The rows are written as the server writes them: `seq` per message, each
 //! conversation's `activity` and `last_message_id` from its newest message, unread counts,
 //! and the change counter (SQLite) or the seq offset the server raises at start (PostgreSQL).
@@ -98,6 +102,18 @@ const SET_ACTIVITY: &str = "\
                         FROM messages m WHERE m.conversation_id = conversations.id \
                         ORDER BY m.id DESC LIMIT 1)";
 
+/// The team inbox's state of every conversation: six in ten closed, one snoozed (until `$1`),
+/// three open; a third assigned to agent `$2`, a third of number `$3`'s to agent `$4`. Its
+/// last change is its activity.
+const SET_TEAM: &str = "\
+    UPDATE conversations SET \
+        status = CASE WHEN id % 10 < 6 THEN 'closed' WHEN id % 10 = 6 THEN 'snoozed' \
+                 ELSE 'open' END, \
+        snoozed_until = CASE WHEN id % 10 = 6 THEN $1 END, \
+        assignee_id = CASE WHEN id % 3 = 0 THEN $2 \
+                      WHEN id % 3 = 1 AND our_number = $3 THEN $4 END, \
+        changed = activity";
+
 /// Runs `$body` with `$db` a connection of whichever backend `$url` names.
 macro_rules! on_connection {
     ($url:expr, |$db:ident| $body:expr) => {
@@ -129,7 +145,7 @@ async fn load(url: &str, conversations: u64, messages: u64) -> (String, i64) {
         .await
         .unwrap()
         .unwrap();
-    store
+    let sharer = store
         .create_agent(&new_agent("shares@bench.test", "Shares", &both[1..]), &hash)
         .await
         .unwrap()
@@ -168,6 +184,14 @@ async fn load(url: &str, conversations: u64, messages: u64) -> (String, i64) {
             .unwrap();
         sqlx::query(SET_ACTIVITY).execute(&mut *tx).await.unwrap();
         sqlx::query(SET_NAMES).execute(&mut *tx).await.unwrap();
+        sqlx::query(SET_TEAM)
+            .bind(now + chrono::Duration::days(30))
+            .bind(agent.id)
+            .bind(NUMBERS[1])
+            .bind(sharer.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         // SQLite's next seqs come after its change counter; PostgreSQL's server raises its
         // seq offset at start above every stored seq.
         if !url.starts_with("postgres") {
@@ -308,26 +332,39 @@ async fn run(url: &str, conversations: u64, messages: u64, requests: u64) {
         requests,
     };
 
-    let first = timer.get("/api/crm/sms/conversations?limit=50").await;
-    let next = first["nextCursor"]
-        .as_str()
-        .expect("a second page")
-        .to_owned();
     let full_page = |page: &Value| {
         assert_eq!(page["conversations"].as_array().unwrap().len(), 50);
     };
+    for (view, query) in [
+        ("every status", "&status=all"),
+        ("Open", ""),
+        ("Mine", "&assignee=me"),
+        ("Unassigned", "&assignee=none"),
+        ("Snoozed", "&status=snoozed"),
+        ("Closed", "&status=closed"),
+    ] {
+        let path = format!("/api/crm/sms/conversations?limit=50{query}");
+        let first = timer.get(&path).await;
+        let next = first["nextCursor"]
+            .as_str()
+            .expect("a second page")
+            .to_owned();
+        timer
+            .time(&format!("list: {view}, first page (50)"), &path, full_page)
+            .await;
+        timer
+            .time(
+                &format!("list: {view}, second page"),
+                &format!("{path}&cursor={next}"),
+                full_page,
+            )
+            .await;
+    }
     timer
         .time(
-            "conversation list, first page (50)",
-            "/api/crm/sms/conversations?limit=50",
-            full_page,
-        )
-        .await;
-    timer
-        .time(
-            "conversation list, second page",
-            &format!("/api/crm/sms/conversations?limit=50&cursor={next}"),
-            full_page,
+            "the views' counts",
+            "/api/crm/sms/conversations/counts",
+            |counts| assert!(counts["closed"].as_i64().unwrap() > 0),
         )
         .await;
     timer
@@ -349,9 +386,9 @@ async fn run(url: &str, conversations: u64, messages: u64, requests: u64) {
     let _ = server.wait();
 }
 
-/// The searches an agent types: names, phones and message words, matched by many
-/// conversations (found in the first conversations looked at) or by few (found through the
-/// indexes), and by none.
+/// The searches an agent types, among conversations of every status: names, phones and
+/// message words, matched by many conversations (found in the first conversations looked
+/// at) or by few (found through the indexes), and by none.
 async fn time_searches(timer: &Timer, conversations: u64, messages: u64) {
     let named = conversations / 2 / 10 * 10;
     let phone = 1_000_000 + conversations / 3;
@@ -384,7 +421,7 @@ async fn time_searches(timer: &Timer, conversations: u64, messages: u64) {
     ];
     for (what, q, at_least) in searches {
         let path = format!(
-            "/api/crm/sms/conversations?limit=50&q={}",
+            "/api/crm/sms/conversations?limit=50&status=all&q={}",
             url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
         );
         timer
@@ -394,14 +431,21 @@ async fn time_searches(timer: &Timer, conversations: u64, messages: u64) {
             })
             .await;
     }
+    timer
+        .time(
+            "search: common word, Open view",
+            "/api/crm/sms/conversations?limit=50&q=bench",
+            |page| assert_eq!(page["conversations"].as_array().unwrap().len(), 50),
+        )
+        .await;
     let first = timer
-        .get("/api/crm/sms/conversations?limit=50&q=bench")
+        .get("/api/crm/sms/conversations?limit=50&status=all&q=bench")
         .await;
     let next = first["nextCursor"].as_str().expect("a second page");
     timer
         .time(
             "search: common word, second page",
-            &format!("/api/crm/sms/conversations?limit=50&q=bench&cursor={next}"),
+            &format!("/api/crm/sms/conversations?limit=50&status=all&q=bench&cursor={next}"),
             |page| assert_eq!(page["conversations"].as_array().unwrap().len(), 50),
         )
         .await;

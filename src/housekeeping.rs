@@ -66,12 +66,7 @@ pub async fn wake_snoozed(state: AppState, period: Duration) {
             () = state.runtime.shutdown.cancelled() => return,
         }
         loop {
-            let woken = match state
-                .services
-                .store
-                .wake_snoozed(crate::model::now(), WAKE_BATCH)
-                .await
-            {
+            let woken = match state.services.store.wake_snoozed(WAKE_BATCH).await {
                 Ok(woken) => woken,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not reopen snoozed conversations");

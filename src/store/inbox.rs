@@ -82,7 +82,7 @@ impl StatusEdit {
 /// How a [`ConversationEdit`] went.
 #[derive(Clone, Debug)]
 pub enum EditOutcome {
-    Edited(ConversationChange),
+    Edited(Box<ConversationChange>),
     /// The assignee is not an enabled agent who holds the conversation's number.
     AssigneeInvalid,
 }
@@ -103,31 +103,6 @@ pub enum NoteOutcome {
     Existing(Box<Message>),
     /// The same `clientId` was used for something else.
     ClientIdReused,
-}
-
-/// Counts of the views, as one row.
-#[derive(sqlx::FromRow)]
-struct CountsRow {
-    mine: i64,
-    unassigned: i64,
-    open: i64,
-    snoozed: i64,
-    closed: i64,
-}
-
-/// Agent `$1`'s conversations of `status` (a literal), on their numbers.
-macro_rules! count_of {
-    ($status:literal, $more:literal) => {
-        concat!(
-            "(SELECT COUNT(*) FROM agent_numbers an JOIN conversations c \
-               ON c.our_number = an.number \
-             WHERE an.agent_id = $1 AND c.status = '",
-            $status,
-            "'",
-            $more,
-            ")"
-        )
-    };
 }
 
 impl Store {
@@ -178,21 +153,18 @@ impl Store {
         let edited = conversation_by_id(&mut tx, conversation).await?;
         let audience = audience(&mut tx, conversation).await?;
         tx.commit().await?;
-        Ok(EditOutcome::Edited(ConversationChange {
+        Ok(EditOutcome::Edited(Box::new(ConversationChange {
             conversation: edited,
             audience,
-        }))
+        })))
     }
 
-    /// Opens the snoozed conversations whose snooze ran out by `at`, at most `limit` of them.
-    /// One statement flips them and names them: of several instances doing this at once,
-    /// each conversation is flipped, and so announced, by one.
+    /// Opens the snoozed conversations whose snooze ran out, at most `limit` of them. One
+    /// statement flips them and names them: of several instances doing this at once, each
+    /// conversation is flipped, and so announced, by one.
     #[tracing::instrument(skip_all, err)]
-    pub async fn wake_snoozed(
-        &self,
-        at: DateTime<Utc>,
-        limit: i64,
-    ) -> StoreResult<Vec<ConversationChange>> {
+    pub async fn wake_snoozed(&self, limit: i64) -> StoreResult<Vec<ConversationChange>> {
+        let at = now();
         let mut tx = self.writer.begin_write().await?;
         let nth = tx.change()?;
         let woken: Vec<ConversationId> = on_tx!(&mut tx, |db| {
@@ -217,35 +189,37 @@ impl Store {
         Ok(changes)
     }
 
-    /// How many of `agent`'s conversations each view holds.
+    /// How many of `agent`'s conversations each view holds: one pass over the agent's
+    /// conversations in the index `(our_number, status, assignee_id)`, by status and assignee.
     #[tracing::instrument(skip_all, err)]
     pub async fn inbox_counts(&self, agent: AgentId) -> StoreResult<InboxCounts> {
-        let row: CountsRow = on_pool!(&self.reader, |db| {
-            sqlx::query_as(concat!(
-                "SELECT (SELECT COUNT(*) FROM conversations c \
-                   WHERE c.assignee_id = $1 AND c.status = 'open' AND",
-                super::rows::visible_to!("1"),
-                ") AS mine, ",
-                count_of!("open", " AND c.assignee_id IS NULL"),
-                " AS unassigned, ",
-                count_of!("open", ""),
-                " AS open, ",
-                count_of!("snoozed", ""),
-                " AS snoozed, ",
-                count_of!("closed", ""),
-                " AS closed"
-            ))
-            .bind(agent)
-            .fetch_one(db)
-            .await
-        })?;
-        Ok(InboxCounts {
-            mine: row.mine,
-            unassigned: row.unassigned,
-            open: row.open,
-            snoozed: row.snoozed,
-            closed: row.closed,
-        })
+        let groups: Vec<(ConversationStatus, Option<AgentId>, i64)> =
+            on_pool!(&self.reader, |db| {
+                sqlx::query_as(
+                    "SELECT c.status, c.assignee_id, COUNT(*) FROM agent_numbers an \
+                 JOIN conversations c ON c.our_number = an.number \
+                 WHERE an.agent_id = $1 GROUP BY c.status, c.assignee_id",
+                )
+                .bind(agent)
+                .fetch_all(db)
+                .await
+            })?;
+        let mut counts = InboxCounts::default();
+        for (status, assignee, n) in groups {
+            match status {
+                ConversationStatus::Open => {
+                    counts.open += n;
+                    match assignee {
+                        None => counts.unassigned += n,
+                        Some(a) if a == agent => counts.mine += n,
+                        Some(_) => {}
+                    }
+                }
+                ConversationStatus::Snoozed => counts.snoozed += n,
+                ConversationStatus::Closed => counts.closed += n,
+            }
+        }
+        Ok(counts)
     }
 
     /// The enabled agents who share a number with `agent` (`agent` too), by name.

@@ -284,12 +284,18 @@ impl Store {
         let message = message_by_id(&mut tx, id).await?;
         let conversation_id = message.conversation_id;
         let conversation = if opt_out {
+            let nth = tx.change()?;
             on_tx!(&mut tx, |db| {
-                sqlx::query("UPDATE conversations SET opted_out = TRUE WHERE id = $1")
-                    .bind(conversation_id)
-                    .execute(db)
-                    .await
-                    .map(|r| r.rows_affected())
+                sqlx::query(concat!(
+                    "UPDATE conversations SET opted_out = TRUE, ",
+                    super::inbox::touch!("2"),
+                    " WHERE id = $1"
+                ))
+                .bind(conversation_id)
+                .bind(nth)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
             })?;
             Some(conversation_by_id(&mut tx, conversation_id).await?)
         } else {

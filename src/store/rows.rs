@@ -81,8 +81,39 @@ macro_rules! visible_to {
     };
 }
 
+/// The conversations `$table` that a view holds, the view as three parameters numbered
+/// `$status`, `$assignee`, `$nobody` ([`super::View`]): its status (`NULL`: any), its
+/// assignee (`NULL`: any) and whether only the unassigned. For a search, which its parts'
+/// indexes narrow first: the plain list picks an index per view instead
+/// (`Dialect::list_conversations`).
+macro_rules! filtered {
+    ($table:literal, $status:literal, $assignee:literal, $nobody:literal) => {
+        concat!(
+            " AND ($",
+            $status,
+            " IS NULL OR ",
+            $table,
+            ".status = $",
+            $status,
+            ") \
+              AND ($",
+            $assignee,
+            " IS NULL OR ",
+            $table,
+            ".assignee_id = $",
+            $assignee,
+            ") \
+              AND (NOT $",
+            $nobody,
+            " OR ",
+            $table,
+            ".assignee_id IS NULL) "
+        )
+    };
+}
+
 pub(super) use {
-    agent_select, conversation_select, message_columns, returning_columns, visible_to,
+    agent_select, conversation_select, filtered, message_columns, returning_columns, visible_to,
 };
 
 #[derive(sqlx::FromRow)]

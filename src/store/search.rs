@@ -24,10 +24,10 @@
 use std::collections::HashSet;
 
 use super::db::{Pool, on_pool};
-use super::rows::{ListedRow, conversation_page, conversation_select, visible_to};
-use super::{AssigneeFilter, ConversationList, ListFilter, Page, Store, StoreResult};
+use super::rows::{ListedRow, conversation_page, conversation_select, filtered, visible_to};
+use super::{ConversationList, ListFilter, Page, Store, StoreResult, View};
 use crate::domain::{SearchText, like_literal};
-use crate::model::{AgentId, ConversationId, ConversationStatus};
+use crate::model::{AgentId, ConversationId};
 
 /// At most this many rows of an index make a part of a search rare.
 const RARE: i64 = 2_000;
@@ -48,7 +48,7 @@ struct SearchSql {
     /// `$2` index rows; each row is an index row, so a conversation may come more than once).
     parts: [&'static str; 3],
     /// The conversations of `$2` that agent `$1` sees, below cursor `$3`, at most `$4`, in
-    /// the list's order, that the view `$5`–`$7` holds ([`filtered!`]); only those get their
+    /// the list's order, that the view `$5`–`$7` holds (`filtered!`); only those get their
     /// last message read.
     page_of: &'static str,
     /// Agent `$1`'s next `$3` conversations below `$2` (id and activity) in the view `$4`–`$6`,
@@ -60,47 +60,6 @@ struct SearchSql {
     /// Agent `$1`'s conversations below `$2` that match any of the parts `$4`–`$6`, at most
     /// `$3`, in the list's order, in the view `$7`–`$9`.
     below: &'static str,
-}
-
-/// The conversations `$table` that a view holds, the view as three parameters numbered
-/// `$status`, `$assignee`, `$nobody`: its status (`NULL`: any), its assignee (`NULL`: any)
-/// and whether only the unassigned. A search is narrowed by its parts' indexes first, so
-/// the view is a filter here, not a choice of index as in the plain list.
-macro_rules! filtered {
-    ($table:literal, $status:literal, $assignee:literal, $nobody:literal) => {
-        concat!(
-            " AND ($",
-            $status,
-            " IS NULL OR ",
-            $table,
-            ".status = $",
-            $status,
-            ") \
-              AND ($",
-            $assignee,
-            " IS NULL OR ",
-            $table,
-            ".assignee_id = $",
-            $assignee,
-            ") \
-              AND (NOT $",
-            $nobody,
-            " OR ",
-            $table,
-            ".assignee_id IS NULL) "
-        )
-    };
-}
-
-/// The view's three parameters of [`filtered!`].
-type View = (Option<ConversationStatus>, Option<AgentId>, bool);
-
-fn view(filter: ListFilter) -> View {
-    match filter.assignee {
-        AssigneeFilter::Any => (filter.status, None, false),
-        AssigneeFilter::Nobody => (filter.status, None, true),
-        AssigneeFilter::Agent(a) => (filter.status, Some(a), false),
-    }
 }
 
 /// PostgreSQL: the name (folded) contains the text, the phone the digits, or a message all
@@ -446,7 +405,7 @@ impl Store {
         page: Page,
     ) -> StoreResult<ConversationList> {
         let sql = sql(&self.reader);
-        let view = view(filter);
+        let view = filter.view();
         let terms = self.search_terms(search).await?;
         let cursor = page.cursor.unwrap_or(i64::MAX);
         // Read before anything else: every change up to it has committed before any part

@@ -288,7 +288,20 @@ impl ListFilter {
         status: None,
         assignee: AssigneeFilter::Any,
     };
+
+    /// The view as the parameters of `rows::filtered!`.
+    pub(super) fn view(self) -> View {
+        match self.assignee {
+            AssigneeFilter::Any => (self.status, None, false),
+            AssigneeFilter::Nobody => (self.status, None, true),
+            AssigneeFilter::Agent(a) => (self.status, Some(a), false),
+        }
+    }
 }
+
+/// A view as three parameters: its status (`None`: any), its assignee (`None`: any), and
+/// whether it holds only the unassigned.
+pub(super) type View = (Option<ConversationStatus>, Option<AgentId>, bool);
 
 /// Whose conversations a list shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

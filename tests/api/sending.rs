@@ -166,6 +166,9 @@ async fn twilio_21610_fails_and_opts_the_contact_out(app: TestApp) {
         .next_where("message:status", |s| s["status"] == "failed")
         .await;
     assert_eq!(failed["errorCode"], 21610);
+    // Sending assigned the conversation to alice first; then the opt-out.
+    let assigned = socket.next("conversation:updated").await;
+    assert_eq!(assigned["assignee"]["id"], alice.id.as_str());
     let updated = socket.next("conversation:updated").await;
     assert_eq!(updated["contact"]["optedOut"], true);
     let (status, _) = app.send(&alice, &conversation, "again?", "c-2").await;

@@ -220,6 +220,9 @@ async fn invalid_edits_are_refused_and_change_nothing(app: TestApp) {
     );
 }
 
+/// Whose conversations a view holds: `None` anyone's, `Some(None)` no one's.
+type Whose<'a> = Option<Option<&'a Agent>>;
+
 /// The ids a view lists to `agent`, page after page of `limit`.
 pub async fn view(app: &TestApp, agent: &Agent, query: &str, limit: usize) -> Vec<String> {
     let mut ids = Vec::new();
@@ -286,7 +289,7 @@ async fn every_view_lists_and_counts_what_it_holds(app: TestApp) {
         assert_eq!(code, 200, "{c}");
         state.insert(id.clone(), (status, assignee));
     }
-    let expect = |who: &Agent, status: Option<&str>, assignee: Option<Option<&Agent>>| {
+    let expect = |who: &Agent, status: Option<&str>, assignee: Whose| {
         all.iter()
             .filter(|(_, number)| *number == SHARED || who.id == alice.id)
             .map(|(id, _)| id.clone())
@@ -298,7 +301,7 @@ async fn every_view_lists_and_counts_what_it_holds(app: TestApp) {
             .collect::<Vec<_>>()
     };
     for who in [&alice, &bob] {
-        let views: Vec<(String, Option<&str>, Option<Option<&Agent>>)> = vec![
+        let views: Vec<(String, Option<&str>, Whose)> = vec![
             (String::new(), Some("open"), None),
             ("&status=all".into(), None, None),
             ("&status=closed".into(), Some("closed"), None),
