@@ -10,8 +10,8 @@
 //! agents (`admin.rs`), reads (`reads.rs`), conversations and outbound messages (`writes.rs`),
 //! inbound messages (`inbound.rs`, by group commit), statuses (`statuses.rs`), the sending
 //! queue (`queue.rs`) and its pace (`pacing.rs`), checks of sent messages' statuses
-//! (`status_checks.rs`), search (`search.rs`), contact names (`contacts.rs`) and canned replies
-//! (`replies.rs`). Every write about a conversation returns what it changed together with its
+//! (`status_checks.rs`), search (`search.rs`), contact names (`contacts.rs`), canned replies
+//! (`replies.rs`) and the pictures agents send (`uploads.rs`). Every write about a conversation returns what it changed together with its
 //! [`Audience`], read in the same transaction, for [`crate::events`] to publish; a reply's
 //! audience is every agent.
 
@@ -34,6 +34,7 @@ mod sqlite;
 mod status_checks;
 mod statuses;
 mod types;
+mod uploads;
 mod writes;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub use self::error::{StoreError, StoreResult};
 pub use self::logins::{FailureCount, LoginReservation, LoginSubjects};
 pub use self::replies::{ReplyChanges, ReplyOutcome};
 pub use self::types::*;
+pub use self::uploads::{MAX_PICTURES, StoredPicture, Upload, is_token};
 
 /// The database, whichever backend it is: every read and write of the server.
 pub struct Store {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{ClientId, MessageBody};
 use crate::model::{
-    Agent, AgentId, Conversation, ConversationId, Media, Message, MessageId, Status,
+    Agent, AgentId, Conversation, ConversationId, Media, Message, MessageId, Status, UploadId,
 };
 use crate::sms::OptChange;
 
@@ -102,6 +102,9 @@ pub struct NewOutbound {
     /// The failed message this one sends again: a message is retried once, however many
     /// retries of it are asked for.
     pub retry_of: Option<MessageId>,
+    /// The sender's uploads it carries, in order. A retry carries its original's pictures
+    /// instead, and takes no others.
+    pub media: Vec<UploadId>,
 }
 
 #[derive(Clone, Debug)]
@@ -114,6 +117,10 @@ pub enum Outbound {
     /// The same `clientId` was used for another body.
     ClientIdReused,
     OptedOut,
+    /// This upload is not one of the sender's (or no longer exists).
+    UnknownMedia(UploadId),
+    /// The pictures together are more than an MMS takes.
+    MediaTooLarge,
 }
 
 #[derive(Clone, Debug)]
@@ -224,6 +231,8 @@ pub struct SendJob {
     pub slot: Option<DbTime>,
     /// The database's clock when the job was claimed.
     pub claimed: DbClock,
+    /// The tokens of the message's media links, in order.
+    pub media_tokens: Vec<String>,
 }
 
 /// A time on the database's clock (`db_clock`), in microseconds since the epoch: the clock

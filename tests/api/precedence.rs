@@ -84,6 +84,7 @@ impl Desk {
             body: MessageBody::try_from("ok".to_owned()).unwrap(),
             segments: 1,
             retry_of: None,
+            media: Vec::new(),
         };
         match self.store.insert_outbound(&new).await.unwrap() {
             Outbound::Created(created) => created.message,

@@ -72,6 +72,7 @@ async fn queued(store: &Store, n: usize) -> (AgentId, Vec<MessageId>) {
             body: MessageBody::try_from("ok".to_owned()).unwrap(),
             segments: 1,
             retry_of: None,
+            media: Vec::new(),
         };
         match store.insert_outbound(&new).await.unwrap() {
             Outbound::Created(m) => ids.push(m.message.id),
