@@ -58,6 +58,8 @@ pub struct Store {
     writer: Pool,
     /// The task that writes inbound messages, several to a transaction.
     inbound: inbound::InboundWriter,
+    /// Turns to move a picture's bytes to or from the database (`uploads.rs`).
+    pictures: tokio::sync::Semaphore,
 }
 
 /// Connects to the database named by `url`, retrying for about `patience`, and runs the
@@ -90,6 +92,7 @@ impl Store {
             reader,
             writer,
             inbound,
+            pictures: tokio::sync::Semaphore::new(uploads::PICTURES_AT_ONCE),
         })
     }
 

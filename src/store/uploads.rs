@@ -2,10 +2,17 @@
 //! until a message holds them (or a day passes), and the pictures of outbound messages, each
 //! with the random token Twilio fetches it by.
 
+use sqlx::Connection;
+
 use super::db::{Tx, on_pool, on_tx};
 use super::{Store, StoreResult};
 use crate::domain::Picture;
 use crate::model::{AgentId, Media, MessageId, UploadId, now};
+
+/// How many pictures go to or come from the database at once. A picture is copied on its way
+/// (PostgreSQL's driver encodes it into the statement's arguments, then into the connection's
+/// buffer), so this bounds those copies, not the uploads being received.
+pub(super) const PICTURES_AT_ONCE: usize = 1;
 
 /// How long an upload no message holds is kept.
 pub const UNSENT_UPLOAD_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(24);
@@ -60,7 +67,8 @@ pub(super) enum Pictures {
 
 impl Store {
     /// Keeps `bytes`, a picture of `kind`, as an upload of `agent`. The bytes are bound once,
-    /// by value: no copy of them is made on the way to the database but the driver's own.
+    /// by value: no copy of them is made on the way to the database but the driver's own, and
+    /// the connection gives back the buffer it grew for them.
     #[tracing::instrument(skip_all, err)]
     pub async fn insert_upload(
         &self,
@@ -69,8 +77,10 @@ impl Store {
         bytes: Vec<u8>,
     ) -> StoreResult<Upload> {
         let size = bytes.len() as i64;
+        let _turn = self.pictures.acquire().await.expect("never closed");
         let id: UploadId = on_pool!(&self.writer, |db| {
-            sqlx::query_scalar(
+            let mut conn = db.acquire().await?;
+            let inserted = sqlx::query_scalar(
                 "INSERT INTO uploads (agent_id, content_type, size, bytes, created_at) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
@@ -79,8 +89,10 @@ impl Store {
             .bind(size)
             .bind(bytes)
             .bind(now())
-            .fetch_one(db)
-            .await
+            .fetch_one(&mut *conn)
+            .await;
+            conn.shrink_buffers();
+            inserted
         })?;
         Ok(Upload {
             id,
@@ -96,15 +108,19 @@ impl Store {
         message: MessageId,
         n: i64,
     ) -> StoreResult<Option<StoredPicture>> {
+        let _turn = self.pictures.acquire().await.expect("never closed");
         let row: Option<PictureRow> = on_pool!(&self.reader, |db| {
-            sqlx::query_as(
+            let mut conn = db.acquire().await?;
+            let read = sqlx::query_as(
                 "SELECT u.content_type, u.bytes FROM message_media mm \
                  JOIN uploads u ON u.id = mm.upload_id WHERE mm.message_id = $1 AND mm.n = $2",
             )
             .bind(message)
             .bind(n)
-            .fetch_optional(db)
-            .await
+            .fetch_optional(&mut *conn)
+            .await;
+            conn.shrink_buffers();
+            read
         })?;
         Ok(row.map(Into::into))
     }
@@ -112,15 +128,19 @@ impl Store {
     /// The picture a media link's token names, while the link lasts.
     #[tracing::instrument(skip_all, err)]
     pub async fn linked_picture(&self, token: &str) -> StoreResult<Option<StoredPicture>> {
+        let _turn = self.pictures.acquire().await.expect("never closed");
         let row: Option<PictureRow> = on_pool!(&self.reader, |db| {
-            sqlx::query_as(
+            let mut conn = db.acquire().await?;
+            let read = sqlx::query_as(
                 "SELECT u.content_type, u.bytes FROM message_media mm \
                  JOIN uploads u ON u.id = mm.upload_id WHERE mm.token = $1 AND mm.expires_at > $2",
             )
             .bind(token)
             .bind(now())
-            .fetch_optional(db)
-            .await
+            .fetch_optional(&mut *conn)
+            .await;
+            conn.shrink_buffers();
+            read
         })?;
         Ok(row.map(Into::into))
     }
