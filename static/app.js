@@ -30,6 +30,7 @@ import { init as initSearch } from '/js/search.js';
 import { init as initNames } from '/js/names.js';
 import { init as initNotify } from '/js/notify.js';
 import { init as initReplies } from '/js/replies-view.js';
+import { init as initAttachments } from '/js/attachments.js';
 
 const store = new Store();
 let agent = null;
@@ -84,7 +85,14 @@ const outbox = initOutbox({
   agentId,
   onAuthError,
 });
-const composer = initComposer({ store, openId, send: outbox.send, typing });
+const attachments = initAttachments({ toast, onChange: () => composer.update(), onAuthError });
+const composer = initComposer({
+  store,
+  openId,
+  send: (conv, body, pictures) => outbox.send(conv, body, pictures).finally(() => attachments.release(pictures)),
+  typing,
+  attachments,
+});
 const replies = initReplies({
   get,
   api,

@@ -2,12 +2,17 @@
 // conversation (kept in memory only, while the page is open). Enter sends, Shift+Enter is a new line.
 
 import { countSegments, counterLabel, bodyLength, MAX_BODY_CHARS, UCS2 } from './segments.js';
+import { mmsLabel } from './attachments.js';
+
+/** No pictures: what the composer asks of the attachments module when there is none. */
+const NO_ATTACHMENTS = { count: () => 0, ready: () => true, pending: () => '', take: () => [], clear() {}, setEnabled() {} };
 
 /**
- * init({store, openId, send, typing}) → {enter, leave, setConversation, update, focus}
- * `send(conv, body)` queues a message; `typing` is the typing module (input, stop).
+ * init({store, openId, send, typing, attachments}) → {enter, leave, setConversation, update, focus}
+ * `send(conv, body, pictures)` queues a message; `typing` is the typing module (input, stop);
+ * `attachments` the pictures attached (attachments.js).
  */
-export function init({ store, openId, send, typing }) {
+export function init({ store, openId, send, typing, attachments = NO_ATTACHMENTS }) {
   const form = document.querySelector('#composer');
   const textarea = document.querySelector('#composer textarea');
   const button = document.querySelector('#send-button');
@@ -23,19 +28,22 @@ export function init({ store, openId, send, typing }) {
   function update() {
     const text = textarea.value;
     const info = countSegments(text);
-    counter.textContent = counterLabel(info);
-    counter.dataset.encoding = info.encoding;
     const chars = bodyLength(text);
+    const pictures = attachments.count();
+    counter.textContent = pictures ? mmsLabel(pictures, chars) : counterLabel(info);
+    counter.dataset.encoding = pictures ? 'mms' : info.encoding;
     const tooLong = chars > MAX_BODY_CHARS;
     let note = '';
     if (tooLong) note = `Too long: ${chars} of ${MAX_BODY_CHARS} characters`;
-    else if (info.encoding === UCS2) note = 'Unicode (UCS-2): 70 characters per SMS';
+    else if (attachments.pending()) note = attachments.pending();
+    else if (info.encoding === UCS2 && !pictures) note = 'Unicode (UCS-2): 70 characters per SMS';
     hint.textContent = note;
     hint.classList.toggle('error', tooLong);
     counter.classList.toggle('error', tooLong);
     const id = openId();
     const conv = id ? store.conversations.get(id) : null;
-    button.disabled = !conv || Boolean(conv.contact?.optedOut) || text.trim() === '' || tooLong;
+    const empty = text.trim() === '' && pictures === 0;
+    button.disabled = !conv || Boolean(conv.contact?.optedOut) || empty || tooLong || !attachments.ready();
   }
 
   function submit() {
@@ -43,13 +51,14 @@ export function init({ store, openId, send, typing }) {
     const conv = id ? store.conversations.get(id) : null;
     if (!conv || conv.contact?.optedOut) return;
     const body = textarea.value.trim();
-    if (!body || bodyLength(body) > MAX_BODY_CHARS) return;
+    if ((!body && !attachments.count()) || bodyLength(body) > MAX_BODY_CHARS || !attachments.ready()) return;
     typing.stop();
     textarea.value = '';
     drafts.delete(conv.id);
+    const pictures = attachments.take();
     autoGrow();
     update();
-    send(conv, body);
+    send(conv, body, pictures);
     textarea.focus({ preventScroll: true });
   }
 
@@ -78,6 +87,7 @@ export function init({ store, openId, send, typing }) {
     /** Conversation `id` closes: keep what was typed. */
     leave(id) {
       typing.stop();
+      attachments.clear();
       if (!id) return;
       const text = textarea.value;
       if (text) drafts.set(id, text);
@@ -87,6 +97,7 @@ export function init({ store, openId, send, typing }) {
     setConversation(conv) {
       const optedOut = Boolean(conv.contact?.optedOut);
       textarea.disabled = optedOut;
+      attachments.setEnabled(!optedOut);
       textarea.placeholder = optedOut ? 'Opted out: messaging is off' : 'Type a message…';
       update();
     },

@@ -58,7 +58,7 @@ export function init({
     for (const w of Array.from(wakers)) w();
   }
 
-  function makeLocal(conv, body, clientId) {
+  function makeLocal(conv, body, clientId, pictures = []) {
     const at = new Date(Math.max(now(), store.latestTime(conv.id) + 1)).toISOString();
     return {
       id: null,
@@ -68,13 +68,14 @@ export function init({
       from: conv.ourNumber ?? null,
       to: conv.contact?.phone ?? null,
       body,
-      media: [],
+      // The pictures as the agent picked them (object URLs) until the server's replace them.
+      media: pictures.map((p) => ({ url: p.localUrl, contentType: p.contentType, localUrl: p.localUrl })),
       status: 'pending',
       errorCode: null,
       errorMessage: null,
       twilioSid: null,
       agentId: agentId() ?? null,
-      segments: countSegments(body).segments,
+      segments: Math.max(countSegments(body).segments, pictures.length ? 1 : 0),
       createdAt: at,
       updatedAt: at,
       seq: null,
@@ -131,8 +132,8 @@ export function init({
     }
   }
 
-  function enqueue(conv, body, kind, path, payload) {
-    const local = makeLocal(conv, body, payload.clientId);
+  function enqueue(conv, body, kind, path, payload, pictures = []) {
+    const local = makeLocal(conv, body, payload.clientId, pictures);
     store.upsertMessage(local);
     onQueued();
     invalidate('list', 'thread');
@@ -140,10 +141,15 @@ export function init({
   }
 
   return {
-    /** Send a new message in `conv`; resolves when the server has it (or refused it). */
-    send(conv, body) {
+    /**
+     * Send a new message in `conv`, with `pictures` (uploaded: {id, contentType, localUrl}); resolves when
+     * the server has it (or refused it).
+     */
+    send(conv, body, pictures = []) {
       const clientId = newId();
-      return enqueue(conv, body, 'send', '/api/crm/sms/send', { conversationId: conv.id, body, clientId });
+      const payload = { conversationId: conv.id, body, clientId };
+      if (pictures.length) payload.mediaIds = pictures.map((p) => p.id);
+      return enqueue(conv, body, 'send', '/api/crm/sms/send', payload, pictures);
     },
 
     /** Send a failed message again, as a new message (once per failed message). */
