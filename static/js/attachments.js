@@ -3,6 +3,7 @@
 // a message) made here first so the agent hears at once. Each picture is uploaded as soon as it is added
 // (POST /api/crm/sms/uploads, with upload progress); the composer sends once all of them are up.
 
+import { ApiError } from './api.js';
 import { h } from './dom.js';
 
 export const MAX_PICTURE_BYTES = 5 * 1024 * 1024;
@@ -97,7 +98,7 @@ export function init({ toast, onChange = () => {}, onAuthError = () => false, xh
         Object.assign(p, { state: 'done', progress: 100, id: String(body.id), contentType: body.contentType });
       } else {
         const err = body?.error || {};
-        if (req.status === 401 && onAuthError({ status: 401, code: err.code || 'unauthorized' })) return;
+        if (onAuthError(new ApiError(req.status, err.code || `http_${req.status}`, err.message || '', body))) return;
         p.state = 'failed';
         p.error = err.message ? `Not sent: ${err.message}` : `Upload failed (${req.status})`;
         toast(`${p.file.name || 'The picture'}: ${p.error}`, 'error');
