@@ -197,10 +197,12 @@ async fn uploads_never_sent_are_pruned_after_a_day(app: TestApp) {
     // As housekeeping prunes: nothing uploaded within the day goes.
     assert_eq!(app.store.prune_uploads().await.unwrap(), 0);
     // A day later: the upload never sent goes, the one a message holds stays.
-    let aged = app
-        .scalar("UPDATE uploads SET created_at = '2000-01-01T00:00:00Z' RETURNING 1")
+    app.scalar("UPDATE uploads SET created_at = '2000-01-01T00:00:00Z' RETURNING id")
         .await;
-    assert_eq!(aged, 1);
+    let aged = app
+        .scalar("SELECT COUNT(*) FROM uploads WHERE created_at < '2001-01-01T00:00:00Z'")
+        .await;
+    assert_eq!(aged, 2);
     assert_eq!(app.store.prune_uploads().await.unwrap(), 1);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM uploads").await, 1);
 
