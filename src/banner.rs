@@ -57,6 +57,12 @@ pub fn banner(s: &Started) -> String {
              their status will not update until PUBLIC_URL is public (e.g. an ngrok URL).\n",
         );
     }
+    if !s.media {
+        out.push_str(
+            "Note: Twilio fetches the pictures of a message from PUBLIC_URL, so sending pictures (MMS) \
+             is refused until PUBLIC_URL is public (e.g. an ngrok URL).\n",
+        );
+    }
     if let Some(url) = &s.setup_url {
         out.push_str(&format!(
             "\nNo agent yet. Create the first one here (link valid until restart):\n  {url}\n"
@@ -77,6 +83,7 @@ mod tests {
             redis: None,
             simulated: true,
             status_callbacks: true,
+            media: true,
             setup_url: Some(format!("http://localhost:{port}/setup?token=abc")),
         }
     }
@@ -109,6 +116,21 @@ mod tests {
             "{}",
             banner(&with_redis)
         );
+    }
+
+    #[test]
+    fn a_local_public_url_is_said_to_stop_statuses_and_pictures() {
+        assert!(!banner(&started(3000)).contains("Note:"));
+        let local = Started {
+            simulated: false,
+            status_callbacks: false,
+            media: false,
+            ..started(3000)
+        };
+        let text = banner(&local);
+        let statuses = text.find("without a StatusCallback").expect(&text);
+        let pictures = text.find("sending pictures (MMS) is refused").expect(&text);
+        assert!(statuses < pictures, "side by side: {text}");
     }
 
     #[test]

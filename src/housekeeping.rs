@@ -2,8 +2,8 @@
 //! sockets at once), checks that the sessions of this instance's sockets still hold (and
 //! tells the sockets to catch up after Redis comes back), logs the sending queue's depth
 //! while it is not empty, prunes what has expired (early statuses, login failures, pacing
-//! rows), so those tables stay small, reopens the conversations whose snooze ran out, and
-//! gives memory back once sockets stop coming and going.
+//! rows, invites, pictures uploaded and never sent), so those tables stay small, reopens the
+//! conversations whose snooze ran out, and gives memory back once sockets stop coming and going.
 
 use std::time::Duration;
 
@@ -153,7 +153,8 @@ fn release_free_memory() {
 fn release_free_memory() {}
 
 /// Deletes what no longer counts: early statuses of messages that never showed up, login
-/// failures out of the window, and pacing rows whose slots are past.
+/// failures out of the window, pacing rows whose slots are past, expired invites, and
+/// pictures uploaded a day ago and never sent.
 async fn prune(state: &AppState) {
     let store = &state.services.store;
     let pruned = [
@@ -161,6 +162,7 @@ async fn prune(state: &AppState) {
         ("login failures", state.runtime.login_throttle.prune().await),
         ("pacing rows", store.prune_pacing().await),
         ("invites", store.prune_invites().await),
+        ("unsent uploads", store.prune_uploads().await),
     ];
     for (what, outcome) in pruned {
         match outcome {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize, Serializer};
 mod id;
 mod stored;
 
-pub use id::{AgentId, ConversationId, EntityId, MessageId, ReplyId};
+pub use id::{AgentId, ConversationId, EntityId, MessageId, ReplyId, UploadId};
 
 /// Times go out as RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -62,6 +62,10 @@ pub struct SendOptions {
     pub status_callback: Option<StatusCallback>,
     /// When the statuses that do not come are fetched.
     pub status_checks: StatusChecks,
+    /// Where Twilio fetches the pictures of a message: `PUBLIC_URL/media/out/`, to which a
+    /// link's token is added; `None` when Twilio could not reach it (live mode with a local
+    /// `PUBLIC_URL`), and pictures are refused.
+    pub media_base: Option<String>,
 }
 
 /// What the API shares with the workers: the bell that wakes them when a message is queued,
@@ -260,11 +264,22 @@ impl Worker {
             .status_callback
             .as_ref()
             .map(|callback| callback.for_message(message.id));
+        let media_urls = match (&self.options.media_base, job.media_tokens.as_slice()) {
+            (_, []) => Vec::new(),
+            (Some(base), tokens) => tokens.iter().map(|t| format!("{base}{t}")).collect(),
+            (None, _) => {
+                return Outcome::Failed {
+                    code: None,
+                    reason: "Twilio cannot fetch the pictures: PUBLIC_URL is not public".into(),
+                };
+            }
+        };
         let out = Outgoing {
             to: &message.to,
             from: &message.from,
             messaging_service_sid: self.options.messaging_service_sid.as_deref(),
             body: &message.body,
+            media_urls: &media_urls,
             status_callback,
         };
         match self.twilio.send(&out).await {

@@ -24,7 +24,7 @@ use crate::realtime::{self, Connections, TypingStates, UnjoinedSessions};
 use crate::send_queue::{self, SendOptions, SendQueue, StatusChecker, Worker};
 use crate::store::{self, Store};
 use crate::twilio::TwilioClient;
-use crate::twilio::media::MediaPolicy;
+use crate::twilio::media::{MEDIA_LINK_PATH, MediaPolicy, is_public};
 use crate::twilio::simulator::Simulator;
 use crate::webhooks::StatusCallback;
 use crate::{AppState, Config, Runtime, Services, build_router, housekeeping, serve};
@@ -54,6 +54,8 @@ pub struct Started {
     pub redis: Option<String>,
     pub simulated: bool,
     pub status_callbacks: bool,
+    /// Whether Twilio can fetch the pictures of a message from `PUBLIC_URL`.
+    pub media: bool,
     pub setup_url: Option<String>,
 }
 
@@ -77,12 +79,16 @@ async fn bind(host: IpAddr, port: u16) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Whether Twilio could not reach `url`.
+/// Whether Twilio could not reach `url`: a local name (`localhost`, mDNS's `.local`), or an
+/// address that is not public (loopback, private ranges, link-local…).
 fn is_local(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_unspecified(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local")
+        }
+        Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
         None => true,
     }
 }
@@ -105,7 +111,9 @@ struct Twilio {
 }
 
 fn twilio(settings: &Settings, public: &Url, self_base: &str) -> Twilio {
-    let status_callback = StatusCallback::new(public.as_str().trim_end_matches('/'));
+    let public_url = public.as_str().trim_end_matches('/');
+    let status_callback = StatusCallback::new(public_url);
+    let media_base = format!("{public_url}{MEDIA_LINK_PATH}");
     let status_checks = settings.status_checks.clone();
     match &settings.twilio {
         TwilioMode::Live(live) => Twilio {
@@ -119,6 +127,7 @@ fn twilio(settings: &Settings, public: &Url, self_base: &str) -> Twilio {
                 messaging_service_sid: live.messaging_service_sid.clone(),
                 status_callback: (!is_local(public)).then_some(status_callback),
                 status_checks,
+                media_base: (!is_local(public)).then_some(media_base),
             },
         },
         TwilioMode::Simulated => {
@@ -136,6 +145,7 @@ fn twilio(settings: &Settings, public: &Url, self_base: &str) -> Twilio {
                     messaging_service_sid: None,
                     status_callback: Some(status_callback),
                     status_checks,
+                    media_base: Some(media_base),
                 },
             }
         }
@@ -206,6 +216,7 @@ impl Server {
             redis: settings.redis_url.as_ref().map(|u| u.redacted()),
             simulated: twilio.simulator.is_some(),
             status_callbacks: twilio.sending.status_callback.is_some(),
+            media: twilio.sending.media_base.is_some(),
             setup_url,
         };
 
@@ -342,5 +353,42 @@ impl Server {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_public_url_is_reachable_by_twilio() {
+        let local = |u: &str| is_local(&u.parse().unwrap());
+        for inside in [
+            "http://localhost:3000",
+            "http://app.localhost",
+            "http://desk.local",
+            "http://DESK.LOCAL./",
+            "http://127.0.0.1:3000",
+            "http://10.0.0.5",
+            "http://172.20.1.1",
+            "http://192.168.1.20:3000",
+            "http://169.254.1.1",
+            "http://100.64.0.1",
+            "http://[::1]:3000",
+            "http://[fd00::1]",
+            "http://[fe80::1]",
+            "http://0.0.0.0",
+        ] {
+            assert!(local(inside), "{inside}");
+        }
+        for public in [
+            "https://abc123.ngrok-free.app",
+            "https://smsdesk.example.com",
+            "http://8.8.8.8",
+            "http://[2606:4700::1111]",
+            "https://local.example.com",
+        ] {
+            assert!(!local(public), "{public}");
+        }
     }
 }

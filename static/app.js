@@ -35,6 +35,7 @@ import { init as initViews } from '/js/views-view.js';
 import { init as initActions } from '/js/conversation-actions.js';
 import { authorName, authorsFor, createTeam, ownerOf } from '/js/team.js';
 import { statusOf } from '/js/views.js';
+import { init as initAttachments } from '/js/attachments.js';
 
 const store = new Store();
 const team = createTeam();
@@ -92,7 +93,15 @@ const outbox = initOutbox({
   agentId,
   onAuthError,
 });
-const composer = initComposer({ store, openId, send: outbox.send, note: outbox.note, typing });
+const attachments = initAttachments({ toast, onChange: () => composer.update(), onAuthError });
+const composer = initComposer({
+  store,
+  openId,
+  send: (conv, body, pictures) => outbox.send(conv, body, pictures).finally(() => attachments.release(pictures)),
+  note: outbox.note,
+  typing,
+  attachments,
+});
 const replies = initReplies({
   get,
   api,

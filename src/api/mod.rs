@@ -1,7 +1,7 @@
 //! The REST API (docs/api.md), one module per resource, each with its own
 //! `router()`: [`session`] (setup, invites, sign-in), [`admin`] (managing agents),
-//! [`conversations`] (and their messages), [`send`] (and retry), [`replies`] (canned
-//! replies), [`sync`], [`media`], [`health`], and [`dev`] (the simulator's routes, only in
+//! [`conversations`] (and their messages), [`send`] (and retry), [`uploads`] (pictures to
+//! send), [`replies`] (canned replies), [`sync`], [`media`], [`health`], and [`dev`] (the simulator's routes, only in
 //! simulator mode). Handlers parse
 //! input into [`crate::domain`] values, call the store, publish through [`crate::events`],
 //! and answer with typed bodies.
@@ -15,6 +15,7 @@ pub mod replies;
 pub mod send;
 pub mod session;
 pub mod sync;
+pub mod uploads;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path};
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(conversations::router())
         .merge(send::router())
+        .merge(uploads::router())
         .merge(replies::router())
         .merge(sync::router())
         .merge(media::router())

@@ -26,8 +26,14 @@ impl MessageBody {
         &self.0
     }
 
-    /// Checks the text beside media (the simulator's MMS): it may be empty or invisible
-    /// when there is media, and is otherwise held to the rule for a body.
+    /// The text of a message with media (an MMS), held to [`MessageBody::check_caption`].
+    pub fn caption(raw: String, has_media: bool) -> Result<Self, InvalidField> {
+        Self::check_caption(&raw, has_media)?;
+        Ok(Self(raw))
+    }
+
+    /// Checks the text beside media (an MMS): it may be empty or invisible when there is
+    /// media, and is otherwise held to the rule for a body.
     pub fn check_caption(raw: &str, has_media: bool) -> Result<(), InvalidField> {
         check_clean("body", raw, text::Lines::Many)?;
         if has_media && raw.chars().count() <= Self::MAX_CHARS {

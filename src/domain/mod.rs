@@ -1,6 +1,6 @@
 //! Values from outside, parsed once where they come in: a [`PhoneNumber`] is E.164, a
 //! [`ClientId`] is safe to echo, a [`MessageBody`] is sendable, an [`Email`] is normalised, a
-//! [`Shortcut`] names a canned reply.
+//! [`Shortcut`] names a canned reply, a [`Picture`] is a whole JPEG, PNG or GIF.
 //! Handlers and the CLI alike parse into these, so each rule is written once and code past
 //! the edge cannot hold an unchecked value. The character rules they apply live in
 //! [`crate::text`]; a field that breaks one is an [`InvalidField`] that names it.
@@ -11,6 +11,7 @@ mod message_body;
 mod names;
 mod new_agent;
 mod phone_number;
+mod picture;
 mod search_text;
 mod shortcut;
 mod snooze;
@@ -21,6 +22,7 @@ pub use message_body::{MessageBody, NoteBody};
 pub use names::{AgentName, ContactName};
 pub use new_agent::NewAgent;
 pub use phone_number::PhoneNumber;
+pub use picture::{NotAPicture, Picture};
 pub use search_text::{SearchText, like_literal};
 pub use shortcut::Shortcut;
 pub use snooze::snooze_end;

@@ -79,6 +79,11 @@ id_type!(
     ReplyId,
     "reply"
 );
+id_type!(
+    /// An uploaded picture's id.
+    UploadId,
+    "upload"
+);
 
 /// An id as text: 1 to 18 digits (anything longer could overflow a `BIGINT`).
 fn parse(s: &str) -> Result<i64, ()> {

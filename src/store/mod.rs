@@ -11,7 +11,8 @@
 //! inbound messages (`inbound.rs`, by group commit), statuses (`statuses.rs`), the sending
 //! queue (`queue.rs`) and its pace (`pacing.rs`), checks of sent messages' statuses
 //! (`status_checks.rs`), search (`search.rs`), the team inbox (`inbox.rs`: contact names,
-//! status, snooze, assignee, counts, notes) and canned replies (`replies.rs`). Every write about a conversation returns what it changed together with its
+//! status, snooze, assignee, counts, notes), canned replies (`replies.rs`) and the pictures
+//! agents send (`uploads.rs`). Every write about a conversation returns what it changed together with its
 //! [`Audience`], read in the same transaction, for [`crate::events`] to publish; a reply's
 //! audience is every agent.
 
@@ -34,6 +35,7 @@ mod sqlite;
 mod status_checks;
 mod statuses;
 mod types;
+mod uploads;
 mod writes;
 
 use std::sync::Arc;
@@ -49,6 +51,7 @@ pub use self::inbox::{ConversationEdit, EditOutcome, NewNote, NoteOutcome, Statu
 pub use self::logins::{FailureCount, LoginReservation, LoginSubjects};
 pub use self::replies::{ReplyChanges, ReplyOutcome};
 pub use self::types::*;
+pub use self::uploads::{MAX_PICTURES, StoredPicture, Upload, is_token};
 
 /// The database, whichever backend it is: every read and write of the server.
 pub struct Store {
@@ -57,6 +60,8 @@ pub struct Store {
     writer: Pool,
     /// The task that writes inbound messages, several to a transaction.
     inbound: inbound::InboundWriter,
+    /// Turns to move a picture's bytes to or from the database (`uploads.rs`).
+    pictures: tokio::sync::Semaphore,
 }
 
 /// Connects to the database named by `url`, retrying for about `patience`, and runs the
@@ -89,6 +94,7 @@ impl Store {
             reader,
             writer,
             inbound,
+            pictures: tokio::sync::Semaphore::new(uploads::PICTURES_AT_ONCE),
         })
     }
 

@@ -83,6 +83,12 @@ impl Store {
                 .fetch_one(db)
                 .await
         })?;
+        let media_tokens = on_tx!(&mut tx, |db| {
+            sqlx::query_scalar("SELECT token FROM message_media WHERE message_id = $1 ORDER BY n")
+                .bind(row.message_id)
+                .fetch_all(db)
+                .await
+        })?;
         tx.commit().await?;
         Ok(Some(SendJob {
             claim: Claim {
@@ -98,6 +104,7 @@ impl Store {
             created_sid: row.twilio_sid,
             slot: row.slot_us.map(DbTime),
             claimed: DbClock::read_now(row.now_us),
+            media_tokens,
         }))
     }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{ClientId, MessageBody};
 use crate::model::{
     Agent, AgentId, Conversation, ConversationId, ConversationStatus, Media, Message, MessageId,
-    Status,
+    Status, UploadId,
 };
 use crate::sms::OptChange;
 
@@ -106,6 +106,9 @@ pub struct NewOutbound {
     /// The conversation had no assignee when the send was asked for: the sender becomes
     /// it, unless someone else did meanwhile.
     pub assign: bool,
+    /// The sender's uploads it carries, in order. A retry carries its original's pictures
+    /// instead, and takes no others.
+    pub media: Vec<UploadId>,
 }
 
 #[derive(Clone, Debug)]
@@ -118,6 +121,10 @@ pub enum Outbound {
     /// The same `clientId` was used for another body.
     ClientIdReused,
     OptedOut,
+    /// This upload is not one of the sender's (or no longer exists).
+    UnknownMedia(UploadId),
+    /// The pictures together are more than an MMS takes.
+    MediaTooLarge,
 }
 
 #[derive(Clone, Debug)]
@@ -228,6 +235,8 @@ pub struct SendJob {
     pub slot: Option<DbTime>,
     /// The database's clock when the job was claimed.
     pub claimed: DbClock,
+    /// The tokens of the message's media links, in order.
+    pub media_tokens: Vec<String>,
 }
 
 /// A time on the database's clock (`db_clock`), in microseconds since the epoch: the clock

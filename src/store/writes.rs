@@ -5,11 +5,12 @@ use super::db::{Tx, new_seq, on_tx};
 use super::inbox::{may_be_assigned, touch};
 use super::reads::{audience, conversation_by_id};
 use super::rows::{MessageRow, returning_columns};
+use super::uploads::{Pictures, attach_pictures, pictures_of, pictures_of_message};
 use super::{
     ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
 use crate::domain::{ContactName, PhoneNumber};
-use crate::model::{Conversation, ConversationId, MessageId, Status, now};
+use crate::model::{Conversation, ConversationId, Message, MessageId, Status, now};
 
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
@@ -89,9 +90,9 @@ impl Store {
         }))
     }
 
-    /// Stores an outbound message as `pending` and queues it for sending, unless the same
-    /// `clientId` was used before, the message it retries was retried already, or the contact
-    /// opted out.
+    /// Stores an outbound message as `pending` with its pictures and queues it for sending,
+    /// unless the same `clientId` was used before, the message it retries was retried
+    /// already, the contact opted out, or the pictures are not the sender's to send.
     #[tracing::instrument(skip_all, err)]
     pub async fn insert_outbound(&self, msg: &NewOutbound) -> StoreResult<Outbound> {
         let mut tx = self.writer.begin().await?;
@@ -113,6 +114,14 @@ impl Store {
         // and then the conversations it unassigns, so this takes them in the same order.
         let assign =
             msg.assign && may_be_assigned(&mut tx, msg.agent_id, msg.conversation_id).await?;
+        let pictures = match msg.retry_of {
+            Some(original) => pictures_of_message(&mut tx, original).await?,
+            None => match pictures_of(&mut tx, msg.agent_id, &msg.media).await? {
+                Pictures::Found(found) => found,
+                Pictures::Unknown(id) => return Ok(Outbound::UnknownMedia(id)),
+                Pictures::TooLarge => return Ok(Outbound::MediaTooLarge),
+            },
+        };
         let nth = tx.change()?;
         let t = now();
         let row: Option<MessageRow> = on_tx!(&mut tx, |db| {
@@ -147,9 +156,17 @@ impl Store {
                 .await?
                 .unwrap_or(Outbound::ClientIdReused));
         };
+        let mut message: Message = row.into();
+        if !pictures.is_empty() {
+            match attach_pictures(&mut tx, message.id, &pictures).await? {
+                Some(media) => message.media = media,
+                // Pruned between the check and now: as if it had never been there.
+                None => return Ok(Outbound::UnknownMedia(pictures[0].0)),
+            }
+        }
         on_tx!(&mut tx, |db| {
             sqlx::query("INSERT INTO send_jobs (message_id, run_at) VALUES ($1, $2)")
-                .bind(row.id)
+                .bind(message.id)
                 .bind(t)
                 .execute(db)
                 .await
@@ -161,15 +178,15 @@ impl Store {
                  WHERE id = $1",
             )
             .bind(msg.conversation_id)
-            .bind(row.id)
-            .bind(row.seq)
+            .bind(message.id)
+            .bind(message.seq)
             .bind(t)
             .execute(db)
             .await
             .map(|r| r.rows_affected())
         })?;
         let assigned = if assign {
-            assign_sender(&mut tx, msg, row.seq).await?
+            assign_sender(&mut tx, msg, message.seq).await?
         } else {
             None
         };
@@ -177,7 +194,7 @@ impl Store {
         tx.commit().await?;
         Ok(Outbound::Created(Box::new(MessageChange {
             event: MessageEvent::New,
-            message: row.into(),
+            message,
             conversation: assigned,
             audience,
         })))
@@ -228,7 +245,7 @@ struct EarlierRow {
 /// What an earlier send means for this one: a retry of the same failed message, whoever
 /// asked for it and with whatever `clientId`, is this one; so is a send with the same
 /// `clientId` from the same agent, if it is the same request (body, conversation, retried
-/// message); another is a `clientId` reused.
+/// message, pictures); another is a `clientId` reused.
 async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outbound>> {
     if let Some(original) = msg.retry_of {
         let retried: Option<MessageRow> = on_tx!(&mut *tx, |db| {
@@ -256,14 +273,23 @@ async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outb
         .fetch_optional(db)
         .await
     })?;
-    Ok(earlier.map(|earlier| {
-        let same = earlier.row.body == msg.body.as_str()
-            && earlier.row.conversation_id == msg.conversation_id
-            && earlier.retry_of == msg.retry_of;
-        if same {
-            Outbound::Existing(Box::new(earlier.row.into()))
-        } else {
-            Outbound::ClientIdReused
-        }
+    let Some(earlier) = earlier else {
+        return Ok(None);
+    };
+    let same_media = msg.retry_of.is_some() || {
+        let pictures = pictures_of_message(tx, earlier.row.id).await?;
+        pictures
+            .iter()
+            .map(|(id, _)| *id)
+            .eq(msg.media.iter().copied())
+    };
+    let same = earlier.row.body == msg.body.as_str()
+        && earlier.row.conversation_id == msg.conversation_id
+        && earlier.retry_of == msg.retry_of
+        && same_media;
+    Ok(Some(if same {
+        Outbound::Existing(Box::new(earlier.row.into()))
+    } else {
+        Outbound::ClientIdReused
     }))
 }

@@ -106,6 +106,8 @@ pub struct Outgoing<'a> {
     pub from: &'a str,
     pub messaging_service_sid: Option<&'a str>,
     pub body: &'a str,
+    /// One `MediaUrl` each: the pictures Twilio fetches and sends as an MMS.
+    pub media_urls: &'a [String],
     pub status_callback: Option<String>,
 }
 
@@ -169,7 +171,12 @@ impl TwilioClient {
     }
 
     async fn create(&self, msg: &Outgoing<'_>) -> Result<MessageResource, TwilioError> {
-        let mut form: Vec<(&str, &str)> = vec![("To", msg.to), ("Body", msg.body)];
+        let mut form: Vec<(&str, &str)> = vec![("To", msg.to)];
+        // A picture may go without text; Twilio wants a Body only when there is no MediaUrl.
+        if !msg.body.is_empty() || msg.media_urls.is_empty() {
+            form.push(("Body", msg.body));
+        }
+        form.extend(msg.media_urls.iter().map(|url| ("MediaUrl", url.as_str())));
         match msg.messaging_service_sid {
             Some(ms) => form.push(("MessagingServiceSid", ms)),
             None => form.push(("From", msg.from)),

@@ -3,6 +3,8 @@
 /// What a Twilio error code means, in words an agent understands.
 pub fn describe(code: i64) -> &'static str {
     match code {
+        11200 => "Twilio could not fetch the picture from PUBLIC_URL",
+        12300 => "Twilio could not fetch the picture as an image from PUBLIC_URL",
         20003 => "Twilio rejected our credentials (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)",
         20429 => "Twilio is rate limiting us; the message will be retried",
         21211 => "The 'To' number is not a valid phone number",

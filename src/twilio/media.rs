@@ -18,6 +18,9 @@ use reqwest::redirect;
 use secrecy::{ExposeSecret, SecretString};
 use url::{Host, Origin, Url};
 
+/// Where Twilio fetches the pictures we send: `PUBLIC_URL` + this + a link's token.
+pub const MEDIA_LINK_PATH: &str = "/media/out/";
+
 /// The type stored and served when a content type is missing or not a valid one.
 pub const OCTET_STREAM: &str = "application/octet-stream";
 

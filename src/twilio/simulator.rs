@@ -1,7 +1,8 @@
 //! A fake of Twilio's Messages API, served by this process under `/dev/twilio` and used
 //! through the real [`TwilioClient`](super::TwilioClient). It answers like Twilio (create, the
-//! Messages list, fetching one message), then posts signed status callbacks; it also posts
-//! signed inbound webhooks for "Simulate incoming SMS".
+//! Messages list, fetching one message), fetches each `MediaUrl` of an MMS as Twilio would,
+//! then posts signed status callbacks; it also posts signed inbound webhooks for "Simulate
+//! incoming SMS".
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,6 @@ use axum::{Form, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,9 +51,13 @@ struct Sent {
     to: String,
     from: String,
     body: String,
+    media_urls: Vec<String>,
     status: String,
     date: DateTime<Utc>,
 }
+
+/// Twilio's error when it cannot fetch a `MediaUrl` as an image it can send.
+pub const MEDIA_FETCH_FAILED: i64 = 12300;
 
 pub struct Simulator {
     pub account_sid: String,
@@ -254,7 +258,7 @@ fn resource(account: &str, m: &Sent) -> Value {
         "error_message": null,
         "from": m.from,
         "messaging_service_sid": null,
-        "num_media": "0",
+        "num_media": m.media_urls.len().to_string(),
         "num_segments": crate::sms::segments(&m.body).max(1).to_string(),
         "price": null,
         "price_unit": "USD",
@@ -266,22 +270,42 @@ fn resource(account: &str, m: &Sent) -> Value {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+/// A create's parameters; `MediaUrl` may come several times.
+#[derive(Default)]
 struct CreateForm {
     to: Option<String>,
     from: Option<String>,
     messaging_service_sid: Option<String>,
     body: Option<String>,
     status_callback: Option<String>,
+    media_urls: Vec<String>,
+}
+
+impl CreateForm {
+    fn read(params: Vec<(String, String)>) -> Self {
+        let mut form = Self::default();
+        for (name, value) in params {
+            match name.as_str() {
+                "To" => form.to = Some(value),
+                "From" => form.from = Some(value),
+                "MessagingServiceSid" => form.messaging_service_sid = Some(value),
+                "Body" => form.body = Some(value),
+                "StatusCallback" => form.status_callback = Some(value),
+                "MediaUrl" => form.media_urls.push(value),
+                _ => {}
+            }
+        }
+        form
+    }
 }
 
 async fn create(
     State(sim): State<Arc<Simulator>>,
     Path(account): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<CreateForm>,
+    Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
+    let form = CreateForm::read(params);
     if !sim.authorized(&headers) || account != sim.account_sid {
         return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
@@ -293,7 +317,7 @@ async fn create(
         );
     };
     let body = form.body.unwrap_or_default();
-    if body.is_empty() {
+    if body.is_empty() && form.media_urls.is_empty() {
         return twilio_error(StatusCode::BAD_REQUEST, 21602, "Message body is required.");
     }
     let from = match (form.from, form.messaging_service_sid) {
@@ -326,10 +350,15 @@ async fn create(
         return twilio_error(StatusCode::BAD_REQUEST, code, &message);
     }
     let sent = Sent {
-        sid: new_sid("SM"),
+        sid: new_sid(if form.media_urls.is_empty() {
+            "SM"
+        } else {
+            "MM"
+        }),
         to,
         from,
         body,
+        media_urls: form.media_urls,
         status: "queued".into(),
         date: Utc::now(),
     };
@@ -344,19 +373,51 @@ async fn create(
         .into_response()
 }
 
-/// Posts `sent`, then `delivered` (or `undelivered` 30003 for +15005550007).
+/// Fetches each of the message's media as Twilio would (no credentials), wanting an image.
+async fn fetch_media(sim: &Simulator, m: &Sent) -> Result<(), String> {
+    for url in &m.media_urls {
+        let response = sim
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if !response.status().is_success() || !content_type.starts_with("image/") {
+            return Err(format!("{url}: {} {content_type}", response.status()));
+        }
+        response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Posts `sent`, then `delivered` (or `undelivered` 30003 for +15005550007); an MMS whose
+/// media cannot be fetched posts `failed` with 12300 instead.
 async fn play_callbacks(sim: Arc<Simulator>, m: Sent, callback: String) {
     let (first, last) = sim.timings;
     let undeliverable = m.to == "+15005550007";
+    let fetched = fetch_media(&sim, &m).await;
     tokio::time::sleep(first).await;
-    let steps: [(&str, Option<&str>, Duration); 2] = [
-        ("sent", None, Duration::ZERO),
-        if undeliverable {
-            ("undelivered", Some("30003"), last.saturating_sub(first))
-        } else {
-            ("delivered", None, last.saturating_sub(first))
-        },
-    ];
+    let code = MEDIA_FETCH_FAILED.to_string();
+    let steps: Vec<(&str, Option<&str>, Duration)> = match &fetched {
+        Err(e) => {
+            tracing::warn!(error = %e, "simulator: a MediaUrl could not be fetched; the message fails with 12300");
+            vec![("failed", Some(code.as_str()), Duration::ZERO)]
+        }
+        Ok(()) if undeliverable => vec![
+            ("sent", None, Duration::ZERO),
+            ("undelivered", Some("30003"), last.saturating_sub(first)),
+        ],
+        Ok(()) => vec![
+            ("sent", None, Duration::ZERO),
+            ("delivered", None, last.saturating_sub(first)),
+        ],
+    };
     for (status, error, wait) in steps {
         tokio::time::sleep(wait).await;
         sim.set_status(&m.sid, status);

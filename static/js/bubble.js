@@ -56,6 +56,15 @@ function renderMedia(container, m) {
         );
       }
     });
+  } else if (items.length && items.every((item) => item?.localUrl)) {
+    // Our own pictures before the server has the message: shown from the files the agent picked.
+    for (const item of items) {
+      const img = h('img', { src: item.localUrl, alt: 'Picture being sent', decoding: 'async' });
+      img.addEventListener('error', () => {
+        img.replaceWith(h('span', { class: 'media-missing' }, 'Picture'));
+      });
+      nodes.push(h('span', { class: 'media-image' }, img));
+    }
   } else if (items.length) {
     nodes.push(h('span', { class: 'media-missing' }, `${items.length} attachment${items.length > 1 ? 's' : ''}`));
   }

@@ -5,6 +5,10 @@
 // conversation keeps its own choice with its draft.
 
 import { countSegments, counterLabel, bodyLength, MAX_BODY_CHARS, UCS2 } from './segments.js';
+import { mmsLabel } from './attachments.js';
+
+/** No pictures: what the composer asks of the attachments module when there is none. */
+const NO_ATTACHMENTS = { count: () => 0, ready: () => true, pending: () => '', take: () => [], clear() {}, setEnabled() {} };
 
 /** A note's longest body, as the server takes it. */
 export const MAX_NOTE_CHARS = 4000;
@@ -12,10 +16,11 @@ export const MAX_NOTE_CHARS = 4000;
 const PLACEHOLDER = { reply: 'Type a message…', note: 'Only agents see this' };
 
 /**
- * init({store, openId, send, note, typing}) → {enter, leave, setConversation, update, focus, mode}
- * `send(conv, body)` queues a message, `note(conv, body)` a note; `typing` is the typing module (input, stop).
+ * init({store, openId, send, note, typing, attachments}) → {enter, leave, setConversation, update, focus, mode}
+ * `send(conv, body, pictures)` queues a message, `note(conv, body)` a note; `typing` is the typing
+ * module (input, stop); `attachments` the pictures attached (attachments.js), sent with replies only.
  */
-export function init({ store, openId, send, note, typing }) {
+export function init({ store, openId, send, note, typing, attachments = NO_ATTACHMENTS }) {
   const form = document.querySelector('#composer');
   const textarea = document.querySelector('#composer textarea');
   const button = document.querySelector('#send-button');
@@ -44,20 +49,24 @@ export function init({ store, openId, send, note, typing }) {
     const chars = bodyLength(text);
     const max = mode === 'note' ? MAX_NOTE_CHARS : MAX_BODY_CHARS;
     const tooLong = chars > max;
+    const pictures = mode === 'reply' ? attachments.count() : 0;
     let warning = '';
     if (tooLong) warning = `Too long: ${chars} of ${max} characters`;
+    else if (mode === 'reply' && attachments.pending()) warning = attachments.pending();
     if (mode === 'reply') {
       const info = countSegments(text);
-      counter.textContent = counterLabel(info);
-      counter.dataset.encoding = info.encoding;
-      if (!tooLong && info.encoding === UCS2) warning = 'Unicode (UCS-2): 70 characters per SMS';
+      counter.textContent = pictures ? mmsLabel(pictures, chars) : counterLabel(info);
+      counter.dataset.encoding = pictures ? 'mms' : info.encoding;
+      if (!warning && info.encoding === UCS2 && !pictures) warning = 'Unicode (UCS-2): 70 characters per SMS';
     }
     counter.hidden = mode === 'note';
     hint.textContent = warning;
     hint.classList.toggle('error', tooLong);
     counter.classList.toggle('error', tooLong);
     const conv = openConversation();
-    button.disabled = !conv || blocked(conv) || text.trim() === '' || tooLong;
+    const empty = text.trim() === '' && pictures === 0;
+    const waiting = mode === 'reply' && !attachments.ready();
+    button.disabled = !conv || blocked(conv) || empty || tooLong || waiting;
   }
 
   /** Shows mode `next` ('reply' or 'note') for the open conversation. */
@@ -69,6 +78,8 @@ export function init({ store, openId, send, note, typing }) {
     modeHint.textContent = mode === 'note' ? 'Only agents see this' : '';
     const conv = openConversation();
     textarea.disabled = blocked(conv);
+    // Pictures go with replies; a note has none.
+    attachments.setEnabled(mode === 'reply' && !blocked(conv));
     textarea.placeholder = blocked(conv) ? 'Opted out: messaging is off' : PLACEHOLDER[mode];
     textarea.setAttribute('aria-label', mode === 'note' ? 'Note (only agents see this)' : 'Message');
     update();
@@ -78,14 +89,18 @@ export function init({ store, openId, send, note, typing }) {
     const conv = openConversation();
     if (!conv || blocked(conv)) return;
     const body = textarea.value.trim();
-    if (!body || bodyLength(body) > (mode === 'note' ? MAX_NOTE_CHARS : MAX_BODY_CHARS)) return;
+    const pictures = mode === 'reply' ? attachments.count() : 0;
+    const max = mode === 'note' ? MAX_NOTE_CHARS : MAX_BODY_CHARS;
+    if ((!body && !pictures) || bodyLength(body) > max) return;
+    if (mode === 'reply' && !attachments.ready()) return;
     typing.stop();
     textarea.value = '';
     drafts.delete(conv.id);
+    const taken = mode === 'reply' ? attachments.take() : [];
     autoGrow();
     update();
     if (mode === 'note') note(conv, body);
-    else send(conv, body);
+    else send(conv, body, taken);
     textarea.focus({ preventScroll: true });
   }
 
@@ -133,6 +148,7 @@ export function init({ store, openId, send, note, typing }) {
     /** Conversation `id` closes: keep what was typed. */
     leave(id) {
       typing.stop();
+      attachments.clear();
       if (!id) return;
       const text = textarea.value;
       if (text) drafts.set(id, text);

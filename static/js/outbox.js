@@ -59,7 +59,7 @@ export function init({
     for (const w of Array.from(wakers)) w();
   }
 
-  function makeLocal(conv, body, clientId, direction) {
+  function makeLocal(conv, body, clientId, direction, pictures = []) {
     const at = new Date(Math.max(now(), store.latestTime(conv.id) + 1)).toISOString();
     return {
       id: null,
@@ -69,13 +69,14 @@ export function init({
       from: conv.ourNumber ?? null,
       to: conv.contact?.phone ?? null,
       body,
-      media: [],
+      // The pictures as the agent picked them (object URLs) until the server's replace them.
+      media: pictures.map((p) => ({ url: p.localUrl, contentType: p.contentType, localUrl: p.localUrl })),
       status: direction === 'note' ? 'note' : 'pending',
       errorCode: null,
       errorMessage: null,
       twilioSid: null,
       agentId: agentId() ?? null,
-      segments: direction === 'note' ? 0 : countSegments(body).segments,
+      segments: direction === 'note' ? 0 : Math.max(countSegments(body).segments, pictures.length ? 1 : 0),
       createdAt: at,
       updatedAt: at,
       seq: null,
@@ -132,8 +133,8 @@ export function init({
     }
   }
 
-  function enqueue(conv, body, kind, path, payload) {
-    const local = makeLocal(conv, body, payload.clientId, kind === 'note' ? 'note' : 'outbound');
+  function enqueue(conv, body, kind, path, payload, pictures = []) {
+    const local = makeLocal(conv, body, payload.clientId, kind === 'note' ? 'note' : 'outbound', pictures);
     store.upsertMessage(local);
     onQueued();
     invalidate('list', 'thread');
@@ -141,10 +142,15 @@ export function init({
   }
 
   return {
-    /** Send a new message in `conv`; resolves when the server has it (or refused it). */
-    send(conv, body) {
+    /**
+     * Send a new message in `conv`, with `pictures` (uploaded: {id, contentType, localUrl}); resolves when
+     * the server has it (or refused it).
+     */
+    send(conv, body, pictures = []) {
       const clientId = newId();
-      return enqueue(conv, body, 'send', '/api/crm/sms/send', { conversationId: conv.id, body, clientId });
+      const payload = { conversationId: conv.id, body, clientId };
+      if (pictures.length) payload.mediaIds = pictures.map((p) => p.id);
+      return enqueue(conv, body, 'send', '/api/crm/sms/send', payload, pictures);
     },
 
     /** Add a note to `conv` (only agents see it); resolves when the server has it (or refused it). */

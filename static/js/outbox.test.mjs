@@ -195,3 +195,22 @@ test('stop() ends the retries: nothing is posted afterwards', async () => {
   await done;
   assert.equal(t.posts.length, 1);
 });
+
+test('a send with pictures posts their ids and shows them from the files until the server has them', async () => {
+  const t = setup({
+    answer: (path, body) =>
+      accepted(body.body, body.clientId, {
+        media: [{ url: '/api/crm/sms/messages/100/media/0', contentType: 'image/png' }],
+      }),
+  });
+  const pictures = [{ id: '42', contentType: 'image/png', localUrl: 'blob:page/1' }];
+  const done = t.outbox.send(t.store.conversations.get('1'), '', pictures);
+  const bubble = t.store.getMessage('c:client-1');
+  assert.deepEqual(bubble.media, [{ url: 'blob:page/1', contentType: 'image/png', localUrl: 'blob:page/1' }]);
+  assert.equal(bubble.segments, 1, 'a picture without text is one message');
+  assert.deepEqual(t.posts[0].body, { conversationId: '1', body: '', clientId: 'client-1', mediaIds: ['42'] });
+  await done;
+  assert.deepEqual(t.store.getMessage('c:client-1').media, [
+    { url: '/api/crm/sms/messages/100/media/0', contentType: 'image/png' },
+  ]);
+});

@@ -15,8 +15,9 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::helpers::{
-    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, RedisServer, ServerProcess, Socket,
-    SocketAuth, ci, free_port, new_sid, post_signed, read, wait_until, with_database,
+    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, Part, RedisServer, ServerProcess,
+    Socket, SocketAuth, ci, free_port, jpeg, multipart, new_sid, post_signed, read, wait_until,
+    with_database,
 };
 
 const TEMPLATE: &str = include_str!("../../deploy/nginx.conf.template");
@@ -308,6 +309,41 @@ async fn two_instances_behind_nginx() {
             socket
                 .next_where("message:status", |s| s["id"] == id && s["status"] == status)
                 .await;
+        }
+
+        // A picture over nginx's 1 MB for other bodies is uploaded through it, and Twilio
+        // fetches it through it, from whichever instance answers.
+        let picture = jpeg(3 * 1024 * 1024);
+        let (content_type, body) = multipart(&[Part::file("photo.jpg", "image/jpeg", &picture)]);
+        let (status, upload) = read(
+            http.post(format!("{lb}/api/crm/sms/uploads"))
+                .bearer_auth(&token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "a 3 MB upload through nginx: {upload}");
+        let (status, mms) = read(
+            http.post(format!("{lb}/api/crm/sms/send"))
+                .bearer_auth(&token)
+                .json(&json!({"conversationId": conversation, "body": "", "mediaIds": [upload["id"]], "clientId": "c-2"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 202, "{mms}");
+        let link = wait_until("Twilio to take the picture", async || {
+            fake.state.media_urls.lock().unwrap().get(1).and_then(|u| u.first().cloned())
+        })
+        .await;
+        for _ in 0..2 {
+            let r = http.get(link.replace(PUBLIC_URL, &lb)).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{link} through nginx");
+            assert_eq!(r.bytes().await.unwrap().len(), picture.len());
         }
 
         // Where the page's sync stands now.

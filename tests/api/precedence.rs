@@ -85,6 +85,7 @@ impl Desk {
             segments: 1,
             retry_of: None,
             assign: false,
+            media: Vec::new(),
         };
         match self.store.insert_outbound(&new).await.unwrap() {
             Outbound::Created(created) => created.message,

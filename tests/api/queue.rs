@@ -73,6 +73,7 @@ async fn queued(store: &Store, n: usize) -> (AgentId, Vec<MessageId>) {
             segments: 1,
             retry_of: None,
             assign: false,
+            media: Vec::new(),
         };
         match store.insert_outbound(&new).await.unwrap() {
             Outbound::Created(m) => ids.push(m.message.id),

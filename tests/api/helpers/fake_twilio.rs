@@ -89,6 +89,8 @@ pub enum Fetched {
 pub struct FakeState {
     /// Every create request received, with when it came.
     pub sent: Mutex<Vec<HashMap<String, String>>>,
+    /// The `MediaUrl`s of every create request received, in the order of `sent`.
+    pub media_urls: Mutex<Vec<Vec<String>>>,
     pub sent_at: Mutex<Vec<Instant>>,
     /// How long each create takes to answer.
     pub delay: Mutex<Duration>,
@@ -173,6 +175,11 @@ impl FakeTwilio {
         self.state.sent.lock().unwrap().len()
     }
 
+    /// The `MediaUrl`s of the `n`th create received.
+    pub fn media_urls(&self, n: usize) -> Vec<String> {
+        self.state.media_urls.lock().unwrap()[n].clone()
+    }
+
     /// How many messages Twilio took (what a phone would receive).
     pub fn accepted_count(&self) -> usize {
         self.state.accepted.lock().unwrap().len()
@@ -241,8 +248,14 @@ async fn fake_create(
     State(state): State<Arc<FakeState>>,
     Path(account): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
+    let media_urls: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "MediaUrl")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let form: HashMap<String, String> = params.into_iter().collect();
     if account != FAKE_ACCOUNT || !basic_ok(&headers) {
         return (
             StatusCode::UNAUTHORIZED,
@@ -251,6 +264,7 @@ async fn fake_create(
             .into_response();
     }
     state.sent.lock().unwrap().push(form.clone());
+    state.media_urls.lock().unwrap().push(media_urls);
     state.sent_at.lock().unwrap().push(Instant::now());
     let script = state
         .script

@@ -6,6 +6,7 @@
 //! - [`fake_twilio`]: the fake Messages API and media server,
 //! - [`db`]: a fresh database per test, SQLite or PostgreSQL,
 //! - [`process`]: the server as its own process, for `kill -9`,
+//! - [`pictures`]: pictures to upload, and multipart bodies,
 //! - [`redis`]: a private `redis-server` per test, for several instances,
 //!
 //! and here: running a test on a backend ([`on_both_backends!`]) and waiting ([`wait_until`]).
@@ -13,6 +14,7 @@
 mod app;
 mod db;
 mod fake_twilio;
+mod pictures;
 mod process;
 mod redis;
 mod socket;
@@ -28,6 +30,7 @@ pub use db::{Backend, ci, with_database};
 pub use fake_twilio::{
     FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script, post_signed,
 };
+pub use pictures::{FIVE_MB, GIF, PNG, Part, jpeg, multipart};
 pub use process::ServerProcess;
 pub use redis::{RedisClient, RedisServer};
 pub use socket::{Socket, SocketAuth};
