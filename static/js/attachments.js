@@ -151,7 +151,8 @@ export function init({ toast, onChange = () => {}, onAuthError = () => false, xh
   });
   textarea.addEventListener('paste', (e) => {
     const files = imageFiles(e.clipboardData?.files);
-    if (!files.length) return;
+    // Not while pictures are off (a note, an opted-out contact): the paste stays text.
+    if (!files.length || button.disabled) return;
     e.preventDefault();
     add(files);
   });
