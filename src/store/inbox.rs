@@ -105,6 +105,14 @@ pub enum NoteOutcome {
     ClientIdReused,
 }
 
+/// How many of an agent's conversations have this status and assignee.
+#[derive(sqlx::FromRow)]
+struct CountRow {
+    status: ConversationStatus,
+    assignee_id: Option<AgentId>,
+    n: i64,
+}
+
 impl Store {
     /// Applies `edit` to the conversation (which the caller may see), for everyone who holds
     /// its number.
@@ -193,23 +201,27 @@ impl Store {
     /// conversations in the index `(our_number, status, assignee_id)`, by status and assignee.
     #[tracing::instrument(skip_all, err)]
     pub async fn inbox_counts(&self, agent: AgentId) -> StoreResult<InboxCounts> {
-        let groups: Vec<(ConversationStatus, Option<AgentId>, i64)> =
-            on_pool!(&self.reader, |db| {
-                sqlx::query_as(
-                    "SELECT c.status, c.assignee_id, COUNT(*) FROM agent_numbers an \
+        let groups: Vec<CountRow> = on_pool!(&self.reader, |db| {
+            sqlx::query_as(
+                "SELECT c.status, c.assignee_id, COUNT(*) AS n FROM agent_numbers an \
                  JOIN conversations c ON c.our_number = an.number \
                  WHERE an.agent_id = $1 GROUP BY c.status, c.assignee_id",
-                )
-                .bind(agent)
-                .fetch_all(db)
-                .await
-            })?;
+            )
+            .bind(agent)
+            .fetch_all(db)
+            .await
+        })?;
         let mut counts = InboxCounts::default();
-        for (status, assignee, n) in groups {
+        for CountRow {
+            status,
+            assignee_id,
+            n,
+        } in groups
+        {
             match status {
                 ConversationStatus::Open => {
                     counts.open += n;
-                    match assignee {
+                    match assignee_id {
                         None => counts.unassigned += n,
                         Some(a) if a == agent => counts.mine += n,
                         Some(_) => {}
