@@ -185,8 +185,10 @@ const socket = initSocket({
   onAuthError,
   listeners: {
     'message:new': (m) => {
+      // The server announces a message again when Twilio retries its webhook: one beep.
+      const known = m?.id != null && store.idToKey.has(String(m.id));
       inbox.ingest(m, { live: true });
-      notify.onMessage(m);
+      if (!known) notify.onMessage(m);
       views.requestCounts();
     },
     'message:status': inbox.onStatus,
