@@ -7,12 +7,14 @@
 //! - [`db`]: a fresh database per test, SQLite or PostgreSQL,
 //! - [`process`]: the server as its own process, for `kill -9`,
 //! - [`redis`]: a private `redis-server` per test, for several instances,
+//! - [`nginx`]: nginx with `deploy/`'s configuration in front of two instances,
 //!
 //! and here: running a test on a backend ([`on_both_backends!`]) and waiting ([`wait_until`]).
 
 mod app;
 mod db;
 mod fake_twilio;
+mod nginx;
 mod process;
 mod redis;
 mod socket;
@@ -28,6 +30,7 @@ pub use db::{Backend, ci, with_database};
 pub use fake_twilio::{
     FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script, post_signed,
 };
+pub use nginx::{Nginx, nginx_binary};
 pub use process::ServerProcess;
 pub use redis::{RedisClient, RedisServer};
 pub use socket::{Socket, SocketAuth};
