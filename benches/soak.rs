@@ -5,11 +5,15 @@
 //! `cargo bench --bench soak`; `SOAK_MINUTES` (30), `SOAK_RATE` (webhooks a second, 300),
 //! `SOAK_SOCKETS` (1000), `SOAK_SEND_EVERY_MS` (1000), `SOAK_RSS_EVERY_S` (30).
 
+#[path = "../tests/soak/client.rs"]
+mod client;
 #[path = "../tests/soak/harness.rs"]
 mod harness;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/api/helpers/mod.rs"]
 mod helpers;
+#[path = "../tests/soak/postgres.rs"]
+mod postgres;
 
 use std::time::Duration;
 

@@ -7,11 +7,15 @@
 //! Needs `nginx`, `redis-server` and PostgreSQL's `initdb`; without one of them it says so and
 //! is skipped, except under `CI`, where that is a failure.
 
+#[path = "soak/client.rs"]
+mod client;
 #[path = "soak/harness.rs"]
 mod harness;
 #[allow(dead_code, unused_imports)]
 #[path = "api/helpers/mod.rs"]
 mod helpers;
+#[path = "soak/postgres.rs"]
+mod postgres;
 
 use std::time::Duration;
 

@@ -10,31 +10,27 @@
 //! `resync` to recover the rest. Each webhook is retried with its `MessageSid` until it is
 //! answered `2xx`, as Twilio retries; each send with its `clientId` until it is taken.
 
-use std::ffi::OsStr;
 use std::fmt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message as Frame;
 
+use crate::client::{Client, socket, syncing};
 use crate::helpers::{
     FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, Nginx, PUBLIC_URL, RedisServer, ServerProcess, ci,
-    free_port, new_sid, nginx_binary, post_signed, wait_until_within,
+    new_sid, nginx_binary, post_signed, wait_until_within,
 };
+use crate::postgres::{Postgres, postgres_bin_dir};
 
 /// One agent's sockets at most: under the default `MAX_SOCKETS_PER_AGENT` even if they all
 /// land on one instance.
 const SOCKETS_PER_AGENT: usize = 50;
 /// Twilio retries a webhook it got no `2xx` for; the page waits before it reconnects.
-const RETRY_AFTER: Duration = Duration::from_millis(500);
+pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// How long the run may take, once the load stops, to settle: every webhook answered, every
 /// send delivered, every socket caught up.
 const SETTLE_WITHIN: Duration = Duration::from_secs(120);
@@ -412,12 +408,12 @@ pub async fn run(config: Config) -> Option<Report> {
 }
 
 /// What every task shares.
-struct Ctx {
-    http: reqwest::Client,
+pub struct Ctx {
+    pub http: reqwest::Client,
     /// nginx's address: everything goes through it.
-    lb: String,
-    agents: usize,
-    tokens: Vec<String>,
+    pub lb: String,
+    pub agents: usize,
+    pub tokens: Vec<String>,
     counts: Counts,
 }
 
@@ -606,290 +602,5 @@ async fn sample_rss(
             .unwrap()
             .push((started.elapsed().as_secs_f64(), a, b));
         tokio::time::sleep(every).await;
-    }
-}
-
-/// One socket's state: the inbound messages of its agent it saw, as bits by the message's
-/// place among its agent's (`n / agents`), live and through `sync`.
-struct Client {
-    agent: usize,
-    live: Mutex<Vec<u64>>,
-    synced: Mutex<Vec<u64>>,
-    cursor: Mutex<i64>,
-    connects: AtomicU64,
-    sync_wanted: Notify,
-}
-
-impl Client {
-    fn new(agent: usize) -> Self {
-        Self {
-            agent,
-            live: Mutex::default(),
-            synced: Mutex::default(),
-            cursor: Mutex::new(0),
-            connects: AtomicU64::new(0),
-            sync_wanted: Notify::new(),
-        }
-    }
-
-    /// Marks `message` if it is one of the load's inbound messages.
-    fn mark(&self, bits: &Mutex<Vec<u64>>, agents: usize, message: &Value) {
-        let Some(n) = message["body"]
-            .as_str()
-            .and_then(|b| b.strip_prefix("in "))
-            .and_then(|n| n.parse::<usize>().ok())
-        else {
-            return;
-        };
-        let i = n / agents;
-        let mut bits = bits.lock().unwrap();
-        if bits.len() <= i / 64 {
-            bits.resize(i / 64 + 1, 0);
-        }
-        bits[i / 64] |= 1 << (i % 64);
-    }
-
-    fn count(&self, expected: usize, agents: usize) -> SocketCount {
-        let live = self.live.lock().unwrap();
-        let synced = self.synced.lock().unwrap();
-        let bit =
-            |bits: &[u64], i: usize| bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0);
-        let (mut l, mut r, mut m) = (0, 0, 0);
-        let mut missed = Vec::new();
-        for i in 0..expected {
-            match (bit(&live, i), bit(&synced, i)) {
-                (true, _) => l += 1,
-                (false, true) => r += 1,
-                (false, false) => {
-                    m += 1;
-                    if missed.len() < 10 {
-                        missed.push(i * agents + self.agent);
-                    }
-                }
-            }
-        }
-        SocketCount {
-            live: l,
-            recovered: r,
-            missing: m,
-            connects: self.connects.load(Ordering::SeqCst),
-            missed,
-        }
-    }
-}
-
-/// A socket of `client`'s agent through nginx, connected again whenever it drops.
-async fn socket(ctx: Arc<Ctx>, client: Arc<Client>) {
-    let url = format!(
-        "{}/socket.io/?EIO=4&transport=websocket",
-        ctx.lb.replacen("http", "ws", 1)
-    );
-    let auth = format!("40{}", json!({"token": ctx.tokens[client.agent]}));
-    loop {
-        if let Ok(Ok((mut ws, _))) = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio_tungstenite::connect_async(&url),
-        )
-        .await
-        {
-            while let Some(Ok(frame)) = ws.next().await {
-                let Frame::Text(text) = frame else {
-                    continue;
-                };
-                let text = text.as_str();
-                if text.starts_with('0') {
-                    if ws.send(Frame::text(auth.clone())).await.is_err() {
-                        break;
-                    }
-                } else if text.starts_with("40") {
-                    client.connects.fetch_add(1, Ordering::SeqCst);
-                    client.sync_wanted.notify_one();
-                } else if text == "2" {
-                    if ws.send(Frame::text("3")).await.is_err() {
-                        break;
-                    }
-                } else if let Some(event) = text.strip_prefix("42") {
-                    let Ok(Value::Array(event)) = serde_json::from_str::<Value>(event) else {
-                        continue;
-                    };
-                    match event.first().and_then(Value::as_str) {
-                        Some("message:new") => {
-                            client.mark(&client.live, ctx.agents, &event[1]);
-                        }
-                        Some("resync") => client.sync_wanted.notify_one(),
-                        _ => {}
-                    }
-                } else {
-                    // A refused handshake (44), a disconnect (41) or a close (1).
-                    break;
-                }
-            }
-        }
-        let pause = rand::random::<u64>() % 1000;
-        tokio::time::sleep(RETRY_AFTER + Duration::from_millis(pause)).await;
-    }
-}
-
-/// `sync` from the client's cursor, page by page, whenever its socket (re)connects or is
-/// told to `resync`, as `static/js/sync.js` does; retried until it reaches the end.
-async fn syncing(ctx: Arc<Ctx>, client: Arc<Client>) {
-    loop {
-        client.sync_wanted.notified().await;
-        loop {
-            let since = *client.cursor.lock().unwrap();
-            let answer = ctx
-                .http
-                .get(format!(
-                    "{}/api/crm/sms/sync?since={since}&limit=1000",
-                    ctx.lb
-                ))
-                .bearer_auth(&ctx.tokens[client.agent])
-                .send()
-                .await;
-            let page: Option<Value> = match answer {
-                Ok(r) if r.status() == 200 => r.json().await.ok(),
-                _ => None,
-            };
-            let Some(page) = page else {
-                tokio::time::sleep(RETRY_AFTER).await;
-                continue;
-            };
-            for m in page["messages"].as_array().into_iter().flatten() {
-                client.mark(&client.synced, ctx.agents, m);
-            }
-            *client.cursor.lock().unwrap() = page["cursor"].as_i64().unwrap_or(since);
-            if page["hasMore"] != true {
-                break;
-            }
-        }
-    }
-}
-
-/// The directory of PostgreSQL's `initdb` and `pg_ctl`: Debian's newest, or the PATH's.
-fn postgres_bin_dir() -> Option<PathBuf> {
-    let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|bin| bin.join("initdb").is_file())
-        .collect();
-    debian.sort_by_key(|p| {
-        p.parent()
-            .and_then(|v| v.file_name())
-            .and_then(|v| v.to_str()?.parse::<u32>().ok())
-    });
-    debian.pop().or_else(|| {
-        std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .find(|dir| dir.join("initdb").is_file())
-    })
-}
-
-/// A PostgreSQL cluster of the soak's own, in a temp dir on a free port (never the machine's:
-/// other tests use it), which the soak may restart. PostgreSQL refuses to run as root, so as
-/// root it runs as the `postgres` user.
-struct Postgres {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Postgres {
-    fn start(bin: PathBuf) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let pg = Self {
-            bin,
-            dir,
-            port: free_port(),
-        };
-        if pg.as_root() {
-            let owned = Command::new("chown")
-                .arg("postgres:")
-                .arg(pg.dir.path())
-                .status()
-                .unwrap();
-            assert!(owned.success(), "chown the cluster's dir to postgres");
-        }
-        let data = pg.data();
-        pg.run(
-            "initdb",
-            &[
-                "-U".as_ref(),
-                "postgres".as_ref(),
-                "--auth=trust".as_ref(),
-                "--no-sync".as_ref(),
-                "-D".as_ref(),
-                data.as_os_str(),
-            ],
-        );
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            pg.port,
-            pg.dir.path().display()
-        );
-        pg.pg_ctl(&["-o", &options, "start"]);
-        pg
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    /// `pg_ctl restart -m fast`: every connection is cut, and it is back on the same port.
-    fn restart(&self) {
-        self.pg_ctl(&["-m", "fast", "restart"]);
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn as_root(&self) -> bool {
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-    }
-
-    /// `pg_ctl -w` on the cluster, its log in the temp dir.
-    fn pg_ctl(&self, args: &[&str]) {
-        let (data, log) = (self.data(), self.dir.path().join("log"));
-        let mut all: Vec<&OsStr> = vec!["-w".as_ref(), "-D".as_ref(), data.as_os_str()];
-        all.extend(["-l".as_ref(), log.as_os_str()]);
-        all.extend(args.iter().map(|a| OsStr::new(a)));
-        self.run("pg_ctl", &all);
-    }
-
-    /// One of PostgreSQL's programs, as `postgres` when root.
-    fn command(&self, program: &str) -> Command {
-        let program = self.bin.join(program);
-        if self.as_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        }
-    }
-
-    /// Runs one of PostgreSQL's programs, which must succeed.
-    fn run(&self, program: &str, args: &[&OsStr]) {
-        let mut cmd = self.command(program);
-        let status = cmd.args(args).stdout(Stdio::null()).status().unwrap();
-        assert!(status.success(), "{cmd:?}");
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = self
-            .command("pg_ctl")
-            .args(["-w", "-m", "immediate", "stop", "-D"])
-            .arg(self.data())
-            .stdout(Stdio::null())
-            .status();
     }
 }
