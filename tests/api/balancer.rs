@@ -7,112 +7,21 @@
 //! so and is skipped, except under `CI`, where that is a failure.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::helpers::{
-    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, Part, RedisServer, ServerProcess,
-    Socket, SocketAuth, ci, free_port, jpeg, multipart, new_sid, post_signed, read, wait_until,
-    with_database,
+    Backend, FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, Nginx, PUBLIC_URL, Part, RedisServer,
+    ServerProcess, Socket, SocketAuth, ci, jpeg, multipart, new_sid, nginx_binary, post_signed,
+    read, wait_until, with_database,
 };
 
-const TEMPLATE: &str = include_str!("../../deploy/nginx.conf.template");
 /// The page's promise: a socket whose instance dies is back within this time.
 const RECONNECT_WITHIN: Duration = Duration::from_secs(2);
 const NUMBER: &str = "+15550001000";
-
-/// `nginx` on the PATH or where Debian puts it.
-fn nginx_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.is_file())
-}
-
-/// nginx running `deploy/nginx.conf.template`, rendered for these ports, inside an `http`
-/// block of the test's own (its pid, logs and temp files in a temp dir).
-struct Nginx {
-    child: Child,
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Nginx {
-    async fn start(binary: &Path, upstreams: [u16; 2]) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let site = TEMPLATE
-            .replace(
-                "${SMSDESK_UPSTREAM_1}",
-                &format!("127.0.0.1:{}", upstreams[0]),
-            )
-            .replace(
-                "${SMSDESK_UPSTREAM_2}",
-                &format!("127.0.0.1:{}", upstreams[1]),
-            )
-            .replace("${NGINX_LISTEN}", &format!("127.0.0.1:{port}"));
-        assert!(
-            !site
-                .lines()
-                .any(|l| !l.trim_start().starts_with('#') && l.contains("${")),
-            "every placeholder of the template is filled in"
-        );
-        let d = dir.path().display();
-        std::fs::write(dir.path().join("smsdesk.conf"), site).unwrap();
-        std::fs::write(
-            dir.path().join("nginx.conf"),
-            format!(
-                "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-                 events {{ worker_connections 1024; }}\n\
-                 http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
-                 proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
-                 uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
-                 include {d}/smsdesk.conf;\n}}\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new(binary)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start nginx");
-        let url = format!("http://127.0.0.1:{port}");
-        let nginx = Nginx { child, dir, url };
-        wait_until("nginx to listen", async || {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
-        nginx
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An instance with everything but its port: the test's database, Redis and fake Twilio.
 fn instance(database_url: &str, redis_url: &str, fake: &FakeTwilio) -> ServerProcess {
@@ -219,7 +128,7 @@ async fn two_instances_behind_nginx() {
         let fake = FakeTwilio::start().await;
         let mut a = instance(&database_url, &redis.url(), &fake);
         let mut b = instance(&database_url, &redis.url(), &fake);
-        let nginx = Nginx::start(&nginx_bin, [port(&a), port(&b)]).await;
+        let nginx = Nginx::start(&nginx_bin, [port(&a), port(&b)], 1024).await;
         let lb = nginx.url.clone();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -434,7 +343,7 @@ async fn a_rolling_restart_behind_nginx_answers_every_callback() {
         let fake = FakeTwilio::start().await;
         let mut a = instance(&database_url, &redis.url(), &fake);
         let mut b = instance(&database_url, &redis.url(), &fake);
-        let nginx = Nginx::start(&nginx_bin, [port(&a), port(&b)]).await;
+        let nginx = Nginx::start(&nginx_bin, [port(&a), port(&b)], 1024).await;
         let lb = nginx.url.clone();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))

@@ -8,12 +8,14 @@
 //! - [`process`]: the server as its own process, for `kill -9`,
 //! - [`pictures`]: pictures to upload, and multipart bodies,
 //! - [`redis`]: a private `redis-server` per test, for several instances,
+//! - [`nginx`]: nginx with `deploy/`'s configuration in front of two instances,
 //!
 //! and here: running a test on a backend ([`on_both_backends!`]) and waiting ([`wait_until`]).
 
 mod app;
 mod db;
 mod fake_twilio;
+mod nginx;
 mod pictures;
 mod process;
 mod redis;
@@ -30,6 +32,7 @@ pub use db::{Backend, ci, with_database};
 pub use fake_twilio::{
     FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script, post_signed,
 };
+pub use nginx::{Nginx, nginx_binary};
 pub use pictures::{FIVE_MB, GIF, PNG, Part, jpeg, multipart};
 pub use process::ServerProcess;
 pub use redis::{RedisClient, RedisServer};

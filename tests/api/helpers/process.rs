@@ -66,6 +66,15 @@ impl ServerProcess {
         .await;
     }
 
+    /// The process id while it runs (for its memory in `/proc`).
+    #[allow(
+        dead_code,
+        reason = "the soak (tests/soak.rs) reads it, the api tests do not"
+    )]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("SIGKILL");
