@@ -50,7 +50,7 @@ import {
 } from './lib.mjs';
 
 
-test('a. sign in through the form → /agent/messages, Live badge, the Node original's console lines', { timeout: 45_000 }, async () => {
+test('a. sign in through the form → /agent/messages, Live badge, the Node original’s console lines', { timeout: 45_000 }, async () => {
   await withServer('a login live badge', async ({ server, page, rec }) => {
     // Without a session the inbox sends us to the sign-in page.
     await page.goto(`${server.base}/agent/messages`);
