@@ -197,15 +197,17 @@ impl Store {
         Ok(changes)
     }
 
-    /// How many of `agent`'s conversations each view holds: one pass over the agent's
-    /// conversations in the index `(our_number, status, assignee_id)`, by status and assignee.
+    /// How many of `agent`'s conversations each view holds: the sum of the counters of the
+    /// agent's numbers by status and assignee, which triggers keep in every write's transaction
+    /// (`migrations/*/0016_inbox_counts.sql`).
     #[tracing::instrument(skip_all, err)]
     pub async fn inbox_counts(&self, agent: AgentId) -> StoreResult<InboxCounts> {
         let groups: Vec<CountRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(
-                "SELECT c.status, c.assignee_id, COUNT(*) AS n FROM agent_numbers an \
-                 JOIN conversations c ON c.our_number = an.number \
-                 WHERE an.agent_id = $1 GROUP BY c.status, c.assignee_id",
+                "SELECT cc.status, NULLIF(cc.assignee_key, 0) AS assignee_id, \
+                 CAST(SUM(cc.n) AS BIGINT) AS n FROM agent_numbers an \
+                 JOIN conversation_counts cc ON cc.our_number = an.number \
+                 WHERE an.agent_id = $1 GROUP BY cc.status, cc.assignee_key",
             )
             .bind(agent)
             .fetch_all(db)

@@ -22,6 +22,7 @@ on_both_backends! {
     losing_the_number_or_being_disabled_unassigns: Simulator,
     sync_returns_the_conversations_that_changed: Simulator,
     concurrent_changes_end_where_the_events_say: Simulator,
+    the_counters_match_the_conversations_after_concurrent_writes: Simulator,
 }
 
 const CONTACT: &str = "+14155550901";
@@ -349,6 +350,58 @@ async fn concurrent_changes_end_where_the_events_say(app: TestApp) {
     let counts = counts(&app, &alice).await;
     assert_eq!(
         counts,
+        counted(&app, &alice).await,
+        "the counts are what the lists hold"
+    );
+}
+
+/// Rows on which the trigger-kept counters and a fresh count of the conversations disagree.
+const COUNTERS_OFF: &str = "SELECT \
+    (SELECT COUNT(*) FROM (SELECT our_number, status, assignee_key, n FROM conversation_counts \
+       WHERE n <> 0 EXCEPT SELECT our_number, status, COALESCE(assignee_id, 0), COUNT(*) \
+       FROM conversations GROUP BY our_number, status, COALESCE(assignee_id, 0)) AS extra) + \
+    (SELECT COUNT(*) FROM (SELECT our_number, status, COALESCE(assignee_id, 0), COUNT(*) \
+       FROM conversations GROUP BY our_number, status, COALESCE(assignee_id, 0) \
+       EXCEPT SELECT our_number, status, assignee_key, n FROM conversation_counts) AS missing)";
+
+async fn the_counters_match_the_conversations_after_concurrent_writes(app: TestApp) {
+    let alice = app.agent("alice@example.com", &[SHARED, OTHER]).await;
+    let bob = app.agent("bob@example.com", &[SHARED]).await;
+    let contacts: Vec<String> = (0..4).map(|i| format!("+1415555071{i}")).collect();
+    let mut ids = Vec::new();
+    for contact in &contacts {
+        app.inbound(contact, SHARED, "hi").await;
+        ids.push(app.conversation(&alice, contact).await);
+    }
+    for round in 0..6 {
+        let edits = ids.iter().enumerate().map(|(i, id)| {
+            let edit = match (i + round) % 4 {
+                0 => json!({"assigneeId": bob.id}),
+                1 => json!({"status": "closed"}),
+                2 => snooze_for(Duration::days(1)),
+                _ => json!({"assigneeId": null, "status": "open"}),
+            };
+            let (app, alice) = (&app, &alice);
+            async move { patch(app, alice, id, edit).await.0 }
+        });
+        let client_id = format!("c-{round}");
+        let send = app.send(&bob, &ids[round % ids.len()], "reply", &client_id);
+        let fresh = format!("+1415555072{round}");
+        let inbound = futures_util::future::join3(
+            app.inbound(&contacts[round % contacts.len()], SHARED, "again"),
+            app.inbound(&fresh, SHARED, "new"),
+            app.inbound(&fresh, OTHER, "new elsewhere"),
+        );
+        let (codes, (sent, _), _) =
+            tokio::join!(futures_util::future::join_all(edits), send, inbound);
+        assert!(
+            codes.iter().all(|c| *c == 200) && sent == 202,
+            "{codes:?} {sent}"
+        );
+    }
+    assert_eq!(app.scalar(COUNTERS_OFF).await, 0, "the counters drifted");
+    assert_eq!(
+        counts(&app, &alice).await,
         counted(&app, &alice).await,
         "the counts are what the lists hold"
     );
