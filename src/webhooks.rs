@@ -295,12 +295,6 @@ async fn store_inbound(state: AppState, msg: NewInbound) -> AppResult<bool> {
         }
         None => {
             tracing::info!(sid = %sid, "inbound message already stored; Twilio retried");
-            // The first delivery may have been stored by an instance that died before it
-            // announced it (Twilio retries what got no answer): announce it again. Pages
-            // merge a message they hold by its id.
-            if let Some(stored) = state.services.store.inbound_by_sid(&sid).await? {
-                state.services.events.message(&stored).await;
-            }
             Ok(false)
         }
     }

@@ -185,10 +185,8 @@ const socket = initSocket({
   onAuthError,
   listeners: {
     'message:new': (m) => {
-      // The server announces a message again when Twilio retries its webhook: one beep.
-      const known = m?.id != null && store.idToKey.has(String(m.id));
       inbox.ingest(m, { live: true });
-      if (!known) notify.onMessage(m);
+      notify.onMessage(m);
       views.requestCounts();
     },
     'message:status': inbox.onStatus,

@@ -6,10 +6,7 @@ use super::rows::{
     ConversationRow, ListedRow, MessageRow, conversation_page, conversation_select,
     message_columns, visible_to,
 };
-use super::{
-    AssigneeFilter, Audience, ConversationList, ListFilter, MessageChange, MessageEvent, Page,
-    Store, StoreResult,
-};
+use super::{AssigneeFilter, Audience, ConversationList, ListFilter, Page, Store, StoreResult};
 use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId};
 
 /// A page of the conversations assigned to agent `$4` among those agent `$1` sees: one walk
@@ -236,34 +233,6 @@ impl Store {
                 .await
         })?;
         Ok(Audience::new(agents))
-    }
-
-    /// The inbound message Twilio sent as `sid`, as a new message for its conversation's
-    /// audience now: what a webhook retried after its first delivery announces again.
-    #[tracing::instrument(skip_all, err)]
-    pub async fn inbound_by_sid(&self, sid: &str) -> StoreResult<Option<MessageChange>> {
-        let mut tx = self.reader.begin().await?;
-        let id: Option<MessageId> = on_tx!(&mut tx, |db| {
-            sqlx::query_scalar(
-                "SELECT id FROM messages WHERE twilio_sid = $1 AND direction = 'inbound'",
-            )
-            .bind(sid)
-            .fetch_optional(db)
-            .await
-        })?;
-        let Some(id) = id else {
-            return Ok(None);
-        };
-        let message = message_by_id(&mut tx, id).await?;
-        let conversation = conversation_by_id(&mut tx, message.conversation_id).await?;
-        let audience = audience(&mut tx, message.conversation_id).await?;
-        tx.commit().await?;
-        Ok(Some(MessageChange {
-            event: MessageEvent::New,
-            message,
-            conversation: Some(conversation),
-            audience,
-        }))
     }
 
     /// Whether one of our messages has this Twilio sid: recorded, or kept on its job after
