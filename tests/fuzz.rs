@@ -1,6 +1,6 @@
 //! Property tests of everything that reads input from outside and needs no server: phone
 //! numbers, message bodies and their segments, names, search text, shortcuts, client ids,
-//! e-mails, passwords, config values and Twilio's signature. Whatever comes in, each parser
+//! e-mails, passwords, config values, Twilio's signature and the bytes of an uploaded picture. Whatever comes in, each parser
 //! answers a value or an error, never panics, and what it accepts keeps its promises.
 //!
 //! `cargo test` runs a short round (proptest's 256 cases per property). A long run uses the
@@ -9,7 +9,8 @@
 //! `PROPTEST_CASES=50000 cargo test --profile fuzz --test fuzz -- --nocapture`
 //! (docs/reliability.md, "Bad input"). The webhook form, socket payloads and search text
 //! against both databases are fuzzed where they are parsed (`src/webhooks.rs`) and through a
-//! running server (`tests/api/search_input.rs`, `tests/api/socket_input.rs`).
+//! running server (`tests/api/search_input.rs`, `tests/api/socket_input.rs`), as are multipart
+//! uploads (`tests/api/upload_input.rs`).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -19,8 +20,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use smsdesk::config::Settings;
 use smsdesk::domain::{
-    AgentName, ClientId, ContactName, Email, MessageBody, NewAgent, PhoneNumber, SearchText,
-    Shortcut,
+    AgentName, ClientId, ContactName, Email, MessageBody, NewAgent, PhoneNumber, Picture,
+    SearchText, Shortcut,
 };
 use smsdesk::sms::{self, Encoding};
 use smsdesk::text;
@@ -274,6 +275,48 @@ fn signatures_verify_or_not() {
             signature::verify(token, &url, &params, &header),
             header == right
         );
+        Ok(())
+    });
+}
+
+/// A whole 1×1 PNG and GIF, and the smallest whole baseline JPEG: what damage is done to.
+const PICTURES: [&[u8]; 3] = [
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82",
+    b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff!\xf9\x04\x01\0\0\0\0,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;",
+    b"\xff\xd8\xff\xc0\0\x0b\x08\0\x01\0\x01\x01\x01\x11\0\xff\xda\0\x08\x01\x01\0\0?\0\x12\xff\0\x34\xff\xd9",
+];
+
+/// Any bytes are told as a picture or refused, and no picture cut short is taken: what is
+/// taken is sent to the contact's phone as it is.
+#[test]
+fn pictures_are_told_by_their_bytes_or_refused() {
+    for whole in PICTURES {
+        assert!(Picture::sniff(whole).is_ok(), "{whole:?}");
+        for end in 0..whole.len() {
+            assert!(
+                Picture::sniff(&whole[..end]).is_err(),
+                "{whole:?} cut at {end}"
+            );
+        }
+    }
+    let bytes = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..600),
+        (
+            prop::sample::select(PICTURES.to_vec()),
+            any::<prop::sample::Index>(),
+            any::<u8>()
+        )
+            .prop_map(|(p, at, b)| {
+                let mut p = p.to_vec();
+                let i = at.index(p.len());
+                p[i] = b;
+                p
+            }),
+    ];
+    fuzz("pictures", bytes, |bytes| {
+        if let Ok(picture) = Picture::sniff(&bytes) {
+            prop_assert!(picture.content_type().starts_with("image/"));
+        }
         Ok(())
     });
 }

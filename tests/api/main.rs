@@ -38,5 +38,6 @@ mod team_inbox;
 mod team_instances;
 mod team_rules;
 mod upgrade;
+mod upload_input;
 mod uploads;
 mod watermark;
