@@ -410,6 +410,12 @@ async fn time_searches(timer: &Timer, conversations: u64, messages: u64) {
             format!("{}", phone / 100 % 100_000),
             1,
         ),
+        // An area code: in every contact's number.
+        (
+            "search: digits of every number (12021)",
+            "12021".to_owned(),
+            50,
+        ),
         ("search: common word (bench)", "bench".to_owned(), 50),
         (
             "search: two words, rare (number N)",

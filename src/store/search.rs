@@ -55,7 +55,8 @@ struct SearchSql {
     /// in the list's order.
     window: &'static str,
     /// Which of the conversations `$1` are among `$2` or match the parts `$3`–`$5` (a part
-    /// left out is `NULL`).
+    /// left out is `NULL`); on SQLite also those whose name contains `$6` or phone `$7`
+    /// (`LIKE` patterns, see [`Store::phone_check`]).
     check: &'static str,
     /// Agent `$1`'s conversations below `$2` that match any of the parts `$4`–`$6`, at most
     /// `$3`, in the list's order, in the view `$7`–`$9`.
@@ -153,11 +154,19 @@ const SQLITE: SearchSql = SearchSql {
          ORDER BY c.activity DESC, c.id DESC LIMIT $3"
     ),
     // One query of the words index per conversation, with its id: a check per message would
-    // cost a query per message (ten thousand for a long thread).
+    // cost a query per message (ten thousand for a long thread). A text written as a phone
+    // number is compared with the conversation's own name and phone (`$6`, `$7`) instead of
+    // the trigram index: every phone shares its digits' trigrams with every other (an area
+    // code is in all of them), so each lookup of the index by rowid reads through lists as
+    // long as the table, and the name, which holds no such trigrams, is no cheaper there
+    // since a trigram's list is shared by both columns.
     check: "SELECT w.value AS id FROM json_each($1) w \
         WHERE w.value IN (SELECT value FROM json_each($2)) \
           OR ($3 IS NOT NULL AND EXISTS (SELECT 1 FROM conversations_search \
               WHERE conversations_search MATCH $3 AND rowid = w.value)) \
+          OR ($7 IS NOT NULL AND EXISTS (SELECT 1 FROM conversations c WHERE c.id = w.value \
+              AND (replace(c.contact_phone, '+', '') LIKE $7 \
+                OR ($6 IS NOT NULL AND c.contact_name LIKE $6 ESCAPE '\\')))) \
           OR ($4 IS NOT NULL AND EXISTS (SELECT 1 FROM conversations c \
               WHERE c.id = w.value AND c.contact_name LIKE $4 ESCAPE '\\')) \
           OR ($5 IS NOT NULL AND EXISTS (SELECT 1 FROM messages_search \
@@ -457,19 +466,35 @@ impl Store {
                     .await
             })?;
             let ids: Vec<ConversationId> = window_rows.iter().map(|(id, _)| *id).collect();
+            let phone_check = self.phone_check(search, common[0]);
+            if phone_check.is_some() {
+                common[0] = None;
+            }
+            let (name_like, phone_like) = phone_check.unzip();
             let mut found: Vec<ConversationId> = Vec::new();
             for chunk in ids.chunks(page.limit.max(1) as usize) {
                 let wanted = page.limit as usize - found.len();
-                let matched: HashSet<ConversationId> = on_pool!(&self.reader, |db| {
-                    sqlx::query_scalar(sql.check)
-                        .bind(json_ids(chunk))
-                        .bind(&known)
-                        .bind(common[0])
-                        .bind(common[1])
-                        .bind(common[2])
-                        .fetch_all(db)
-                        .await
-                })?
+                let ids = json_ids(chunk);
+                macro_rules! check {
+                    () => {
+                        sqlx::query_scalar(sql.check)
+                            .bind(&ids)
+                            .bind(&known)
+                            .bind(common[0])
+                            .bind(common[1])
+                            .bind(common[2])
+                    };
+                }
+                let matched: HashSet<ConversationId> = match &self.reader {
+                    Pool::Postgres(db) => check!().fetch_all(db).await?,
+                    Pool::Sqlite(db) => {
+                        check!()
+                            .bind(name_like.as_ref().and_then(Option::as_deref))
+                            .bind(phone_like.as_deref())
+                            .fetch_all(db)
+                            .await?
+                    }
+                }
                 .into_iter()
                 .collect();
                 found.extend(chunk.iter().filter(|id| matched.contains(id)).take(wanted));
@@ -496,6 +521,26 @@ impl Store {
         }
 
         Ok(conversation_page(rows, full, sync_from))
+    }
+
+    /// SQLite: for a text written as a phone number whose first part (names and phones) is
+    /// common, the `LIKE` patterns the window's conversations are checked with instead of
+    /// the trigram index: the name's (`None` for a text shorter than a trigram, which the
+    /// second part looks for) and the phone's. The text holds no letter, so the index's
+    /// folding of case and accents changes nothing a `LIKE` would see.
+    fn phone_check(
+        &self,
+        search: &SearchText,
+        common_people: Option<&str>,
+    ) -> Option<(Option<String>, String)> {
+        let Pool::Sqlite(_) = self.reader else {
+            return None;
+        };
+        let digits = search.digits()?;
+        common_people?;
+        let name = (search.text().chars().count() >= 3)
+            .then(|| format!("%{}%", like_literal(search.text())));
+        Some((name, format!("%{digits}%")))
     }
 
     /// `agent`'s conversations below `cursor` that match any of `terms`, at most `limit`, in

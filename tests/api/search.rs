@@ -461,4 +461,20 @@ async fn common_words_page_like_the_list(app: TestApp) {
     let late = search_all(&app, &alice, "late", 50).await;
     assert_eq!(late, expected("late"), "a word of the newest only");
     assert_eq!(late.len(), NEWER);
+
+    // Digits that every contact's phone holds (an area code), and one contact's name.
+    let office = named(&app, &alice, "+14255550100", "Office 14151").await;
+    let all: Vec<i64> = whole_list(&app, &alice)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(all.len(), OLDER + NEWER + 1);
+    assert_eq!(search_all(&app, &alice, "14151", 50).await, all, "14151");
+    let phones: Vec<i64> = all.iter().copied().filter(|id| *id != office).collect();
+    assert_eq!(
+        search_all(&app, &alice, "1 415 1", 50).await,
+        phones,
+        "the phones hold 1 415 1's digits, the name does not hold its text"
+    );
 }
