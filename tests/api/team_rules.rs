@@ -26,6 +26,7 @@ on_both_backends! {
     concurrent_changes_end_where_the_events_say: Simulator,
     the_counters_match_the_conversations_after_concurrent_writes: Simulator,
     moves_of_many_conversations_and_of_one_never_deadlock: Simulator,
+    writers_of_every_kind_leave_the_counts_right: FakeTwilio.settings(|s| s.snooze_check_period = StdDuration::from_millis(100)),
 }
 
 const CONTACT: &str = "+14155550901";
@@ -508,6 +509,11 @@ async fn moves_of_many_conversations_and_of_one_never_deadlock(app: TestApp) {
             "the counts are what the lists hold"
         );
     }
+}
+
+/// One instance's part of `team_instances.rs`'s writers of every kind: every writer on it.
+async fn writers_of_every_kind_leave_the_counts_right(app: TestApp) {
+    crate::team_instances::writers_of_every_kind([&app, &app]).await
 }
 
 /// The counts as the lists show them, each view paged to its end.
