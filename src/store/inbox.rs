@@ -292,25 +292,33 @@ impl Store {
         Ok(())
     }
 
-    /// The enabled agents who share a number with `agent` (`agent` too), by name.
+    /// The enabled agents who share a number with `agent` (`agent` too), by name, each with
+    /// the numbers they share with `agent`.
     #[tracing::instrument(skip_all, err)]
     pub async fn colleagues(&self, agent: AgentId) -> StoreResult<Vec<Colleague>> {
-        let rows: Vec<(AgentId, String)> = on_pool!(&self.reader, |db| {
+        let rows: Vec<(AgentId, String, String)> = on_pool!(&self.reader, |db| {
             sqlx::query_as(
-                "SELECT a.id, a.name FROM agents a WHERE NOT a.disabled AND EXISTS ( \
-                   SELECT 1 FROM agent_numbers theirs JOIN agent_numbers ours \
-                     ON ours.number = theirs.number \
-                   WHERE theirs.agent_id = a.id AND ours.agent_id = $1) \
-                 ORDER BY a.name, a.id",
+                "SELECT a.id, a.name, theirs.number FROM agents a \
+                 JOIN agent_numbers theirs ON theirs.agent_id = a.id \
+                 JOIN agent_numbers ours ON ours.number = theirs.number AND ours.agent_id = $1 \
+                 WHERE NOT a.disabled ORDER BY a.name, a.id, theirs.number",
             )
             .bind(agent)
             .fetch_all(db)
             .await
         })?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name)| Colleague { id, name })
-            .collect())
+        let mut colleagues: Vec<Colleague> = Vec::new();
+        for (id, name, number) in rows {
+            match colleagues.last_mut() {
+                Some(last) if last.id == id => last.numbers.push(number),
+                _ => colleagues.push(Colleague {
+                    id,
+                    name,
+                    numbers: vec![number],
+                }),
+            }
+        }
+        Ok(colleagues)
     }
 
     /// Stores a note in the conversation, once per `clientId` of its author. A note is no
