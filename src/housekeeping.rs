@@ -3,7 +3,8 @@
 //! tells the sockets to catch up after Redis comes back), logs the sending queue's depth
 //! while it is not empty, prunes what has expired (early statuses, login failures, pacing
 //! rows, invites, pictures uploaded and never sent), so those tables stay small, reopens the
-//! conversations whose snooze ran out, and gives memory back once sockets stop coming and going.
+//! conversations whose snooze ran out, folds the changes of the views' counters into them,
+//! and gives memory back once sockets stop coming and going.
 
 use std::time::Duration;
 
@@ -79,6 +80,31 @@ pub async fn wake_snoozed(state: AppState, period: Duration) {
             if (woken.len() as i64) < WAKE_BATCH {
                 break;
             }
+        }
+    }
+}
+
+/// The most changes of the counters one fold takes: far more than a second brings (a move
+/// of a conversation's status or assignee makes two), so a backlog is soon gone.
+const FOLD_BATCH: i64 = 10_000;
+
+/// How often the changes of the views' counters are folded into them: the counts read the
+/// changes not folded yet too, so this only bounds how many they read.
+const FOLD_PERIOD: Duration = Duration::from_secs(1);
+
+/// Every [`FOLD_PERIOD`], folds the changes of the views' counters into them
+/// (`Store::fold_counts`).
+pub async fn fold_counts(state: AppState) {
+    let mut every =
+        tokio::time::interval_at(tokio::time::Instant::now() + FOLD_PERIOD, FOLD_PERIOD);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = state.runtime.shutdown.cancelled() => return,
+        }
+        if let Err(e) = state.services.store.fold_counts(FOLD_BATCH).await {
+            tracing::warn!(error = %e, "could not fold the changes of the counts");
         }
     }
 }

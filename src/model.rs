@@ -378,6 +378,9 @@ pub struct Assignee {
 pub struct Colleague {
     pub id: AgentId,
     pub name: String,
+    /// The numbers they hold that the agent who asked holds too, in order: whom a
+    /// conversation of a number may be assigned to. Never their other numbers.
+    pub numbers: Vec<String>,
 }
 
 /// How many of an agent's conversations each view of the inbox holds

@@ -321,6 +321,7 @@ impl Server {
             state.clone(),
             self.snooze_check_period,
         ));
+        chores.spawn(housekeeping::fold_counts(state.clone()));
         chores.spawn(housekeeping::give_back_memory(state.clone()));
         chores.close();
 

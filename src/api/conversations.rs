@@ -297,7 +297,8 @@ async fn counts(
     Ok(Json(state.services.store.inbox_counts(agent.id).await?))
 }
 
-/// The agents who share a number with the caller (the caller too).
+/// The agents who share a number with the caller (the caller too), each with the numbers
+/// they share.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Colleagues {
     pub agents: Vec<Colleague>,

@@ -28,6 +28,14 @@ pub(super) struct Dialect {
     pub list_conversations: [&'static str; 4],
     /// Whether agent `$1` may be assigned conversation `$2` (see `inbox.rs`).
     pub assignable: &'static str,
+    /// Opens the snoozed conversations whose time came, locking them in order (see `inbox.rs`).
+    pub wake_snoozed: &'static str,
+    /// Unassigns an agent's conversations they may no longer be assigned, locking them in
+    /// order (see `inbox.rs`).
+    pub unassign_lost: &'static str,
+    /// Folds at most `$1` of the counters' changes into the counters, where triggers append
+    /// changes instead of updating the counters (see `inbox.rs`).
+    pub fold_counts: Option<&'static str>,
     /// Claims the first due job of the sending queue (see `queue.rs`).
     pub claim: &'static str,
     /// Makes another first-agent insert wait for this one, where writers are not serialised

@@ -51,6 +51,49 @@ macro_rules! assignable {
 
 pub(super) use assignable;
 
+/// Opens the snoozed conversations whose snooze ran out at `$1`, at most `$2` of them, as
+/// change `$3`; their ids. Like every write of several conversations, it first takes their
+/// locks (`$lock`, where writers are not serialised anyway) in (`our_number`,
+/// `contact_phone`) order, the order of an inbound batch (`inbound.rs`): two such writes
+/// cannot each hold a conversation the other waits for. The UPDATE then only meets rows it
+/// holds, and its triggers lock nothing (`migrations/postgres/0017_count_changes.sql`).
+macro_rules! wake_snoozed_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = $1, ",
+            $crate::store::inbox::touch!("3"),
+            " WHERE id IN (SELECT c.id FROM conversations c WHERE c.id IN ( \
+                 SELECT id FROM conversations WHERE status = 'snoozed' AND snoozed_until <= $1 \
+                 ORDER BY snoozed_until LIMIT $2) \
+               ORDER BY c.our_number, c.contact_phone",
+            $lock,
+            ") AND status = 'snoozed' AND snoozed_until <= $1 RETURNING id"
+        )
+    };
+}
+
+pub(super) use wake_snoozed_sql;
+
+/// Unassigns agent `$1`'s conversations that they may no longer be assigned (all of them
+/// once they are disabled, else those of the numbers they no longer hold) at `$2`, as change
+/// `$3`; their ids. Locks as [`wake_snoozed_sql!`] does.
+macro_rules! unassign_lost_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE conversations SET assignee_id = NULL, updated_at = $2, ",
+            $crate::store::inbox::touch!("3"),
+            " WHERE id IN (SELECT c.id FROM conversations c WHERE c.assignee_id = $1 AND ( \
+                 EXISTS (SELECT 1 FROM agents WHERE id = $1 AND disabled) \
+                 OR c.our_number NOT IN (SELECT number FROM agent_numbers WHERE agent_id = $1)) \
+               ORDER BY c.our_number, c.contact_phone",
+            $lock,
+            ") AND assignee_id = $1 RETURNING id"
+        )
+    };
+}
+
+pub(super) use unassign_lost_sql;
+
 /// What a `PATCH` of a conversation changes; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct ConversationEdit {
@@ -175,22 +218,14 @@ impl Store {
         let at = now();
         let mut tx = self.writer.begin_write().await?;
         let nth = tx.change()?;
+        let wake = tx.dialect().wake_snoozed;
         let woken: Vec<ConversationId> = on_tx!(&mut tx, |db| {
-            sqlx::query_scalar(concat!(
-                "UPDATE conversations SET status = 'open', snoozed_until = NULL, \
-                   updated_at = $1, ",
-                touch!("3"),
-                " WHERE id IN (SELECT id FROM conversations \
-                     WHERE status = 'snoozed' AND snoozed_until <= $1 \
-                   ORDER BY snoozed_until LIMIT $2) \
-                 AND status = 'snoozed' AND snoozed_until <= $1 \
-                 RETURNING id"
-            ))
-            .bind(at)
-            .bind(limit)
-            .bind(nth)
-            .fetch_all(db)
-            .await
+            sqlx::query_scalar(wake)
+                .bind(at)
+                .bind(limit)
+                .bind(nth)
+                .fetch_all(db)
+                .await
         })?;
         let changes = changes_of(&mut tx, &woken).await?;
         tx.commit().await?;
@@ -199,14 +234,17 @@ impl Store {
 
     /// How many of `agent`'s conversations each view holds: the sum of the counters of the
     /// agent's numbers by status and assignee, which triggers keep in every write's transaction
-    /// (`migrations/*/0016_inbox_counts.sql`).
+    /// (`migrations/*/0016_inbox_counts.sql`), and of the changes to them not folded yet
+    /// (`migrations/postgres/0017_count_changes.sql`), read in one snapshot.
     #[tracing::instrument(skip_all, err)]
     pub async fn inbox_counts(&self, agent: AgentId) -> StoreResult<InboxCounts> {
         let groups: Vec<CountRow> = on_pool!(&self.reader, |db| {
             sqlx::query_as(
                 "SELECT cc.status, NULLIF(cc.assignee_key, 0) AS assignee_id, \
                  CAST(SUM(cc.n) AS BIGINT) AS n FROM agent_numbers an \
-                 JOIN conversation_counts cc ON cc.our_number = an.number \
+                 JOIN (SELECT our_number, status, assignee_key, n FROM conversation_counts \
+                   UNION ALL SELECT our_number, status, assignee_key, n \
+                   FROM conversation_count_changes) cc ON cc.our_number = an.number \
                  WHERE an.agent_id = $1 GROUP BY cc.status, cc.assignee_key",
             )
             .bind(agent)
@@ -236,25 +274,51 @@ impl Store {
         Ok(counts)
     }
 
-    /// The enabled agents who share a number with `agent` (`agent` too), by name.
+    /// Folds at most `limit` of the counters' changes into the counters, where triggers
+    /// append changes (PostgreSQL). Several instances may fold at once: each takes changes
+    /// the others do not hold.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn fold_counts(&self, limit: i64) -> StoreResult<()> {
+        let Some(fold) = self.writer.dialect().fold_counts else {
+            return Ok(());
+        };
+        on_pool!(&self.writer, |db| {
+            sqlx::query(fold)
+                .bind(limit)
+                .execute(db)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// The enabled agents who share a number with `agent` (`agent` too), by name, each with
+    /// the numbers they share with `agent`.
     #[tracing::instrument(skip_all, err)]
     pub async fn colleagues(&self, agent: AgentId) -> StoreResult<Vec<Colleague>> {
-        let rows: Vec<(AgentId, String)> = on_pool!(&self.reader, |db| {
+        let rows: Vec<(AgentId, String, String)> = on_pool!(&self.reader, |db| {
             sqlx::query_as(
-                "SELECT a.id, a.name FROM agents a WHERE NOT a.disabled AND EXISTS ( \
-                   SELECT 1 FROM agent_numbers theirs JOIN agent_numbers ours \
-                     ON ours.number = theirs.number \
-                   WHERE theirs.agent_id = a.id AND ours.agent_id = $1) \
-                 ORDER BY a.name, a.id",
+                "SELECT a.id, a.name, theirs.number FROM agents a \
+                 JOIN agent_numbers theirs ON theirs.agent_id = a.id \
+                 JOIN agent_numbers ours ON ours.number = theirs.number AND ours.agent_id = $1 \
+                 WHERE NOT a.disabled ORDER BY a.name, a.id, theirs.number",
             )
             .bind(agent)
             .fetch_all(db)
             .await
         })?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name)| Colleague { id, name })
-            .collect())
+        let mut colleagues: Vec<Colleague> = Vec::new();
+        for (id, name, number) in rows {
+            match colleagues.last_mut() {
+                Some(last) if last.id == id => last.numbers.push(number),
+                _ => colleagues.push(Colleague {
+                    id,
+                    name,
+                    numbers: vec![number],
+                }),
+            }
+        }
+        Ok(colleagues)
     }
 
     /// Stores a note in the conversation, once per `clientId` of its author. A note is no
@@ -334,20 +398,14 @@ pub(super) async fn unassign_lost(
     agent: AgentId,
 ) -> StoreResult<Vec<ConversationChange>> {
     let nth = tx.change()?;
+    let unassign = tx.dialect().unassign_lost;
     let lost: Vec<ConversationId> = on_tx!(&mut *tx, |db| {
-        sqlx::query_scalar(concat!(
-            "UPDATE conversations SET assignee_id = NULL, updated_at = $2, ",
-            touch!("3"),
-            " WHERE assignee_id = $1 AND ( \
-               EXISTS (SELECT 1 FROM agents WHERE id = $1 AND disabled) \
-               OR our_number NOT IN (SELECT number FROM agent_numbers WHERE agent_id = $1)) \
-             RETURNING id"
-        ))
-        .bind(agent)
-        .bind(now())
-        .bind(nth)
-        .fetch_all(db)
-        .await
+        sqlx::query_scalar(unassign)
+            .bind(agent)
+            .bind(now())
+            .bind(nth)
+            .fetch_all(db)
+            .await
     })?;
     changes_of(tx, &lost).await
 }

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::agents::{insert_session, live_sessions_sql};
 use super::dialect::{Backend, Dialect, list_filters};
-use super::inbox::assignable;
+use super::inbox::{assignable, unassign_lost_sql, wake_snoozed_sql};
 use super::queue::claim_sql;
 use super::rows::conversation_select;
 use super::statuses::status_target;
@@ -47,6 +47,20 @@ impl Backend for sqlx::Postgres {
         // A disable (an UPDATE of the agent) or a number taken away (a DELETE of it) waits
         // for the assignment to end, and then sees it.
         assignable: assignable!(" FOR SHARE OF a, an"),
+        wake_snoozed: wake_snoozed_sql!(" FOR UPDATE OF c"),
+        unassign_lost: unassign_lost_sql!(" FOR UPDATE OF c"),
+        // Each fold takes changes no other fold holds, and the counters in key order: two
+        // folds (two instances) neither wait for the same change nor deadlock on counters.
+        fold_counts: Some(
+            "WITH folded AS (DELETE FROM conversation_count_changes WHERE id IN ( \
+               SELECT id FROM conversation_count_changes ORDER BY id LIMIT $1 \
+               FOR UPDATE SKIP LOCKED) RETURNING our_number, status, assignee_key, n) \
+             INSERT INTO conversation_counts AS cc (our_number, status, assignee_key, n) \
+             SELECT our_number, status, assignee_key, SUM(n) FROM folded \
+             GROUP BY our_number, status, assignee_key \
+             ORDER BY our_number, status, assignee_key \
+             ON CONFLICT (our_number, status, assignee_key) DO UPDATE SET n = cc.n + excluded.n",
+        ),
         // Concurrent workers each take another job instead of queueing on the same row.
         claim: claim_sql!(" FOR UPDATE SKIP LOCKED"),
         // Under READ COMMITTED two writers could both see no agent, or each see the other admin

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 
 use super::agents::{insert_session, live_sessions_sql};
 use super::dialect::{Backend, Dialect, list_filters};
-use super::inbox::assignable;
+use super::inbox::{assignable, unassign_lost_sql, wake_snoozed_sql};
 use super::queue::claim_sql;
 use super::rows::conversation_select;
 use super::statuses::status_target;
@@ -55,6 +55,10 @@ impl Backend for sqlx::Sqlite {
         lock_status: "SELECT status FROM messages WHERE id = $1",
         list_conversations: list_filters!(list_per_number),
         assignable: assignable!(""),
+        wake_snoozed: wake_snoozed_sql!(""),
+        unassign_lost: unassign_lost_sql!(""),
+        // The triggers update the counters in place (`migrations/sqlite/0017_count_changes.sql`).
+        fold_counts: None,
         claim: claim_sql!(""),
         lock_agents: None,
         insert_session: insert_session!(""),

@@ -9,7 +9,7 @@ import { describeError } from './api.js';
 import { h } from './dom.js';
 import * as fmt from './format.js';
 import { chosenTime, snoozeChoices, toLocalInput } from './snooze.js';
-import { agentsOf } from './team.js';
+import { assignees } from './team.js';
 import { assigneeId, nextAfter, statusOf } from './views.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -146,9 +146,7 @@ export function init({ store, patch, openId, me, team, views, shownIds, select, 
       assigneeMenu.close({ focus: true });
       if (id !== who) change({ assigneeId: id });
     };
-    const others = agentsOf(team.agents(), conv.ourNumber)
-      .filter((a) => a.id !== meId())
-      .sort((a, b) => a.name.localeCompare(b.name));
+    const others = assignees(team.agents(), conv.ourNumber, meId());
     if (who != null && who !== meId() && !others.some((a) => a.id === who)) {
       others.unshift({ id: who, name: whoLabel(conv) });
     }

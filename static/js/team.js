@@ -22,6 +22,18 @@ export function agentsOf(agents, number) {
   return agents.filter((a) => !a.numbers || a.numbers.includes(String(number)));
 }
 
+/**
+ * Whom the assignee menu of a conversation on `number` offers besides "Assign to me": the other
+ * agents of the number, by name. An agent who does not hold it is never offered (the server would
+ * answer 422 assignee_invalid).
+ */
+export function assignees(agents, number, meId) {
+  const me = String(meId);
+  return agentsOf(agents, number)
+    .filter((a) => a.id !== me)
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
 /** Written by an agent: a reply or a note. */
 export const byAgent = (m) => m?.direction === 'outbound' || m?.direction === 'note';
 

@@ -1,7 +1,7 @@
 // Run: node --test static/js/team.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentsOf, authorName, authorsFor, createTeam, isShared, ownerOf, readAgents } from './team.js';
+import { agentsOf, assignees, authorName, authorsFor, createTeam, isShared, ownerOf, readAgents } from './team.js';
 import { messagePreview } from './format.js';
 
 const AGENTS = readAgents({
@@ -31,6 +31,21 @@ test("a number's agents: those who hold it; every agent listed when the answer d
   assert.deepEqual(agentsOf(AGENTS, '+15550002000').map((a) => a.id), ['8', '9']);
   const plain = readAgents({ agents: [{ id: 7, name: 'A' }, { id: 8, name: 'B' }] });
   assert.deepEqual(agentsOf(plain, '+15550001000').map((a) => a.id), ['7', '8']);
+});
+
+test("the assignee menu: the number's other agents by name, never one who lacks the number", () => {
+  // As GET /api/crm/sms/agents answers Bob (8), who holds both numbers.
+  const answer = readAgents({
+    agents: [
+      { id: 9, name: 'Cleo', numbers: ['+15550002000'] },
+      { id: 7, name: 'Alice Agent', numbers: ['+15550001000'] },
+      { id: 10, name: 'Ada', numbers: ['+15550001000', '+15550002000'] },
+      { id: 8, name: 'Bob Agent', numbers: ['+15550001000', '+15550002000'] },
+    ],
+  });
+  assert.deepEqual(assignees(answer, '+15550001000', 8).map((a) => a.name), ['Ada', 'Alice Agent']);
+  assert.deepEqual(assignees(answer, '+15550002000', '8').map((a) => a.name), ['Ada', 'Cleo']);
+  assert.deepEqual(assignees(answer, '+15550003000', '8'), [], 'a number nobody else holds');
 });
 
 test('shared: another agent holds the number, or wrote a reply or a note in it', () => {

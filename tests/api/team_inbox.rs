@@ -462,22 +462,58 @@ async fn notes_stay_between_agents(app: TestApp) {
 
 async fn the_agents_one_may_assign_to(app: TestApp) {
     let alice = app.agent("alice@example.com", &[SHARED, OTHER]).await;
-    let bob = app.agent("bob@example.com", &[SHARED]).await;
+    let bob = app
+        .agent("bob@example.com", &[SHARED, "+15550008004"])
+        .await;
     let carol = app.agent("carol@example.com", &["+15550008003"]).await;
     let dave = app.agent("dave@example.com", &[OTHER]).await;
-    let names = async |agent: &Agent| {
+    let listed = async |agent: &Agent| {
         let (status, list) = app
             .get_as::<Colleagues>("/api/crm/sms/agents", Some(agent))
             .await;
         assert_eq!(status, 200);
-        list.agents.into_iter().map(|a| a.name).collect::<Vec<_>>()
+        list.agents
+            .into_iter()
+            .map(|a| (a.name, a.numbers))
+            .collect::<Vec<_>>()
+    };
+    let of = |name: &str, numbers: &[&str]| {
+        (
+            name.to_owned(),
+            numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        )
     };
     assert_eq!(
-        names(&alice).await,
-        ["alice@example.com", "bob@example.com", "dave@example.com"]
+        listed(&alice).await,
+        [
+            of("alice@example.com", &[SHARED, OTHER]),
+            of("bob@example.com", &[SHARED]),
+            of("dave@example.com", &[OTHER]),
+        ],
+        "each with the numbers shared with the caller, never their others"
     );
-    assert_eq!(names(&bob).await, ["alice@example.com", "bob@example.com"]);
-    assert_eq!(names(&carol).await, ["carol@example.com"]);
+    assert_eq!(
+        listed(&bob).await,
+        [
+            of("alice@example.com", &[SHARED]),
+            of("bob@example.com", &[SHARED, "+15550008004"]),
+        ]
+    );
+    assert_eq!(
+        listed(&carol).await,
+        [of("carol@example.com", &["+15550008003"])]
+    );
+    // The numbers say whom a conversation may go to: Dave, who lacks its number, may not.
+    app.inbound("+14155550931", SHARED, "hi").await;
+    let id = app.conversation(&alice, "+14155550931").await;
+    let (status, body) = patch(&app, &alice, &id, json!({"assigneeId": dave.id})).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("assignee_invalid"))
+    );
+    let (status, _) = patch(&app, &alice, &id, json!({"assigneeId": bob.id})).await;
+    assert_eq!(status, 200);
+
     let r = app
         .http
         .patch(app.url(&format!("/api/admin/agents/{}", dave.id)))
@@ -488,8 +524,11 @@ async fn the_agents_one_may_assign_to(app: TestApp) {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
-        names(&alice).await,
-        ["alice@example.com", "bob@example.com"],
+        listed(&alice).await,
+        [
+            of("alice@example.com", &[SHARED, OTHER]),
+            of("bob@example.com", &[SHARED]),
+        ],
         "enabled only"
     );
     let (status, _) = app.get("/api/crm/sms/agents", None).await;

@@ -1,19 +1,22 @@
 //! The team inbox on two instances sharing a PostgreSQL database and a Redis: an assignment
 //! made on one reaches the agents' sockets on both; snoozes that run out are reopened and
-//! pushed once, though both instances look for them; and an instance that missed the
-//! events while Redis was down has the conversations' new state in `sync`.
+//! pushed once, though both instances look for them; an instance that missed the events
+//! while Redis was down has the conversations' new state in `sync`; and writers of every kind
+//! on both leave counts that are what the lists hold.
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
+use smsdesk::api::conversations::ConversationPage;
 use smsdesk::api::sync::Changes;
 use smsdesk::model::ConversationStatus;
 
 use crate::fanout::{Pair, wait_for_redis};
-use crate::helpers::{Backend, Mode, RedisServer, TestApp, with_database};
-use crate::team_inbox::patch;
+use crate::helpers::{Agent, Backend, Mode, RedisServer, TestApp, wait_until, with_database};
+use crate::team_inbox::{OTHER, SHARED, counts, patch};
+use crate::team_rules::{COUNTERS_OFF, counted};
 
 const NUMBER: &str = "+15550008101";
 
@@ -147,4 +150,134 @@ async fn an_instance_that_missed_the_events_has_the_conversations_in_sync() {
         );
     })
     .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_of_every_kind_on_two_instances_leave_the_counts_right() {
+    with_two(StdDuration::from_millis(100), async |p| {
+        writers_of_every_kind([&p.a, &p.b]).await
+    })
+    .await
+}
+
+/// Writers of every kind at once, each round spread over the two instances `apps` of one
+/// database (or twice the same one): inbound messages to new conversations and to existing
+/// ones (closed and snoozed ones too, which reopens them), assignments and unassignments,
+/// closes, reopens and snoozes, sends to unassigned conversations (which assigns the
+/// sender), snoozes that run out while the others write, and an agent disabled halfway.
+/// Afterwards each agent's counts, on each instance, are what the views hold paged to the
+/// end, and the counters (with their changes not folded yet, then folded) are what a
+/// `GROUP BY` over the conversations gives.
+pub async fn writers_of_every_kind(apps: [&TestApp; 2]) {
+    let a = apps[0];
+    let alice = a.agent("alice@example.com", &[SHARED, OTHER]).await;
+    let bob = a.agent("bob@example.com", &[SHARED]).await;
+    let carol = a.agent("carol@example.com", &[SHARED, OTHER]).await;
+    let dave = a.agent("dave@example.com", &[OTHER]).await;
+    let mut conversations = Vec::new();
+    for i in 0..8 {
+        let (contact, number) = (format!("+141555504{i:02}"), [SHARED, OTHER][i / 5]);
+        apps[i % 2].inbound(&contact, number, "hi").await;
+        let id = a.conversation_from(&alice, &contact, Some(number)).await;
+        conversations.push((contact, number, id));
+    }
+    let snooze =
+        |d: Duration| json!({"status": "snoozed", "snoozedUntil": (Utc::now() + d).to_rfc3339()});
+    for round in 0..8 {
+        let on = |k: usize| apps[(k + round) % 2];
+        let edits = conversations
+            .iter()
+            .enumerate()
+            .map(|(k, (_, number, id))| {
+                let (body, may_refuse) = match (k + round) % 7 {
+                    0 if *number == SHARED => (json!({"assigneeId": bob.id}), false),
+                    0 => (json!({"assigneeId": dave.id}), false),
+                    // Refused once Carol is disabled.
+                    1 => (json!({"assigneeId": carol.id}), round >= 4),
+                    2 => (json!({"assigneeId": null}), false),
+                    3 => (json!({"status": "closed"}), false),
+                    4 => (snooze(Duration::days(1)), false),
+                    5 => (snooze(Duration::seconds(2)), false),
+                    _ => (json!({"status": "open"}), false),
+                };
+                let alice = &alice;
+                async move {
+                    let (status, answer) = patch(on(k), alice, id, body).await;
+                    assert!(
+                        status == 200 || (may_refuse && status == 422),
+                        "{status} {answer} round {round} edit {k}"
+                    );
+                }
+            });
+        let (_, _, to_reply) = &conversations[round % 5];
+        let client_id = format!("c-{round}");
+        let send = on(1).send(&bob, to_reply, "on it", &client_id);
+        let existing = [round * 3 % 8, (round * 3 + 1) % 8].map(|k| &conversations[k]);
+        let fresh = [
+            (format!("+141555505{round:02}"), SHARED),
+            (format!("+141555506{round:02}"), OTHER),
+        ];
+        let inbound = existing
+            .iter()
+            .map(|(contact, number, _)| (contact.as_str(), *number))
+            .chain(
+                fresh
+                    .iter()
+                    .map(|(contact, number)| (contact.as_str(), *number)),
+            )
+            .enumerate()
+            .map(|(k, (contact, number))| on(k).inbound(contact, number, "again"));
+        let disable = async {
+            if round == 4 {
+                let r = on(0)
+                    .http
+                    .patch(on(0).url(&format!("/api/admin/agents/{}", carol.id)))
+                    .bearer_auth(&alice.token)
+                    .json(&json!({"disabled": true}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        };
+        let (_, (sent, _), _, ()) = tokio::join!(
+            futures_util::future::join_all(edits),
+            send,
+            futures_util::future::join_all(inbound),
+            disable
+        );
+        assert_eq!(sent, 202);
+    }
+    // Each instance looks every 0.1 s: once the short snoozes have run out, nothing changes.
+    wait_until("the short snoozes run out", async || {
+        let (_, page) = a
+            .get_as::<ConversationPage>(
+                "/api/crm/sms/conversations?status=snoozed&limit=100",
+                Some(&alice),
+            )
+            .await;
+        page.conversations.iter().all(|c| {
+            c.snoozed_until
+                .is_some_and(|t| t > Utc::now() + Duration::hours(1))
+        })
+    })
+    .await;
+    for app in apps {
+        for agent in [&alice, &bob, &dave] {
+            let agent: &Agent = agent;
+            assert_eq!(
+                counts(app, agent).await,
+                counted(app, agent).await,
+                "the counts are what the lists hold"
+            );
+        }
+    }
+    assert_eq!(a.scalar(COUNTERS_OFF).await, 0, "the counters drifted");
+    wait_until("the changes of the counters are folded", async || {
+        a.scalar("SELECT COUNT(*) FROM conversation_count_changes")
+            .await
+            == 0
+    })
+    .await;
+    assert_eq!(a.scalar(COUNTERS_OFF).await, 0, "a fold lost a change");
 }

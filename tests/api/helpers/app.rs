@@ -286,11 +286,22 @@ impl TestApp {
 
     /// Opens a conversation of `agent` with `phone` and returns its id.
     pub async fn conversation(&self, agent: &Agent, phone: &str) -> String {
+        self.conversation_from(agent, phone, None).await
+    }
+
+    /// Opens a conversation of `agent` with `phone` from our number `from` (the agent's
+    /// first when `None`) and returns its id.
+    pub async fn conversation_from(
+        &self,
+        agent: &Agent,
+        phone: &str,
+        from: Option<&str>,
+    ) -> String {
         let (status, conversation) = self
             .post_json_as::<Conversation>(
                 "/api/crm/sms/conversations",
                 Some(agent),
-                json!({"phone": phone}),
+                json!({"phone": phone, "from": from}),
             )
             .await;
         assert_eq!(status, 200, "{conversation:?}");
