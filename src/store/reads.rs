@@ -1,12 +1,17 @@
 //! Reading: what an agent may see, what changed since a cursor, and who hears about a
 //! conversation.
 
+use chrono::{DateTime, Utc};
+
 use super::db::{Tx, on_pool, on_tx};
 use super::rows::{
     ConversationRow, ListedRow, MessageRow, conversation_page, conversation_select,
     message_columns, visible_to,
 };
-use super::{AssigneeFilter, Audience, ConversationList, ListFilter, Page, Store, StoreResult};
+use super::{
+    AssigneeFilter, Audience, ConversationList, ListFilter, MessageChange, MessageEvent, Page,
+    Store, StoreResult,
+};
 use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId};
 
 /// A page of the conversations assigned to agent `$4` among those agent `$1` sees: one walk
@@ -233,6 +238,41 @@ impl Store {
                 .await
         })?;
         Ok(Audience::new(agents))
+    }
+
+    /// The inbound message Twilio sent as `sid`, as a new message for its conversation's
+    /// audience now, if it was stored before `before`: what a webhook Twilio retried well
+    /// after its first delivery announces again (src/webhooks.rs). `None` for a younger one,
+    /// without reading more than its row's time.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn inbound_stored_before(
+        &self,
+        sid: &str,
+        before: DateTime<Utc>,
+    ) -> StoreResult<Option<MessageChange>> {
+        let mut tx = self.reader.begin().await?;
+        let stored: Option<(MessageId, DateTime<Utc>)> = on_tx!(&mut tx, |db| {
+            sqlx::query_as(
+                "SELECT id, created_at FROM messages \
+                 WHERE twilio_sid = $1 AND direction = 'inbound'",
+            )
+            .bind(sid)
+            .fetch_optional(db)
+            .await
+        })?;
+        let Some((id, _)) = stored.filter(|(_, at)| *at < before) else {
+            return Ok(None);
+        };
+        let message = message_by_id(&mut tx, id).await?;
+        let conversation = conversation_by_id(&mut tx, message.conversation_id).await?;
+        let audience = audience(&mut tx, message.conversation_id).await?;
+        tx.commit().await?;
+        Ok(Some(MessageChange {
+            event: MessageEvent::New,
+            message,
+            conversation: Some(conversation),
+            audience,
+        }))
     }
 
     /// Whether one of our messages has this Twilio sid: recorded, or kept on its job after
