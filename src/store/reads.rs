@@ -203,12 +203,28 @@ impl Store {
                 );
                 break;
             }
+            let slept = Instant::now();
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(16));
-            up_to = sqlx::query_scalar("SELECT up_to FROM seq_visible")
-                .fetch_one(pool)
-                .await?;
+            up_to = self.watermark_since(pool, slept).await?;
         }
+        Ok(up_to)
+    }
+
+    /// The watermark, read at `since` or later. One read at a time, shared by every `sync`
+    /// waiting: a reconnecting crowd's waits cost one statement at a time, not one each.
+    async fn watermark_since(&self, pool: &sqlx::PgPool, since: Instant) -> StoreResult<i64> {
+        let mut last = self.watermark.lock().await;
+        if let Some((at, up_to)) = *last
+            && at >= since
+        {
+            return Ok(up_to);
+        }
+        let at = Instant::now();
+        let up_to = sqlx::query_scalar("SELECT up_to FROM seq_visible")
+            .fetch_one(pool)
+            .await?;
+        *last = Some((at, up_to));
         Ok(up_to)
     }
 
