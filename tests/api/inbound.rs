@@ -123,12 +123,22 @@ async fn a_late_retry_announces_what_a_dead_instance_stored_unannounced(app: Tes
         let mut db = sqlx::SqliteConnection::connect(&app.database_url)
             .await
             .unwrap();
-        sqlx::query(age).bind(then).bind(&sid).execute(&mut db).await.unwrap();
+        sqlx::query(age)
+            .bind(then)
+            .bind(&sid)
+            .execute(&mut db)
+            .await
+            .unwrap();
     } else {
         let mut db = sqlx::PgConnection::connect(&app.database_url)
             .await
             .unwrap();
-        sqlx::query(age).bind(then).bind(&sid).execute(&mut db).await.unwrap();
+        sqlx::query(age)
+            .bind(then)
+            .bind(&sid)
+            .execute(&mut db)
+            .await
+            .unwrap();
     }
 
     let params = [
