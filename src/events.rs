@@ -8,7 +8,8 @@
 //! With `REDIS_URL` set, events and disconnects go through socketioxide's Redis adapter and
 //! reach the sockets of every instance. When Redis is down, or a publish fails (the adapter
 //! then has delivered nothing, not even here), they reach this instance's sockets only; once
-//! Redis is back, `resync` tells this instance's sockets to catch up.
+//! Redis is back, `resync` tells this instance's sockets to catch up, and every instance's
+//! when some events reached this one's only.
 //!
 //! Publishing never fails a request: a client that misses an event catches up through `sync`.
 //! Once the sockets are closed at shutdown, publishing does nothing.
@@ -172,6 +173,22 @@ impl Events {
         }
     }
 
+    /// Once this instance is subscribed to Redis again: tells its sockets to catch up
+    /// ([`Events::resync_here`]), since what the other instances published meanwhile never
+    /// reached them. If it delivered events to its own sockets only meanwhile, every
+    /// instance's sockets missed those, and are told too: each instance sends this when it
+    /// is subscribed again, so an instance that got back before this one did cannot have
+    /// told its sockets of what this one delivered after.
+    pub async fn resync_after_outage(&self) {
+        match &self.io {
+            Io::Redis(_, redis) if redis.take_delivered_here_only() => {
+                self.emit_to(agents_room, 1, "resync", "resync", &NoArguments)
+                    .await;
+            }
+            _ => self.resync_here().await,
+        }
+    }
+
     /// Closes every socket of this instance, then the connection to Redis.
     pub async fn close(&self) {
         match &self.io {
@@ -328,9 +345,12 @@ impl Events {
             },
             Io::Redis(io, redis) => 'sent: {
                 let Some(ns) = namespace(io) else { return };
-                if redis.is_up() {
+                if redis.publishing() {
                     match ns.clone().to(rooms()).emit(event, payload).await {
-                        Err(BroadcastError::Adapter(e)) => fell_back(event, &e),
+                        Err(BroadcastError::Adapter(e)) => {
+                            fell_back(event, &e);
+                            redis.delivered_here_only();
+                        }
                         sent => break 'sent sent,
                     }
                 }

@@ -113,7 +113,8 @@ pub async fn fold_counts(state: AppState) {
 /// the sessions of this instance's sockets still hold and disconnects the others: a session
 /// may end without this instance hearing of it (Redis down, or this instance's subscriber
 /// dropped by Redis). After Redis came back it then sends the sockets left `resync`: what the
-/// other instances published meanwhile never reached them.
+/// other instances published meanwhile never reached them (and, if this one delivered to its
+/// own sockets only meanwhile, every instance's sockets: `Events::resync_after_outage`).
 pub async fn check_sessions(state: AppState, period: Duration) {
     let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     every.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -132,7 +133,7 @@ pub async fn check_sessions(state: AppState, period: Duration) {
             _ = every.tick() => realtime::check_sessions(&state).await,
             () = redis_back => {
                 realtime::check_sessions(&state).await;
-                state.services.events.resync_here().await;
+                state.services.events.resync_after_outage().await;
             }
             () = state.runtime.shutdown.cancelled() => return,
         }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{AppError, AppResult, Json};
-use crate::model::{Media, MessageId, Status};
+use crate::model::{Media, MessageId, Status, now};
 use crate::monitoring::{self, Duplicate, WebhookKind};
 use crate::sms::{opt_change, segments};
 use crate::store::{NewInbound, StatusOutcome, StatusReport};
@@ -283,6 +283,16 @@ async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Response
     })
 }
 
+/// How long after its write an inbound message's announcement has surely gone out, or
+/// given up, on an instance that did not die: the write's own time (the row's time is taken
+/// before it), then a publish to Redis, cut off at 1 s (src/events/redis.rs). A webhook
+/// Twilio retries later than this finds the message unannounced if its first instance died,
+/// and announces it; one that comes sooner is taken for a duplicate of a live delivery. It
+/// compares the clock of the instance that stored the message with this one's: instances
+/// whose clocks disagree by a good part of it (NTP keeps them within milliseconds) would
+/// announce a quick duplicate twice or a quick retry never (docs/reliability.md).
+const ANNOUNCED_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
 /// Stores an inbound message and, once it is committed, tells its audience. False when Twilio
 /// retried a message already stored.
 async fn store_inbound(state: AppState, msg: NewInbound) -> AppResult<bool> {
@@ -295,6 +305,21 @@ async fn store_inbound(state: AppState, msg: NewInbound) -> AppResult<bool> {
         }
         None => {
             tracing::info!(sid = %sid, "inbound message already stored; Twilio retried");
+            // The instance that stored it may have died between its commit and its
+            // announcement, leaving this retry as the only one: a message stored longer ago
+            // than its announcement can take is announced again (same id and seq, which
+            // pages merge). A younger one is a duplicate arriving with the first delivery,
+            // whose own announcement is on its way.
+            let before = now() - ANNOUNCED_WITHIN;
+            if let Some(stored) = state
+                .services
+                .store
+                .inbound_stored_before(&sid, before)
+                .await?
+            {
+                tracing::info!(sid = %sid, "announcing a retried inbound message again");
+                state.services.events.message(&stored).await;
+            }
             Ok(false)
         }
     }

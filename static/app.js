@@ -185,8 +185,11 @@ const socket = initSocket({
   onAuthError,
   listeners: {
     'message:new': (m) => {
+      // A message is announced again when Twilio retries its webhook late (src/webhooks.rs):
+      // one beep per message.
+      const known = m?.id != null && store.idToKey.has(String(m.id));
       inbox.ingest(m, { live: true });
-      notify.onMessage(m);
+      if (!known) notify.onMessage(m);
       views.requestCounts();
     },
     'message:status': inbox.onStatus,

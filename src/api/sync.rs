@@ -54,8 +54,10 @@ async fn sync(
     crate::monitoring::sync_request();
     let store = &state.services.store;
     // Both reads stop at one watermark, read first: nothing at or below it can still commit,
-    // so the cursor handed out never passes a change either read could miss.
-    let up_to = store.visible_up_to().await?;
+    // so the cursor handed out never passes a change either read could miss. It is read once
+    // the writes running now have ended, so that it covers everything committed before this
+    // call, which a socket that has just (re)joined may have missed live.
+    let up_to = store.settled_up_to().await?;
     let mut messages = store.changes(agent.id, since, up_to, limit).await?;
     let mut conversations = store
         .conversation_changes(agent.id, since, up_to, limit)

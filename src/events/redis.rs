@@ -4,8 +4,7 @@
 //! kept subscribed across reconnections, and whether it is usable right now.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
@@ -49,8 +48,7 @@ pub struct Redis {
     channels: Channels,
     /// `REDIS_URL` without its password, for the logs.
     redacted: Arc<str>,
-    /// Whether every channel of the adapter is subscribed on the current connection.
-    subscribed: Arc<AtomicBool>,
+    link: Arc<Mutex<Link>>,
     /// How many times every channel was subscribed on a new connection.
     subscriptions: Arc<watch::Sender<u64>>,
 }
@@ -86,7 +84,7 @@ impl Redis {
             channels: Channels::new(client.clone()),
             client,
             redacted: url.redacted().into(),
-            subscribed: Arc::new(AtomicBool::new(false)),
+            link: Arc::default(),
             subscriptions: Arc::new(watch::Sender::new(0)),
         })
     }
@@ -129,7 +127,35 @@ impl Redis {
     /// Whether events published now reach the other instances, and theirs reach this one:
     /// connected, with every channel subscribed again since the last reconnection.
     pub fn is_up(&self) -> bool {
-        self.client.is_connected() && self.subscribed.load(Ordering::SeqCst)
+        self.client.is_connected() && self.link().subscribed
+    }
+
+    /// [`Redis::is_up`], for an event about to be emitted: when it is not, the event reaches
+    /// this instance's sockets only, which is recorded (under the same lock as a new
+    /// subscription, so none is taken for the other side of it).
+    pub fn publishing(&self) -> bool {
+        let mut link = self.link();
+        let up = self.client.is_connected() && link.subscribed;
+        if !up {
+            link.delivered_here_only = true;
+        }
+        up
+    }
+
+    /// An event whose publish failed went to this instance's sockets only.
+    pub fn delivered_here_only(&self) {
+        self.link().delivered_here_only = true;
+    }
+
+    /// Once subscribed again: whether events went to this instance's sockets only since it
+    /// was last subscribed, so that the other instances' sockets missed them. Told once.
+    pub fn take_delivered_here_only(&self) -> bool {
+        let mut link = self.link();
+        link.subscribed && std::mem::take(&mut link.delivered_here_only)
+    }
+
+    fn link(&self) -> MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Changes each time every channel was subscribed on a new connection: what the other
@@ -200,7 +226,7 @@ impl Redis {
     }
 
     fn lost(&self, why: &str) {
-        if self.subscribed.swap(false, Ordering::SeqCst) {
+        if std::mem::replace(&mut self.link().subscribed, false) {
             tracing::warn!(
                 error = why,
                 "Redis connection lost: events reach this instance's sockets only until it is back"
@@ -214,7 +240,7 @@ impl Redis {
         loop {
             match self.channels.subscribe_all().await {
                 Ok(()) => {
-                    self.subscribed.store(true, Ordering::SeqCst);
+                    self.link().subscribed = true;
                     self.subscriptions.send_modify(|n| *n += 1);
                     tracing::info!("Redis connected and subscribed: events reach every instance");
                     return;
@@ -227,6 +253,15 @@ impl Redis {
             }
         }
     }
+}
+
+/// The state of the subscription.
+#[derive(Default)]
+struct Link {
+    /// Whether every channel of the adapter is subscribed on the current connection.
+    subscribed: bool,
+    /// Whether an event reached this instance's sockets only since then.
+    delivered_here_only: bool,
 }
 
 /// The adapter's channels over the subscriber client: what it publishes goes out on the

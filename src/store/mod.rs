@@ -62,6 +62,9 @@ pub struct Store {
     inbound: inbound::InboundWriter,
     /// Turns to move a picture's bytes to or from the database (`uploads.rs`).
     pictures: tokio::sync::Semaphore,
+    /// The last watermark read for a `sync` waiting on writes in flight, and when that read
+    /// began: the waiting `sync`s share one read at a time (`reads.rs`).
+    watermark: tokio::sync::Mutex<Option<(std::time::Instant, i64)>>,
 }
 
 /// Connects to the database named by `url`, retrying for about `patience`, and runs the
@@ -95,6 +98,7 @@ impl Store {
             writer,
             inbound,
             pictures: tokio::sync::Semaphore::new(uploads::PICTURES_AT_ONCE),
+            watermark: tokio::sync::Mutex::default(),
         })
     }
 

@@ -1,13 +1,25 @@
 //! Reading: what an agent may see, what changed since a cursor, and who hears about a
 //! conversation.
 
-use super::db::{Tx, on_pool, on_tx};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::db::{Pool, Tx, on_pool, on_tx};
 use super::rows::{
     ConversationRow, ListedRow, MessageRow, conversation_page, conversation_select,
     message_columns, visible_to,
 };
-use super::{AssigneeFilter, Audience, ConversationList, ListFilter, Page, Store, StoreResult};
+use super::{
+    AssigneeFilter, Audience, ConversationList, ListFilter, MessageChange, MessageEvent, Page,
+    Store, StoreResult,
+};
 use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId};
+
+/// How long [`Store::settled_up_to`] waits for the writes running when it is called. Ours
+/// take milliseconds; one held open longer (a `psql` session's, or ours stalled) leaves
+/// `sync` answering up to it, as [`Store::visible_up_to`] does.
+const SETTLE_WAIT: Duration = Duration::from_secs(1);
 
 /// A page of the conversations assigned to agent `$4` among those agent `$1` sees: one walk
 /// of the index by assignee, whatever their numbers.
@@ -161,6 +173,61 @@ impl Store {
         })?)
     }
 
+    /// The highest `seq` that `sync` may show once the writes running now have ended, waiting
+    /// for them (at most [`SETTLE_WAIT`]): every change committed before this call is at or
+    /// below it. [`Store::visible_up_to`] alone stops below a write still running, and so
+    /// below every change committed after that write began: a page whose socket joined its
+    /// rooms after such a change was announced would hear of it neither live nor from this
+    /// `sync`, and has no reason to call another. On SQLite nothing commits out of order.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn settled_up_to(&self) -> StoreResult<i64> {
+        let Pool::Postgres(pool) = &self.reader else {
+            return self.visible_up_to().await;
+        };
+        // Every transaction that committed before now has an id below the snapshot's xmax.
+        let (mut up_to, settled): (i64, i64) = sqlx::query_as(
+            "SELECT v.up_to, o.seq_offset \
+               + (pg_snapshot_xmax(pg_current_snapshot())::text::bigint << 8) \
+             FROM seq_visible AS v, seq_origin AS o",
+        )
+        .fetch_one(pool)
+        .await?;
+        let deadline = Instant::now() + SETTLE_WAIT;
+        let mut pause = Duration::from_millis(1);
+        while up_to < settled {
+            if Instant::now() + pause > deadline {
+                tracing::debug!(
+                    up_to,
+                    settled,
+                    "sync: a write has been running for long; answering up to it"
+                );
+                break;
+            }
+            let slept = Instant::now();
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(16));
+            up_to = self.watermark_since(pool, slept).await?;
+        }
+        Ok(up_to)
+    }
+
+    /// The watermark, read at `since` or later. One read at a time, shared by every `sync`
+    /// waiting: a reconnecting crowd's waits cost one statement at a time, not one each.
+    async fn watermark_since(&self, pool: &sqlx::PgPool, since: Instant) -> StoreResult<i64> {
+        let mut last = self.watermark.lock().await;
+        if let Some((at, up_to)) = *last
+            && at >= since
+        {
+            return Ok(up_to);
+        }
+        let at = Instant::now();
+        let up_to = sqlx::query_scalar("SELECT up_to FROM seq_visible")
+            .fetch_one(pool)
+            .await?;
+        *last = Some((at, up_to));
+        Ok(up_to)
+    }
+
     /// Messages of `agent` changed after `since` and at most `up_to` (from
     /// [`Store::visible_up_to`]), in change order.
     #[tracing::instrument(skip_all, err)]
@@ -233,6 +300,41 @@ impl Store {
                 .await
         })?;
         Ok(Audience::new(agents))
+    }
+
+    /// The inbound message Twilio sent as `sid`, as a new message for its conversation's
+    /// audience now, if it was stored before `before`: what a webhook Twilio retried well
+    /// after its first delivery announces again (src/webhooks.rs). `None` for a younger one,
+    /// without reading more than its row's time.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn inbound_stored_before(
+        &self,
+        sid: &str,
+        before: DateTime<Utc>,
+    ) -> StoreResult<Option<MessageChange>> {
+        let mut tx = self.reader.begin().await?;
+        let stored: Option<(MessageId, DateTime<Utc>)> = on_tx!(&mut tx, |db| {
+            sqlx::query_as(
+                "SELECT id, created_at FROM messages \
+                 WHERE twilio_sid = $1 AND direction = 'inbound'",
+            )
+            .bind(sid)
+            .fetch_optional(db)
+            .await
+        })?;
+        let Some((id, _)) = stored.filter(|(_, at)| *at < before) else {
+            return Ok(None);
+        };
+        let message = message_by_id(&mut tx, id).await?;
+        let conversation = conversation_by_id(&mut tx, message.conversation_id).await?;
+        let audience = audience(&mut tx, message.conversation_id).await?;
+        tx.commit().await?;
+        Ok(Some(MessageChange {
+            event: MessageEvent::New,
+            message,
+            conversation: Some(conversation),
+            audience,
+        }))
     }
 
     /// Whether one of our messages has this Twilio sid: recorded, or kept on its job after

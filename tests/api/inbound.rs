@@ -3,6 +3,8 @@
 use serde_json::json;
 use smsdesk::api::conversations::ConversationPage;
 use smsdesk::api::sync::Changes;
+use smsdesk::store::NewInbound;
+use sqlx::Connection;
 
 use crate::helpers::{FAKE_TOKEN, PUBLIC_URL_WITH_PORT, TestApp, new_sid};
 use crate::on_both_backends;
@@ -10,6 +12,7 @@ use crate::on_both_backends;
 on_both_backends! {
     inbound_reaches_its_agent_and_no_other: Simulator,
     duplicate_message_sid_is_one_row_and_one_event: Simulator,
+    a_late_retry_announces_what_a_dead_instance_stored_unannounced: Simulator,
     shared_number_reaches_every_agent_who_has_it: Simulator,
     forged_or_missing_signature_is_403_and_stores_nothing: Simulator,
     stop_opts_out_and_start_opts_back_in: FakeTwilio,
@@ -88,6 +91,83 @@ async fn duplicate_message_sid_is_one_row_and_one_event(app: TestApp) {
     let bodies: Vec<_> = sync.messages.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["once", "twice"]);
     assert!(!sync.has_more);
+    let (_, list) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
+    assert_eq!(list["conversations"][0]["unreadCount"], 2);
+}
+
+/// An instance killed between its commit and its `message:new` leaves the message stored and
+/// never announced; Twilio, answered `502` by the balancer, retries a while later, and the
+/// instance that takes the retry must announce it, or live pages never hear of it.
+async fn a_late_retry_announces_what_a_dead_instance_stored_unannounced(app: TestApp) {
+    let alice = app.agent("alice@example.com", &["+15550001000"]).await;
+    let mut socket = app.socket(&alice).await;
+    let sid = new_sid();
+    // The dead instance's write: through the store, which announces nothing itself.
+    app.store
+        .insert_inbound(NewInbound {
+            twilio_sid: sid.clone(),
+            from: "+14155550123".into(),
+            to: "+15550001000".into(),
+            body: "lost".into(),
+            media: Vec::new(),
+            segments: 1,
+            opt_change: None,
+        })
+        .await
+        .unwrap()
+        .expect("stored");
+    // Twilio's retry comes a while after: the row is that much older when it does.
+    let then = smsdesk::model::now() - chrono::TimeDelta::seconds(30);
+    let age = "UPDATE messages SET created_at = $1 WHERE twilio_sid = $2";
+    if app.database_url.starts_with("sqlite:") {
+        let mut db = sqlx::SqliteConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query(age)
+            .bind(then)
+            .bind(&sid)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    } else {
+        let mut db = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query(age)
+            .bind(then)
+            .bind(&sid)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+
+    let params = [
+        ("MessageSid", sid.as_str()),
+        ("From", "+14155550123"),
+        ("To", "+15550001000"),
+        ("Body", "lost"),
+    ];
+    let r = app.post_webhook("/api/crm/sms/webhook", &params).await;
+    assert_eq!(r.status(), 200);
+    let announced = socket.next("message:new").await;
+    assert_eq!(announced["body"], "lost");
+    app.inbound("+14155550123", "+15550001000", "next").await;
+    assert_eq!(
+        socket.next("message:new").await["body"],
+        "next",
+        "the retry announced the message once"
+    );
+
+    let (_, sync) = app
+        .get_as::<Changes>("/api/crm/sms/sync?since=0", Some(&alice))
+        .await;
+    let stored = &sync.messages[0];
+    assert_eq!(sync.messages.len(), 2, "stored once");
+    assert_eq!(
+        (&announced["id"], &announced["seq"]),
+        (&json!(stored.id), &json!(stored.seq)),
+        "announced as stored: same id and seq"
+    );
     let (_, list) = app.get("/api/crm/sms/conversations", Some(&alice)).await;
     assert_eq!(list["conversations"][0]["unreadCount"], 2);
 }

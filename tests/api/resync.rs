@@ -189,6 +189,56 @@ async fn an_instance_whose_subscriber_redis_dropped_ends_missed_sessions_and_res
     .await
 }
 
+/// While one instance is cut off from Redis, what it raises reaches its own sockets only. The
+/// other instance, subscribed all along, has no reason to tell its sockets to `resync`: the
+/// instance that was cut off does, once it is subscribed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_delivered_to_its_own_sockets_only_resyncs_every_instance() {
+    with_two_instances_checking(NEVER, async |p: Pair| {
+        let bob = p.a.agent("bob@example.com", &[NUMBER]).await;
+        let mut bob_on = [p.a.socket(&bob).await, p.b.socket(&bob).await];
+        let apps = [&p.a, &p.b];
+        for app in apps {
+            wait_for_redis(app, "up").await;
+        }
+
+        let mut redis = p.redis.client().await;
+        let subscriber = newest_subscriber(&mut redis).await;
+        redis
+            .command(&["CONFIG", "SET", "maxclients", "2"])
+            .await
+            .unwrap();
+        redis
+            .command(&["CLIENT", "KILL", "ID", &subscriber])
+            .await
+            .unwrap();
+        let dropped = wait_until("an instance to lose its subscriber", async || {
+            for (i, app) in apps.iter().enumerate() {
+                let (_, ready) = app.get_as::<Readiness>("/readyz", None).await;
+                if ready.redis.as_deref() == Some("down") {
+                    return Some(i);
+                }
+            }
+            None
+        })
+        .await;
+        let other = 1 - dropped;
+        wait_for_redis(apps[other], "up").await;
+
+        let here_only = apps[dropped].inbound(CONTACT, NUMBER, "here only").await;
+        assert_eq!(next_inbound(&mut bob_on[dropped]).await, here_only);
+
+        redis
+            .command(&["CONFIG", "SET", "maxclients", "10000"])
+            .await
+            .unwrap();
+        bob_on[dropped].next("resync").await;
+        bob_on[other].next("resync").await;
+        assert!(synced(apps[other], &bob, &here_only).await);
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_is_relayed_at_most_twice_a_second_across_instances() {
     with_two_instances_checking(DEFAULT_SESSION_CHECK_PERIOD, async |mut p| {

@@ -62,6 +62,15 @@ async fn a_transaction_of_another_database_holds_nothing_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_holds_every_change_committed_before_it_despite_a_write_in_flight() {
+    with_database(Backend::Postgres, async |url| {
+        let app = spawn(&url, Mode::Simulator).await;
+        committed_before_sync(&url, &app).await
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_after_a_restore_come_after_the_restored_ones() {
     with_database(Backend::Postgres, async |url| {
         let mut before = spawn(&url, Mode::Simulator).await;
@@ -390,5 +399,52 @@ async fn after_restore(url: &str, before: &mut TestApp) {
     assert_eq!(
         list["conversations"][0]["contact"]["phone"], "+14155550199",
         "the newest conversation first: {list}"
+    );
+}
+
+/// A message committed (and announced) while an older write is still in flight, then a page
+/// whose socket (re)joined after the announcement calls `sync`: the answer must hold the
+/// message, since nothing else will bring it. The older write ends while `sync` waits for it.
+async fn committed_before_sync(url: &str, app: &TestApp) {
+    let agent = app.agent("alice@example.com", &["+15550001000"]).await;
+    app.inbound("+14155550100", "+15550001000", "before").await;
+    let (_, cursor) = catch_up(app, &agent, 0).await;
+
+    // Another instance's write in flight: a transaction of smsdesk's database holding an id.
+    let mut writer = PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    app.inbound("+14155550100", "+15550001000", "meanwhile")
+        .await;
+
+    let mut observer = PgConnection::connect(url).await.unwrap();
+    let asked: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+    let ((got, _), ()) = tokio::join!(catch_up(app, &agent, cursor), async {
+        // Once the sync has read the watermark, the older write ends.
+        wait_until("the sync to read the watermark", async || {
+            let read: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND query = 'SELECT up_to FROM seq_visible' AND query_start > $1",
+            )
+            .bind(asked)
+            .fetch_one(&mut observer)
+            .await
+            .unwrap();
+            read > 0
+        })
+        .await;
+        sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+    });
+    let bodies: Vec<&str> = got.iter().map(|c| c.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        ["meanwhile"],
+        "sync left out a message committed before it was asked"
     );
 }

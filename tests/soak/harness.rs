@@ -29,8 +29,12 @@ use crate::postgres::{Postgres, postgres_bin_dir};
 /// One agent's sockets at most: under the default `MAX_SOCKETS_PER_AGENT` even if they all
 /// land on one instance.
 const SOCKETS_PER_AGENT: usize = 50;
-/// Twilio retries a webhook it got no `2xx` for; the page waits before it reconnects.
+/// The page waits before it reconnects; a send or a status callback is posted again.
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// Twilio retries a webhook it got no `2xx` for, not at once: a while after. A retry later
+/// than `ANNOUNCED_WITHIN` (2 s, src/webhooks.rs) announces a message its first instance
+/// stored and died before announcing.
+const WEBHOOK_RETRY_AFTER: Duration = Duration::from_secs(3);
 /// How long the run may take, once the load stops, to settle: every webhook answered, every
 /// send delivered, every socket caught up.
 const SETTLE_WITHIN: Duration = Duration::from_secs(120);
@@ -505,7 +509,7 @@ async fn webhook(ctx: Arc<Ctx>, n: usize) {
             _ => {
                 ctx.counts.webhook_retries.fetch_add(1, Ordering::SeqCst);
                 ctx.counts.retried.lock().unwrap().push(n);
-                tokio::time::sleep(RETRY_AFTER).await;
+                tokio::time::sleep(WEBHOOK_RETRY_AFTER).await;
             }
         }
     }
