@@ -8,6 +8,8 @@ COPY benches ./benches
 COPY src ./src
 COPY migrations ./migrations
 COPY static ./static
+# engineioxide as patched in Cargo.toml's [patch.crates-io] (vendor/README.md).
+COPY vendor ./vendor
 RUN cargo build --release --locked && strip target/release/smsdesk
 
 FROM debian:bookworm-slim
