@@ -275,21 +275,20 @@ impl Store {
     }
 
     /// Folds at most `limit` of the counters' changes into the counters, where triggers
-    /// append changes (PostgreSQL). Several instances may fold at once: each takes changes
-    /// the others do not hold.
+    /// append changes (PostgreSQL), and says how many counters it changed (0: nothing was
+    /// left). Several instances may fold at once: each takes changes the others do not hold.
     #[tracing::instrument(skip_all, err)]
-    pub async fn fold_counts(&self, limit: i64) -> StoreResult<()> {
+    pub async fn fold_counts(&self, limit: i64) -> StoreResult<u64> {
         let Some(fold) = self.writer.dialect().fold_counts else {
-            return Ok(());
+            return Ok(0);
         };
-        on_pool!(&self.writer, |db| {
+        Ok(on_pool!(&self.writer, |db| {
             sqlx::query(fold)
                 .bind(limit)
                 .execute(db)
                 .await
                 .map(|r| r.rows_affected())
-        })?;
-        Ok(())
+        })?)
     }
 
     /// The enabled agents who share a number with `agent` (`agent` too), by name, each with
