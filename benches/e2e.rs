@@ -170,9 +170,17 @@ fn free_port() -> u16 {
 /// pings, and report every `message:new` body's arrival time (and any that comes twice).
 async fn socket(addr: String, token: String, posted: Posted, seen: Seen) {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket");
+    // The server admits at most 100 unfinished handshakes per address (`src/realtime/
+    // connections.rs`) and answers the others `503`: those try again.
+    let mut ws = loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok((ws, _)) => break ws,
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 503 => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("websocket: {e}"),
+        }
+    };
     let open = ws.next().await.expect("open").expect("open");
     assert!(open.to_text().unwrap().starts_with('0'));
     ws.send(Ws::text(format!("40{{\"token\":\"{token}\"}}")))
