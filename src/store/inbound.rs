@@ -2,9 +2,10 @@
 //! waiting (up to [`MAX_BATCH`]), writes them in one transaction and commits once, then
 //! answers each: a caller hears that its message is stored only once it is committed. While a
 //! batch commits the next one queues, so under load batches grow by themselves, and a lone
-//! message is written at once. A batch waits (at most [`COMMIT_DELAY`]) only for webhooks
-//! already on their way to the writer, as PostgreSQL's `commit_delay` waits only when
-//! `commit_siblings` transactions are active (docs/performance.md, "The write path").
+//! message is written at once. A batch waits ([`GATHER`]) only under load: when it holds
+//! several webhooks or some are on their way to the writer, as PostgreSQL's `commit_delay`
+//! waits only when `commit_siblings` transactions are active (docs/performance.md, "The write
+//! path").
 //!
 //! A batch whose write fails is rolled back and its messages are written again one by one,
 //! each in its own transaction, so a message the database refuses fails alone. When the
@@ -17,7 +18,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
@@ -43,6 +44,8 @@ type Answer = StoreResult<Option<MessageChange>>;
 struct Pending {
     msg: NewInbound,
     reply: oneshot::Sender<Answer>,
+    /// When it was handed to the writer.
+    at: Instant,
 }
 
 /// The way to the writer task; the task ends when the store is dropped.
@@ -90,7 +93,11 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         self.inbound
             .queue
-            .send(Pending { msg, reply })
+            .send(Pending {
+                msg,
+                reply,
+                at: Instant::now(),
+            })
             .await
             .map_err(|_| writer_gone())?;
         drop(arrival);
@@ -102,19 +109,22 @@ fn writer_gone() -> StoreError {
     StoreError::Other(sqlx::Error::PoolClosed)
 }
 
-/// The longest a batch waits for messages still [arriving](InboundArrival). They are a few
-/// tens of microseconds from the queue (their webhook is being read and checked), so the wait
-/// is short and shares a commit for sure; waiting for webhooks that may come next would add
-/// its whole length to every lone message (docs/performance.md, "The write path").
-const COMMIT_DELAY: Duration = Duration::from_micros(500);
+/// How long a batch formed under load waits for more, from its oldest message's arrival.
+/// Under load (several webhooks queued while the last batch committed, or some still on their
+/// way) waiting shares commits, which cost more than a message's rows on PostgreSQL (its WAL
+/// flush, the round trip); a lone webhook is written at once, as waiting for arrivals that may
+/// not come would add the whole wait to it (docs/performance.md, "The write path").
+const GATHER: Duration = Duration::from_millis(2);
+/// A batch this big already shares its commit well: written without waiting.
+const SMALL_BATCH: usize = 8;
 
 async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>, arriving: Arc<AtomicUsize>) {
     let mut writer = Writer { pool, held: None };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if arriving.load(Ordering::Acquire) > 0 {
-            let until = tokio::time::Instant::now() + COMMIT_DELAY;
-            while batch.len() < MAX_BATCH && arriving.load(Ordering::Acquire) > 0 {
+        if batch.len() > 1 || arriving.load(Ordering::Acquire) > 0 {
+            let until = (batch[0].at + GATHER).into();
+            while batch.len() < SMALL_BATCH {
                 let room = MAX_BATCH - batch.len();
                 match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
                     Ok(0) | Err(_) => break,
