@@ -15,6 +15,13 @@
 //! `BENCH_INSTANCES=2` (PostgreSQL only) runs several instances on the one database with a
 //! private `redis-server` on a free port as `REDIS_URL`: each agent's sockets are split
 //! across the instances, and the webhooks are posted to them in turn.
+//!
+//! `BENCH_SERVER=node` (PostgreSQL only) measures the Node backend smsdesk replaces instead,
+//! rebuilt in `benches/node/server.js` (`npm ci` there first if `node_modules` is missing), with
+//! the same sockets, webhooks and measures. `BENCH_COMPARE=1` runs smsdesk, then Node, each on
+//! the database of `BENCH_DATABASE_URL` dropped and created again, and prints one table;
+//! with `BENCH_SMSDESK_BEFORE=<path of another smsdesk binary>` that binary runs too, between
+//! them (a before/after of a change, in the same run).
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -163,9 +170,17 @@ fn free_port() -> u16 {
 /// pings, and report every `message:new` body's arrival time (and any that comes twice).
 async fn socket(addr: String, token: String, posted: Posted, seen: Seen) {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket");
+    // The server admits at most 100 unfinished handshakes per address (`src/realtime/
+    // connections.rs`) and answers the others `503`: those try again.
+    let mut ws = loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok((ws, _)) => break ws,
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 503 => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("websocket: {e}"),
+        }
+    };
     let open = ws.next().await.expect("open").expect("open");
     assert!(open.to_text().unwrap().starts_with('0'));
     ws.send(Ws::text(format!("40{{\"token\":\"{token}\"}}")))
@@ -208,31 +223,120 @@ async fn socket(addr: String, token: String, posted: Posted, seen: Seen) {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let sockets = env_or("BENCH_SOCKETS", 1000);
-    let rps = env_or("BENCH_RPS", 500);
-    let seconds = env_or("BENCH_SECONDS", 10);
-    let agents = env_or("BENCH_AGENTS", 100).max(1);
-    let instances = env_or("BENCH_INSTANCES", 1).max(1);
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = std::env::var("BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    assert!(
-        instances == 1 || database_url.starts_with("postgres"),
-        "BENCH_INSTANCES > 1 needs BENCH_DATABASE_URL=postgres://…"
-    );
+/// Which server a run measures.
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum Side {
+    /// A release smsdesk binary: this build's, or another one to compare with.
+    Smsdesk {
+        name: &'static str,
+        binary: std::path::PathBuf,
+    },
+    /// The Node reference, `benches/node/server.js` (PostgreSQL only).
+    Node,
+}
 
-    // Agents and sessions straight into the database, before the server starts.
+impl Side {
+    fn smsdesk() -> Self {
+        Side::Smsdesk {
+            name: "smsdesk",
+            binary: env!("CARGO_BIN_EXE_smsdesk").into(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Side::Smsdesk { name, .. } => name,
+            Side::Node => "Node",
+        }
+    }
+}
+
+/// What a run is asked to do, the same for both sides.
+struct Settings {
+    sockets: u64,
+    rps: u64,
+    seconds: u64,
+    agents: u64,
+    instances: u64,
+    database_url: String,
+}
+
+/// What a run measured.
+struct Outcome {
+    side: Side,
+    sent_for: Duration,
+    failures: HashMap<String, u64>,
+    delivered: u64,
+    expected: u64,
+    duplicates: u64,
+    latencies: Vec<Duration>,
+    server_ms: f64,
+    /// On PostgreSQL: the bench database's processes, and every `postgres` process.
+    database_ms: Option<(f64, f64)>,
+    rss_before: u64,
+    rss_idle: u64,
+    rss_after: u64,
+}
+
+/// The Node reference's folder, with its `package.json` and lock file.
+fn node_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/node")
+}
+
+/// `npm ci` in the Node reference's folder, unless its `node_modules` is there already.
+fn install_node_reference() {
+    if node_dir().join("node_modules").is_dir() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(node_dir())
+        .status()
+        .expect("run npm (the Node reference needs node and npm)");
+    assert!(status.success(), "npm ci in benches/node failed");
+}
+
+/// Drops and creates the database of `url` again, through the server's `postgres` database.
+async fn recreate_database(url: &str) {
+    use sqlx::Connection;
+    let name = database_name(url);
+    let (base, _) = url
+        .rsplit_once('/')
+        .expect("a database in BENCH_DATABASE_URL");
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let maintenance = if query.is_empty() {
+        format!("{base}/postgres")
+    } else {
+        format!("{base}/postgres?{query}")
+    };
+    let mut db = sqlx::PgConnection::connect(&maintenance)
+        .await
+        .expect("connect to the postgres database to recreate the bench's");
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"
+    )))
+    .execute(&mut db)
+    .await
+    .expect("drop the bench database");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+        .execute(&mut db)
+        .await
+        .expect("create the bench database");
+}
+
+/// smsdesk's agents and sessions, straight into its database before it starts: one session
+/// token per agent.
+async fn smsdesk_agents(settings: &Settings) -> Vec<String> {
     let store = smsdesk::store::connect(
-        &smsdesk::config::DatabaseUrl::parse(&database_url).unwrap(),
+        &smsdesk::config::DatabaseUrl::parse(&settings.database_url).unwrap(),
         Duration::from_secs(10),
     )
     .await
     .expect("database");
     let hash = smsdesk::auth::hash_password("bench-password").unwrap();
     let mut tokens = Vec::new();
-    for a in 0..agents {
+    for a in 0..settings.agents {
         let number = format!("+1555{:07}", a);
         let email = format!("agent{a}-{}@bench.test", rand::random::<u32>());
         let agent = store
@@ -254,7 +358,77 @@ async fn main() {
             .unwrap();
         tokens.push(token);
     }
-    drop(store);
+    tokens
+}
+
+/// The Node reference's agents and sessions, into the tables it created at start.
+async fn node_agents(settings: &Settings) -> Vec<String> {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(&settings.database_url)
+        .await
+        .expect("database");
+    let mut tokens = Vec::new();
+    for a in 0..settings.agents {
+        let id: i64 = sqlx::query_scalar("INSERT INTO crm.agents (name) VALUES ($1) RETURNING id")
+            .bind(format!("Agent {a}"))
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO crm.agent_numbers (agent_id, number) VALUES ($1, $2)")
+            .bind(id)
+            .bind(format!("+1555{:07}", a))
+            .execute(&mut db)
+            .await
+            .unwrap();
+        let (token, _) = smsdesk::auth::new_token();
+        sqlx::query(
+            "INSERT INTO crm.sessions (token, agent_id, expires_at) \
+             VALUES ($1, $2, now() + interval '1 day')",
+        )
+        .bind(&token)
+        .bind(id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+        tokens.push(token);
+    }
+    tokens
+}
+
+/// Starts `command` and waits for its `/readyz` (starting it again if it exits first: a
+/// `redis-server` may still be starting, and smsdesk refuses to start without it).
+async fn start(mut command: Command, addr: &str, http: &reqwest::Client) -> Child {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut server = command.spawn().expect("start the server");
+    while http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "server not ready");
+        if server.try_wait().unwrap().is_some() {
+            server = command.spawn().expect("start the server");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
+async fn run(side: Side, settings: &Settings) -> Outcome {
+    let Settings {
+        sockets,
+        rps,
+        seconds,
+        agents,
+        instances,
+        ref database_url,
+    } = *settings;
+    let mut tokens = match side {
+        Side::Smsdesk { .. } => smsdesk_agents(settings).await,
+        Side::Node => Vec::new(),
+    };
 
     let redis = (instances > 1).then(|| {
         let port = free_port();
@@ -274,42 +448,40 @@ async fn main() {
     let mut addrs = Vec::new();
     for _ in 0..instances {
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_smsdesk"));
+        let mut command = match &side {
+            Side::Smsdesk { binary, .. } => {
+                let mut command = Command::new(binary);
+                command
+                    .env("TWILIO_ACCOUNT_SID", ACCOUNT)
+                    .env("TWILIO_API_BASE", "http://127.0.0.1:9")
+                    .env("RUST_LOG", "warn")
+                    .env(
+                        "MAX_SOCKETS_PER_AGENT",
+                        sockets.div_ceil(agents).to_string(),
+                    );
+                command
+            }
+            Side::Node => {
+                let mut command = Command::new("node");
+                command.arg(node_dir().join("server.js"));
+                command
+            }
+        };
         command
             .env("PORT", port.to_string())
-            .env("DATABASE_URL", &database_url)
+            .env("DATABASE_URL", database_url)
             .env("PUBLIC_URL", PUBLIC_URL)
-            .env("TWILIO_ACCOUNT_SID", ACCOUNT)
             .env("TWILIO_AUTH_TOKEN", TOKEN)
-            .env("TWILIO_API_BASE", "http://127.0.0.1:9")
-            .env("RUST_LOG", "warn")
-            .env(
-                "MAX_SOCKETS_PER_AGENT",
-                sockets.div_ceil(agents).to_string(),
-            )
             .stdout(Stdio::null());
         if let Some((_, url)) = &redis {
             command.env("REDIS_URL", url);
         }
-        // redis-server may still be starting: smsdesk refuses to start without it.
         let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut server = command.spawn().expect("start the server");
-        while http
-            .get(format!("http://{addr}/readyz"))
-            .send()
-            .await
-            .map(|r| r.status() != 200)
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "server not ready");
-            if server.try_wait().unwrap().is_some() {
-                server = command.spawn().expect("start the server");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        servers.push(server);
+        servers.push(start(command, &addr, &http).await);
         addrs.push(addr);
+    }
+    if side == Side::Node {
+        tokens = node_agents(settings).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss = |servers: &[Child]| servers.iter().map(|s| rss_kib(s.id())).sum::<u64>();
@@ -360,7 +532,7 @@ async fn main() {
     let total = rps * seconds;
     let server_cpu = |servers: &[Child]| servers.iter().map(|s| cpu_ticks(s.id())).sum::<u64>();
     let postgres = database_url.starts_with("postgres");
-    let database = database_name(&database_url);
+    let database = database_name(database_url);
     let db_ticks = || (postgres_ticks(None), postgres_ticks(Some(database)));
     let (server_before, db_before) = (server_cpu(&servers), postgres.then(db_ticks));
     let interval = Duration::from_secs_f64(1.0 / rps as f64);
@@ -416,19 +588,61 @@ async fn main() {
     }
     let rss_after = rss(&servers);
     let server_ms = ticks_ms(server_cpu(&servers) - server_before);
-    let db_ms = db_before.map(|(all, ours)| {
+    let database_ms = db_before.map(|(all, ours)| {
         let (all_after, ours_after) = db_ticks();
         (
-            postgres_ms(&all, &all_after),
             postgres_ms(&ours, &ours_after),
+            postgres_ms(&all, &all_after),
         )
     });
 
-    let mut lat = seen.latencies.lock().await.clone();
-    lat.sort();
-    let got = seen.delivered.load(Ordering::Relaxed);
+    let mut latencies = seen.latencies.lock().await.clone();
+    latencies.sort();
+    for c in clients {
+        c.abort();
+    }
+    for mut server in servers {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    if let Some((mut redis, _)) = redis {
+        let _ = redis.kill();
+        let _ = redis.wait();
+    }
+    let failures = failures.lock().await.clone();
+    Outcome {
+        side,
+        sent_for,
+        failures,
+        delivered: seen.delivered.load(Ordering::Relaxed),
+        expected,
+        duplicates: seen.duplicates.load(Ordering::Relaxed),
+        latencies,
+        server_ms,
+        database_ms,
+        rss_before,
+        rss_idle,
+        rss_after,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn report(o: &Outcome, settings: &Settings) {
+    let Settings {
+        sockets,
+        rps,
+        seconds,
+        agents,
+        instances,
+        ref database_url,
+    } = *settings;
+    let total = (rps * seconds).max(1) as f64;
     println!(
-        "smsdesk e2e benchmark ({})",
+        "{} e2e benchmark ({})",
+        o.side.name(),
         if database_url.starts_with("sqlite") {
             "SQLite"
         } else {
@@ -441,58 +655,135 @@ async fn main() {
         );
     }
     println!(
-        "  sockets: {sockets} across {agents} agents; webhooks: {total} at {rps}/s over {:.1} s",
-        sent_for.as_secs_f64()
+        "  sockets: {sockets} across {agents} agents; webhooks: {} at {rps}/s over {:.1} s",
+        rps * seconds,
+        o.sent_for.as_secs_f64()
     );
-    let failures = failures.lock().await;
     println!(
         "  webhook failures: {} {:?}",
-        failures.values().sum::<u64>(),
-        *failures
+        o.failures.values().sum::<u64>(),
+        o.failures
     );
     println!(
-        "  message:new delivered: {got} of {expected} ({:.2} %)",
-        100.0 * got as f64 / expected.max(1) as f64
+        "  message:new delivered: {} of {} ({:.2} %)",
+        o.delivered,
+        o.expected,
+        100.0 * o.delivered as f64 / o.expected.max(1) as f64
     );
-    println!(
-        "  message:new received twice by a socket: {}",
-        seen.duplicates.load(Ordering::Relaxed)
-    );
+    println!("  message:new received twice by a socket: {}", o.duplicates);
     println!(
         "  webhook in → message:new at client: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        percentile(&lat, 0.50).as_secs_f64() * 1e3,
-        percentile(&lat, 0.99).as_secs_f64() * 1e3,
-        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        ms(percentile(&o.latencies, 0.50)),
+        ms(percentile(&o.latencies, 0.99)),
+        ms(o.latencies.last().copied().unwrap_or_default())
     );
     println!(
         "  CPU per webhook over the load: server {:.3} ms, database {}",
-        server_ms / total.max(1) as f64,
-        db_ms.map_or(
+        o.server_ms / total,
+        o.database_ms.map_or(
             "not measured (SQLite is in the server)".to_owned(),
-            |(all, ours)| format!(
-                "{:.3} ms ({database}'s backends and the server's background processes; \
+            |(ours, all)| format!(
+                "{:.3} ms ({}'s backends and the server's background processes; \
                  every postgres process: {:.3} ms)",
-                ours / total.max(1) as f64,
-                all / total.max(1) as f64
+                ours / total,
+                database_name(database_url),
+                all / total
             )
         )
     );
     println!(
         "  server RSS (all instances): {} KiB before sockets, {} KiB with {sockets} idle sockets ({:.1} KiB per socket), {} KiB after the load",
-        rss_before,
-        rss_idle,
-        (rss_idle.saturating_sub(rss_before)) as f64 / sockets.max(1) as f64,
-        rss_after
+        o.rss_before,
+        o.rss_idle,
+        o.rss_idle.saturating_sub(o.rss_before) as f64 / sockets.max(1) as f64,
+        o.rss_after
     );
-    for c in clients {
-        c.abort();
+}
+
+/// The runs side by side, one line each.
+fn table(outcomes: &[Outcome], settings: &Settings) {
+    let total = (settings.rps * settings.seconds).max(1) as f64;
+    println!(
+        "\n{} sockets, {} webhooks/s × {} s\n",
+        settings.sockets, settings.rps, settings.seconds
+    );
+    println!(
+        "| server | delivered | twice | not 200 | p50 | p99 | max | server CPU / webhook | PostgreSQL CPU / webhook | memory per idle socket |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for o in outcomes {
+        println!(
+            "| {} | {:.2} % | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.3} ms | {} | {:.1} KiB |",
+            o.side.name(),
+            100.0 * o.delivered as f64 / o.expected.max(1) as f64,
+            o.duplicates,
+            o.failures.values().sum::<u64>(),
+            ms(percentile(&o.latencies, 0.50)),
+            ms(percentile(&o.latencies, 0.99)),
+            ms(o.latencies.last().copied().unwrap_or_default()),
+            o.server_ms / total,
+            o.database_ms.map_or("-".to_owned(), |(ours, _)| format!(
+                "{:.3} ms",
+                ours / total
+            )),
+            o.rss_idle.saturating_sub(o.rss_before) as f64 / settings.sockets.max(1) as f64,
+        );
     }
-    for mut server in servers {
-        let _ = server.kill();
-        let _ = server.wait();
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        sockets: env_or("BENCH_SOCKETS", 1000),
+        rps: env_or("BENCH_RPS", 500),
+        seconds: env_or("BENCH_SECONDS", 10),
+        agents: env_or("BENCH_AGENTS", 100).max(1),
+        instances: env_or("BENCH_INSTANCES", 1).max(1),
+        database_url: std::env::var("BENCH_DATABASE_URL")
+            .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display())),
+    };
+    let postgres = settings.database_url.starts_with("postgres");
+    assert!(
+        settings.instances == 1 || postgres,
+        "BENCH_INSTANCES > 1 needs BENCH_DATABASE_URL=postgres://…"
+    );
+    let compare = std::env::var("BENCH_COMPARE").is_ok_and(|v| v == "1");
+    let sides = if compare {
+        let mut sides = vec![Side::smsdesk()];
+        if let Ok(binary) = std::env::var("BENCH_SMSDESK_BEFORE") {
+            sides.push(Side::Smsdesk {
+                name: "smsdesk (before)",
+                binary: binary.into(),
+            });
+        }
+        sides.push(Side::Node);
+        sides
+    } else {
+        match std::env::var("BENCH_SERVER").as_deref() {
+            Ok("node") => vec![Side::Node],
+            Ok("smsdesk") | Err(_) => vec![Side::smsdesk()],
+            Ok(other) => panic!("BENCH_SERVER={other}: smsdesk or node"),
+        }
+    };
+    if sides.contains(&Side::Node) {
+        assert!(
+            postgres && settings.instances == 1,
+            "the Node reference runs one instance on PostgreSQL: BENCH_DATABASE_URL=postgres://…"
+        );
+        install_node_reference();
     }
-    if let Some((mut redis, _)) = redis {
-        let _ = redis.kill();
-        let _ = redis.wait();
+    let mut outcomes = Vec::new();
+    for side in sides {
+        // Each side on a database of its own making, so neither reads the other's rows.
+        if compare {
+            recreate_database(&settings.database_url).await;
+        }
+        let outcome = run(side, &settings).await;
+        report(&outcome, &settings);
+        outcomes.push(outcome);
+    }
+    if compare {
+        table(&outcomes, &settings);
     }
 }

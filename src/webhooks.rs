@@ -4,8 +4,9 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, OriginalUri, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request, State};
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use crate::error::{AppError, AppResult, Json};
 use crate::model::{Media, MessageId, Status, now};
 use crate::monitoring::{self, Duplicate, WebhookKind};
 use crate::sms::{opt_change, segments};
-use crate::store::{NewInbound, StatusOutcome, StatusReport};
+use crate::store::{InboundArrival, NewInbound, StatusOutcome, StatusReport};
 use crate::text::storable;
 use crate::twilio::media::{OCTET_STREAM, normalize_content_type};
 use crate::twilio::signature;
@@ -268,12 +269,28 @@ fn parse_inbound(p: &Params) -> AppResult<NewInbound> {
     })
 }
 
+/// An inbound webhook counted as on its way to the store before its body is read and its
+/// signature checked, so that a batch about to commit waits for it (`src/store/inbound.rs`).
+struct Arriving(InboundArrival);
+
+impl FromRequestParts<AppState> for Arriving {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(state.services.store.inbound_arrival()))
+    }
+}
+
 /// `POST /api/crm/sms/webhook`: an SMS or MMS arrived.
-async fn inbound(State(state): State<AppState>, p: Params) -> AppResult<Response> {
+async fn inbound(
+    State(state): State<AppState>,
+    Arriving(arrival): Arriving,
+    p: Params,
+) -> AppResult<Response> {
     let msg = parse_inbound(&p)?;
     // The write is committed with others of its batch whether this request waits for it or
     // not (a client that hangs up drops the handler): its event must go out all the same.
-    let stored = tokio::spawn(store_inbound(state, msg))
+    let stored = tokio::spawn(store_inbound(state, msg, arrival))
         .await
         .map_err(|e| AppError::Internal(e.into()))??;
     Ok(if stored {
@@ -295,9 +312,13 @@ const ANNOUNCED_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// Stores an inbound message and, once it is committed, tells its audience. False when Twilio
 /// retried a message already stored.
-async fn store_inbound(state: AppState, msg: NewInbound) -> AppResult<bool> {
+async fn store_inbound(
+    state: AppState,
+    msg: NewInbound,
+    arrival: InboundArrival,
+) -> AppResult<bool> {
     let sid = msg.twilio_sid.clone();
-    match state.services.store.insert_inbound(msg).await? {
+    match state.services.store.insert_inbound(msg, arrival).await? {
         Some(stored) => {
             tracing::info!(sid = %sid, conversation = %stored.message.conversation_id, "inbound message stored");
             state.services.events.message(&stored).await;

@@ -1,7 +1,11 @@
-//! Inbound messages, stored by group commit. One writer task per store takes the messages
-//! waiting (up to [`MAX_BATCH`]; under a steady load it waits [`GATHER`] for more first),
-//! writes them in one transaction and commits once, then answers each: a caller hears that
-//! its message is stored only once it is committed.
+//! Inbound messages, stored by group commit. One writer task per store takes every message
+//! waiting (up to [`MAX_BATCH`]), writes them in one transaction and commits once, then
+//! answers each: a caller hears that its message is stored only once it is committed. While a
+//! batch commits the next one queues, so under load batches grow by themselves, and a lone
+//! message is written at once. A batch waits ([`GATHER`]) only under load: when it holds
+//! several webhooks or some are on their way to the writer, as PostgreSQL's `commit_delay`
+//! waits only when `commit_siblings` transactions are active (docs/performance.md, "The write
+//! path").
 //!
 //! A batch whose write fails is rolled back and its messages are written again one by one,
 //! each in its own transaction, so a message the database refuses fails alone. When the
@@ -12,6 +16,8 @@
 //! `store_inbound` (migration 0008) for each message. SQLite runs the statements in process,
 //! one message after the other, in the batch's transaction.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::Postgres;
@@ -43,24 +49,50 @@ struct Pending {
 }
 
 /// The way to the writer task; the task ends when the store is dropped.
-pub(super) struct InboundWriter(mpsc::Sender<Pending>);
+pub(super) struct InboundWriter {
+    queue: mpsc::Sender<Pending>,
+    /// Webhooks on their way to the queue: [`InboundArrival`]s alive.
+    arriving: Arc<AtomicUsize>,
+}
 
 impl InboundWriter {
     pub(super) fn start(pool: Pool) -> Self {
-        let (tx, rx) = mpsc::channel(MAX_BATCH * 16);
-        tokio::spawn(run(pool, rx));
-        Self(tx)
+        let (queue, rx) = mpsc::channel(MAX_BATCH * 16);
+        let arriving = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(pool, rx, arriving.clone()));
+        Self { queue, arriving }
+    }
+}
+
+/// An inbound message on its way to the writer, from the moment its webhook is read until
+/// it is queued ([`Store::insert_inbound`]) or given up: while one is, a batch about to be
+/// written waits for it.
+pub struct InboundArrival(Arc<AtomicUsize>);
+
+impl Drop for InboundArrival {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl Store {
+    /// Tells the writer that an inbound message is coming.
+    pub fn inbound_arrival(&self) -> InboundArrival {
+        self.inbound.arriving.fetch_add(1, Ordering::Release);
+        InboundArrival(self.inbound.arriving.clone())
+    }
+
     /// Stores an inbound message once its transaction commits; `None` when this `MessageSid`
     /// was stored before.
     #[tracing::instrument(skip_all, err)]
-    pub async fn insert_inbound(&self, msg: NewInbound) -> StoreResult<Option<MessageChange>> {
+    pub async fn insert_inbound(
+        &self,
+        msg: NewInbound,
+        arrival: InboundArrival,
+    ) -> StoreResult<Option<MessageChange>> {
         let (reply, answer) = oneshot::channel();
         self.inbound
-            .0
+            .queue
             .send(Pending {
                 msg,
                 reply,
@@ -68,6 +100,7 @@ impl Store {
             })
             .await
             .map_err(|_| writer_gone())?;
+        drop(arrival);
         answer.await.map_err(|_| writer_gone())?
     }
 }
@@ -76,38 +109,29 @@ fn writer_gone() -> StoreError {
     StoreError::Other(sqlx::Error::PoolClosed)
 }
 
-/// How long a small batch waits for more messages, from its oldest's arrival, when the one
-/// before it was written [`RECENTLY`]: under a steady load, webhooks a millisecond or two
-/// apart share one commit, while a lone webhook is written at once. On PostgreSQL a commit
-/// (its WAL flush, and the round trip) costs more than a message's rows: fewer commits, less
-/// CPU per webhook, for up to 2 ms more latency (docs/performance.md, "The write path").
+/// How long a batch formed under load waits for more, from its oldest message's arrival.
+/// Under load (several webhooks queued while the last batch committed, or some still on their
+/// way) waiting shares commits, which cost more than a message's rows on PostgreSQL (its WAL
+/// flush, the round trip); a lone webhook is written at once, as waiting for arrivals that may
+/// not come would add the whole wait to it (docs/performance.md, "The write path").
 const GATHER: Duration = Duration::from_millis(2);
-/// A batch this big or bigger already shares its commit well: written without waiting.
+/// A batch this big already shares its commit well: written without waiting.
 const SMALL_BATCH: usize = 8;
-const RECENTLY: Duration = Duration::from_millis(10);
 
-async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
+async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>, arriving: Arc<AtomicUsize>) {
     let mut writer = Writer { pool, held: None };
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut last_write: Option<Instant> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // The oldest message waits GATHER at most, the time it queued behind the last batch
-        // included.
-        let until = batch[0].at + GATHER;
-        if batch.len() < SMALL_BATCH
-            && last_write.is_some_and(|t| t.elapsed() < RECENTLY)
-            && until > Instant::now()
-        {
-            // One timer, then whatever has come: no wake-up per message meanwhile.
-            tokio::time::sleep_until(until.into()).await;
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(pending) => batch.push(pending),
-                    Err(_) => break,
+        if batch.len() > 1 || arriving.load(Ordering::Acquire) > 0 {
+            let until = (batch[0].at + GATHER).into();
+            while batch.len() < SMALL_BATCH {
+                let room = MAX_BATCH - batch.len();
+                match tokio::time::timeout_at(until, rx.recv_many(&mut batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
             }
         }
-        last_write = Some(Instant::now());
         writer.write_batch(std::mem::take(&mut batch)).await;
     }
 }

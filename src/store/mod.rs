@@ -47,6 +47,7 @@ use self::db::Pool;
 
 pub use self::admin::{AgentChanges, AgentUpdate, Invite};
 pub use self::error::{StoreError, StoreResult};
+pub use self::inbound::InboundArrival;
 pub use self::inbox::{ConversationEdit, EditOutcome, NewNote, NoteOutcome, StatusEdit};
 pub use self::logins::{FailureCount, LoginReservation, LoginSubjects};
 pub use self::replies::{ReplyChanges, ReplyOutcome};

@@ -105,7 +105,7 @@ impl Desk {
             opt_change: None,
         };
         self.store
-            .insert_inbound(new)
+            .insert_inbound(new, self.store.inbound_arrival())
             .await
             .unwrap()
             .unwrap()
