@@ -104,15 +104,18 @@ async fn a_late_retry_announces_what_a_dead_instance_stored_unannounced(app: Tes
     let sid = new_sid();
     // The dead instance's write: through the store, which announces nothing itself.
     app.store
-        .insert_inbound(NewInbound {
-            twilio_sid: sid.clone(),
-            from: "+14155550123".into(),
-            to: "+15550001000".into(),
-            body: "lost".into(),
-            media: Vec::new(),
-            segments: 1,
-            opt_change: None,
-        })
+        .insert_inbound(
+            NewInbound {
+                twilio_sid: sid.clone(),
+                from: "+14155550123".into(),
+                to: "+15550001000".into(),
+                body: "lost".into(),
+                media: Vec::new(),
+                segments: 1,
+                opt_change: None,
+            },
+            app.store.inbound_arrival(),
+        )
         .await
         .unwrap()
         .expect("stored");
