@@ -31,6 +31,7 @@ mod reads;
 mod replies;
 mod rows;
 mod search;
+mod search_sql;
 mod sqlite;
 mod status_checks;
 mod statuses;
