@@ -20,7 +20,6 @@ mod postgres;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet seen to pass since its missed deliveries were fixed: sends starved of database connections in those runs (docs/reliability.md, Soak)"]
 async fn three_minutes_of_load_and_faults_lose_nothing_and_do_nothing_twice() {
     let Some(r) = harness::run(harness::Config {
         duration: Duration::from_secs(180),

@@ -101,10 +101,18 @@ pub(super) async fn connect(url: &str) -> anyhow::Result<PgPool> {
 
 fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
     let options: PgConnectOptions = url.parse()?;
-    Ok(options.application_name("smsdesk").options([(
-        "idle_in_transaction_session_timeout",
-        format!("{}ms", IDLE_IN_TRANSACTION.as_millis()),
-    )]))
+    Ok(options.application_name("smsdesk").options([
+        (
+            "idle_in_transaction_session_timeout",
+            format!("{}ms", IDLE_IN_TRANSACTION.as_millis()),
+        ),
+        // Every statement of ours reads a handful of rows by index, and JIT's compile costs
+        // far more than any of them runs. The planner still turns it on for a cheap statement
+        // whose estimate is off: the sync watermark's, over the one-row `seq_origin` taken
+        // for thousands of rows (never analyzed), was compiled at every `sync`, 4 s a call
+        // once hundreds of sockets synced at once (docs/reliability.md, "Soak").
+        ("jit", "off".to_owned()),
+    ]))
 }
 
 /// The highest `seq`, `activity` or `changed` stored: every new `seq` must come after it.
@@ -158,12 +166,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_connection_ends_a_transaction_left_idle() {
+    fn every_connection_ends_a_transaction_left_idle_and_never_compiles_a_statement() {
         let options =
             connect_options("postgres://u:p@db/smsdesk?options=-c%20search_path%3Dapp").unwrap();
         assert_eq!(
             options.get_options(),
-            Some("-c search_path=app -c idle_in_transaction_session_timeout=5000ms")
+            Some("-c search_path=app -c idle_in_transaction_session_timeout=5000ms -c jit=off")
         );
+    }
+
+    /// The server takes the options as sent (a server that ignored them would hold `sync`
+    /// back behind JIT compiles again).
+    #[tokio::test]
+    async fn the_server_runs_our_sessions_without_jit() {
+        use sqlx::Connection;
+        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+            return;
+        };
+        let mut db = sqlx::PgConnection::connect_with(&connect_options(&url).unwrap())
+            .await
+            .unwrap();
+        let jit: String = sqlx::query_scalar("SHOW jit")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        let idle: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        assert_eq!((jit.as_str(), idle.as_str()), ("off", "5s"));
     }
 }

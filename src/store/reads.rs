@@ -186,9 +186,9 @@ impl Store {
         };
         // Every transaction that committed before now has an id below the snapshot's xmax.
         let (mut up_to, settled): (i64, i64) = sqlx::query_as(
-            "SELECT v.up_to, o.seq_offset \
+            "SELECT up_to, (SELECT seq_offset FROM seq_origin) \
                + (pg_snapshot_xmax(pg_current_snapshot())::text::bigint << 8) \
-             FROM seq_visible AS v, seq_origin AS o",
+             FROM seq_visible",
         )
         .fetch_one(pool)
         .await?;

@@ -205,7 +205,7 @@ pub async fn run(config: Config) -> Option<Report> {
     let postgres = Postgres::start(pg_bin.unwrap());
     let fake = Arc::new(FakeTwilio::start().await);
     let agents = config.sockets.div_ceil(SOCKETS_PER_AGENT).max(2);
-    let env = vec![
+    let mut env = vec![
         ("DATABASE_URL", postgres.url()),
         ("REDIS_URL", redis.url()),
         ("TWILIO_ACCOUNT_SID", FAKE_ACCOUNT.into()),
@@ -214,6 +214,11 @@ pub async fn run(config: Config) -> Option<Report> {
         ("PUBLIC_URL", PUBLIC_URL.into()),
         ("TRUSTED_PROXIES", "127.0.0.1".into()),
     ];
+    // The servers log warnings only, to the test's stderr; `SOAK_SERVER_LOG` (a `RUST_LOG`
+    // filter) asks them for more when a run is to be looked into.
+    if let Ok(filter) = std::env::var("SOAK_SERVER_LOG") {
+        env.push(("RUST_LOG", filter));
+    }
     let mut instances = [ServerProcess::new(env.clone()), ServerProcess::new(env)];
     for k in 0..agents {
         instances[0].add_agent(&format!("agent{k}@soak.test"), &number(k));
