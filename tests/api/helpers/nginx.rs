@@ -91,7 +91,22 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// Stops the master with `SIGTERM`, which stops its worker first: a master killed with
+    /// `SIGKILL` leaves the worker running on its own, still serving (or spinning on) its
+    /// sockets after the test.
     fn drop(&mut self) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        if term.is_ok_and(|s| s.success()) {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < until {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
