@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use super::db::{Tx, new_seq, on_pool, on_tx};
 use super::reads::{audience, conversation_by_id};
 use super::rows::{MessageRow, returning_columns};
+use super::writes::earlier_with_client_id;
 use super::{ConversationChange, MessageChange, MessageEvent, Store, StoreResult};
 use crate::domain::{ClientId, ContactName, NoteBody};
 use crate::model::{
@@ -427,19 +428,9 @@ async fn changes_of(
 /// What an earlier note with the same `clientId` of the same author means for this one: the
 /// same note (same conversation and body), or a `clientId` reused.
 async fn earlier_note(tx: &mut Tx, note: &NewNote) -> StoreResult<Option<NoteOutcome>> {
-    let earlier: Option<MessageRow> = on_tx!(tx, |db| {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            super::rows::message_columns!(),
-            " FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
-        ))
-        .bind(note.agent_id)
-        .bind(note.client_id.as_str())
-        .fetch_optional(db)
-        .await
-    })?;
-    Ok(earlier.map(|row| {
-        let message: Message = row.into();
+    let earlier = earlier_with_client_id(tx, note.agent_id, &note.client_id).await?;
+    Ok(earlier.map(|earlier| {
+        let message: Message = earlier.row.into();
         if message.direction == Direction::Note
             && message.conversation_id == note.conversation_id
             && message.body == note.body.as_str()

@@ -9,8 +9,8 @@ use super::uploads::{Pictures, attach_pictures, pictures_of, pictures_of_message
 use super::{
     ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
-use crate::domain::{ContactName, PhoneNumber};
-use crate::model::{Conversation, ConversationId, Message, MessageId, Status, now};
+use crate::domain::{ClientId, ContactName, PhoneNumber};
+use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId, Status, now};
 
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
@@ -234,12 +234,33 @@ struct Recipient {
     opted_out: bool,
 }
 
-/// A message sent before, with the failed message it retried, if it was a retry.
+/// A message stored before, with the failed message it retried, if it was a retry.
 #[derive(sqlx::FromRow)]
-struct EarlierRow {
+pub(super) struct EarlierRow {
     #[sqlx(flatten)]
-    row: MessageRow,
-    retry_of: Option<MessageId>,
+    pub row: MessageRow,
+    pub retry_of: Option<MessageId>,
+}
+
+/// The message, a send or a note, that `agent` stored before with `client_id`: sends and
+/// notes share one `clientId` space per agent, the unique `(agent_id, client_id)` of
+/// `messages` (migrations/postgres/0001_init.sql), so both look there the same way.
+pub(super) async fn earlier_with_client_id(
+    tx: &mut Tx,
+    agent: AgentId,
+    client_id: &ClientId,
+) -> StoreResult<Option<EarlierRow>> {
+    Ok(on_tx!(tx, |db| {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            super::rows::message_columns!(),
+            ", m.retry_of FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
+        ))
+        .bind(agent)
+        .bind(client_id.as_str())
+        .fetch_optional(db)
+        .await
+    })?)
 }
 
 /// What an earlier send means for this one: a retry of the same failed message, whoever
@@ -262,17 +283,7 @@ async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outb
             return Ok(Some(Outbound::Existing(Box::new(retry.into()))));
         }
     }
-    let earlier: Option<EarlierRow> = on_tx!(tx, |db| {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            super::rows::message_columns!(),
-            ", m.retry_of FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
-        ))
-        .bind(msg.agent_id)
-        .bind(msg.client_id.as_str())
-        .fetch_optional(db)
-        .await
-    })?;
+    let earlier = earlier_with_client_id(tx, msg.agent_id, &msg.client_id).await?;
     let Some(earlier) = earlier else {
         return Ok(None);
     };

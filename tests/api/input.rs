@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, new_sid};
+use crate::helpers::{TestApp, assert_error, new_sid};
 use crate::on_both_backends;
 
 on_both_backends! {
@@ -98,17 +98,6 @@ async fn control_and_invisible_text_is_refused_naming_the_field(app: TestApp) {
     };
     refused(simulate("hi\0").await, "body");
     refused(simulate("\u{200B}").await, "body");
-}
-
-fn assert_error(status: u16, body: &Value, expected: u16, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
 }
 
 async fn an_id_in_a_path_that_cannot_be_one_is_not_found(app: TestApp) {

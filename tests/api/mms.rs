@@ -29,22 +29,12 @@ const ALICES: &str = "+15550001000";
 const BOBS: &str = "+15550002000";
 const CONTACT: &str = "+14155550123";
 
-async fn send(
-    app: &TestApp,
-    agent: &Agent,
-    conversation: &str,
-    body: &str,
-    media: &[&str],
-    client_id: &str,
-) -> (u16, Value) {
-    app.post_json(
-        "/api/crm/sms/send",
-        Some(agent),
-        json!({
-            "conversationId": conversation, "body": body, "mediaIds": media, "clientId": client_id,
-        }),
-    )
-    .await
+/// Alice, her conversation with the contact, and a picture she uploaded.
+async fn alice_with_a_picture(app: &TestApp) -> (Agent, String, String) {
+    let alice = app.agent("alice@example.com", &[ALICES]).await;
+    let conversation = app.conversation(&alice, CONTACT).await;
+    let picture = app.uploaded(&alice, PNG).await;
+    (alice, conversation, picture)
 }
 
 /// `GET` a URL of ours without a session: status, headers, body.
@@ -81,7 +71,9 @@ async fn pictures_go_to_twilio_as_media_urls(app: TestApp) {
     let first = app.uploaded(&alice, &photo).await;
     let second = app.uploaded(&alice, GIF).await;
 
-    let (status, sent) = send(&app, &alice, &conversation, "", &[&first, &second], "c-1").await;
+    let (status, sent) = app
+        .send_pictures(&alice, &conversation, "", &[&first, &second], "c-1")
+        .await;
     assert_eq!(status, 202, "{sent}");
     let message = &sent["message"];
     let id = message["id"].as_str().unwrap();
@@ -141,12 +133,18 @@ async fn pictures_go_to_twilio_as_media_urls(app: TestApp) {
 
     // The same clientId with the same text and pictures is the same message; with other
     // pictures it is a clientId reused.
-    let (status, again) = send(&app, &alice, &conversation, "", &[&first, &second], "c-1").await;
+    let (status, again) = app
+        .send_pictures(&alice, &conversation, "", &[&first, &second], "c-1")
+        .await;
     assert_eq!((status, &again["message"]["id"]), (200, &message["id"]));
-    let (status, other) = send(&app, &alice, &conversation, "", &[&second, &first], "c-1").await;
+    let (status, other) = app
+        .send_pictures(&alice, &conversation, "", &[&second, &first], "c-1")
+        .await;
     assert_eq!(status, 409, "{other}");
     assert_eq!(other["error"]["code"], "client_id_reused");
-    let (status, captioned) = send(&app, &alice, &conversation, "Look!", &[&first], "c-2").await;
+    let (status, captioned) = app
+        .send_pictures(&alice, &conversation, "Look!", &[&first], "c-2")
+        .await;
     assert_eq!(status, 202, "{captioned}");
     let urls = media_urls_of_create(&app, 1).await;
     assert_eq!(urls.len(), 1);
@@ -155,10 +153,10 @@ async fn pictures_go_to_twilio_as_media_urls(app: TestApp) {
 }
 
 async fn a_media_link_needs_no_session_and_only_its_token(app: TestApp) {
-    let alice = app.agent("alice@example.com", &[ALICES]).await;
-    let conversation = app.conversation(&alice, CONTACT).await;
-    let picture = app.uploaded(&alice, PNG).await;
-    let (status, sent) = send(&app, &alice, &conversation, "", &[&picture], "c-1").await;
+    let (alice, conversation, picture) = alice_with_a_picture(&app).await;
+    let (status, sent) = app
+        .send_pictures(&alice, &conversation, "", &[&picture], "c-1")
+        .await;
     assert_eq!(status, 202, "{sent}");
     let url = media_urls_of_create(&app, 0).await.remove(0);
     let (status, _, body) = fetch(&app, &url).await;
@@ -199,7 +197,9 @@ async fn only_the_senders_own_uploads_up_to_10_and_5_mb(app: TestApp) {
     let mine: &str = &app.uploaded(&alice, PNG).await;
 
     let refused = async |media: Vec<&str>, body: &str, why: &str| {
-        let (status, answer) = send(&app, &alice, &conversation, body, &media, "c-x").await;
+        let (status, answer) = app
+            .send_pictures(&alice, &conversation, body, &media, "c-x")
+            .await;
         assert_eq!(status, 422, "{why}: {answer}");
         assert_eq!(answer["error"]["code"], "invalid_field", "{why}: {answer}");
         assert!(
@@ -217,11 +217,7 @@ async fn only_the_senders_own_uploads_up_to_10_and_5_mb(app: TestApp) {
     refused(vec![mine; 11], "", "eleven pictures").await;
     refused(vec![], "", "no text, no picture").await;
     let (status, answer) = app
-        .post_json(
-            "/api/crm/sms/send",
-            Some(&alice),
-            json!({"conversationId": conversation, "body": "", "mediaIds": ["x1"], "clientId": "c-y"}),
-        )
+        .send_pictures(&alice, &conversation, "", &["x1"], "c-y")
         .await;
     assert_eq!(status, 422, "{answer}");
 
@@ -237,7 +233,9 @@ async fn only_the_senders_own_uploads_up_to_10_and_5_mb(app: TestApp) {
         ten.push(app.uploaded(&alice, GIF).await);
     }
     let ten: Vec<&str> = ten.iter().map(String::as_str).collect();
-    let (status, sent) = send(&app, &alice, &conversation, "ten", &ten, "c-10").await;
+    let (status, sent) = app
+        .send_pictures(&alice, &conversation, "ten", &ten, "c-10")
+        .await;
     assert_eq!(status, 202, "{sent}");
     assert_eq!(sent["message"]["media"].as_array().unwrap().len(), 10);
     assert_eq!(media_urls_of_create(&app, 0).await.len(), 10);
@@ -249,16 +247,16 @@ async fn only_the_senders_own_uploads_up_to_10_and_5_mb(app: TestApp) {
 }
 
 async fn a_retry_keeps_its_pictures(app: TestApp) {
-    let alice = app.agent("alice@example.com", &[ALICES]).await;
-    let conversation = app.conversation(&alice, CONTACT).await;
+    let (alice, conversation, picture) = alice_with_a_picture(&app).await;
     let fake = app.fake.as_ref().unwrap();
     fake.script(Script::Error {
         status: 400,
         code: 21614,
         message: "not a mobile number",
     });
-    let picture = app.uploaded(&alice, PNG).await;
-    let (status, sent) = send(&app, &alice, &conversation, "hi", &[&picture], "c-1").await;
+    let (status, sent) = app
+        .send_pictures(&alice, &conversation, "hi", &[&picture], "c-1")
+        .await;
     assert_eq!(status, 202, "{sent}");
     let id = sent["message"]["id"].as_str().unwrap();
     app.wait_status(&alice, id, "failed").await;
@@ -287,10 +285,10 @@ async fn a_retry_keeps_its_pictures(app: TestApp) {
 }
 
 async fn a_local_public_url_refuses_pictures(app: TestApp) {
-    let alice = app.agent("alice@example.com", &[ALICES]).await;
-    let conversation = app.conversation(&alice, CONTACT).await;
-    let picture = app.uploaded(&alice, PNG).await;
-    let (status, refused) = send(&app, &alice, &conversation, "", &[&picture], "c-1").await;
+    let (alice, conversation, picture) = alice_with_a_picture(&app).await;
+    let (status, refused) = app
+        .send_pictures(&alice, &conversation, "", &[&picture], "c-1")
+        .await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["error"]["code"], "media_needs_public_url");
     assert!(
@@ -300,15 +298,17 @@ async fn a_local_public_url_refuses_pictures(app: TestApp) {
             .contains("PUBLIC_URL"),
         "{refused}"
     );
-    let (status, sent) = send(&app, &alice, &conversation, "text only", &[], "c-2").await;
+    let (status, sent) = app
+        .send_pictures(&alice, &conversation, "text only", &[], "c-2")
+        .await;
     assert_eq!(status, 202, "{sent}");
 }
 
 async fn the_simulator_fetches_the_pictures_and_delivers(app: TestApp) {
-    let alice = app.agent("alice@example.com", &[ALICES]).await;
-    let conversation = app.conversation(&alice, CONTACT).await;
-    let picture = app.uploaded(&alice, PNG).await;
-    let (status, sent) = send(&app, &alice, &conversation, "", &[&picture], "c-1").await;
+    let (alice, conversation, picture) = alice_with_a_picture(&app).await;
+    let (status, sent) = app
+        .send_pictures(&alice, &conversation, "", &[&picture], "c-1")
+        .await;
     assert_eq!(status, 202, "{sent}");
     let id = sent["message"]["id"].as_str().unwrap();
     let delivered = app.wait_status(&alice, id, "delivered").await;

@@ -13,7 +13,7 @@ use smsdesk::api::sync::Changes;
 use smsdesk::config::DEFAULT_SESSION_CHECK_PERIOD;
 
 use crate::fanout::{Pair, next_inbound, wait_for_redis, with_two_instances_checking};
-use crate::helpers::{Agent, RedisClient, TestApp, wait_until};
+use crate::helpers::{Agent, RedisClient, RedisServer, TestApp, wait_until};
 
 const NUMBER: &str = "+15550001000";
 const CONTACT: &str = "+14155550123";
@@ -85,15 +85,8 @@ async fn while_redis_is_down_an_ended_session_is_disconnected_within_the_check_p
             wait_for_redis(app, "down").await;
         }
 
-        let r =
-            p.a.http
-                .patch(p.a.url(&format!("/api/admin/agents/{}", bob.id)))
-                .bearer_auth(&admin.token)
-                .json(&json!({"disabled": true}))
-                .send()
-                .await
-                .unwrap();
-        assert_eq!(r.status(), 200);
+        p.a.admin_patch(&admin, &bob, json!({"disabled": true}))
+            .await;
         bob_on_b.closed().await;
         wait_for_redis(&p.b, "down").await;
 
@@ -125,6 +118,46 @@ async fn newest_subscriber(redis: &mut RedisClient) -> String {
         .to_string()
 }
 
+/// Once both of `apps` are subscribed, has Redis drop the newest subscriber and refuse it a
+/// new connection until [`let_subscribers_back`]; the client that did it, and which of
+/// `apps` lost its subscriber, once the other one is subscribed.
+async fn drop_one_subscriber(server: &RedisServer, apps: [&TestApp; 2]) -> (RedisClient, usize) {
+    for app in apps {
+        wait_for_redis(app, "up").await;
+    }
+    let mut redis = server.client().await;
+    let subscriber = newest_subscriber(&mut redis).await;
+    // Room for the other instance's connection and this one: no more.
+    redis
+        .command(&["CONFIG", "SET", "maxclients", "2"])
+        .await
+        .unwrap();
+    redis
+        .command(&["CLIENT", "KILL", "ID", &subscriber])
+        .await
+        .unwrap();
+    let dropped = wait_until("an instance to lose its subscriber", async || {
+        for (i, app) in apps.iter().enumerate() {
+            let (_, ready) = app.get_as::<Readiness>("/readyz", None).await;
+            if ready.redis.as_deref() == Some("down") {
+                return Some(i);
+            }
+        }
+        None
+    })
+    .await;
+    wait_for_redis(apps[1 - dropped], "up").await;
+    (redis, dropped)
+}
+
+/// Lets the instance [`drop_one_subscriber`] cut off connect again.
+async fn let_subscribers_back(redis: &mut RedisClient) {
+    redis
+        .command(&["CONFIG", "SET", "maxclients", "10000"])
+        .await
+        .unwrap();
+}
+
 /// Redis drops one instance's subscriber (as its output-buffer limit does with an instance
 /// that stalled) and keeps refusing it, while the other instance publishes a logout and a
 /// message: Redis never stops, yet the dropped instance missed both.
@@ -136,33 +169,8 @@ async fn an_instance_whose_subscriber_redis_dropped_ends_missed_sessions_and_res
         let mut alice_on = [p.a.socket(&alice).await, p.b.socket(&alice).await];
         let mut bob_on = [p.a.socket(&bob).await, p.b.socket(&bob).await];
         let apps = [&p.a, &p.b];
-        for app in apps {
-            wait_for_redis(app, "up").await;
-        }
-
-        let mut redis = p.redis.client().await;
-        let subscriber = newest_subscriber(&mut redis).await;
-        // Room for the other instance's connection and this one: no more.
-        redis
-            .command(&["CONFIG", "SET", "maxclients", "2"])
-            .await
-            .unwrap();
-        redis
-            .command(&["CLIENT", "KILL", "ID", &subscriber])
-            .await
-            .unwrap();
-        let dropped = wait_until("an instance to lose its subscriber", async || {
-            for (i, app) in apps.iter().enumerate() {
-                let (_, ready) = app.get_as::<Readiness>("/readyz", None).await;
-                if ready.redis.as_deref() == Some("down") {
-                    return Some(i);
-                }
-            }
-            None
-        })
-        .await;
+        let (mut redis, dropped) = drop_one_subscriber(&p.redis, apps).await;
         let other = 1 - dropped;
-        wait_for_redis(apps[other], "up").await;
 
         let (status, _) = apps[other]
             .post_json("/api/auth/logout", Some(&alice), json!({}))
@@ -172,10 +180,7 @@ async fn an_instance_whose_subscriber_redis_dropped_ends_missed_sessions_and_res
         let missed = apps[other].inbound(CONTACT, NUMBER, "missed").await;
         assert_eq!(next_inbound(&mut bob_on[other]).await, missed);
 
-        redis
-            .command(&["CONFIG", "SET", "maxclients", "10000"])
-            .await
-            .unwrap();
+        let_subscribers_back(&mut redis).await;
         alice_on[dropped].closed().await;
         bob_on[dropped].next("resync").await;
         assert!(synced(apps[dropped], &bob, &missed).await);
@@ -198,40 +203,13 @@ async fn an_instance_that_delivered_to_its_own_sockets_only_resyncs_every_instan
         let bob = p.a.agent("bob@example.com", &[NUMBER]).await;
         let mut bob_on = [p.a.socket(&bob).await, p.b.socket(&bob).await];
         let apps = [&p.a, &p.b];
-        for app in apps {
-            wait_for_redis(app, "up").await;
-        }
-
-        let mut redis = p.redis.client().await;
-        let subscriber = newest_subscriber(&mut redis).await;
-        redis
-            .command(&["CONFIG", "SET", "maxclients", "2"])
-            .await
-            .unwrap();
-        redis
-            .command(&["CLIENT", "KILL", "ID", &subscriber])
-            .await
-            .unwrap();
-        let dropped = wait_until("an instance to lose its subscriber", async || {
-            for (i, app) in apps.iter().enumerate() {
-                let (_, ready) = app.get_as::<Readiness>("/readyz", None).await;
-                if ready.redis.as_deref() == Some("down") {
-                    return Some(i);
-                }
-            }
-            None
-        })
-        .await;
+        let (mut redis, dropped) = drop_one_subscriber(&p.redis, apps).await;
         let other = 1 - dropped;
-        wait_for_redis(apps[other], "up").await;
 
         let here_only = apps[dropped].inbound(CONTACT, NUMBER, "here only").await;
         assert_eq!(next_inbound(&mut bob_on[dropped]).await, here_only);
 
-        redis
-            .command(&["CONFIG", "SET", "maxclients", "10000"])
-            .await
-            .unwrap();
+        let_subscribers_back(&mut redis).await;
         bob_on[dropped].next("resync").await;
         bob_on[other].next("resync").await;
         assert!(synced(apps[other], &bob, &here_only).await);

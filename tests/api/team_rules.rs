@@ -35,22 +35,26 @@ fn snooze_for(d: Duration) -> Value {
     json!({"status": "snoozed", "snoozedUntil": (Utc::now() + d).to_rfc3339()})
 }
 
-async fn admin_patch(app: &TestApp, admin: &Agent, agent: &Agent, body: Value) {
-    let r = app
-        .http
-        .patch(app.url(&format!("/api/admin/agents/{}", agent.id)))
-        .bearer_auth(&admin.token)
-        .json(&body)
-        .send()
+/// The conversation the contact opened with an inbound `body` to the shared number, as
+/// `agent` finds it.
+async fn opened(app: &TestApp, agent: &Agent, contact: &str, body: &str) -> String {
+    app.inbound(contact, SHARED, body).await;
+    app.conversation(agent, contact).await
+}
+
+/// The id of the conversation's assignee, as `agent`'s list shows it: there must be one.
+async fn assignee_id(app: &TestApp, agent: &Agent, id: &str) -> String {
+    listed(app, agent, id)
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        .assignee
+        .expect("an assignee")
+        .id
+        .to_string()
 }
 
 async fn an_inbound_message_reopens_the_conversation(app: TestApp) {
     let alice = app.agent("alice@example.com", &[SHARED]).await;
-    app.inbound(CONTACT, SHARED, "first").await;
-    let id = app.conversation(&alice, CONTACT).await;
+    let id = opened(&app, &alice, CONTACT, "first").await;
     let mut socket = app.socket(&alice).await;
     for leave in [json!({"status": "closed"}), snooze_for(Duration::days(3))] {
         let (status, _) = patch(&app, &alice, &id, leave).await;
@@ -76,8 +80,7 @@ async fn an_inbound_message_reopens_the_conversation(app: TestApp) {
 
 async fn a_snooze_that_runs_out_reopens_once(app: TestApp) {
     let alice = app.agent("alice@example.com", &[SHARED]).await;
-    app.inbound(CONTACT, SHARED, "hi").await;
-    let id = app.conversation(&alice, CONTACT).await;
+    let id = opened(&app, &alice, CONTACT, "hi").await;
     let mut socket = app.socket(&alice).await;
     let (status, c) = patch(&app, &alice, &id, snooze_for(Duration::milliseconds(1500))).await;
     assert_eq!(status, 200, "{c}");
@@ -106,8 +109,7 @@ async fn a_snooze_that_runs_out_reopens_once(app: TestApp) {
 async fn sending_assigns_an_unassigned_conversation(app: TestApp) {
     let alice = app.agent("alice@example.com", &[SHARED]).await;
     let bob = app.agent("bob@example.com", &[SHARED]).await;
-    app.inbound(CONTACT, SHARED, "hi").await;
-    let id = app.conversation(&alice, CONTACT).await;
+    let id = opened(&app, &alice, CONTACT, "hi").await;
     let mut bobs = app.socket(&bob).await;
 
     let (status, _) = app.send(&alice, &id, "on it", "s-1").await;
@@ -122,27 +124,11 @@ async fn sending_assigns_an_unassigned_conversation(app: TestApp) {
     // Never a change of an existing assignee.
     let (status, _) = app.send(&bob, &id, "me too", "s-2").await;
     assert_eq!(status, 202);
-    assert_eq!(
-        listed(&app, &bob, &id)
-            .await
-            .assignee
-            .unwrap()
-            .id
-            .to_string(),
-        alice.id
-    );
+    assert_eq!(assignee_id(&app, &bob, &id).await, alice.id);
     patch(&app, &alice, &id, json!({"assigneeId": bob.id})).await;
     let (status, _) = app.send(&alice, &id, "over to bob", "s-3").await;
     assert_eq!(status, 202);
-    assert_eq!(
-        listed(&app, &bob, &id)
-            .await
-            .assignee
-            .unwrap()
-            .id
-            .to_string(),
-        bob.id
-    );
+    assert_eq!(assignee_id(&app, &bob, &id).await, bob.id);
 
     // A conversation opened by sending to a number is the sender's.
     let (status, sent) = app
@@ -157,15 +143,7 @@ async fn sending_assigns_an_unassigned_conversation(app: TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(
-        listed(&app, &alice, &other)
-            .await
-            .assignee
-            .unwrap()
-            .id
-            .to_string(),
-        bob.id
-    );
+    assert_eq!(assignee_id(&app, &alice, &other).await, bob.id);
 }
 
 async fn losing_the_number_or_being_disabled_unassigns(app: TestApp) {
@@ -194,24 +172,18 @@ async fn losing_the_number_or_being_disabled_unassigns(app: TestApp) {
     }
     let mut socket = app.socket(&alice).await;
 
-    admin_patch(&app, &alice, &bob, json!({"numbers": [OTHER]})).await;
+    app.admin_patch(&alice, &bob, json!({"numbers": [OTHER]}))
+        .await;
     let pushed = socket.next("conversation:updated").await;
     assert_eq!(
         (&pushed["id"], &pushed["assignee"]),
         (&json!(shared), &Value::Null)
     );
     assert!(listed(&app, &alice, &shared).await.assignee.is_none());
-    assert_eq!(
-        listed(&app, &alice, &other)
-            .await
-            .assignee
-            .unwrap()
-            .id
-            .to_string(),
-        bob.id
-    );
+    assert_eq!(assignee_id(&app, &alice, &other).await, bob.id);
 
-    admin_patch(&app, &alice, &bob, json!({"disabled": true})).await;
+    app.admin_patch(&alice, &bob, json!({"disabled": true}))
+        .await;
     let pushed = socket.next("conversation:updated").await;
     assert_eq!(
         (&pushed["id"], &pushed["assignee"]),
@@ -238,8 +210,7 @@ async fn sync_returns_the_conversations_that_changed(app: TestApp) {
     let mut ids = Vec::new();
     for i in 0..5 {
         let contact = format!("+141555509{:02}", 10 + i);
-        app.inbound(&contact, SHARED, "hi").await;
-        ids.push(app.conversation(&alice, &contact).await);
+        ids.push(opened(&app, &alice, &contact, "hi").await);
     }
     let start = sync_from(&app, &alice, 0, 1000).await.cursor;
 
@@ -277,7 +248,8 @@ async fn sync_returns_the_conversations_that_changed(app: TestApp) {
         patch(&app, &alice, id, json!({"assigneeId": bob.id})).await;
     }
     let before = sync_from(&app, &alice, changes.cursor, 1000).await.cursor;
-    admin_patch(&app, &alice, &bob, json!({"disabled": true})).await;
+    app.admin_patch(&alice, &bob, json!({"disabled": true}))
+        .await;
     let mut since = changes.cursor;
     let mut seen = Vec::new();
     loop {
@@ -301,10 +273,8 @@ async fn sync_returns_the_conversations_that_changed(app: TestApp) {
 async fn concurrent_changes_end_where_the_events_say(app: TestApp) {
     let alice = app.agent("alice@example.com", &[SHARED]).await;
     let bob = app.agent("bob@example.com", &[SHARED]).await;
-    app.inbound(CONTACT, SHARED, "hi").await;
-    app.inbound("+14155550999", SHARED, "marker").await;
-    let id = app.conversation(&alice, CONTACT).await;
-    let marker = app.conversation(&alice, "+14155550999").await;
+    let id = opened(&app, &alice, CONTACT, "hi").await;
+    let marker = opened(&app, &alice, "+14155550999", "marker").await;
     let mut socket = app.socket(&alice).await;
 
     for round in 0..8 {
@@ -377,8 +347,7 @@ async fn the_counters_match_the_conversations_after_concurrent_writes(app: TestA
     let contacts: Vec<String> = (0..4).map(|i| format!("+1415555071{i}")).collect();
     let mut ids = Vec::new();
     for contact in &contacts {
-        app.inbound(contact, SHARED, "hi").await;
-        ids.push(app.conversation(&alice, contact).await);
+        ids.push(opened(&app, &alice, contact, "hi").await);
     }
     for round in 0..6 {
         let edits = ids.iter().enumerate().map(|(i, id)| {

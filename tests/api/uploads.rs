@@ -2,9 +2,7 @@
 //! their bytes, whole, at most 5 MB, refused with our error JSON otherwise; uploads never sent
 //! are pruned after a day; and 20 uploads of 5 MB at once stay within their memory budget.
 
-use serde_json::Value;
-
-use crate::helpers::{Agent, FIVE_MB, GIF, PNG, Part, TestApp, jpeg, multipart, read};
+use crate::helpers::{FIVE_MB, GIF, PNG, Part, TestApp, assert_error, jpeg, multipart, read};
 use crate::on_both_backends;
 
 on_both_backends! {
@@ -15,17 +13,6 @@ on_both_backends! {
 }
 
 const ALICES: &str = "+15550001000";
-
-fn assert_error(status: u16, body: &Value, want: u16, code: &str) {
-    assert_eq!(status, want, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
 
 async fn pictures_are_told_by_their_bytes(app: TestApp) {
     let alice = app.agent("alice@example.com", &[ALICES]).await;
@@ -141,7 +128,7 @@ async fn a_malformed_upload_gets_our_error_json(app: TestApp) {
         .await;
     assert_error(status, &body, 422, "invalid_field");
 
-    let send = |content_type: &'static str, body: Vec<u8>| {
+    let send = |content_type: &str, body: Vec<u8>| {
         app.http
             .post(app.url("/api/crm/sms/uploads"))
             .bearer_auth(&alice.token)
@@ -154,30 +141,11 @@ async fn a_malformed_upload_gets_our_error_json(app: TestApp) {
     let (status, body) = read(send("multipart/form-data", multipart(&[]).1).await.unwrap()).await;
     assert_error(status, &body, 400, "bad_request");
     let (content_type, empty) = multipart(&[]);
-    let r = app
-        .http
-        .post(app.url("/api/crm/sms/uploads"))
-        .bearer_auth(&alice.token)
-        .header("content-type", content_type)
-        .body(empty)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(r).await;
+    let (status, body) = read(send(&content_type, empty).await.unwrap()).await;
     assert_error(status, &body, 422, "invalid_field");
     let (_, mut cut) = multipart(&[Part::file("a.png", "image/png", PNG)]);
     cut.truncate(cut.len() - 20);
-    let content_type = multipart(&[]).0;
-    let r = app
-        .http
-        .post(app.url("/api/crm/sms/uploads"))
-        .bearer_auth(&alice.token)
-        .header("content-type", content_type)
-        .body(cut)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = read(r).await;
+    let (status, body) = read(send(&content_type, cut).await.unwrap()).await;
     assert_error(status, &body, 400, "bad_request");
 
     let (status, body) = app
@@ -191,7 +159,9 @@ async fn uploads_never_sent_are_pruned_after_a_day(app: TestApp) {
     let conversation = app.conversation(&alice, "+14155550123").await;
     let sent = app.uploaded(&alice, PNG).await;
     let unsent = app.uploaded(&alice, GIF).await;
-    let (status, message) = send(&app, &alice, &conversation, &[&sent], "c-1").await;
+    let (status, message) = app
+        .send_pictures(&alice, &conversation, "", &[&sent], "c-1")
+        .await;
     assert_eq!(status, 202, "{message}");
 
     // As housekeeping prunes: nothing uploaded within the day goes.
@@ -206,9 +176,13 @@ async fn uploads_never_sent_are_pruned_after_a_day(app: TestApp) {
     assert_eq!(app.store.prune_uploads().await.unwrap(), 1);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM uploads").await, 1);
 
-    let (status, body) = send(&app, &alice, &conversation, &[&unsent], "c-2").await;
+    let (status, body) = app
+        .send_pictures(&alice, &conversation, "", &[&unsent], "c-2")
+        .await;
     assert_error(status, &body, 422, "invalid_field");
-    let (status, again) = send(&app, &alice, &conversation, &[&sent], "c-3").await;
+    let (status, again) = app
+        .send_pictures(&alice, &conversation, "", &[&sent], "c-3")
+        .await;
     assert_eq!(status, 202, "a picture sent can be sent again: {again}");
     let id = message["message"]["id"].as_str().unwrap();
     let r = app
@@ -220,23 +194,6 @@ async fn uploads_never_sent_are_pruned_after_a_day(app: TestApp) {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
-}
-
-async fn send(
-    app: &TestApp,
-    agent: &Agent,
-    conversation: &str,
-    media: &[&str],
-    client_id: &str,
-) -> (u16, Value) {
-    app.post_json(
-        "/api/crm/sms/send",
-        Some(agent),
-        serde_json::json!({
-            "conversationId": conversation, "body": "", "mediaIds": media, "clientId": client_id,
-        }),
-    )
-    .await
 }
 
 /// What `/proc/self/status` says of this process, in KiB.

@@ -323,6 +323,19 @@ impl TestApp {
         .await
     }
 
+    /// Edits `agent` through the admin API as `admin`, which must succeed.
+    pub async fn admin_patch(&self, admin: &Agent, agent: &Agent, body: Value) {
+        let r = self
+            .http
+            .patch(self.url(&format!("/api/admin/agents/{}", agent.id)))
+            .bearer_auth(&admin.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+
     /// The message as `sync` shows it: once no write still in flight could commit a change
     /// before it, which takes milliseconds.
     pub async fn message(&self, agent: &Agent, id: &str) -> ApiMessage {
@@ -437,4 +450,16 @@ pub async fn read_as<T: DeserializeOwned>(r: reqwest::Response) -> (u16, T) {
     let body = T::deserialize(&value)
         .unwrap_or_else(|e| panic!("a {status} answer not of the expected shape ({e}): {value}"));
     (status, body)
+}
+
+/// An answer in our error JSON (docs/api.md, "Errors"): `want`, with `code` and a message.
+pub fn assert_error(status: u16, body: &Value, want: u16, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }

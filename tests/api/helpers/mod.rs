@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use app::{Agent, Mode, TestApp, TestAppBuilder, read, read_as};
+pub use app::{Agent, Mode, TestApp, TestAppBuilder, assert_error, read, read_as};
 pub use db::{Backend, ci, with_database};
 pub use fake_twilio::{
     FAKE_ACCOUNT, FAKE_TOKEN, FakeTwilio, PUBLIC_URL, PUBLIC_URL_WITH_PORT, Script, post_signed,

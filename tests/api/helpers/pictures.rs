@@ -120,6 +120,26 @@ impl TestApp {
             .await
     }
 
+    /// Sends `body` with the uploads `media` to the conversation as `agent`.
+    pub async fn send_pictures(
+        &self,
+        agent: &Agent,
+        conversation: &str,
+        body: &str,
+        media: &[&str],
+        client_id: &str,
+    ) -> (u16, Value) {
+        self.post_json(
+            "/api/crm/sms/send",
+            Some(agent),
+            serde_json::json!({
+                "conversationId": conversation, "body": body, "mediaIds": media,
+                "clientId": client_id,
+            }),
+        )
+        .await
+    }
+
     /// Uploads a picture that must be taken; returns its id.
     pub async fn uploaded(&self, agent: &Agent, bytes: &[u8]) -> String {
         let (status, upload) = self.upload(agent, "picture", "image/png", bytes).await;
