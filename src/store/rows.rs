@@ -120,7 +120,7 @@ pub(super) use {
 pub(super) struct MessageRow {
     pub id: MessageId,
     pub conversation_id: ConversationId,
-    direction: Direction,
+    pub direction: Direction,
     from_number: String,
     to_number: String,
     pub body: String,

@@ -10,7 +10,9 @@ use super::{
     ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
 use crate::domain::{ClientId, ContactName, PhoneNumber};
-use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId, Status, now};
+use crate::model::{
+    AgentId, Conversation, ConversationId, Direction, Message, MessageId, Status, now,
+};
 
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
@@ -294,7 +296,10 @@ async fn earlier_send(tx: &mut Tx, msg: &NewOutbound) -> StoreResult<Option<Outb
             .map(|(id, _)| *id)
             .eq(msg.media.iter().copied())
     };
-    let same = earlier.row.body == msg.body.as_str()
+    // A note with the same text is still not this send: answering it would tell the page
+    // that a message which never reaches the contact was sent.
+    let same = earlier.row.direction == Direction::Outbound
+        && earlier.row.body == msg.body.as_str()
         && earlier.row.conversation_id == msg.conversation_id
         && earlier.retry_of == msg.retry_of
         && same_media;

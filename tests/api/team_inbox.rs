@@ -406,6 +406,19 @@ async fn notes_stay_between_agents(app: TestApp) {
         (status, &e["error"]["code"]),
         (409, &json!("client_id_reused"))
     );
+    // A send is not the note of the same text: it would reach the contact.
+    let (status, e) = app
+        .post_json(
+            "/api/crm/sms/send",
+            Some(&alice),
+            json!({"conversationId": id, "body": "Call her back about the zucchini order", "clientId": "n-1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (409, &json!("client_id_reused")),
+        "a send with a note's clientId, text and conversation: {e}"
+    );
     for bad in [json!(""), json!("x".repeat(4001)), json!(" ")] {
         let (status, _) = app
             .post_json(&path, Some(&alice), json!({"body": bad, "clientId": "n-2"}))
