@@ -20,7 +20,9 @@
 //! `cargo bench --bench data_scale` (env: BENCH_CONVERSATIONS, BENCH_MESSAGES,
 //! BENCH_REQUESTS=200, BENCH_DATABASE_URL=postgres://…/db to load a fresh database created
 //! on that server instead of a SQLite temp file, BENCH_KEEP_DATABASE=1 to keep it and print
-//! its URL, e.g. to read the query plans).
+//! its URL, e.g. to read the query plans; BENCH_REUSE_DATABASE=<that URL> to time it again
+//! without loading, and BENCH_ONLY=sync,12021 to time only the requests whose names
+//! contain one of those texts).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -231,6 +233,17 @@ async fn load(url: &str, conversations: u64, messages: u64) -> (String, i64) {
     (email, long_thread)
 }
 
+/// The agent's email and the long thread's conversation id of a database loaded before.
+async fn reused(url: &str) -> (String, i64) {
+    let first: i64 = on_connection!(url, |db| {
+        sqlx::query_scalar("SELECT MIN(id) FROM conversations")
+            .fetch_one(&mut db)
+            .await
+            .unwrap()
+    });
+    ("agent@bench.test".to_owned(), first)
+}
+
 /// A fresh database on the PostgreSQL server `server` names, and the URL of it.
 async fn create_pg_database(server: &str) -> (String, String) {
     let name = format!("smsdesk_scale_{}", rand::random::<u32>());
@@ -257,6 +270,8 @@ async fn drop_pg_database(server: &str, name: &str) {
 
 struct Timer {
     http: reqwest::Client,
+    /// Only the requests whose names contain one of these are timed (all when empty).
+    only: Vec<String>,
     base: String,
     token: String,
     requests: u64,
@@ -283,6 +298,9 @@ impl Timer {
     /// Times `requests` GETs of `path` until their last byte, each then checked by `check`,
     /// and prints the figures.
     async fn time(&self, what: &str, path: &str, check: impl Fn(&Value)) {
+        if !self.only.is_empty() && !self.only.iter().any(|o| what.contains(o.as_str())) {
+            return;
+        }
         check(&self.get(path).await);
         let mut took = Vec::with_capacity(self.requests as usize);
         for _ in 0..self.requests {
@@ -301,8 +319,12 @@ impl Timer {
     }
 }
 
-async fn run(url: &str, conversations: u64, messages: u64, requests: u64) {
-    let (email, long_thread) = load(url, conversations, messages).await;
+async fn run(url: &str, conversations: u64, messages: u64, requests: u64, reuse: bool) {
+    let (email, long_thread) = if reuse {
+        reused(url).await
+    } else {
+        load(url, conversations, messages).await
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -337,8 +359,15 @@ async fn run(url: &str, conversations: u64, messages: u64, requests: u64) {
         .json()
         .await
         .unwrap();
+    let only = std::env::var("BENCH_ONLY")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect();
     let timer = Timer {
         http,
+        only,
         base,
         token: login["token"].as_str().expect("a token").to_owned(),
         requests,
@@ -480,11 +509,16 @@ async fn main() {
         "BENCH_CONVERSATIONS must be at least 100, BENCH_MESSAGES at least twice it and 5,000"
     );
     let dir = tempfile::tempdir().unwrap();
+    if let Ok(url) = std::env::var("BENCH_REUSE_DATABASE") {
+        println!("smsdesk data scale ({url}, loaded before), {requests} requests each");
+        run(&url, conversations, messages, requests, true).await;
+        return;
+    }
     match std::env::var("BENCH_DATABASE_URL") {
         Ok(server) => {
             println!("smsdesk data scale (PostgreSQL), {requests} requests each");
             let (name, url) = create_pg_database(&server).await;
-            run(&url, conversations, messages, requests).await;
+            run(&url, conversations, messages, requests, false).await;
             if keep {
                 println!("  kept: {url}");
             } else {
@@ -499,7 +533,7 @@ async fn main() {
                 dir.path().join("bench.db")
             };
             let url = format!("sqlite://{}", path.display());
-            run(&url, conversations, messages, requests).await;
+            run(&url, conversations, messages, requests, false).await;
             if keep {
                 println!("  kept: {url}");
             }

@@ -26,6 +26,11 @@ pub(super) struct Dialect {
     /// an index that starts with `our_number` (and the status), and the pages are merged:
     /// an `IN` over the numbers would cost a scan and sort of all the agent's conversations.
     pub list_conversations: [&'static str; 4],
+    /// Agent `$1`'s conversations with `changed` above `$2` and at most `$4`, at most `$3`,
+    /// in change order (ties: lowest id first), as [`super::rows::ConversationRow`]s. Each
+    /// number reads its own changes from `conversations_changed_per_number`, as the list
+    /// reads its pages (`migrations/*/0018_changes_per_number.sql`).
+    pub conversation_changes: &'static str,
     /// Whether agent `$1` may be assigned conversation `$2` (see `inbox.rs`).
     pub assignable: &'static str,
     /// Opens the snoozed conversations whose time came, locking them in order (see `inbox.rs`).

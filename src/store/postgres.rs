@@ -34,6 +34,19 @@ macro_rules! list_per_number {
     };
 }
 
+/// The conversations changed in a range of `seq`s, each number's walked in its index by
+/// `LATERAL`, as `list_per_number!` walks a page.
+const CONVERSATION_CHANGES: &str = concat!(
+    conversation_select!(
+        "",
+        "(SELECT page.* FROM agent_numbers an CROSS JOIN LATERAL \
+           (SELECT * FROM conversations WHERE our_number = an.number \
+            AND changed > $2 AND changed <= $4 ORDER BY changed, id LIMIT $3) page \
+         WHERE an.agent_id = $1 ORDER BY page.changed, page.id LIMIT $3) c"
+    ),
+    "ORDER BY c.changed, c.id"
+);
+
 impl Backend for sqlx::Postgres {
     const DIALECT: Dialect = Dialect {
         name: "postgres",
@@ -44,6 +57,7 @@ impl Backend for sqlx::Postgres {
         ],
         lock_status: "SELECT status FROM messages WHERE id = $1 FOR UPDATE",
         list_conversations: list_filters!(list_per_number),
+        conversation_changes: CONVERSATION_CHANGES,
         // A disable (an UPDATE of the agent) or a number taken away (a DELETE of it) waits
         // for the assignment to end, and then sees it.
         assignable: assignable!(" FOR SHARE OF a, an"),

@@ -267,19 +267,15 @@ impl Store {
         up_to: i64,
         limit: i64,
     ) -> StoreResult<Vec<(Conversation, i64)>> {
+        let statement = self.reader.dialect().conversation_changes;
         let rows: Vec<ConversationRow> = on_pool!(&self.reader, |db| {
-            sqlx::query_as(concat!(
-                conversation_select!(),
-                "WHERE c.changed > $2 AND c.changed <= $4 AND",
-                visible_to!("1"),
-                "ORDER BY c.changed, c.id LIMIT $3"
-            ))
-            .bind(agent)
-            .bind(since)
-            .bind(limit)
-            .bind(up_to)
-            .fetch_all(db)
-            .await
+            sqlx::query_as(statement)
+                .bind(agent)
+                .bind(since)
+                .bind(limit)
+                .bind(up_to)
+                .fetch_all(db)
+                .await
         })?;
         Ok(rows
             .into_iter()

@@ -35,6 +35,12 @@ use crate::model::{AgentId, ConversationId};
 /// At most this many rows of an index make a part of a search rare.
 const RARE: i64 = 2_000;
 
+/// The same for the names and phones of a text written as a phone number on SQLite, which
+/// the window checks by `LIKE` ([`Store::phone_check`]) for less than what the trigram index
+/// costs to read past this many rows: the digits of an area code are in every phone, and
+/// their 2,001 index rows took longer than a whole page found in the window.
+const RARE_PHONE: i64 = 200;
+
 /// Conversations in the window per conversation asked for (a page of 50 looks at the next
 /// 200), and the window's bounds.
 const WINDOW_PER_ROW: i64 = 4;
@@ -173,8 +179,13 @@ impl Store {
             return Ok(Part::Absent);
         };
         let Pool::Postgres(db) = &self.reader else {
-            let ids = self.part_ids(index, term).await?;
-            return Ok(if ids.len() as i64 > RARE {
+            let rare = if index == 0 && self.phone_check(search, Some(term)).is_some() {
+                RARE_PHONE
+            } else {
+                RARE
+            };
+            let ids = self.part_ids(index, term, rare).await?;
+            return Ok(if ids.len() as i64 > rare {
                 Part::Common
             } else {
                 Part::Rare(ids)
@@ -209,19 +220,25 @@ impl Store {
         Ok(if estimate > RARE as f64 {
             Part::Common
         } else {
-            Part::Rare(self.part_ids(index, term).await?)
+            Part::Rare(self.part_ids(index, term, RARE).await?)
         })
     }
 
-    /// The conversations that part `index` of a search, `term`, names.
-    async fn part_ids(&self, index: usize, term: &str) -> StoreResult<Vec<ConversationId>> {
+    /// The conversations that part `index` of a search, `term`, names: on SQLite, from at
+    /// most `rare + 1` index rows.
+    async fn part_ids(
+        &self,
+        index: usize,
+        term: &str,
+        rare: i64,
+    ) -> StoreResult<Vec<ConversationId>> {
         let statement = sql(&self.reader).parts[index];
         Ok(match &self.reader {
             Pool::Postgres(db) => sqlx::query_scalar(statement).bind(term).fetch_all(db).await,
             Pool::Sqlite(db) => {
                 sqlx::query_scalar(statement)
                     .bind(term)
-                    .bind(RARE + 1)
+                    .bind(rare + 1)
                     .fetch_all(db)
                     .await
             }

@@ -43,6 +43,22 @@ macro_rules! list_per_number {
     };
 }
 
+/// The conversations changed in a range of `seq`s, each number's from its own index, as
+/// `list_per_number!` reads a page; only the page's conversations then read their last
+/// message, not every number's.
+const CONVERSATION_CHANGES: &str = concat!(
+    conversation_select!(
+        "",
+        "(SELECT changes.id FROM agent_numbers an CROSS JOIN conversations changes \
+          WHERE an.agent_id = $1 AND changes.id IN (SELECT id FROM conversations \
+            WHERE our_number = an.number AND changed > $2 AND changed <= $4 \
+            ORDER BY changed, id LIMIT $3) \
+          ORDER BY changes.changed, changes.id LIMIT $3) page \
+         JOIN conversations c ON c.id = page.id"
+    ),
+    "ORDER BY c.changed, c.id"
+);
+
 /// SQLite serialises writers, and the store has only one writer connection: whatever a write
 /// reads stays as it read it until it commits, so nothing needs locking, and `seq`s commit in
 /// order, so `sync` may show every one committed.
@@ -54,6 +70,7 @@ impl Backend for sqlx::Sqlite {
         status_target: [status_target!("id", ""), status_target!("twilio_sid", "")],
         lock_status: "SELECT status FROM messages WHERE id = $1",
         list_conversations: list_filters!(list_per_number),
+        conversation_changes: CONVERSATION_CHANGES,
         assignable: assignable!(""),
         wake_snoozed: wake_snoozed_sql!(""),
         unassign_lost: unassign_lost_sql!(""),
