@@ -10,9 +10,8 @@
 use chrono::{DateTime, Utc};
 
 use super::db::{Tx, new_seq, on_pool, on_tx};
-use super::reads::{audience, conversation_by_id};
+use super::reads::{audience, conversation_by_id, earlier_with_client_id};
 use super::rows::{MessageRow, returning_columns};
-use super::writes::earlier_with_client_id;
 use super::{ConversationChange, MessageChange, MessageEvent, Store, StoreResult};
 use crate::domain::{ClientId, ContactName, NoteBody};
 use crate::model::{

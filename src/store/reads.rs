@@ -14,6 +14,7 @@ use super::{
     AssigneeFilter, Audience, ConversationList, ListFilter, MessageChange, MessageEvent, Page,
     Store, StoreResult,
 };
+use crate::domain::ClientId;
 use crate::model::{AgentId, Conversation, ConversationId, Message, MessageId};
 
 /// How long [`Store::settled_up_to`] waits for the writes running when it is called. Ours
@@ -386,4 +387,33 @@ pub(super) async fn conversation_by_id(
             .await
     })?;
     Ok(row.into_conversation())
+}
+
+/// A message stored before, with the failed message it retried, if it was a retry.
+#[derive(sqlx::FromRow)]
+pub(super) struct EarlierRow {
+    #[sqlx(flatten)]
+    pub row: MessageRow,
+    pub retry_of: Option<MessageId>,
+}
+
+/// The message, a send or a note, that `agent` stored before with `client_id`: sends and
+/// notes share one `clientId` space per agent, the unique `(agent_id, client_id)` of
+/// `messages` (migrations/postgres/0001_init.sql), so both look there the same way.
+pub(super) async fn earlier_with_client_id(
+    tx: &mut Tx,
+    agent: AgentId,
+    client_id: &ClientId,
+) -> StoreResult<Option<EarlierRow>> {
+    Ok(on_tx!(tx, |db| {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            super::rows::message_columns!(),
+            ", m.retry_of FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
+        ))
+        .bind(agent)
+        .bind(client_id.as_str())
+        .fetch_optional(db)
+        .await
+    })?)
 }

@@ -3,16 +3,14 @@
 
 use super::db::{Tx, new_seq, on_tx};
 use super::inbox::{may_be_assigned, touch};
-use super::reads::{audience, conversation_by_id};
+use super::reads::{audience, conversation_by_id, earlier_with_client_id};
 use super::rows::{MessageRow, returning_columns};
 use super::uploads::{Pictures, attach_pictures, pictures_of, pictures_of_message};
 use super::{
     ConversationChange, MessageChange, MessageEvent, NewOutbound, Outbound, Store, StoreResult,
 };
-use crate::domain::{ClientId, ContactName, PhoneNumber};
-use crate::model::{
-    AgentId, Conversation, ConversationId, Direction, Message, MessageId, Status, now,
-};
+use crate::domain::{ContactName, PhoneNumber};
+use crate::model::{Conversation, ConversationId, Direction, Message, Status, now};
 
 impl Store {
     /// The conversation between our number and the contact, opened if new; a `name` given
@@ -234,35 +232,6 @@ struct Recipient {
     our_number: String,
     contact_phone: String,
     opted_out: bool,
-}
-
-/// A message stored before, with the failed message it retried, if it was a retry.
-#[derive(sqlx::FromRow)]
-pub(super) struct EarlierRow {
-    #[sqlx(flatten)]
-    pub row: MessageRow,
-    pub retry_of: Option<MessageId>,
-}
-
-/// The message, a send or a note, that `agent` stored before with `client_id`: sends and
-/// notes share one `clientId` space per agent, the unique `(agent_id, client_id)` of
-/// `messages` (migrations/postgres/0001_init.sql), so both look there the same way.
-pub(super) async fn earlier_with_client_id(
-    tx: &mut Tx,
-    agent: AgentId,
-    client_id: &ClientId,
-) -> StoreResult<Option<EarlierRow>> {
-    Ok(on_tx!(tx, |db| {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            super::rows::message_columns!(),
-            ", m.retry_of FROM messages m WHERE m.agent_id = $1 AND m.client_id = $2"
-        ))
-        .bind(agent)
-        .bind(client_id.as_str())
-        .fetch_optional(db)
-        .await
-    })?)
 }
 
 /// What an earlier send means for this one: a retry of the same failed message, whoever
