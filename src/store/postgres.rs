@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::agents::{insert_session, live_sessions_sql};
@@ -101,11 +102,29 @@ impl Backend for sqlx::Postgres {
 /// but the database between its statements.
 const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
 
+/// A connection idle this long is pinged before use. One used sooner fails its statement
+/// only if the server went away within that second, when the request would most likely
+/// have failed anyway; sqlx then closes it.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Connects and migrates.
 pub(super) async fn connect(url: &str) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(3))
+        // sqlx pings a connection when it goes back to the pool, and by default again when
+        // it is taken: a second round trip before every statement. One taken soon after its
+        // release has just answered; only one idle longer is pinged, as it may have outlived
+        // its server (a restart) and would fail the request it was taken for.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(connect_options(url)?)
         .await?;
     sqlx::migrate!("./migrations/postgres").run(&pool).await?;

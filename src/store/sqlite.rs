@@ -128,8 +128,11 @@ impl DbFile {
     }
 }
 
-/// Makes every connection of the pool check the file before use.
+/// Makes every connection of the pool check the file before use, rather than ping it: a
+/// SQLite connection lives in this process, and sqlx's ping (by default before every use, on
+/// top of the one when it goes back to the pool) is a round trip to its worker thread.
 fn watched(pool: SqlitePoolOptions, file: Option<&Arc<DbFile>>) -> SqlitePoolOptions {
+    let pool = pool.test_before_acquire(false);
     let Some(file) = file else {
         return pool;
     };
