@@ -232,15 +232,8 @@ async fn disabling_an_agent_on_one_instance_disconnects_them_on_the_other() {
         let mut bob_on_a = p.a.socket(&bob).await;
         let mut admin_on_b = p.b.socket(&admin).await;
 
-        let r =
-            p.a.http
-                .patch(p.a.url(&format!("/api/admin/agents/{}", bob.id)))
-                .bearer_auth(&admin.token)
-                .json(&json!({"disabled": true}))
-                .send()
-                .await
-                .unwrap();
-        assert_eq!(r.status(), 200);
+        p.a.admin_patch(&admin, &bob, json!({"disabled": true}))
+            .await;
         bob_on_b.closed().await;
         bob_on_a.closed().await;
         let (status, _) = p.b.get("/api/auth/me", Some(&bob)).await;

@@ -190,15 +190,8 @@ async fn a_disabled_authors_replies_stay_for_an_admin(app: TestApp) {
     let bob = app.agent("bob@example.com", &[BOBS]).await;
     let carol = app.agent("carol@example.com", &[CAROLS]).await;
     let reply = added(&app, &bob, "thanks", "Thanks!").await;
-    let r = app
-        .http
-        .patch(app.url(&format!("/api/admin/agents/{}", bob.id)))
-        .bearer_auth(&admin.token)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    app.admin_patch(&admin, &bob, json!({"disabled": true}))
+        .await;
 
     assert_eq!(listed(&app, &carol).await, pairs(&[("thanks", "Thanks!")]));
     let id = reply.id.to_string();

@@ -192,15 +192,8 @@ async fn invalid_edits_are_refused_and_change_nothing(app: TestApp) {
         );
     }
     // A disabled agent is no assignee, even on the number (alice, the oldest, is the admin).
-    let r = app
-        .http
-        .patch(app.url(&format!("/api/admin/agents/{}", bob.id)))
-        .bearer_auth(&alice.token)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    app.admin_patch(&alice, &bob, json!({"disabled": true}))
+        .await;
     let (status, e) = patch(&app, &alice, &id, json!({"assigneeId": bob.id})).await;
     assert_eq!(
         (status, &e["error"]["code"]),
@@ -527,15 +520,8 @@ async fn the_agents_one_may_assign_to(app: TestApp) {
     let (status, _) = patch(&app, &alice, &id, json!({"assigneeId": bob.id})).await;
     assert_eq!(status, 200);
 
-    let r = app
-        .http
-        .patch(app.url(&format!("/api/admin/agents/{}", dave.id)))
-        .bearer_auth(&alice.token)
-        .json(&json!({"disabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    app.admin_patch(&alice, &dave, json!({"disabled": true}))
+        .await;
     assert_eq!(
         listed(&alice).await,
         [

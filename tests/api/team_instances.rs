@@ -229,15 +229,9 @@ pub async fn writers_of_every_kind(apps: [&TestApp; 2]) {
             .map(|(k, (contact, number))| on(k).inbound(contact, number, "again"));
         let disable = async {
             if round == 4 {
-                let r = on(0)
-                    .http
-                    .patch(on(0).url(&format!("/api/admin/agents/{}", carol.id)))
-                    .bearer_auth(&alice.token)
-                    .json(&json!({"disabled": true}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
+                on(0)
+                    .admin_patch(&alice, &carol, json!({"disabled": true}))
+                    .await;
             }
         };
         let (_, (sent, _), _, ()) = tokio::join!(
