@@ -270,6 +270,9 @@ struct Outcome {
     expected: u64,
     duplicates: u64,
     latencies: Vec<Duration>,
+    /// From each webhook posted to its `200`: the server's part (its commit, and the events
+    /// handed to the sockets) without the sockets' writes and the client's reading.
+    answered: Vec<Duration>,
     server_ms: f64,
     /// On PostgreSQL: the bench database's processes, and every `postgres` process.
     database_ms: Option<(f64, f64)>,
@@ -361,35 +364,85 @@ async fn smsdesk_agents(settings: &Settings) -> Vec<String> {
     tokens
 }
 
+/// Agents and sessions for another smsdesk build (`BENCH_SMSDESK_BEFORE`), written by SQL
+/// into the tables that build made: [`smsdesk_agents`] would first run this build's
+/// migrations, which the older binary refuses to start on.
+async fn older_smsdesk_agents(binary: &std::path::Path, settings: &Settings) -> Vec<String> {
+    // Any command of its CLI migrates the database first.
+    let migrated = Command::new(binary)
+        .args(["agent", "list"])
+        .env("DATABASE_URL", &settings.database_url)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run the other smsdesk build");
+    assert!(migrated.success(), "the other build could not migrate");
+    let statements = AgentStatements {
+        agent: "INSERT INTO agents (email, name, password_hash, created_at) \
+                VALUES ($1, $2, $3, now()) RETURNING id",
+        number: "INSERT INTO agent_numbers (agent_id, number) VALUES ($1, $2)",
+        session: "INSERT INTO sessions (token_hash, agent_id, created_at, expires_at) \
+                  VALUES ($1, $2, now(), now() + interval '1 day')",
+        token_hashed: true,
+    };
+    agents_by_sql(settings, &statements).await
+}
+
 /// The Node reference's agents and sessions, into the tables it created at start.
 async fn node_agents(settings: &Settings) -> Vec<String> {
+    let statements = AgentStatements {
+        agent: "INSERT INTO crm.agents (name) VALUES ($2) RETURNING id",
+        number: "INSERT INTO crm.agent_numbers (agent_id, number) VALUES ($1, $2)",
+        session: "INSERT INTO crm.sessions (token, agent_id, expires_at) \
+                  VALUES ($1, $2, now() + interval '1 day')",
+        token_hashed: false,
+    };
+    agents_by_sql(settings, &statements).await
+}
+
+/// What [`agents_by_sql`] runs for each agent: its insert, given its email, name and password
+/// hash (`$1`–`$3`, as it needs them) and answering its id; its number's, given the id and
+/// the number; its session's, given the token (or its hash) and the id.
+struct AgentStatements {
+    agent: &'static str,
+    number: &'static str,
+    session: &'static str,
+    token_hashed: bool,
+}
+
+/// The bench's agents, each with its number and a session, written by SQL; their tokens.
+async fn agents_by_sql(settings: &Settings, statements: &AgentStatements) -> Vec<String> {
     use sqlx::Connection;
     let mut db = sqlx::PgConnection::connect(&settings.database_url)
         .await
         .expect("database");
+    let hash = smsdesk::auth::hash_password("bench-password").unwrap();
     let mut tokens = Vec::new();
     for a in 0..settings.agents {
-        let id: i64 = sqlx::query_scalar("INSERT INTO crm.agents (name) VALUES ($1) RETURNING id")
+        let id: i64 = sqlx::query_scalar(statements.agent)
+            .bind(format!("agent{a}@bench.test"))
             .bind(format!("Agent {a}"))
+            .bind(&hash)
             .fetch_one(&mut db)
             .await
             .unwrap();
-        sqlx::query("INSERT INTO crm.agent_numbers (agent_id, number) VALUES ($1, $2)")
+        sqlx::query(statements.number)
             .bind(id)
             .bind(format!("+1555{:07}", a))
             .execute(&mut db)
             .await
             .unwrap();
-        let (token, _) = smsdesk::auth::new_token();
-        sqlx::query(
-            "INSERT INTO crm.sessions (token, agent_id, expires_at) \
-             VALUES ($1, $2, now() + interval '1 day')",
-        )
-        .bind(&token)
-        .bind(id)
-        .execute(&mut db)
-        .await
-        .unwrap();
+        let (token, token_hash) = smsdesk::auth::new_token();
+        let key = if statements.token_hashed {
+            &token_hash
+        } else {
+            &token
+        };
+        sqlx::query(statements.session)
+            .bind(key)
+            .bind(id)
+            .execute(&mut db)
+            .await
+            .unwrap();
         tokens.push(token);
     }
     tokens
@@ -425,7 +478,10 @@ async fn run(side: Side, settings: &Settings) -> Outcome {
         instances,
         ref database_url,
     } = *settings;
-    let mut tokens = match side {
+    let mut tokens = match &side {
+        Side::Smsdesk { binary, .. } if side != Side::smsdesk() => {
+            older_smsdesk_agents(binary, settings).await
+        }
         Side::Smsdesk { .. } => smsdesk_agents(settings).await,
         Side::Node => Vec::new(),
     };
@@ -541,6 +597,7 @@ async fn run(side: Side, settings: &Settings) -> Outcome {
     let mut posts = Vec::new();
     // Why webhooks were not answered 200: the status, or the client's error.
     let failures: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let answered: Arc<Mutex<Vec<Duration>>> = Arc::default();
     for n in 0..total {
         let due = started + interval * n as u32;
         tokio::time::sleep_until(due.into()).await;
@@ -556,9 +613,15 @@ async fn run(side: Side, settings: &Settings) -> Outcome {
         ];
         let signature = sign(TOKEN, &webhook_url, &params);
         let addr = addrs[(n % instances) as usize].clone();
-        let (http, posted, failures) = (http.clone(), posted.clone(), failures.clone());
+        let (http, posted, failures, answered) = (
+            http.clone(),
+            posted.clone(),
+            failures.clone(),
+            answered.clone(),
+        );
         posts.push(tokio::spawn(async move {
-            posted.lock().await.insert(n, Instant::now());
+            let at = Instant::now();
+            posted.lock().await.insert(n, at);
             let failure = match http
                 .post(format!("http://{addr}/api/crm/sms/webhook"))
                 .header("X-Twilio-Signature", signature)
@@ -566,7 +629,10 @@ async fn run(side: Side, settings: &Settings) -> Outcome {
                 .send()
                 .await
             {
-                Ok(r) if r.status() == 200 => None,
+                Ok(r) if r.status() == 200 => {
+                    answered.lock().await.push(at.elapsed());
+                    None
+                }
                 Ok(r) => Some(r.status().to_string()),
                 Err(e) if e.is_timeout() => Some("timeout".to_owned()),
                 Err(e) if e.is_connect() => Some("connect error".to_owned()),
@@ -610,6 +676,8 @@ async fn run(side: Side, settings: &Settings) -> Outcome {
         let _ = redis.wait();
     }
     let failures = failures.lock().await.clone();
+    let mut answered = answered.lock().await.clone();
+    answered.sort();
     Outcome {
         side,
         sent_for,
@@ -618,6 +686,7 @@ async fn run(side: Side, settings: &Settings) -> Outcome {
         expected,
         duplicates: seen.duplicates.load(Ordering::Relaxed),
         latencies,
+        answered,
         server_ms,
         database_ms,
         rss_before,
@@ -678,6 +747,12 @@ fn report(o: &Outcome, settings: &Settings) {
         ms(o.latencies.last().copied().unwrap_or_default())
     );
     println!(
+        "  webhook in → its 200: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms(percentile(&o.answered, 0.50)),
+        ms(percentile(&o.answered, 0.99)),
+        ms(o.answered.last().copied().unwrap_or_default())
+    );
+    println!(
         "  CPU per webhook over the load: server {:.3} ms, database {}",
         o.server_ms / total,
         o.database_ms.map_or(
@@ -708,12 +783,12 @@ fn table(outcomes: &[Outcome], settings: &Settings) {
         settings.sockets, settings.rps, settings.seconds
     );
     println!(
-        "| server | delivered | twice | not 200 | p50 | p99 | max | server CPU / webhook | PostgreSQL CPU / webhook | memory per idle socket |"
+        "| server | delivered | twice | not 200 | p50 | p99 | max | its 200, p50 / p99 | server CPU / webhook | PostgreSQL CPU / webhook | memory per idle socket |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for o in outcomes {
         println!(
-            "| {} | {:.2} % | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.3} ms | {} | {:.1} KiB |",
+            "| {} | {:.2} % | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.3} ms | {} | {:.1} KiB |",
             o.side.name(),
             100.0 * o.delivered as f64 / o.expected.max(1) as f64,
             o.duplicates,
@@ -721,6 +796,8 @@ fn table(outcomes: &[Outcome], settings: &Settings) {
             ms(percentile(&o.latencies, 0.50)),
             ms(percentile(&o.latencies, 0.99)),
             ms(o.latencies.last().copied().unwrap_or_default()),
+            ms(percentile(&o.answered, 0.50)),
+            ms(percentile(&o.answered, 0.99)),
             o.server_ms / total,
             o.database_ms.map_or("-".to_owned(), |(ours, _)| format!(
                 "{:.3} ms",
